@@ -1,0 +1,126 @@
+"""The ``crm-pipelines`` command: a thin shell over the parts of the project."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+DEFAULT_DATA_DIR = Path(os.environ.get("CRM_PIPELINES_SANDBOX_DIR", ".sandbox"))
+DEFAULT_SEED = 42
+DEFAULT_SCALE = 1_000
+
+
+@click.group()
+def main() -> None:
+    """Self-hosted CRM sync engine for HubSpot, Salesforce and Dynamics 365 on Dagster."""
+
+
+@main.group()
+def sandbox() -> None:
+    """Local emulators of the CRM APIs (the embedded default for demos, dry runs and tests)."""
+
+
+def _port_options(f):
+    from crm_pipelines.sandbox.registry import SANDBOXES
+
+    for name, cls in reversed(SANDBOXES.items()):
+        f = click.option(
+            f"--{name}-port",
+            type=int,
+            default=cls.default_port,
+            show_default=True,
+            help=f"port of the {name} sandbox (0 = any free port)",
+        )(f)
+    return f
+
+
+@sandbox.command("serve")
+@click.option("--only", multiple=True, help="serve only these sandboxes (repeatable); default: all")
+@click.option("--host", default="127.0.0.1", show_default=True, help="loopback address to listen on")
+@_port_options
+@click.option("--tls/--no-tls", default=False, help="HTTPS with a certificate from a local CA")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="own certificate (PEM)")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="its private key (PEM)")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    help="where sandbox state persists across restarts",
+)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="data generator seed")
+@click.option("--scale", type=int, default=DEFAULT_SCALE, show_default=True, help="people in the universe")
+@click.option("--reset", is_flag=True, help="discard the data directory's records and regenerate")
+@click.option("--no-rate-limits", is_flag=True, help="lift the APIs' rate limits (benchmarks, bulk loads)")
+@click.option("--json", "as_json", is_flag=True, help="first output line: one JSON object for scripts")
+def serve(
+    only: tuple[str, ...],
+    host: str,
+    tls: bool,
+    cert: Path | None,
+    key: Path | None,
+    data_dir: Path,
+    seed: int,
+    scale: int,
+    reset: bool,
+    no_rate_limits: bool,
+    as_json: bool,
+    **ports: int,
+) -> None:
+    """Serve the CRM sandboxes on loopback until interrupted."""
+    from crm_pipelines.sandbox.serve import ServeOptions, run
+
+    run(
+        ServeOptions(
+            only=list(only),
+            host=host,
+            ports={k.removesuffix("_port"): v for k, v in ports.items()},
+            tls=tls or bool(cert),
+            cert=cert,
+            key=key,
+            data_dir=data_dir,
+            seed=seed,
+            scale=scale,
+            reset=reset,
+            rate_limits=not no_rate_limits,
+            as_json=as_json,
+        )
+    )
+
+
+@main.command()
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR, show_default=True
+)
+@click.option("--scale", type=int, default=DEFAULT_SCALE, show_default=True)
+def demo(data_dir: Path, scale: int) -> None:
+    """Start the sandboxes seeded with data and show what can be done with them."""
+    from crm_pipelines.sandbox.serve import ServeOptions, run
+
+    run(ServeOptions(data_dir=data_dir, scale=scale, seed=DEFAULT_SEED, tls=False, demo=True))
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks; the last line each prints is one JSON object of figures."""
+
+
+@bench.command("sandbox")
+@click.option("--crm", type=click.Choice(["hubspot"]), default="hubspot", show_default=True)
+@click.option("--scale", type=int, default=100_000, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+def bench_sandbox(crm: str, scale: int, seed: int) -> None:
+    """Generate a universe, page every contact through the list endpoint over HTTP, report throughput."""
+    from crm_pipelines.bench.sandbox_paging import run_paging_bench
+
+    figures = asyncio.run(run_paging_bench(crm, scale, seed))
+    sys.stdout.write(json.dumps(figures) + "\n")
+
+
+if __name__ == "__main__":
+    main()

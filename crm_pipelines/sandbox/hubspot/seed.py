@@ -1,0 +1,245 @@
+"""HubSpot's share of the universe, written into a fresh portal in bulk.
+
+Ids are a pure function of the universe (company ``c`` is ``id_base + 1 + c``; contacts and deals are
+numbered in universe order), so two sandboxes seeded alike hand out identical ids.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pandas as pd
+
+from crm_pipelines.sandbox.hubspot.catalog import ASSOCIATION_TYPES, HUBSPOT_PIPELINES, OBJECT_TYPES
+from crm_pipelines.sandbox.hubspot.store import HubSpotStore
+from crm_pipelines.sandbox.universe import Universe
+
+OWNER_ID_BASE = 70_000_000
+USER_ID_BASE = 9_000_000
+_NULL_PROPERTY = re.compile(r'"[^"]+":null,?')
+
+
+def _ms(series: pd.Series) -> pd.Series:
+    return ((pd.to_datetime(series, utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1ms")).astype("int64")
+
+
+def _iso(series: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(series, utc=True)
+    return (
+        stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.")
+        .str.cat((stamps.dt.microsecond // 1000).astype(str).str.zfill(3))
+        .str.cat(pd.Series("Z", index=series.index))
+        .where(stamps.notna(), None)
+    )
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Property values are strings; absent values stay absent."""
+    return series.astype("string").astype(object).where(series.notna(), None)
+
+
+def _json_lines(frame: pd.DataFrame) -> list[str]:
+    if frame.empty:
+        return []
+    text = frame.to_json(orient="records", lines=True, force_ascii=False)
+    return [_NULL_PROPERTY.sub("", line).replace(",}", "}") for line in text.splitlines()]
+
+
+def _pair_rows(frm: str, to: str, from_ids: pd.Series, to_ids: pd.Series, primary: bool) -> list[tuple]:
+    default, primary_id = ASSOCIATION_TYPES[(frm, to)]
+    back_default, back_primary = ASSOCIATION_TYPES[(to, frm)]
+    pairs = list(zip(from_ids.tolist(), to_ids.tolist(), strict=True))
+    rows = [(frm, f, to, t, default, "HUBSPOT_DEFINED") for f, t in pairs]
+    rows += [(to, t, frm, f, back_default, "HUBSPOT_DEFINED") for f, t in pairs]
+    if primary and primary_id is not None and back_primary is not None:
+        rows += [(frm, f, to, t, primary_id, "HUBSPOT_DEFINED") for f, t in pairs]
+        rows += [(to, t, frm, f, back_primary, "HUBSPOT_DEFINED") for f, t in pairs]
+    return rows
+
+
+def seed_portal(store: HubSpotStore, universe: Universe, progress: Callable[[str], None] = lambda _: None) -> None:
+    owners = universe.owners()
+    owner_ids = OWNER_ID_BASE + owners["owner_id"].astype("int64")
+    with store.transaction():
+        store.insert_owners(
+            zip(
+                owner_ids.tolist(),
+                owners["email"].tolist(),
+                owners["first_name"].tolist(),
+                owners["last_name"].tolist(),
+                (USER_ID_BASE + owners["owner_id"]).tolist(),
+                [1_546_300_800_000] * len(owners),
+                [1_546_300_800_000] * len(owners),
+                strict=True,
+            )
+        )
+        for order, (_, p) in enumerate(HUBSPOT_PIPELINES.items()):
+            store.put_pipeline("deals", _pipeline(p, order))
+    owner_of = dict(zip(owners["owner_id"].tolist(), owner_ids.astype(str).tolist(), strict=True))
+
+    companies = universe.companies()
+    hs_companies = companies[companies["in_hubspot"]]
+    company_id_of = OBJECT_TYPES["companies"].id_base + 1 + hs_companies["company_id"].astype("int64")
+    company_hs_id = pd.Series(company_id_of.values, index=hs_companies["company_id"].values)
+    company_props = pd.DataFrame(
+        {
+            "name": _text(hs_companies["name"]),
+            "domain": _text(hs_companies["domain"]),
+            "website": _text(hs_companies["website"]),
+            "phone": _text(hs_companies["phone"]),
+            "city": _text(hs_companies["city"]),
+            "state": _text(hs_companies["state_text"]),
+            "country": _text(hs_companies["country_text"]),
+            "industry": _text(hs_companies["industry"]),
+            "numberofemployees": _text(hs_companies["num_employees"]),
+            "annualrevenue": _text(hs_companies["annual_revenue"]),
+            "hubspot_owner_id": hs_companies["owner_id"].map(owner_of),
+        }
+    )
+    with store.transaction():
+        store.insert_records(
+            "companies",
+            zip(
+                company_id_of.tolist(),
+                _json_lines(company_props),
+                _ms(hs_companies["created_at"]).tolist(),
+                _ms(hs_companies["modified_at"]).tolist(),
+                [None] * len(hs_companies),
+                strict=True,
+            ),
+        )
+        store.allocate_ids("companies", OBJECT_TYPES["companies"].id_base + 1 + len(companies), 0)
+    progress(f"hubspot: {len(hs_companies)} companies")
+    company_name = companies.set_index("company_id")["name"]
+
+    contact_base = OBJECT_TYPES["contacts"].id_base + 1
+    deal_base = OBJECT_TYPES["deals"].id_base + 1
+    pipeline_ids = {key: p["id"] for key, p in HUBSPOT_PIPELINES.items()}
+    stage_ids = {
+        (key, stage): sid for key, p in HUBSPOT_PIPELINES.items() for stage, (sid, _, _) in p["stages"].items()
+    }
+    max_contact, max_deal, n_contacts, n_deals = contact_base, deal_base, 0, 0
+    for chunk in universe.chunks():
+        recs = chunk.appearances[chunk.appearances["crm"] == "hubspot"].merge(
+            chunk.people.drop(columns=["email", "created_at", "modified_at", "company_id"]),
+            on="person_id",
+            how="left",
+        )
+        ids = contact_base + recs["record_id"].astype("int64")
+        has_company = recs["company_id"].notna()
+        contact_props = pd.DataFrame(
+            {
+                "email": _text(recs["email"]),
+                "firstname": _text(recs["first_name"]),
+                "lastname": _text(recs["last_name"]),
+                "phone": _text(recs["phone"]),
+                "jobtitle": _text(recs["job_title"]),
+                "company": recs["company_id"].map(company_name),
+                "city": _text(recs["city"]),
+                "state": _text(recs["state_text"]),
+                "country": _text(recs["country_text"]),
+                "lifecyclestage": _text(recs["lifecycle_stage"]),
+                "hubspot_owner_id": recs["owner_id"].map(owner_of),
+            }
+        )
+        keys = recs["email"].str.strip().str.lower()
+        keys = keys.where(keys.notna() & (keys != ""), None).astype(object)
+
+        deals = chunk.deals[chunk.deals["in_hubspot"]]
+        d_ids = pd.Series(deal_base + deals["deal_id"].astype("int64").values, index=deals["deal_id"].values)
+        deal_props = pd.DataFrame(
+            {
+                "dealname": _text(deals["name"]),
+                "amount": _text(deals["amount"]),
+                "pipeline": deals["pipeline"].map(pipeline_ids),
+                "dealstage": [stage_ids[(p, s)] for p, s in zip(deals["pipeline"], deals["stage"], strict=True)],
+                "closedate": _iso(deals["close_date"]),
+                "dealtype": _text(deals["deal_type"]),
+                "description": _text(deals["description"]),
+                "hubspot_owner_id": deals["owner_id"].map(owner_of),
+                "deal_currency_code": _text(deals["currency"]),
+            }
+        )
+        dc = chunk.deal_contacts[chunk.deal_contacts["hubspot_record_id"].notna()]
+        dco = deals[deals["company_id"].notna()]
+        with store.transaction():
+            store.insert_records(
+                "contacts",
+                zip(
+                    ids.tolist(),
+                    _json_lines(contact_props),
+                    _ms(recs["created_at"]).tolist(),
+                    _ms(recs["modified_at"]).tolist(),
+                    keys.tolist(),
+                    strict=True,
+                ),
+            )
+            store.insert_records(
+                "deals",
+                zip(
+                    d_ids.tolist(),
+                    _json_lines(deal_props),
+                    _ms(deals["created_at"]).tolist(),
+                    _ms(deals["modified_at"]).tolist(),
+                    [None] * len(deals),
+                    strict=True,
+                ),
+            )
+            store.add_associations(
+                _pair_rows(
+                    "contacts",
+                    "companies",
+                    ids[has_company],
+                    recs.loc[has_company, "company_id"].map(company_hs_id),
+                    primary=True,
+                )
+            )
+            store.add_associations(
+                _pair_rows(
+                    "deals",
+                    "contacts",
+                    dc["deal_id"].map(d_ids),
+                    contact_base + dc["hubspot_record_id"].astype("int64"),
+                    primary=False,
+                )
+            )
+            store.add_associations(
+                _pair_rows(
+                    "deals", "companies", dco["deal_id"].map(d_ids), dco["company_id"].map(company_hs_id), primary=True
+                )
+            )
+        n_contacts += len(recs)
+        n_deals += len(deals)
+        max_contact = max(max_contact, int(ids.max()) if len(ids) else 0)
+        max_deal = max(max_deal, int(d_ids.max()) if len(d_ids) else 0)
+        progress(f"hubspot: {n_contacts} contacts, {n_deals} deals")
+    with store.transaction():
+        store.allocate_ids("contacts", max_contact, 0)
+        store.allocate_ids("deals", max_deal, 0)
+
+
+def _pipeline(spec: dict, order: int) -> dict:
+    # Stages of the portal's default pipeline carry createdAt = epoch 0 (FACTS §11).
+    stamp = "1970-01-01T00:00:00Z" if spec["id"] == "default" else "2021-03-01T09:00:00.000Z"
+    return {
+        "id": spec["id"],
+        "label": spec["label"],
+        "displayOrder": order,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "archived": False,
+        "stages": [
+            {
+                "id": sid,
+                "label": label,
+                "displayOrder": i,
+                "metadata": {"probability": prob, "isClosed": "true" if key in ("won", "lost") else "false"},
+                "createdAt": stamp,
+                "updatedAt": stamp,
+                "archived": False,
+                "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+            }
+            for i, (key, (sid, label, prob)) in enumerate(spec["stages"].items())
+        ],
+    }

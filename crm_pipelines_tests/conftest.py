@@ -1,0 +1,62 @@
+"""Shared pytest fixtures.
+
+Each group of fixtures below stands on its own; add new groups in their own section.
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# --------------------------------------------------------------------------------------------------
+# PostgreSQL: `make test` runs pytest under scripts/with-postgres, which starts a throw-away server
+# and exports its connection (CRM_PIPELINES_TEST_PG_URL and DAGSTER_PG_*).
+# --------------------------------------------------------------------------------------------------
+
+PG_URL_ENV = "CRM_PIPELINES_TEST_PG_URL"
+
+
+def _running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """SQLAlchemy URL of the test PostgreSQL database.
+
+    Outside CI, tests that need it are skipped when it is not configured; in CI (`CI=true`) a missing
+    database is an error.
+    """
+    url = os.environ.get(PG_URL_ENV)
+    if url:
+        return url
+    message = f"{PG_URL_ENV} is not set: run the tests with `make test` (scripts/with-postgres)"
+    if _running_in_ci():
+        pytest.fail(f"{message}; in CI the PostgreSQL tests must not be skipped", pytrace=False)
+    pytest.skip(message)
+
+
+# --------------------------------------------------------------------------------------------------
+# Dagster instance on the repository's own dagster.yaml (PostgreSQL storage).
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dagster_pg_instance(pg_url: str, tmp_path: Path) -> Iterator[DagsterInstance]:
+    """A `DagsterInstance` built from the repo's `dagster.yaml`, storing in the test PostgreSQL.
+
+    The file is copied unchanged into a temporary DAGSTER_HOME (local artifacts and compute logs land
+    there); its storage reads the DAGSTER_PG_* variables exported by scripts/with-postgres. The
+    database is shared by the session, so tests look up their own runs by run id. The instance is
+    disposed of when the test ends.
+    """
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        yield instance

@@ -1,0 +1,96 @@
+"""Sandboxes started for real: ``crm-pipelines sandbox serve`` in its own process, driven over loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from hubspot import HubSpot
+
+SEED, SCALE = 7, 300
+
+
+@dataclass
+class RunningSandbox:
+    proc: subprocess.Popen
+    info: dict
+    data_dir: Path
+
+    @property
+    def hubspot_url(self) -> str:
+        return self.info["hubspot"]["base_url"]
+
+    @property
+    def token(self) -> str:
+        return self.info["hubspot"]["credentials"]["access_token"]
+
+    @property
+    def ca_bundle(self) -> str | None:
+        return self.info["ca_bundle"]
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.hubspot_url}/__sandbox__", verify=self.ca_bundle or True, timeout=60)
+
+    def api(self, **kw) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.hubspot_url, headers={"Authorization": f"Bearer {self.token}"},
+            verify=self.ca_bundle or True, timeout=kw.pop("timeout", 30), **kw,
+        )
+
+    def sdk(self) -> HubSpot:
+        # Client-side validation on: every response is checked against the SDK's generated models.
+        return HubSpot(
+            access_token=self.token, host=self.hubspot_url, client_side_validation=True, ssl_ca_cert=self.ca_bundle
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_sandbox(data_dir: Path, *extra: str, seed: int = SEED, scale: int = SCALE) -> RunningSandbox:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crm_pipelines.cli", "sandbox", "serve", "--only", "hubspot", "--hubspot-port", "0",
+         "--data-dir", str(data_dir), "--seed", str(seed), "--scale", str(scale), "--json", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(timeout=10)
+        raise RuntimeError(f"sandbox exited with {proc.returncode} before announcing itself")
+    return RunningSandbox(proc, json.loads(line), data_dir)
+
+
+@pytest.fixture(scope="session")
+def hubspot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    sandbox = start_sandbox(tmp_path_factory.mktemp("hubspot-sandbox"))
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def hubspot(hubspot_server: RunningSandbox) -> Iterator[RunningSandbox]:
+    """The shared sandbox with no faults and the published rate limits, before and after each test."""
+    with hubspot_server.admin() as admin:
+        admin.delete("/faults").raise_for_status()
+    yield hubspot_server
+    with hubspot_server.admin() as admin:
+        admin.delete("/faults").raise_for_status()
+
+
+@pytest.fixture
+def pristine_hubspot(hubspot: RunningSandbox) -> RunningSandbox:
+    """The shared sandbox regenerated from its seed: counts equal the generator's manifest."""
+    with hubspot.admin() as admin:
+        admin.post("/reset", json={}).raise_for_status()
+    return hubspot
