@@ -102,7 +102,9 @@ def test_search_is_case_insensitive_for_strings_and_supports_wildcard_tokens(hub
         {"propertyName": "email", "operator": "IN", "values": [email.lower()]},
     ):
         page = sdk.crm.contacts.search_api.do_search(
-            public_object_search_request=PublicObjectSearchRequest(filter_groups=[{"filters": [f]}], properties=["email"])
+            public_object_search_request=PublicObjectSearchRequest(
+                filter_groups=[{"filters": [f]}], properties=["email"]
+            )
         )
         assert [c.properties["email"] for c in page.results] == [email], f
 
@@ -123,7 +125,9 @@ def test_search_filter_limits(hubspot: RunningSandbox) -> None:
     f = {"propertyName": "email", "operator": "HAS_PROPERTY"}
     with hubspot.api() as client:
         too_many_groups = client.post("/crm/v3/objects/contacts/search", json={"filterGroups": [{"filters": [f]}] * 6})
-        too_many_in_group = client.post("/crm/v3/objects/contacts/search", json={"filterGroups": [{"filters": [f] * 7}]})
+        too_many_in_group = client.post(
+            "/crm/v3/objects/contacts/search", json={"filterGroups": [{"filters": [f] * 7}]}
+        )
         ok = client.post("/crm/v3/objects/contacts/search", json={"filterGroups": [{"filters": [f] * 6}] * 3})
     assert too_many_groups.status_code == too_many_in_group.status_code == 400
     assert ok.status_code == 200
@@ -230,7 +234,9 @@ def test_upsert_by_email_creates_then_updates(hubspot: RunningSandbox) -> None:
 def test_associations_v4_between_contacts_companies_and_deals(hubspot: RunningSandbox) -> None:
     """Default type ids per direction, primary label carrying the unlabeled type too (FACTS §10)."""
     sdk = hubspot.sdk()
-    contact = sdk.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": unique_email("assoc")}))
+    contact = sdk.crm.contacts.basic_api.create(
+        SimplePublicObjectInputForCreate(properties={"email": unique_email("assoc")})
+    )
     company = sdk.crm.companies.basic_api.create({"properties": {"name": "Assoc GmbH", "domain": "assoc.example"}})
     deal = sdk.crm.deals.basic_api.create({"properties": {"dealname": "Assoc deal", "pipeline": "default",
                                                           "dealstage": "appointmentscheduled", "amount": "100"}})
@@ -258,7 +264,8 @@ def test_associations_v4_between_contacts_companies_and_deals(hubspot: RunningSa
     contacts_of_deal = v4.basic_api.get_page("contacts", contact.id, "deals").results
     assert [(r.to_object_id, r.association_types[0].type_id) for r in contacts_of_deal] == [(int(deal.id), 4)]
 
-    v4.batch_api.archive("contacts", "companies", {"inputs": [{"from": {"id": contact.id}, "to": [{"id": company.id}]}]})
+    unlink = {"inputs": [{"from": {"id": contact.id}, "to": [{"id": company.id}]}]}
+    v4.batch_api.archive("contacts", "companies", unlink)
     assert v4.basic_api.get_page("contacts", contact.id, "companies").results == []
     assert v4.basic_api.get_page("companies", company.id, "contacts").results == []
     labels = v4.schema.definitions_api.get_all("contacts", "companies").results
@@ -271,7 +278,9 @@ def test_seeded_data_carries_associations(pristine_hubspot: RunningSandbox) -> N
     with pristine_hubspot.admin() as admin:
         manifest = admin.get("/manifest").json()["crms"]["hubspot"]
     assert len(deals) == manifest["deals"]
-    linked = sum(len(d.associations["contacts"].results) for d in deals if d.associations and "contacts" in d.associations)
+    linked = sum(
+        len(d.associations["contacts"].results) for d in deals if d.associations and "contacts" in d.associations
+    )
     assert linked == manifest["deal_contacts"]
 
 
@@ -323,7 +332,9 @@ def test_properties_read_and_custom_property_create(hubspot: RunningSandbox) -> 
 
 def test_property_history_records_the_source_of_each_change(hubspot: RunningSandbox) -> None:
     api = hubspot.sdk().crm.contacts.basic_api
-    contact = api.create(SimplePublicObjectInputForCreate(properties={"email": unique_email("hist"), "firstname": "Ann"}))
+    contact = api.create(
+        SimplePublicObjectInputForCreate(properties={"email": unique_email("hist"), "firstname": "Ann"})
+    )
     api.update(contact.id, {"properties": {"firstname": "Anna"}})
     with hubspot.admin() as admin:
         admin.patch(f"/ui/contacts/{contact.id}", json={"properties": {"firstname": "Anne"}}).raise_for_status()

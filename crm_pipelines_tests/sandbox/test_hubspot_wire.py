@@ -221,7 +221,8 @@ def test_ui_edit_bumps_modification_time_like_hubspot(hubspot: RunningSandbox) -
     with hubspot.api() as client, hubspot.admin() as admin:
         contact = client.post(CONTACTS, json={"properties": {"email": f"ui.{uuid.uuid4().hex[:6]}@example.com"}}).json()
         before = client.get(f"{CONTACTS}/{contact['id']}").json()
-        same = admin.patch(f"/ui/contacts/{contact['id']}", json={"properties": {"email": contact["properties"]["email"]}})
+        same_email = {"properties": {"email": contact["properties"]["email"]}}
+        same = admin.patch(f"/ui/contacts/{contact['id']}", json=same_email)
         unchanged = client.get(f"{CONTACTS}/{contact['id']}").json()
         admin.patch(f"/ui/contacts/{contact['id']}", json={"properties": {"jobtitle": "CFO"}}).raise_for_status()
         after = client.get(f"{CONTACTS}/{contact['id']}", params={"properties": "jobtitle,lastmodifieddate"}).json()
