@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,13 +35,17 @@ class RunningSandbox:
     def ca_bundle(self) -> str | None:
         return self.info["ca_bundle"]
 
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
+
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.hubspot_url}/__sandbox__", verify=self.ca_bundle or True, timeout=60)
+        return httpx.Client(base_url=f"{self.hubspot_url}/__sandbox__", verify=self.verify, timeout=60)
 
     def api(self, **kw) -> httpx.Client:
         return httpx.Client(
             base_url=self.hubspot_url, headers={"Authorization": f"Bearer {self.token}"},
-            verify=self.ca_bundle or True, timeout=kw.pop("timeout", 30), **kw,
+            verify=self.verify, timeout=kw.pop("timeout", 30), **kw,
         )
 
     def sdk(self) -> HubSpot:
@@ -58,16 +63,18 @@ class RunningSandbox:
 
 
 def start_sandbox(data_dir: Path, *extra: str, seed: int = SEED, scale: int = SCALE) -> RunningSandbox:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "sandbox.log"  # the server's own log, shown when it fails to start
     proc = subprocess.Popen(
         [sys.executable, "-m", "crm_pipelines.cli", "sandbox", "serve", "--only", "hubspot", "--hubspot-port", "0",
          "--data-dir", str(data_dir), "--seed", str(seed), "--scale", str(scale), "--json", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
         proc.wait(timeout=10)
-        raise RuntimeError(f"sandbox exited with {proc.returncode} before announcing itself")
+        raise RuntimeError(f"sandbox exited with {proc.returncode} before announcing itself:\n{log.read_text()}")
     return RunningSandbox(proc, json.loads(line), data_dir)
 
 

@@ -19,6 +19,7 @@ from hubspot.crm.contacts import (
     PublicObjectSearchRequest,
     SimplePublicObjectInputForCreate,
 )
+from hubspot.crm.properties import ApiException as PropertiesApiException
 from hubspot.crm.properties import PropertyCreate
 from hubspot.utils.objects import fetch_all
 
@@ -188,7 +189,7 @@ def test_batch_update_with_an_invalid_value_among_valid_ones(hubspot: RunningSan
     assert unchanged.properties["lifecyclestage"] is None
 
     for i, item in enumerate(update.inputs):
-        item.object_write_trace_id = f"u{i}"
+        item["objectWriteTraceId"] = f"u{i}"
     result = sdk.crm.contacts.batch_api.update(update)
     assert [e.context["objectWriteTraceId"] for e in result.errors] == [["u1"]]
     stages = {r.id: r.properties["lifecyclestage"] for r in result.results}
@@ -250,7 +251,7 @@ def test_associations_v4_between_contacts_companies_and_deals(hubspot: RunningSa
     }]})
 
     to_company = v4.basic_api.get_page("contacts", contact.id, "companies")
-    assert [r.to_object_id for r in to_company.results] == [int(company.id)]
+    assert [r.to_object_id for r in to_company.results] == [company.id]
     assert {t.type_id for t in to_company.results[0].association_types} == {279}
     from_company = v4.basic_api.get_page("companies", company.id, "contacts").results[0]
     assert from_company.association_types[0].type_id == 280
@@ -262,7 +263,7 @@ def test_associations_v4_between_contacts_companies_and_deals(hubspot: RunningSa
     back = v4.basic_api.get_page("companies", company.id, "deals").results[0]
     assert {t.type_id for t in back.association_types} == {342, 6}
     contacts_of_deal = v4.basic_api.get_page("contacts", contact.id, "deals").results
-    assert [(r.to_object_id, r.association_types[0].type_id) for r in contacts_of_deal] == [(int(deal.id), 4)]
+    assert [(r.to_object_id, r.association_types[0].type_id) for r in contacts_of_deal] == [(deal.id, 4)]
 
     unlink = {"inputs": [{"from": {"id": contact.id}, "to": [{"id": company.id}]}]}
     v4.batch_api.archive("contacts", "companies", unlink)
@@ -324,7 +325,7 @@ def test_properties_read_and_custom_property_create(hubspot: RunningSandbox) -> 
     api = hubspot.sdk().crm.contacts.basic_api
     contact = api.create(SimplePublicObjectInputForCreate(properties={"email": unique_email("custom"), name: "sf"}))
     assert api.get_by_id(contact.id, properties=[name]).properties[name] == "sf"
-    with pytest.raises(ApiException) as err:
+    with pytest.raises(PropertiesApiException) as err:
         core.create("contacts", PropertyCreate(name=name, label="again", type="string", field_type="text",
                                                group_name="contactinformation"))
     assert err.value.status == 409

@@ -144,7 +144,7 @@ def seed_portal(store: HubSpotStore, universe: Universe, progress: Callable[[str
             }
         )
         keys = recs["email"].str.strip().str.lower()
-        keys = keys.where(keys.notna() & (keys != ""), None).astype(object)
+        keys = keys.astype(object).where(keys.notna() & (keys != ""), None)
 
         deals = chunk.deals[chunk.deals["in_hubspot"]]
         d_ids = pd.Series(deal_base + deals["deal_id"].astype("int64").values, index=deals["deal_id"].values)
