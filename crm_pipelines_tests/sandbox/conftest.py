@@ -22,6 +22,15 @@ class RunningSandbox:
     proc: subprocess.Popen
     info: dict
     data_dir: Path
+    crm: str = "hubspot"
+
+    @property
+    def base_url(self) -> str:
+        return self.info[self.crm]["base_url"]
+
+    @property
+    def credentials(self) -> dict:
+        return self.info[self.crm]["credentials"]
 
     @property
     def hubspot_url(self) -> str:
@@ -40,7 +49,7 @@ class RunningSandbox:
         return ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
 
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.hubspot_url}/__sandbox__", verify=self.verify, timeout=60)
+        return httpx.Client(base_url=f"{self.base_url}/__sandbox__", verify=self.verify, timeout=60)
 
     def api(self, **kw) -> httpx.Client:
         return httpx.Client(
@@ -62,11 +71,14 @@ class RunningSandbox:
             self.proc.kill()
 
 
-def start_sandbox(data_dir: Path, *extra: str, seed: int = SEED, scale: int = SCALE) -> RunningSandbox:
+def start_sandbox(
+    data_dir: Path, *extra: str, seed: int = SEED, scale: int = SCALE, crm: str = "hubspot"
+) -> RunningSandbox:
+    """``crm-pipelines sandbox serve --only <crm>`` on a free port, as its own process."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "sandbox.log"  # the server's own log, shown when it fails to start
     proc = subprocess.Popen(
-        [sys.executable, "-m", "crm_pipelines.cli", "sandbox", "serve", "--only", "hubspot", "--hubspot-port", "0",
+        [sys.executable, "-m", "crm_pipelines.cli", "sandbox", "serve", "--only", crm, f"--{crm}-port", "0",
          "--data-dir", str(data_dir), "--seed", str(seed), "--scale", str(scale), "--json", *extra],
         stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
     )
@@ -75,7 +87,7 @@ def start_sandbox(data_dir: Path, *extra: str, seed: int = SEED, scale: int = SC
     if not line:
         proc.wait(timeout=10)
         raise RuntimeError(f"sandbox exited with {proc.returncode} before announcing itself:\n{log.read_text()}")
-    return RunningSandbox(proc, json.loads(line), data_dir)
+    return RunningSandbox(proc, json.loads(line), data_dir, crm)
 
 
 @pytest.fixture(scope="session")
