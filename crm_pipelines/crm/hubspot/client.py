@@ -1,0 +1,324 @@
+"""HubSpot reads and writes over CRM v3/v4: full reads, modified-window reads via search, archived sweeps,
+associations, pipelines, owners, properties and batch writes with per-record outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from crm_pipelines.crm.budget import CallBudget
+from crm_pipelines.crm.errors import ApiError
+from crm_pipelines.crm.http import ApiClient, Auth, verify_option
+from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS, HubSpotDialect
+from crm_pipelines.crm.metering import Meter
+from crm_pipelines.crm.ratelimit import RateLimits
+
+LIST_PAGE_MAX = 100  # FACTS §1
+SEARCH_PAGE_MAX = 200  # FACTS §2
+SEARCH_TOTAL_CAP = 10_000  # FACTS §2: paging past it is a 400
+BATCH_MAX = 100  # FACTS §3
+ASSOCIATION_BATCH_READ_MAX = 1_000  # FACTS §3
+# The search index trails writes by "a few moments" (FACTS §2); windows read again this far back.
+SEARCH_INDEX_LAG_MS = 5 * 60 * 1000
+
+
+def modified_property(object_type: str) -> str:
+    """Contacts track modification in ``lastmodifieddate``; other objects in ``hs_lastmodifieddate`` (FACTS §8)."""
+    return "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What became of one input of a batch write, by its position in the caller's list."""
+
+    index: int
+    ok: bool
+    id: str | None = None
+    new: bool | None = None
+    code: str | None = None
+    message: str | None = None
+    record: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+class HubSpotClient:
+    def __init__(
+        self,
+        connection: str,
+        base_url: str,
+        auth: Auth,
+        *,
+        budget: CallBudget | None = None,
+        meter: Meter | None = None,
+        ca_bundle: str | None = None,
+        limits: RateLimits = HUBSPOT_LIMITS,
+        **client_options: Any,
+    ) -> None:
+        self.api = ApiClient(
+            connection,
+            base_url,
+            dialect=HubSpotDialect(),
+            auth=auth,
+            limits=limits,
+            budget=budget,
+            meter=meter,
+            verify=verify_option(ca_bundle),
+            **client_options,
+        )
+
+    async def __aenter__(self) -> HubSpotClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.api.aclose()
+
+    # -- reads ---------------------------------------------------------------------------------------
+    async def iter_all(
+        self, object_type: str, properties: Sequence[str], *, archived: bool = False
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every record of ``object_type`` (or every archived one), a page of up to 100 at a time."""
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": LIST_PAGE_MAX, "properties": ",".join(properties)}
+            if archived:
+                params["archived"] = "true"
+            if after:
+                params["after"] = after
+            page = await self.api.request(
+                "GET", f"/crm/v3/objects/{object_type}", endpoint="GET /crm/v3/objects/{type}", params=params
+            )
+            yield page.data["results"]
+            after = ((page.data.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+
+    async def count_modified(self, object_type: str, start_ms: int, end_ms: int) -> int:
+        """How many records changed in [start, end): one search call of one result (cheap change polling)."""
+        page = await self._search(object_type, start_ms, end_ms, [], limit=1, after=0)
+        return int(page["total"])
+
+    async def iter_modified(
+        self, object_type: str, start_ms: int, end_ms: int, properties: Sequence[str]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Records whose modification time lies in [start, end), through search.
+
+        A query may page through at most 10,000 results, so a window holding more is split in halves
+        until each part fits; the parts together cover the window exactly, so nothing is missed however
+        many records changed. Callers overlap consecutive windows by ``SEARCH_INDEX_LAG_MS``.
+        """
+        pending = [(start_ms, end_ms)]
+        while pending:
+            lo, hi = pending.pop(0)
+            first = await self._search(object_type, lo, hi, properties, limit=SEARCH_PAGE_MAX, after=0)
+            total = int(first["total"])
+            if total > SEARCH_TOTAL_CAP and hi - lo > 1:
+                mid = lo + (hi - lo) // 2
+                pending[:0] = [(lo, mid), (mid, hi)]
+                continue
+            if total > SEARCH_TOTAL_CAP:
+                # more than 10,000 changes in one millisecond: walk them by id instead
+                async for page in self._iter_instant_by_id(object_type, lo, properties):
+                    yield page
+                continue
+            page = first
+            while True:
+                if page["results"]:
+                    yield page["results"]
+                after = ((page.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    break
+                page = await self._search(object_type, lo, hi, properties, limit=SEARCH_PAGE_MAX, after=int(after))
+
+    async def _iter_instant_by_id(
+        self, object_type: str, at_ms: int, properties: Sequence[str]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        last_id = "0"
+        while True:
+            body = {
+                "filterGroups": [
+                    {
+                        "filters": [
+                            {"propertyName": modified_property(object_type), "operator": "EQ", "value": str(at_ms)},
+                            {"propertyName": "hs_object_id", "operator": "GT", "value": last_id},
+                        ]
+                    }
+                ],
+                "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                "properties": list(properties),
+                "limit": SEARCH_PAGE_MAX,
+            }
+            page = await self._post_search(object_type, body)
+            if not page["results"]:
+                return
+            yield page["results"]
+            last_id = page["results"][-1]["id"]
+
+    async def _search(
+        self, object_type: str, start_ms: int, end_ms: int, properties: Sequence[str], *, limit: int, after: int
+    ) -> dict[str, Any]:
+        prop = modified_property(object_type)
+        body = {
+            "filterGroups": [
+                {
+                    "filters": [
+                        {"propertyName": prop, "operator": "GTE", "value": str(start_ms)},
+                        {"propertyName": prop, "operator": "LT", "value": str(end_ms)},
+                    ]
+                }
+            ],
+            "sorts": [{"propertyName": prop, "direction": "ASCENDING"}],
+            "properties": list(properties),
+            "limit": limit,
+            "after": str(after),
+        }
+        return await self._post_search(object_type, body)
+
+    async def _post_search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.api.request(
+            "POST",
+            f"/crm/v3/objects/{object_type}/search",
+            endpoint="POST /crm/v3/objects/{type}/search",
+            bucket="search",
+            json=body,
+        )
+        return response.data
+
+    async def iter_archived_since(
+        self, object_type: str, since_ms: int, properties: Sequence[str] = ()
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Archived (deleted) records archived at or after ``since_ms`` (SPEC DEL-5's own cursor).
+
+        The list endpoint cannot filter archived records by time, so the sweep pages them all and keeps
+        the recent ones; archived records are few next to live ones and the sweep runs on its own cursor.
+        """
+        async for page in self.iter_all(object_type, properties, archived=True):
+            recent = [r for r in page if _epoch_ms(r.get("archivedAt")) >= since_ms]
+            if recent:
+                yield recent
+
+    async def associations(self, from_type: str, to_type: str, ids: Sequence[str]) -> dict[str, list[dict]]:
+        """For each id, its associated ``to_type`` records as ``{"toObjectId", "associationTypes"}``."""
+        out: dict[str, list[dict]] = {}
+        for chunk in _chunks(list(ids), ASSOCIATION_BATCH_READ_MAX):
+            response = await self.api.request(
+                "POST",
+                f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
+                endpoint="POST /crm/v4/associations/{from}/{to}/batch/read",
+                json={"inputs": [{"id": str(i)} for i in chunk]},
+                ok=(207,),
+            )
+            for result in response.data.get("results", []):
+                out[str(result["from"]["id"])] = result.get("to", [])
+        return out
+
+    async def pipelines(self, object_type: str = "deals") -> list[dict[str, Any]]:
+        response = await self.api.request(
+            "GET", f"/crm/v3/pipelines/{object_type}", endpoint="GET /crm/v3/pipelines/{type}"
+        )
+        return response.data["results"]
+
+    async def owners(self) -> list[dict[str, Any]]:
+        owners: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100}
+            if after:
+                params["after"] = after
+            page = await self.api.request("GET", "/crm/v3/owners", endpoint="GET /crm/v3/owners", params=params)
+            owners += page.data["results"]
+            after = ((page.data.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return owners
+
+    async def properties(self, object_type: str) -> list[dict[str, Any]]:
+        response = await self.api.request(
+            "GET", f"/crm/v3/properties/{object_type}", endpoint="GET /crm/v3/properties/{type}"
+        )
+        return response.data["results"]
+
+    # -- writes --------------------------------------------------------------------------------------
+    async def batch_write(
+        self, operation: str, object_type: str, inputs: Sequence[dict[str, Any]]
+    ) -> list[WriteOutcome]:
+        """create / update / upsert / archive in chunks of 100, one outcome per input, in input order.
+
+        HubSpot fails a whole batch for one bad input unless every input carries an ``objectWriteTraceId``
+        (FACTS §3), so inputs are traced by position; a batch that still fails as a whole is bisected
+        until the bad inputs stand alone. Good records are written, bad ones come back with the API's
+        code and message.
+        """
+        if operation not in {"create", "update", "upsert", "archive"}:
+            raise ValueError(f"unknown batch operation {operation!r}")
+        outcomes: list[WriteOutcome] = []
+        for offset in range(0, len(inputs), BATCH_MAX):
+            outcomes += await self._write_chunk(
+                operation, object_type, list(inputs[offset : offset + BATCH_MAX]), offset
+            )
+        return sorted(outcomes, key=lambda o: o.index)
+
+    async def _write_chunk(
+        self, operation: str, object_type: str, inputs: list[dict[str, Any]], offset: int
+    ) -> list[WriteOutcome]:
+        traced = [
+            {**item, "objectWriteTraceId": str(offset + i)} if operation != "archive" else item
+            for i, item in enumerate(inputs)
+        ]
+        try:
+            response = await self.api.request(
+                "POST",
+                f"/crm/v3/objects/{object_type}/batch/{operation}",
+                endpoint=f"POST /crm/v3/objects/{{type}}/batch/{operation}",
+                json={"inputs": traced},
+                ok=(207,),
+                expect_json=operation != "archive",
+            )
+        except ApiError as error:
+            if error.status >= 500 or len(inputs) == 1:
+                if len(inputs) == 1:
+                    return [
+                        WriteOutcome(offset, False, inputs[0].get("id"), code=error.code, message=error.api_message)
+                    ]
+                raise
+            half = len(inputs) // 2
+            return await self._write_chunk(operation, object_type, inputs[:half], offset) + await self._write_chunk(
+                operation, object_type, inputs[half:], offset + half
+            )
+        if operation == "archive":
+            return [WriteOutcome(offset + i, True, str(item["id"])) for i, item in enumerate(inputs)]
+        return _outcomes(response.data, inputs, offset, operation)
+
+
+def _outcomes(body: dict[str, Any], inputs: list[dict[str, Any]], offset: int, operation: str) -> list[WriteOutcome]:
+    results = body.get("results", [])
+    outcomes: list[WriteOutcome] = []
+    failed: set[int] = set()
+    for error in body.get("errors", []):
+        for trace in (error.get("context") or {}).get("objectWriteTraceId", []):
+            index = int(trace)
+            failed.add(index)
+            code = error.get("category")
+            if error.get("errors"):
+                code = f"{code}/{error['errors'][0].get('code')}"
+            outcomes.append(WriteOutcome(index, False, code=code, message=error.get("message")))
+    traced = {r.get("objectWriteTraceId"): r for r in results if r.get("objectWriteTraceId") is not None}
+    if traced:
+        for trace, record in traced.items():
+            outcomes.append(WriteOutcome(int(trace), True, record["id"], record.get("new"), record=record))
+    else:
+        # results without trace ids come back in input order for the inputs that did not fail
+        remaining = [offset + i for i in range(len(inputs)) if offset + i not in failed]
+        for index, record in zip(remaining, results, strict=False):
+            outcomes.append(WriteOutcome(index, True, record["id"], record.get("new"), record=record))
+    return outcomes
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _epoch_ms(iso: str | None) -> int:
+    if not iso:
+        return 0
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)

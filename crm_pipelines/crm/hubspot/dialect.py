@@ -1,0 +1,55 @@
+"""HubSpot's error bodies, rate-limit headers and 429 policies (specs/hubspot/FACTS.md §4, §5, §7)."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+
+from crm_pipelines.crm.http import ErrorParts, parse_retry_after
+from crm_pipelines.crm.ratelimit import RateLimits, Window
+
+# Professional/Enterprise private apps: 190 requests per rolling 10 s; search has its own 5 per second
+# and is exempt from the 10-second bucket (FACTS §2, §4).
+HUBSPOT_LIMITS = RateLimits(
+    buckets={"default": (Window(190, 10.0),), "search": (Window(5, 1.0),)},
+    max_concurrency=8,
+)
+_POLICY_WAIT_S = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0}
+
+
+class HubSpotDialect:
+    def parse_error(self, response: httpx.Response) -> ErrorParts:
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return ErrorParts(None, response.reason_phrase or "error without a body")
+        if not isinstance(body, dict):
+            return ErrorParts(None, str(body)[:500])
+        details = body.get("errors") or []
+        code = body.get("category") or body.get("errorType")
+        if details and isinstance(details[0], dict) and details[0].get("code"):
+            code = f"{code}/{details[0]['code']}" if code else details[0]["code"]
+        return ErrorParts(code, str(body.get("message", "")), body.get("correlationId"))
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        hinted = parse_retry_after(response.headers.get("Retry-After"))
+        if hinted is not None:
+            return hinted
+        try:
+            policy = orjson.loads(response.content).get("policyName")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return _POLICY_WAIT_S.get(policy)
+
+    def auth_expired(self, response: httpx.Response) -> bool:
+        try:
+            return orjson.loads(response.content).get("category") == "EXPIRED_AUTHENTICATION"
+        except (orjson.JSONDecodeError, AttributeError):
+            return False
+
+    def throttle_hint(self, response: httpx.Response) -> float | None:
+        # No calls left in the window: wait it out rather than collect a 429.
+        if response.headers.get("X-HubSpot-RateLimit-Remaining") == "0":
+            interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", "10000")
+            return int(interval) / 1000 if interval.isdigit() else 10.0
+        return None

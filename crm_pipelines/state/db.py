@@ -1,0 +1,55 @@
+"""Engines for the state database: a SQLite file by default, PostgreSQL when a URL says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+DEFAULT_SQLITE_PATH = Path(".crm_pipelines/state.sqlite3")
+
+
+def default_url(path: Path = DEFAULT_SQLITE_PATH) -> str:
+    return f"sqlite:///{path}"
+
+
+def create_state_engine(url: str | None = None) -> Engine:
+    """An engine whose schema is migrated to the current version.
+
+    SQLite runs in WAL mode with a generous busy timeout, so separate processes (a sensor, a run, the
+    CLI) can share one file; PostgreSQL URLs without a driver use psycopg2, which dagster-postgres needs
+    anyway.
+    """
+    from crm_pipelines.state.migrations import migrate
+
+    url = url or default_url()
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
+            # pysqlite's own transaction handling is off; SQLAlchemy's "begin" event below emits BEGIN, so
+            # transactions span reads and writes exactly as written (SQLAlchemy's documented recipe).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn) -> None:
+            # IMMEDIATE: take the write lock up front, so a transaction that reads then writes (a budget
+            # reservation, a migration) waits for another process instead of failing with SQLITE_BUSY.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    migrate(engine)
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"

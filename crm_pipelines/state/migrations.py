@@ -1,0 +1,42 @@
+"""Versioned, idempotent schema migrations: run at every engine start, each step applied once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from crm_pipelines.state import schema
+
+
+def _v1_api_usage(conn: Connection) -> None:
+    for table in (schema.api_usage, schema.api_budget_lock):
+        table.create(conn, checkfirst=True)
+
+
+STEPS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _v1_api_usage),
+]
+
+
+def current_version(conn: Connection) -> int:
+    return conn.execute(sa.select(sa.func.coalesce(sa.func.max(schema.schema_version.c.version), 0))).scalar_one()
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the schema to the newest version; safe to run concurrently and repeatedly."""
+    with engine.begin() as conn:
+        schema.schema_version.create(conn, checkfirst=True)
+    for version, step in STEPS:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # two processes starting at once must not both apply a step
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(74_001)"))
+            if current_version(conn) >= version:
+                continue
+            step(conn)
+            conn.execute(schema.schema_version.insert().values(version=version, applied_at=datetime.now(UTC)))
+    with engine.connect() as conn:
+        return current_version(conn)
