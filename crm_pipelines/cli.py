@@ -122,5 +122,18 @@ def bench_sandbox(crm: str, scale: int, seed: int) -> None:
     sys.stdout.write(json.dumps(figures) + "\n")
 
 
+@bench.command("connectors")
+@click.option("--scale", type=int, default=100_000, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+def bench_connectors(scale: int, seed: int) -> None:
+    """Full read of each object of each CRM through the connectors, with the sandboxes' real rate limits."""
+    from crm_pipelines.bench.connectors import run_connectors_bench
+
+    figures = asyncio.run(run_connectors_bench(scale, seed))
+    for key, row in figures.items():
+        click.echo(f"{key:28} {row}", err=True)
+    sys.stdout.write(json.dumps(figures) + "\n")
+
+
 if __name__ == "__main__":
     main()

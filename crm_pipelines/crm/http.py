@@ -190,7 +190,7 @@ class ApiClient:
         refreshed: bool = False,
     ) -> ApiResponse:
         async with self.limiter.concurrency:
-            await self.limiter.acquire(bucket)
+            stamps = await self.limiter.acquire(bucket)
             await self.budget.spend()
             sent = {**(await self.auth.headers(self.http)), **(headers or {})}
             started = time.perf_counter()
@@ -198,7 +198,10 @@ class ApiClient:
             if json is not None:
                 sent.setdefault("Content-Type", "application/json")
             try:
-                response = await self.http.request(method, url, params=params, content=body, headers=sent)
+                try:
+                    response = await self.http.request(method, url, params=params, content=body, headers=sent)
+                finally:
+                    self.limiter.complete(stamps)
             except httpx.TimeoutException:
                 self._record(method, endpoint, "timeout", started, number)
                 raise self._transient(endpoint, 0, "TIMEOUT", "the request timed out") from None

@@ -1,7 +1,9 @@
 """Client-side rate limits sized from each API's published limits, so a well-behaved sync never sees a 429.
 
 A limit is "at most ``calls`` in any ``period_s``" (a rolling window, the way HubSpot and Dataverse count),
-kept as the send times of the last ``calls`` requests. Requests also pass a concurrency bound.
+kept as the times of the last ``calls`` requests. A request is stamped when it is sent and stamped again
+when its answer arrives: the server counted it somewhere in between, so a window measured from the answer
+can never open before the server's does, whatever the latency. Requests also pass a concurrency bound.
 """
 
 from __future__ import annotations
@@ -43,15 +45,15 @@ class RateLimits:
 class _RollingWindow:
     def __init__(self, window: Window, margin_s: float) -> None:
         self.calls, self.period = window.calls, window.period_s + margin_s
-        self.sent: deque[float] = deque()
+        self.sent: deque[list[float]] = deque()  # one-element lists: restamped in place on completion
         self.blocked_until = 0.0
 
     def delay(self, now: float) -> float:
-        while self.sent and self.sent[0] <= now - self.period:
+        while self.sent and self.sent[0][0] <= now - self.period:
             self.sent.popleft()
         wait = self.blocked_until - now
         if len(self.sent) >= self.calls:
-            wait = max(wait, self.sent[0] + self.period - now)
+            wait = max(wait, min(stamp[0] for stamp in self.sent) + self.period - now)
         return max(wait, 0.0)
 
 
@@ -69,19 +71,28 @@ class RateLimiter:
         self.concurrency = asyncio.Semaphore(limits.max_concurrency)
         self.waited_s = 0.0
 
-    async def acquire(self, bucket: str = "default") -> None:
-        """Wait until one more request fits every window of ``bucket`` and record it as sent."""
+    async def acquire(self, bucket: str = "default") -> list[list[float]]:
+        """Wait until one more request fits every window of ``bucket``; returns its stamps for ``complete``."""
         windows = self._windows.get(bucket) or self._windows.get("default", [])
         async with self._lock:
             while True:
                 now = self.clock()
                 wait = max((w.delay(now) for w in windows), default=0.0)
                 if wait <= 0:
+                    stamps = []
                     for w in windows:
-                        w.sent.append(now)
-                    return
+                        stamp = [now]
+                        w.sent.append(stamp)
+                        stamps.append(stamp)
+                    return stamps
                 self.waited_s += wait
                 await self.sleep(wait)
+
+    def complete(self, stamps: list[list[float]]) -> None:
+        """The answer arrived: count the request from now on."""
+        now = self.clock()
+        for stamp in stamps:
+            stamp[0] = now
 
     def pause(self, bucket: str, seconds: float) -> None:
         """The server said to slow down (a 429 or a zero remaining-calls header): hold the bucket."""

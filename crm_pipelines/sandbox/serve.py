@@ -76,6 +76,9 @@ def _describe(info: dict, sandboxes: list[CrmSandbox], options: ServeOptions) ->
     return "\n".join(lines)
 
 
+ENDPOINTS_FILE = "endpoints.json"
+
+
 def run(options: ServeOptions) -> None:
     names = options.only or list(SANDBOXES)
     unknown = [n for n in names if n not in SANDBOXES]
@@ -97,11 +100,19 @@ def run(options: ServeOptions) -> None:
     sandboxes = [s for s, _ in bound]
     info = announcement(sandboxes, tls)
 
+    endpoints = options.data_dir / ENDPOINTS_FILE
+
     def ready() -> None:
+        # Clients configured without credentials find the running sandboxes here (TOP-2). The tokens are
+        # the sandbox's own, not a user's secret.
+        endpoints.write_text(json.dumps(info, indent=2))
         if options.as_json:
             print(json.dumps(info), flush=True)
             print(_describe(info, sandboxes, options), file=sys.stderr, flush=True)
         else:
             print(_describe(info, sandboxes, options), flush=True)
 
-    asyncio.run(serve_all(bound, tls, ready))
+    try:
+        asyncio.run(serve_all(bound, tls, ready))
+    finally:
+        endpoints.unlink(missing_ok=True)

@@ -3,6 +3,7 @@ associations, pipelines, owners, properties and batch writes with per-record out
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,12 @@ class HubSpotClient:
             if not after:
                 return
 
+    async def iter_full(self, object_type: str, properties: Sequence[str]) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every live record, through search: 200 per call against the list endpoint's 100, on search's own
+        rate limit (FACTS §2), so a full read costs half the calls of paging the list."""
+        async for page in self.iter_modified(object_type, 0, _now_ms() + 24 * 3600 * 1000, properties):
+            yield page
+
     async def count_modified(self, object_type: str, start_ms: int, end_ms: int) -> int:
         """How many records changed in [start, end): one search call of one result (cheap change polling)."""
         page = await self._search(object_type, start_ms, end_ms, [], limit=1, after=0)
@@ -112,8 +119,10 @@ class HubSpotClient:
             first = await self._search(object_type, lo, hi, properties, limit=SEARCH_PAGE_MAX, after=0)
             total = int(first["total"])
             if total > SEARCH_TOTAL_CAP and hi - lo > 1:
-                mid = lo + (hi - lo) // 2
-                pending[:0] = [(lo, mid), (mid, hi)]
+                # cut into parts expected to hold ~8,000 each, so few probes are wasted on parts still too big
+                parts = min(hi - lo, -(-total // 8_000))
+                edges = [lo + (hi - lo) * i // parts for i in range(parts)] + [hi]
+                pending[:0] = [(a, b) for a, b in itertools.pairwise(edges) if b > a]
                 continue
             if total > SEARCH_TOTAL_CAP:
                 # more than 10,000 changes in one millisecond: walk them by id instead
@@ -310,6 +319,12 @@ def _outcomes(body: dict[str, Any], inputs: list[dict[str, Any]], offset: int, o
         for index, record in zip(remaining, results, strict=False):
             outcomes.append(WriteOutcome(index, True, record["id"], record.get("new"), record=record))
     return outcomes
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
 
 
 def _chunks(items: list, size: int) -> list[list]:

@@ -1,0 +1,189 @@
+"""The settings tree. Secrets never live here: connections name the environment variables that hold them.
+
+Rule IDs are SPEC.md's; each option says which rule it serves.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+
+class _Strict(BaseModel):
+    # unknown keys are errors: a typo must not silently fall back to a default
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Direction(StrEnum):
+    """CON-1: per connection and object."""
+
+    TWO_WAY = "two_way"
+    HUBSPOT_TO_OTHER = "hubspot_to_other"
+    OTHER_TO_HUBSPOT = "other_to_hubspot"
+
+
+class FieldRule(StrEnum):
+    """CONF-6: per-field rules overriding the connection default."""
+
+    TWO_WAY = "two_way"
+    PREFER_HUBSPOT_UNLESS_BLANK = "prefer_hubspot_unless_blank"
+    PREFER_OTHER_UNLESS_BLANK = "prefer_other_unless_blank"
+    ALWAYS_HUBSPOT = "always_hubspot"
+    ALWAYS_OTHER = "always_other"
+    DONT_SYNC = "dont_sync"
+    SET_ON_CREATE_ONLY = "set_on_create_only"
+
+
+# -- connections ---------------------------------------------------------------------------------------
+
+
+class HubSpotConnection(_Strict):
+    enabled: bool = True
+    base_url: HttpUrl = HttpUrl("https://api.hubapi.com")
+    # a private-app token, or OAuth (client id/secret + refresh token); values come from these variables
+    access_token_env: str = "HUBSPOT_ACCESS_TOKEN"
+    oauth_client_id_env: str = "HUBSPOT_CLIENT_ID"
+    oauth_client_secret_env: str = "HUBSPOT_CLIENT_SECRET"
+    oauth_refresh_token_env: str = "HUBSPOT_REFRESH_TOKEN"
+    api_call_limit: int | None = Field(None, ge=1, description="OPS-2: at most this many calls in any 24 h")
+
+
+class SalesforceConnection(_Strict):
+    enabled: bool = True
+    login: Literal["production", "sandbox"] = "production"  # OPS-3: sandbox orgs log in on test.salesforce.com
+    login_url: HttpUrl | None = Field(None, description="overrides the login host chosen by `login`")
+    api_version: str = Field("62.0", pattern=r"^\d+\.\d$")
+    client_id_env: str = "SALESFORCE_CLIENT_ID"
+    client_secret_env: str = "SALESFORCE_CLIENT_SECRET"
+    username_env: str = "SALESFORCE_USERNAME"  # JWT bearer flow
+    private_key_env: str = "SALESFORCE_PRIVATE_KEY"  # JWT bearer flow (PEM)
+    refresh_token_env: str = "SALESFORCE_REFRESH_TOKEN"
+    api_call_limit: int | None = Field(None, ge=1, description="OPS-2")
+
+
+class DynamicsConnection(_Strict):
+    enabled: bool = True
+    org_url: HttpUrl | None = Field(None, description="https://<org>.crm.dynamics.com")
+    authority_url: HttpUrl = HttpUrl("https://login.microsoftonline.com")
+    tenant_id_env: str = "DYNAMICS_TENANT_ID"
+    client_id_env: str = "DYNAMICS_CLIENT_ID"
+    client_secret_env: str = "DYNAMICS_CLIENT_SECRET"
+    api_call_limit: int | None = Field(None, ge=1, description="OPS-2")
+
+
+class Connections(_Strict):
+    hubspot: HubSpotConnection = HubSpotConnection()
+    salesforce: SalesforceConnection = SalesforceConnection()
+    dynamics: DynamicsConnection = DynamicsConnection()
+
+
+# -- sync options --------------------------------------------------------------------------------------
+
+
+class Filter(_Strict):
+    """CON-8: a criterion a record must meet to sync."""
+
+    property: str
+    operator: Literal["eq", "neq", "in", "not_in", "has_value", "has_no_value", "contains"]
+    value: str | float | bool | None = None
+    values: list[str] = []
+
+    @model_validator(mode="after")
+    def _operands(self) -> Filter:
+        if self.operator in ("in", "not_in") and not self.values:
+            raise ValueError(f"operator {self.operator!r} needs `values`")
+        if self.operator in ("eq", "neq", "contains") and self.value is None:
+            raise ValueError(f"operator {self.operator!r} needs `value`")
+        return self
+
+
+class ObjectSync(_Strict):
+    enabled: bool = True  # object switch (e.g. COM-1 for companies)
+    direction: Direction = Direction.TWO_WAY  # CON-1
+    filters: list[Filter] = []  # CON-8, all must hold
+
+
+class FieldMapping(_Strict):
+    """A mapped field (DEAL-1 custom mappings) with its rule (CONF-6) and value map for picklists."""
+
+    hubspot: str
+    other: str
+    rule: FieldRule = FieldRule.TWO_WAY
+    value_map: dict[str, str] = {}  # other value -> HubSpot value; reversed for the other direction
+
+
+class StageMapping(_Strict):
+    """DEAL-2/DEAL-4: one pipeline (SF record type or Dynamics process) mapped to a HubSpot pipeline."""
+
+    other_pipeline: str  # SF RecordTypeId, "standard" for the org's only pipeline, or a Dynamics process name
+    hubspot_pipeline: str
+    stages: dict[str, str] = {}  # other stage -> HubSpot stage id
+    auto_map: bool = False  # DEAL-2: propose pairs by text similarity for the stages left unmapped
+
+
+class DealSync(ObjectSync):
+    pipelines: list[StageMapping] = []
+    # DEAL-5: route synced deals into this HubSpot pipeline to keep them apart from existing ones
+    dedicated_pipeline: str | None = None
+    # DEAL-7: a deal becoming closed won makes its contacts customers
+    closed_won_sets_customer: bool = False
+
+
+class SalesforceSync(_Strict):
+    contacts: ObjectSync = ObjectSync()
+    companies: ObjectSync = ObjectSync()  # COM-1
+    deals: DealSync = DealSync()
+    tasks: ObjectSync = ObjectSync()  # OPS-4
+    new_contact_type: Literal["Lead", "Contact"] = "Lead"  # CON-5
+    create_contact_when_lead_created: bool = True  # CON-6
+    create_contact_when_contact_created: bool = True  # CON-6
+    inclusion_list: list[str] | None = None  # CON-7: HubSpot contact ids or emails; None = every contact
+    valid_email_only: bool = True  # CON-3
+    delete_contact_when_lead_deleted: bool = False  # DEL-2
+    delete_contact_when_contact_deleted: bool = False  # DEL-2
+    default_app: Literal["hubspot", "salesforce"] = "hubspot"  # CONF-2
+    conflict_window_minutes: float = Field(5, gt=0)  # CONF-1
+    field_mappings: list[FieldMapping] = []
+
+
+class DynamicsSync(_Strict):
+    contact_entity: Literal["contact", "lead"] = "contact"  # TOP-1: one, chosen per connection
+    contacts: ObjectSync = ObjectSync()
+    companies: ObjectSync = ObjectSync()
+    deals: DealSync = DealSync()
+    lifecycle_stage: str | None = None  # CON-9: given to contacts created/updated from Dynamics
+    valid_email_only: bool = True  # CON-3
+    default_app: Literal["hubspot", "dynamics"] = "hubspot"  # CONF-2
+    conflict_window_minutes: float = Field(5, gt=0)  # CONF-1
+    field_mappings: list[FieldMapping] = []
+
+
+class Sync(_Strict):
+    salesforce: SalesforceSync = SalesforceSync()
+    dynamics: DynamicsSync = DynamicsSync()
+
+
+class Extract(_Strict):
+    # the first daily partition: the oldest modification time worth importing (OPS-1)
+    start_date: date = date(2019, 1, 1)
+    # backfill policy: at most this many daily partitions per run, so the bulk import is a few resumable
+    # runs rather than thousands of tiny ones or a single giant one
+    partitions_per_run: int = Field(366, ge=1, le=3660)
+    sensor_interval_s: int = Field(60, ge=10)
+
+
+class Sandbox(_Strict):
+    """Where the bundled sandboxes keep their data and announce their endpoints (TOP-2)."""
+
+    data_dir: str = ".sandbox"
+
+
+class Settings(_Strict):
+    state_database_url: str = "sqlite:///.crm_pipelines/state.sqlite3"
+    connections: Connections = Connections()
+    sync: Sync = Sync()
+    extract: Extract = Extract()
+    sandbox: Sandbox = Sandbox()
