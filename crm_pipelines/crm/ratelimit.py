@@ -28,7 +28,7 @@ class RateLimits:
     buckets: dict[str, tuple[Window, ...]] = field(default_factory=dict)
     max_concurrency: int = 4
     # Added to every window: the server's clock and ours start windows at slightly different instants.
-    margin_s: float = 0.05
+    margin_s: float = 0.02
 
     def scaled(self, multiplier: float) -> RateLimits:
         """The same limits with every call count times ``multiplier`` (tests and lifted-limit runs)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crm_pipelines.sandbox.base import ADMIN_ENDPOINTS, CrmSandbox, UniverseSpec
+from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
 from crm_pipelines.sandbox.faults import FaultConfig
 from crm_pipelines.sandbox.registry import SANDBOXES
 from crm_pipelines.sandbox.server import Tls, base_url, bind, serve_all
@@ -76,7 +77,6 @@ def _describe(info: dict, sandboxes: list[CrmSandbox], options: ServeOptions) ->
     return "\n".join(lines)
 
 
-ENDPOINTS_FILE = "endpoints.json"
 
 
 def run(options: ServeOptions) -> None:

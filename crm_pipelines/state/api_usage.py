@@ -41,13 +41,23 @@ class SqlCallLedger:
         minute = int(now // 60)
         since = _first_minute(now)
         with self.engine.begin() as conn:
-            upsert(conn, api_budget_lock, [{"connection": connection, "reservations": 1}], key=["connection"],
-                   increment=["reservations"])
+            upsert(
+                conn,
+                api_budget_lock,
+                [{"connection": connection, "reservations": 1}],
+                key=["connection"],
+                increment=["reservations"],
+            )
             used = self._used(conn, connection, since)
             granted = max(0, min(calls, limit - used))
             if granted:
-                upsert(conn, api_usage, [{"connection": connection, "minute": minute, "calls": granted}],
-                       key=["connection", "minute"], increment=["calls"])
+                upsert(
+                    conn,
+                    api_usage,
+                    [{"connection": connection, "minute": minute, "calls": granted}],
+                    key=["connection", "minute"],
+                    increment=["calls"],
+                )
             retry_at = None
             if granted < calls:
                 oldest = conn.execute(
@@ -66,8 +76,11 @@ class SqlCallLedger:
             conn.execute(
                 api_usage.update()
                 .where(api_usage.c.connection == connection, api_usage.c.minute == minute)
-                .values(calls=sa.func.max(api_usage.c.calls - calls, 0) if conn.dialect.name == "sqlite"
-                        else sa.func.greatest(api_usage.c.calls - calls, 0))
+                .values(
+                    calls=sa.func.max(api_usage.c.calls - calls, 0)
+                    if conn.dialect.name == "sqlite"
+                    else sa.func.greatest(api_usage.c.calls - calls, 0)
+                )
             )
 
     def used(self, connection: str, now: float) -> int:

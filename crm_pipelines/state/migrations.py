@@ -16,8 +16,14 @@ def _v1_api_usage(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v2_mirror_and_cursors(conn: Connection) -> None:
+    for table in (*schema.MIRROR_TABLES.values(), schema.cursors):
+        table.create(conn, checkfirst=True)
+
+
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_api_usage),
+    (2, _v2_mirror_and_cursors),
 ]
 
 

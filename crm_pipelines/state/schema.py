@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = sa.MetaData()
 
@@ -30,4 +31,58 @@ api_budget_lock = sa.Table(
     metadata,
     sa.Column("connection", sa.String(200), primary_key=True),
     sa.Column("reservations", sa.BigInteger, nullable=False),
+)
+
+# -- mirror tables (issue 6): the records as each CRM returned them --------------------------------------
+
+MIRRORED: dict[str, tuple[str, ...]] = {
+    "hubspot": ("contacts", "companies", "deals", "associations", "pipelines", "owners"),
+    "salesforce": (
+        "Lead",
+        "Contact",
+        "Account",
+        "Opportunity",
+        "OpportunityContactRole",
+        "OpportunityStage",
+        "RecordType",
+        "User",
+    ),
+    "dynamics": ("contacts", "leads", "accounts", "opportunities", "systemusers"),
+}
+
+_JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def mirror_table_name(crm: str, obj: str) -> str:
+    return f"mirror_{crm}_{obj.lower()}"
+
+
+def _mirror_table(crm: str, obj: str) -> sa.Table:
+    name = mirror_table_name(crm, obj)
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(128), primary_key=True),
+        sa.Column("modified_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("record", _JSON, nullable=False),
+        sa.Column("extracted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Index(f"ix_{name}_modified_at", "modified_at"),
+    )
+
+
+MIRROR_TABLES: dict[tuple[str, str], sa.Table] = {
+    (crm, obj): _mirror_table(crm, obj) for crm, objects in MIRRORED.items() for obj in objects
+}
+
+# Watermarks per connection and object: the incremental read's position, the deletion sweep's, …
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("connection", sa.String(200), primary_key=True),
+    sa.Column("object", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )

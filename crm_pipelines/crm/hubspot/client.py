@@ -3,7 +3,6 @@ associations, pipelines, owners, properties and batch writes with per-record out
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,36 +106,44 @@ class HubSpotClient:
     async def iter_modified(
         self, object_type: str, start_ms: int, end_ms: int, properties: Sequence[str]
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Records whose modification time lies in [start, end), through search.
+        """Records whose modification time lies in [start, end), through search, oldest change first.
 
-        A query may page through at most 10,000 results, so a window holding more is split in halves
-        until each part fits; the parts together cover the window exactly, so nothing is missed however
-        many records changed. Callers overlap consecutive windows by ``SEARCH_INDEX_LAG_MS``.
+        One query may page through at most 10,000 results (FACTS §2). Before reaching that cap the read
+        restarts from the modification time of the last record seen (keyset paging on time), skipping the
+        few records at that exact instant it already returned. Nothing is missed however many records
+        changed, and no call is spent on probing; only if more than 10,000 records share one millisecond
+        does it walk that instant by id. Callers overlap consecutive windows by ``SEARCH_INDEX_LAG_MS``.
         """
-        pending = [(start_ms, end_ms)]
-        while pending:
-            lo, hi = pending.pop(0)
-            first = await self._search(object_type, lo, hi, properties, limit=SEARCH_PAGE_MAX, after=0)
-            total = int(first["total"])
-            if total > SEARCH_TOTAL_CAP and hi - lo > 1:
-                # cut into parts expected to hold ~8,000 each, so few probes are wasted on parts still too big
-                parts = min(hi - lo, -(-total // 8_000))
-                edges = [lo + (hi - lo) * i // parts for i in range(parts)] + [hi]
-                pending[:0] = [(a, b) for a, b in itertools.pairwise(edges) if b > a]
-                continue
-            if total > SEARCH_TOTAL_CAP:
-                # more than 10,000 changes in one millisecond: walk them by id instead
-                async for page in self._iter_instant_by_id(object_type, lo, properties):
-                    yield page
-                continue
-            page = first
+        lo = start_ms
+        at_lo: set[str] = set()  # ids already returned whose modification time is exactly ``lo``
+        while True:
+            offset, newest, at_newest = 0, lo, set(at_lo)
             while True:
-                if page["results"]:
-                    yield page["results"]
+                page = await self._search(object_type, lo, end_ms, properties, limit=SEARCH_PAGE_MAX, after=offset)
+                fresh = [r for r in page["results"] if not (r["id"] in at_lo and _epoch_ms(r.get("updatedAt")) == lo)]
+                for record in page["results"]:
+                    stamp = _epoch_ms(record.get("updatedAt"))
+                    if stamp > newest:
+                        newest, at_newest = stamp, set()
+                    if stamp == newest:
+                        at_newest.add(record["id"])
+                if fresh:
+                    yield fresh
                 after = ((page.get("paging") or {}).get("next") or {}).get("after")
                 if not after:
+                    return
+                offset = int(after)
+                if offset + SEARCH_PAGE_MAX > SEARCH_TOTAL_CAP:
                     break
-                page = await self._search(object_type, lo, hi, properties, limit=SEARCH_PAGE_MAX, after=int(after))
+            if newest == lo:
+                # 10,000 records or more changed in this one millisecond: walk them by id, then go on
+                async for page in self._iter_instant_by_id(object_type, lo, properties):
+                    fresh = [r for r in page if r["id"] not in at_newest]
+                    if fresh:
+                        yield fresh
+                lo, at_lo = lo + 1, set()
+            else:
+                lo, at_lo = newest, at_newest
 
     async def _iter_instant_by_id(
         self, object_type: str, at_ms: int, properties: Sequence[str]

@@ -1,0 +1,71 @@
+"""Opening a configured connection: the real API when credentials are set, else the bundled sandbox (TOP-2)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from crm_pipelines.crm.budget import CallBudget, CallLedger
+from crm_pipelines.crm.hubspot.auth import OAuthRefreshToken, PrivateAppToken
+from crm_pipelines.crm.hubspot.client import HubSpotClient
+from crm_pipelines.crm.metering import Meter
+from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
+from crm_pipelines.settings.model import Settings
+
+
+class ConnectionUnavailable(RuntimeError):
+    """Neither credentials nor a running sandbox for a connection."""
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secret values by name, as read from the environment (or Dagster ``EnvVar``s); never logged."""
+
+    values: dict[str, str]
+
+    def get(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return value or None
+
+
+def sandbox_endpoints(settings: Settings) -> dict:
+    path = Path(settings.sandbox.data_dir) / ENDPOINTS_FILE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def hubspot_client(
+    settings: Settings, secrets: Secrets, *, ledger: CallLedger | None = None, meter: Meter | None = None
+) -> HubSpotClient:
+    conn = settings.connections.hubspot
+    budget = CallBudget("hubspot", conn.api_call_limit, ledger if conn.api_call_limit else None)
+    token = secrets.get(conn.access_token_env)
+    refresh = secrets.get(conn.oauth_refresh_token_env)
+    base_url = str(conn.base_url).rstrip("/")
+    if token:
+        return HubSpotClient("hubspot", base_url, PrivateAppToken(token), budget=budget, meter=meter)
+    if refresh:
+        client_id, client_secret = secrets.get(conn.oauth_client_id_env), secrets.get(conn.oauth_client_secret_env)
+        if not (client_id and client_secret):
+            raise ConnectionUnavailable(
+                f"hubspot: {conn.oauth_refresh_token_env} is set but {conn.oauth_client_id_env} or "
+                f"{conn.oauth_client_secret_env} is not"
+            )
+        auth = OAuthRefreshToken("hubspot", f"{base_url}/oauth/v1/token", client_id, client_secret, refresh)
+        return HubSpotClient("hubspot", base_url, auth, budget=budget, meter=meter)
+    sandbox = sandbox_endpoints(settings).get("hubspot")
+    if not sandbox:
+        raise ConnectionUnavailable(
+            f"hubspot: no credentials ({conn.access_token_env}, or OAuth via {conn.oauth_refresh_token_env}) and no "
+            f"running sandbox in {settings.sandbox.data_dir} (start one with `crm-pipelines sandbox serve`)"
+        )
+    return HubSpotClient(
+        "hubspot",
+        sandbox["base_url"],
+        PrivateAppToken(sandbox["credentials"]["access_token"]),
+        budget=budget,
+        meter=meter,
+        ca_bundle=sandbox_endpoints(settings).get("ca_bundle"),
+    )

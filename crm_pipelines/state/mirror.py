@@ -1,0 +1,155 @@
+"""Mirror tables: bulk upserts of extracted records, deletion flags, and frames for the transform layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from crm_pipelines.state.schema import MIRROR_TABLES
+from crm_pipelines.state.sql import upsert
+
+UPSERT_CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class MirrorRow:
+    id: str
+    modified_at: datetime | None
+    record: dict[str, Any]
+    deleted: bool = False
+    deleted_at: datetime | None = None
+
+
+def table_for(crm: str, obj: str) -> sa.Table:
+    try:
+        return MIRROR_TABLES[(crm, obj)]
+    except KeyError:
+        raise KeyError(f"no mirror table for {crm}.{obj}") from None
+
+
+def upsert_rows(engine: Engine, crm: str, obj: str, rows: Iterable[MirrorRow]) -> int:
+    """Insert or replace rows by id, in multi-row statements; returns how many were written.
+
+    A live record written here clears an earlier deletion flag: the CRM says it exists (restored).
+    """
+    table = table_for(crm, obj)
+    now = datetime.now(UTC)
+    written = 0
+    batch: list[dict[str, Any]] = []
+    with engine.begin() as conn:
+        for row in rows:
+            batch.append(
+                {
+                    "id": row.id,
+                    "modified_at": row.modified_at,
+                    "deleted": row.deleted,
+                    "deleted_at": row.deleted_at,
+                    "record": row.record,
+                    "extracted_at": now,
+                }
+            )
+            if len(batch) >= UPSERT_CHUNK:
+                upsert(conn, table, batch, key=["id"], newer="modified_at")
+                written += len(batch)
+                batch = []
+        upsert(conn, table, batch, key=["id"], newer="modified_at")
+        written += len(batch)
+    return written
+
+
+def mark_deleted(engine: Engine, crm: str, obj: str, deletions: Sequence[tuple[str, datetime | None]]) -> int:
+    """Flag records deleted in the CRM; never drops them. Unknown ids get a tombstone row."""
+    if not deletions:
+        return 0
+    table = table_for(crm, obj)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        known = {
+            r[0]
+            for chunk in _chunks([d[0] for d in deletions], 1000)
+            for r in conn.execute(sa.select(table.c.id).where(table.c.id.in_(chunk)))
+        }
+        for chunk in _chunks(list(deletions), 1000):
+            for record_id, when in chunk:
+                if record_id in known:
+                    conn.execute(
+                        table.update()
+                        .where(table.c.id == record_id)
+                        .values(deleted=True, deleted_at=when or now, extracted_at=now)
+                    )
+        tombstones = [
+            {
+                "id": i,
+                "modified_at": when,
+                "deleted": True,
+                "deleted_at": when or now,
+                "record": {},
+                "extracted_at": now,
+            }
+            for i, when in deletions
+            if i not in known
+        ]
+        upsert(conn, table, tombstones, key=["id"])
+    return len(deletions)
+
+
+def counts(engine: Engine, crm: str, obj: str) -> dict[str, int]:
+    table = table_for(crm, obj)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.deleted, sa.func.count()).group_by(table.c.deleted)).all()
+    by = {bool(d): int(n) for d, n in rows}
+    return {"live": by.get(False, 0), "deleted": by.get(True, 0)}
+
+
+def count_live_in_window(engine: Engine, crm: str, obj: str, start: datetime, end: datetime) -> int:
+    table = table_for(crm, obj)
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).where(
+                    table.c.deleted.is_(False), table.c.modified_at >= start, table.c.modified_at < end
+                )
+            ).scalar_one()
+        )
+
+
+def read_records(engine: Engine, crm: str, obj: str) -> pd.DataFrame:
+    """The mirror as a frame: ``id``, ``modified_at`` (UTC), ``deleted`` and the record's own fields,
+    named as the API names them (HubSpot's ``properties`` are lifted to columns)."""
+    table = table_for(crm, obj)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.id, table.c.modified_at, table.c.deleted, table.c.record)).all()
+    if not rows:
+        return pd.DataFrame(
+            {
+                "id": pd.Series(dtype="string"),
+                "modified_at": pd.Series(dtype="datetime64[ns, UTC]"),
+                "deleted": pd.Series(dtype=bool),
+            }
+        )
+    fields = pd.DataFrame.from_records([_fields(crm, r[3]) for r in rows])
+    base = pd.DataFrame(
+        {
+            "id": pd.array([r[0] for r in rows], dtype="string"),
+            "modified_at": pd.to_datetime([r[1] for r in rows], utc=True),
+            "deleted": [bool(r[2]) for r in rows],
+        }
+    )
+    fields = fields.drop(columns=[c for c in ("id", "modified_at", "deleted") if c in fields.columns])
+    return pd.concat([base, fields], axis=1)
+
+
+def _fields(crm: str, record: dict[str, Any]) -> dict[str, Any]:
+    if crm == "hubspot" and isinstance(record.get("properties"), dict):
+        return record["properties"]
+    return {k: v for k, v in record.items() if k != "attributes" and not k.startswith("@odata")}
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
