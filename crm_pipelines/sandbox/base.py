@@ -38,10 +38,10 @@ ADMIN_ENDPOINTS = {
     f"PUT {ADMIN_PREFIX}/faults": 'replace it (JSON; see FaultConfig), e.g. {"rate_503": 0.2}',
     f"DELETE {ADMIN_PREFIX}/faults": "back to no faults and the published rate limits",
     f"POST {ADMIN_PREFIX}/reset": "regenerate the data from the seed (body may set seed and scale)",
-    f"POST {ADMIN_PREFIX}/ui/{{object}}": "create a record as a person in the CRM's UI would",
+    f"POST {ADMIN_PREFIX}/ui/{{object}}": "create a record as a person in the CRM's UI would (the API's object name)",
     f"PATCH {ADMIN_PREFIX}/ui/{{object}}/{{id}}": "edit a record as a person would (bumps modification times)",
     f"DELETE {ADMIN_PREFIX}/ui/{{object}}/{{id}}": "delete a record as a person would",
-    f"POST {ADMIN_PREFIX}/oauth/expire": "(HubSpot) let every issued OAuth access token expire now",
+    f"POST {ADMIN_PREFIX}/oauth/expire": "(HubSpot, Dynamics) let every issued access token expire now",
 }
 
 
