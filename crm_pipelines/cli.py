@@ -111,12 +111,16 @@ def bench() -> None:
 
 
 @bench.command("sandbox")
-@click.option("--crm", type=click.Choice(["hubspot", "dynamics"]), default="hubspot", show_default=True)
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "dynamics"]), default="hubspot", show_default=True)
 @click.option("--scale", type=int, default=100_000, show_default=True)
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 def bench_sandbox(crm: str, scale: int, seed: int) -> None:
     """Generate a universe, page every contact through the list endpoint over HTTP, report throughput."""
-    if crm == "dynamics":
+    if crm == "salesforce":
+        from crm_pipelines.sandbox.salesforce.bench import run_query_bench
+
+        figures = asyncio.run(run_query_bench(scale, seed))
+    elif crm == "dynamics":
         from crm_pipelines.sandbox.dynamics.bench import run_dynamics_paging_bench
 
         figures = asyncio.run(run_dynamics_paging_bench(scale, seed))

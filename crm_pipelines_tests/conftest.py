@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
+from crm_pipelines.state.db import create_state_engine
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------------------------------
@@ -60,3 +62,33 @@ def dagster_pg_instance(pg_url: str, tmp_path: Path) -> Iterator[DagsterInstance
     shutil.copyfile(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         yield instance
+
+
+# --------------------------------------------------------------------------------------------------
+# The state database on both backends: SQLite (the zero-set-up default) and PostgreSQL (production, CI).
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh state database on each backend (PostgreSQL: its own database in the test server)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    import uuid
+
+    import sqlalchemy as sa
+
+    base = request.getfixturevalue("pg_url")
+    name = f"state_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def state_engine(state_url: str):
+    engine = create_state_engine(state_url)
+    yield engine
+    engine.dispose()

@@ -85,8 +85,10 @@ async def extract(
         result.crm_count = await source.count_window(start, end)
         result.mirror_count = mirror.count_live_in_window(engine, source.crm, source.obj, start, end)
         if incremental or end >= now:
+            # everything modified before ``through`` is in the mirror; never a time in the future
+            through = min(end, now)
             previous = get_cursor(engine, connection, source.obj, INCREMENTAL)
-            if previous is None or datetime.fromisoformat(previous) < end:
-                set_cursor(engine, connection, source.obj, INCREMENTAL, _iso(end))
+            if previous is None or datetime.fromisoformat(previous) < through:
+                set_cursor(engine, connection, source.obj, INCREMENTAL, _iso(through))
     result.seconds = time.perf_counter() - started
     return result
