@@ -1,0 +1,18 @@
+"""The standard tables the sync reads and writes, by entity set (FACTS §C, §I)."""
+
+from __future__ import annotations
+
+PRIMARY_KEYS = {
+    "contacts": "contactid",
+    "leads": "leadid",
+    "accounts": "accountid",
+    "opportunities": "opportunityid",
+    "systemusers": "systemuserid",
+}
+
+
+def primary_key(entity_set: str) -> str:
+    try:
+        return PRIMARY_KEYS[entity_set]
+    except KeyError:
+        raise KeyError(f"unknown primary key for entity set {entity_set!r}") from None
