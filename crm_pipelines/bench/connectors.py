@@ -72,7 +72,16 @@ async def bench_hubspot(info: dict[str, Any]) -> dict[str, dict]:
     return out
 
 
-BENCHES: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, dict]]]] = {"hubspot": bench_hubspot}
+async def _bench_dynamics(info: dict[str, Any]) -> dict[str, dict]:
+    from crm_pipelines.bench.connectors_dynamics import bench_dynamics  # imports figures() from here
+
+    return await bench_dynamics(info)
+
+
+BENCHES: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, dict]]]] = {
+    "hubspot": bench_hubspot,
+    "dynamics": _bench_dynamics,
+}
 
 
 async def run_connectors_bench(scale: int, seed: int) -> dict[str, dict]:

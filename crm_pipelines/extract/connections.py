@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crm_pipelines.crm.budget import CallBudget, CallLedger
+from crm_pipelines.crm.dynamics.auth import ClientCredentials
+from crm_pipelines.crm.dynamics.client import DynamicsClient
 from crm_pipelines.crm.hubspot.auth import OAuthRefreshToken, PrivateAppToken
 from crm_pipelines.crm.hubspot.client import HubSpotClient
 from crm_pipelines.crm.metering import Meter
@@ -68,4 +70,44 @@ def hubspot_client(
         budget=budget,
         meter=meter,
         ca_bundle=sandbox_endpoints(settings).get("ca_bundle"),
+    )
+
+
+def dynamics_client(
+    settings: Settings, secrets: Secrets, *, ledger: CallLedger | None = None, meter: Meter | None = None
+) -> DynamicsClient:
+    conn = settings.connections.dynamics
+    budget = CallBudget("dynamics", conn.api_call_limit, ledger if conn.api_call_limit else None)
+    tenant, client_id = secrets.get(conn.tenant_id_env), secrets.get(conn.client_id_env)
+    client_secret = secrets.get(conn.client_secret_env)
+    if conn.org_url and tenant and client_id and client_secret:
+        org_url = str(conn.org_url).rstrip("/")
+        auth = ClientCredentials(
+            "dynamics",
+            tenant_id=tenant,
+            client_id=client_id,
+            client_secret=client_secret,
+            org_url=org_url,
+            authority_url=str(conn.authority_url).rstrip("/"),
+        )
+        return DynamicsClient("dynamics", org_url, auth, budget=budget, meter=meter)
+    endpoints = sandbox_endpoints(settings)
+    sandbox = endpoints.get("dynamics")
+    if not sandbox:
+        raise ConnectionUnavailable(
+            f"dynamics: no credentials (org_url and {conn.tenant_id_env}, {conn.client_id_env}, "
+            f"{conn.client_secret_env}) and no running sandbox in {settings.sandbox.data_dir}"
+        )
+    creds = sandbox["credentials"]
+    auth = ClientCredentials(
+        "dynamics",
+        tenant_id=creds["tenant_id"],
+        client_id=creds["client_id"],
+        client_secret=creds["client_secret"],
+        org_url=sandbox["base_url"],
+        authority_url=sandbox["base_url"],
+        scope=creds.get("scope"),
+    )
+    return DynamicsClient(
+        "dynamics", sandbox["base_url"], auth, budget=budget, meter=meter, ca_bundle=endpoints.get("ca_bundle")
     )

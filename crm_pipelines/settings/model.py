@@ -167,7 +167,8 @@ class Sync(_Strict):
 
 
 class Extract(_Strict):
-    # the first daily partition: the oldest modification time worth importing (OPS-1)
+    # the first daily partition (OPS-1); it also holds every record modified before it, so a later date
+    # trades per-day history in the Dagster UI for fewer partitions, never for missing records
     start_date: date = date(2019, 1, 1)
     # backfill policy: at most this many daily partitions per run, so the bulk import is a few resumable
     # runs rather than thousands of tiny ones or a single giant one

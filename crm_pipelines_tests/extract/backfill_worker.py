@@ -1,0 +1,24 @@
+"""A bulk-import backfill in its own process, so a test can kill it mid-run (test_extract.py)."""
+
+from __future__ import annotations
+
+import sys
+
+import dagster as dg
+
+from crm_pipelines.defs.extract.assets import build_extract_assets
+from crm_pipelines.defs.resources import CrmConnections, StateDatabase
+from crm_pipelines.settings import load_settings
+
+if __name__ == "__main__":
+    from crm_pipelines_tests.extract.test_extract import backfill
+
+    settings_path, select = sys.argv[1], sys.argv[2]
+    settings = load_settings(settings_path)
+    assets = [a for a in build_extract_assets(settings) if a.key.to_user_string() == select]
+    resources = {
+        "state": StateDatabase(url=settings.state_database_url),
+        "crm_connections": CrmConnections(settings_path=settings_path),
+    }
+    with dg.instance_for_test() as instance:
+        backfill(instance, settings, assets, resources)

@@ -1,0 +1,216 @@
+"""Extraction into the mirror through real Dagster runs (issue 6): the bulk import backfill (OPS-1),
+deletions flagged (DEL-5), the change sensor, and a killed backfill resumed. Each test runs on SQLite
+and on PostgreSQL (the ``state_url`` fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from crm_pipelines.crm.hubspot.auth import PrivateAppToken
+from crm_pipelines.crm.hubspot.client import HubSpotClient
+from crm_pipelines.defs.extract.sensors import build_change_sensor
+from crm_pipelines.defs.partitions import daily_partitions
+from crm_pipelines.extract.hubspot import PROPERTIES
+from crm_pipelines.extract.runner import DELETIONS
+from crm_pipelines.state import mirror
+from crm_pipelines.state.cursors import set_cursor
+from crm_pipelines.state.db import create_state_engine
+from crm_pipelines_tests.sandbox.conftest import RunningSandbox
+
+OBJECTS = ("contacts", "companies", "deals")
+
+
+def backfill(instance: dg.DagsterInstance, settings, assets, resources, keys: list[str] | None = None) -> None:
+    """What a backfill launched from the UI does: runs of up to `partitions_per_run` partitions each."""
+    partitions = daily_partitions(settings.extract)
+    keys = keys or partitions.get_partition_keys(current_time=datetime.now(UTC))
+    per_run = settings.extract.partitions_per_run
+    partitioned = [a for a in assets if a.partitions_def is not None]
+    for i in range(0, len(keys), per_run):
+        chunk = keys[i : i + per_run]
+        result = dg.materialize(
+            partitioned,
+            instance=instance,
+            resources=resources,
+            tags={ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]},
+        )
+        assert result.success
+    reference = [a for a in assets if a.partitions_def is None]
+    assert dg.materialize(reference, instance=instance, resources=resources).success
+
+
+def sandbox_records(sandbox: RunningSandbox, obj: str) -> dict[str, dict]:
+    async def read() -> dict[str, dict]:
+        async with HubSpotClient("check", sandbox.base_url, PrivateAppToken(sandbox.token)) as hs:
+            return {r["id"]: r["properties"] async for page in hs.iter_all(obj, PROPERTIES[obj]) for r in page}
+
+    return asyncio.run(read())
+
+
+def mirror_records(state_url: str, obj: str) -> tuple[dict[str, dict], set[str]]:
+    frame = mirror.read_records(create_state_engine(state_url), "hubspot", obj)
+    live = frame[~frame["deleted"]]
+    fields = [c for c in live.columns if c not in ("id", "modified_at", "deleted")]
+    records = {row["id"]: {f: None if pd.isna(row[f]) else row[f] for f in fields} for row in live.to_dict("records")}
+    return records, set(frame.loc[frame["deleted"], "id"])
+
+
+def test_backfill_of_all_partitions_is_the_bulk_import(
+    hubspot_sandbox: RunningSandbox, extract_defs, instance: dg.DagsterInstance, state_url: str
+) -> None:
+    """OPS-1: a backfill over every daily partition leaves the mirror holding exactly the CRM's records,
+    field for field, with records deleted beforehand flagged (DEL-5) and none dropped."""
+    settings, assets, resources = extract_defs
+    doomed = list(sandbox_records(hubspot_sandbox, "contacts"))[:3]
+    with hubspot_sandbox.admin() as admin:
+        for record_id in doomed:
+            admin.delete(f"/ui/contacts/{record_id}").raise_for_status()
+        stats = admin.get("/stats").json()
+
+    backfill(instance, settings, assets, resources)
+
+    for obj in OBJECTS:
+        expected = sandbox_records(hubspot_sandbox, obj)
+        records, deleted = mirror_records(state_url, obj)
+        assert set(records) == set(expected), obj
+        for record_id, props in expected.items():
+            got = {k: v for k, v in records[record_id].items() if k in props}
+            assert got == {k: v for k, v in props.items()}, (obj, record_id)
+        assert len(deleted) == stats[obj]["deleted"]
+    assert set(doomed) <= mirror_records(state_url, "contacts")[1]
+    engine = create_state_engine(state_url)
+    assert mirror.counts(engine, "hubspot", "owners")["live"] == stats["owners"]["live"]
+    assert mirror.counts(engine, "hubspot", "pipelines")["live"] == 2
+
+    # completeness (OPS-7) passed for every run, and runs report what they did
+    checks = instance.get_latest_asset_check_evaluation_record(
+        dg.AssetCheckKey(dg.AssetKey(["hubspot", "contacts"]), "complete")
+    )
+    assert checks is not None and checks.event.dagster_event.event_specific_data.passed
+    materialization = instance.get_latest_materialization_event(dg.AssetKey(["hubspot", "contacts"]))
+    metadata = materialization.asset_materialization.metadata
+    assert metadata["api_calls"].value > 0 and "window_start" in metadata
+
+    # re-running is idempotent: same mirror
+    before = mirror_records(state_url, "deals")
+    backfill(instance, settings, assets, resources)
+    assert mirror_records(state_url, "deals") == before
+
+
+def test_change_sensor_requests_exactly_the_changes_and_then_nothing(
+    hubspot_sandbox: RunningSandbox, extract_defs, instance: dg.DagsterInstance, state_url: str
+) -> None:
+    """The sensor polls cheaply, requests a run of today's partition for objects that changed (keyed so
+    no change is fetched twice), the runs bring exactly those edits and deletions, and a second evaluation
+    requests nothing."""
+    settings, assets, resources = extract_defs
+    backfill(instance, settings, assets, resources)
+    contacts = list(sandbox_records(hubspot_sandbox, "contacts"))
+    deal = next(iter(sandbox_records(hubspot_sandbox, "deals")))
+    title = f"Head of {uuid.uuid4().hex[:6]}"
+    with hubspot_sandbox.admin() as admin:
+        admin.patch(f"/ui/contacts/{contacts[0]}", json={"properties": {"jobtitle": title}}).raise_for_status()
+        admin.patch(f"/ui/deals/{deal}", json={"properties": {"dealname": "Renamed deal"}}).raise_for_status()
+        admin.delete(f"/ui/contacts/{contacts[1]}").raise_for_status()
+
+    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
+    result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    requested = sorted(tuple(r.asset_selection[0].path) for r in result.run_requests)
+    assert requested == [("hubspot", "contacts"), ("hubspot", "deals")]
+    by_key = {a.key: a for a in assets}
+    for request in result.run_requests:
+        assert dg.materialize(
+            [by_key[request.asset_selection[0]]],
+            instance=instance,
+            resources=resources,
+            partition_key=request.partition_key,
+        ).success
+
+    records, deleted = mirror_records(state_url, "contacts")
+    assert records[contacts[0]]["jobtitle"] == title
+    assert contacts[1] in deleted and contacts[1] not in records
+    assert mirror_records(state_url, "deals")[0][deal]["dealname"] == "Renamed deal"
+
+    again = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert again.run_requests == []
+
+
+def test_deletion_alone_is_found_by_the_periodic_sweep(
+    hubspot_sandbox: RunningSandbox, extract_defs, instance: dg.DagsterInstance, state_url: str
+) -> None:
+    """DEL-5: a deletion leaves no trace in change polls, so each object's sweep is requested when due."""
+    settings, assets, resources = extract_defs
+    backfill(instance, settings, assets, resources)
+    company = next(iter(sandbox_records(hubspot_sandbox, "companies")))
+    with hubspot_sandbox.admin() as admin:
+        admin.delete(f"/ui/companies/{company}").raise_for_status()
+    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
+    assert sensor(dg.build_sensor_context(instance=instance, resources=resources)).run_requests == []
+
+    engine = create_state_engine(state_url)
+    set_cursor(engine, "hubspot", "companies", DELETIONS, (datetime.now(UTC) - timedelta(hours=2)).isoformat())
+    result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert [r.asset_selection[0].path for r in result.run_requests] == [["hubspot", "companies"]]
+    assert dg.materialize(
+        [a for a in assets if a.key == dg.AssetKey(["hubspot", "companies"])],
+        instance=instance,
+        resources=resources,
+        partition_key=result.run_requests[0].partition_key,
+    ).success
+    assert company in mirror_records(state_url, "companies")[1]
+
+
+def test_killed_backfill_resumes_to_the_same_mirror(
+    hubspot_sandbox: RunningSandbox,
+    extract_defs,
+    settings_file: Path,
+    instance: dg.DagsterInstance,
+    state_url: str,
+    tmp_path: Path,
+) -> None:
+    """OPS-1: a bulk import killed mid-run (SIGKILL, no clean-up) and run again ends with the same mirror
+    as an uninterrupted one: upserts by id, cursors only moved after the data is written."""
+    settings, assets, resources = extract_defs
+    with hubspot_sandbox.admin() as admin:
+        # slow search calls so the kill lands between pages
+        admin.put("/faults", json={"latency_ms": 1500, "path_prefix": "/crm/v3/objects/contacts/search"})
+    env = {k: v for k, v in os.environ.items() if k != "HUBSPOT_ACCESS_TOKEN"}
+    log = tmp_path / "killed_run.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crm_pipelines_tests.extract.backfill_worker", str(settings_file), "hubspot/contacts"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        start_new_session=True,
+    )
+    engine = create_state_engine(state_url)
+    deadline = time.monotonic() + 120
+    while mirror.counts(engine, "hubspot", "contacts")["live"] == 0:
+        assert proc.poll() is None, f"the run ended before it could be killed:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = mirror.counts(engine, "hubspot", "contacts")["live"]
+    total = len(sandbox_records(hubspot_sandbox, "contacts"))
+    assert 0 < partial < total  # really interrupted half-way
+
+    with hubspot_sandbox.admin() as admin:
+        admin.delete("/faults")
+    backfill(instance, settings, assets, resources)
+    records, _ = mirror_records(state_url, "contacts")
+    expected = sandbox_records(hubspot_sandbox, "contacts")
+    assert set(records) == set(expected)
+    assert all(records[i]["email"] == p["email"] for i, p in expected.items())
