@@ -105,6 +105,30 @@ def demo(data_dir: Path, scale: int) -> None:
     run(ServeOptions(data_dir=data_dir, scale=scale, seed=DEFAULT_SEED, tls=False, demo=True))
 
 
+@main.command()
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="settings YAML (default: $CRM_PIPELINES_SETTINGS, else built-in defaults)",
+)
+def check(settings_path: str | None) -> None:
+    """Check each configured connection's credentials against its API (OPS-3); no secret is printed."""
+    from crm_pipelines.extract.credentials import check_connections, environment_secrets
+    from crm_pipelines.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(settings_path)
+    except SettingsError as e:
+        raise click.ClickException(str(e)) from None
+    results = asyncio.run(check_connections(settings, environment_secrets()))
+    for r in results:
+        click.echo(f"{r.connection:<11} {'valid' if r.valid else 'INVALID':<8} ({r.target}) {r.reason}")
+    if not all(r.valid for r in results):
+        sys.exit(1)
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks; the last line each prints is one JSON object of figures."""

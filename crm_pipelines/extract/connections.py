@@ -63,7 +63,7 @@ def hubspot_client(
             f"hubspot: no credentials ({conn.access_token_env}, or OAuth via {conn.oauth_refresh_token_env}) and no "
             f"running sandbox in {settings.sandbox.data_dir} (start one with `crm-pipelines sandbox serve`)"
         )
-    return HubSpotClient(
+    client = HubSpotClient(
         "hubspot",
         sandbox["base_url"],
         PrivateAppToken(sandbox["credentials"]["access_token"]),
@@ -71,6 +71,8 @@ def hubspot_client(
         meter=meter,
         ca_bundle=sandbox_endpoints(settings).get("ca_bundle"),
     )
+    client.target = "sandbox"
+    return client
 
 
 def dynamics_client(
@@ -108,6 +110,8 @@ def dynamics_client(
         authority_url=sandbox["base_url"],
         scope=creds.get("scope"),
     )
-    return DynamicsClient(
+    client = DynamicsClient(
         "dynamics", sandbox["base_url"], auth, budget=budget, meter=meter, ca_bundle=endpoints.get("ca_bundle")
     )
+    client.target = "sandbox"
+    return client

@@ -39,7 +39,7 @@ def migrate(engine: Engine) -> int:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 # two processes starting at once must not both apply a step
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(74_001)"))
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(74001)"))
             if current_version(conn) >= version:
                 continue
             step(conn)
