@@ -1,0 +1,244 @@
+"""Salesforce reads over the REST API: SOQL query/queryAll with ``nextRecordsUrl``, Bulk API 2.0 query jobs for
+large reads, ``SystemModstamp`` windows, deletions, describe and limits. Writes live in ``collections.py``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from crm_pipelines.crm.budget import CallBudget
+from crm_pipelines.crm.http import ApiResponse, verify_option
+from crm_pipelines.crm.metering import Meter
+from crm_pipelines.crm.ratelimit import RateLimits
+from crm_pipelines.crm.salesforce.api import SalesforceApi
+from crm_pipelines.crm.salesforce.auth import OAuthLogin, SessionToken
+from crm_pipelines.crm.salesforce.bulk import BULK_PAGE_RECORDS, bulk_query
+from crm_pipelines.crm.salesforce.collections import Operation, SaveOutcome, save
+from crm_pipelines.crm.salesforce.describe import FieldInfo, ObjectInfo, object_info
+from crm_pipelines.crm.salesforce.dialect import SALESFORCE_LIMITS, ApiUsage, SalesforceDialect
+from crm_pipelines.crm.salesforce.soql import Name, Names, soql
+from crm_pipelines.crm.salesforce.values import parse_datetime
+
+DEFAULT_VERSION = "62.0"
+QUERY_BATCH_MAX = 2_000  # records per query/queryAll batch, the default and the maximum (FACTS §5)
+MODIFIED_FIELD = "SystemModstamp"  # changes by users *and* by the system (FACTS §7: what getUpdated uses)
+DELETED_DAYS = 15  # getDeleted reaches back this far (FACTS §7); older windows go through queryAll
+
+SalesforceAuth = SessionToken | OAuthLogin
+
+
+class SalesforceClient:
+    def __init__(
+        self,
+        connection: str,
+        auth: SalesforceAuth,
+        *,
+        api_version: str = DEFAULT_VERSION,
+        budget: CallBudget | None = None,
+        meter: Meter | None = None,
+        ca_bundle: str | None = None,
+        limits: RateLimits = SALESFORCE_LIMITS,
+        **client_options: Any,
+    ) -> None:
+        self.auth, self.version = auth, api_version
+        self.dialect = SalesforceDialect()
+        # The instance URL is known only after login; requests carry absolute URLs built from it.
+        placeholder = getattr(auth, "instance_url", None) or getattr(auth, "token_url", "https://localhost")
+        self.api = SalesforceApi(
+            connection,
+            placeholder,
+            dialect=self.dialect,
+            auth=auth,
+            limits=limits,
+            budget=budget,
+            meter=meter,
+            verify=verify_option(ca_bundle),
+            **client_options,
+        )
+        self._described: dict[str, ObjectInfo] = {}
+
+    @property
+    def connection(self) -> str:
+        return self.api.connection
+
+    async def __aenter__(self) -> SalesforceClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.api.aclose()
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    async def url(self, path: str) -> str:
+        """``/services/data/vXX.X/…`` paths as given; others relative to the API version's root."""
+        instance = await self.auth.ensure(self.api.http)
+        if not path.startswith("/services/"):
+            path = f"/services/data/v{self.version}/{path.lstrip('/')}"
+        return instance + path
+
+    async def call(self, method: str, path: str, endpoint: str, **kwargs: Any) -> ApiResponse:
+        return await self.api.request(method, await self.url(path), endpoint=endpoint, **kwargs)
+
+    @property
+    def usage(self) -> ApiUsage:
+        """The org's 24 h usage as the last response's ``Sforce-Limit-Info`` reported it."""
+        return self.dialect.usage
+
+    # -- query ---------------------------------------------------------------------------------------
+    async def iter_query(self, query: str, *, include_deleted: bool = False) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every record of a SOQL query (built with ``soql()``), a batch of up to 2,000 at a time."""
+        resource = "queryAll" if include_deleted else "query"
+        page = await self.call(
+            "GET",
+            resource,
+            f"GET /services/data/vXX.X/{resource}",
+            params={"q": query},
+            headers={"Sforce-Query-Options": f"batchSize={QUERY_BATCH_MAX}"},
+        )
+        while True:
+            yield page.data["records"]
+            next_url = page.data.get("nextRecordsUrl")
+            if page.data.get("done", True) or not next_url:
+                return
+            page = await self.call(
+                "GET",
+                next_url,
+                f"GET /services/data/vXX.X/{resource}/{{locator}}",
+                headers={"Sforce-Query-Options": f"batchSize={QUERY_BATCH_MAX}"},
+            )
+
+    async def count(self, query: str, *, include_deleted: bool = False) -> int:
+        """``totalSize`` of a ``SELECT COUNT() …`` query."""
+        resource = "queryAll" if include_deleted else "query"
+        page = await self.call("GET", resource, f"GET /services/data/vXX.X/{resource}", params={"q": query})
+        return int(page.data["totalSize"])
+
+    async def iter_bulk(
+        self,
+        query: str,
+        fields: Mapping[str, FieldInfo],
+        *,
+        include_deleted: bool = False,
+        max_records: int = BULK_PAGE_RECORDS,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """A SOQL query as a Bulk API 2.0 query job: records typed as the REST API would give them."""
+        async for page in bulk_query(self, query, fields, include_deleted=include_deleted, max_records=max_records):
+            yield page
+
+    # -- windows, deletions --------------------------------------------------------------------------
+    @staticmethod
+    def window_query(obj: str, fields: Sequence[str], start: dt.datetime, end: dt.datetime) -> str:
+        return soql(
+            "SELECT {fields} FROM {obj} WHERE {modified} >= {start} AND {modified} < {end}",
+            fields=Names(fields),
+            obj=Name(obj),
+            modified=Name(MODIFIED_FIELD),
+            start=start,
+            end=end,
+        )
+
+    async def count_window(self, obj: str, start: dt.datetime, end: dt.datetime) -> int:
+        return await self.count(
+            soql(
+                "SELECT COUNT() FROM {obj} WHERE {modified} >= {start} AND {modified} < {end}",
+                obj=Name(obj),
+                modified=Name(MODIFIED_FIELD),
+                start=start,
+                end=end,
+            )
+        )
+
+    async def iter_window(
+        self, obj: str, fields: Sequence[str], start: dt.datetime, end: dt.datetime, *, bulk: bool = False
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Records whose ``SystemModstamp`` lies in [start, end): REST query, or a bulk job for big windows."""
+        query = self.window_query(obj, fields, start, end)
+        pages = self.iter_bulk(query, (await self.describe(obj)).fields) if bulk else self.iter_query(query)
+        async for page in pages:
+            yield page
+
+    async def iter_deleted(
+        self, obj: str, since: dt.datetime, until: dt.datetime | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Records in the recycle bin deleted at or after ``since``, through queryAll (any window length).
+
+        A deletion stamps ``SystemModstamp``, so it is the deletion time of a deleted row.
+        """
+        template = "SELECT Id, {modified} FROM {obj} WHERE IsDeleted = true AND {modified} >= {since}"
+        values: dict[str, Any] = {"obj": Name(obj), "modified": Name(MODIFIED_FIELD), "since": since}
+        if until is not None:
+            template += " AND {modified} < {until}"
+            values["until"] = until
+        async for page in self.iter_query(soql(template, **values), include_deleted=True):
+            yield page
+
+    async def get_deleted(self, obj: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        """getDeleted: ``{"deletedRecords": [{"id", "deletedDate"}], "earliestDateAvailable", "latestDateCovered"}``.
+
+        Only the last 15 days are served (FACTS §7); seconds of start and end are ignored, so the window
+        is widened to whole minutes.
+        """
+        return (
+            await self.call(
+                "GET",
+                f"sobjects/{Name(obj)}/deleted/",
+                "GET /services/data/vXX.X/sobjects/{type}/deleted",
+                params=_replication_window(start, end),
+            )
+        ).data
+
+    async def get_updated(self, obj: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        """getUpdated: ``{"ids": [...], "latestDateCovered"}`` (last 30 days only, FACTS §7)."""
+        return (
+            await self.call(
+                "GET",
+                f"sobjects/{Name(obj)}/updated/",
+                "GET /services/data/vXX.X/sobjects/{type}/updated",
+                params=_replication_window(start, end),
+            )
+        ).data
+
+    # -- metadata ------------------------------------------------------------------------------------
+    async def describe(self, obj: str, *, refresh: bool = False) -> ObjectInfo:
+        """Fields (types, lengths, picklists), record types; cached per client (one call per object)."""
+        if refresh or obj not in self._described:
+            response = await self.call(
+                "GET", f"sobjects/{Name(obj)}/describe", "GET /services/data/vXX.X/sobjects/{type}/describe"
+            )
+            self._described[obj] = object_info(response.data)
+        return self._described[obj]
+
+    async def state_country_picklists(self) -> bool:
+        """Whether the org uses state and country picklists (CON-10), read from Account's describe."""
+        return (await self.describe("Account")).state_country_picklists
+
+    # -- writes --------------------------------------------------------------------------------------
+    async def save(
+        self,
+        operation: Operation,
+        obj: str,
+        records: Sequence[dict[str, Any]],
+        *,
+        external_id_field: str | None = None,
+        truncate: bool = True,
+    ) -> list[SaveOutcome]:
+        """Collections in chunks of 200 with per-record outcomes in input order (see ``collections.save``)."""
+        return await save(self, operation, obj, records, external_id_field=external_id_field, truncate=truncate)
+
+    async def limits(self) -> dict[str, dict[str, Any]]:
+        """``/limits``: ``{"DailyApiRequests": {"Max", "Remaining"}, …}`` — the org's usage read back."""
+        return (await self.call("GET", "limits/", "GET /services/data/vXX.X/limits")).data
+
+
+def _replication_window(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
+    floor = start.astimezone(dt.UTC).replace(second=0, microsecond=0)
+    ceil = end.astimezone(dt.UTC).replace(second=0, microsecond=0)
+    if ceil < end:
+        ceil += dt.timedelta(minutes=1)
+    if ceil - floor < dt.timedelta(minutes=1):  # the API wants more than one minute between them
+        ceil = floor + dt.timedelta(minutes=2)
+    return {"start": floor.isoformat(), "end": ceil.isoformat()}
+
+
+def modified_at(record: Mapping[str, Any]) -> dt.datetime | None:
+    return parse_datetime(record.get(MODIFIED_FIELD))
