@@ -78,8 +78,15 @@ async def _bench_dynamics(info: dict[str, Any]) -> dict[str, dict]:
     return await bench_dynamics(info)
 
 
+async def _bench_salesforce(info: dict[str, Any]) -> dict[str, dict]:
+    from crm_pipelines.bench.connectors_salesforce import bench_salesforce  # imports figures() from here
+
+    return await bench_salesforce(info)
+
+
 BENCHES: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, dict]]]] = {
     "hubspot": bench_hubspot,
+    "salesforce": _bench_salesforce,
     "dynamics": _bench_dynamics,
 }
 

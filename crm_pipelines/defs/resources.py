@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from crm_pipelines.crm.hubspot.client import HubSpotClient
 from crm_pipelines.crm.metering import Meter
-from crm_pipelines.extract.connections import Secrets, dynamics_client, hubspot_client
+from crm_pipelines.extract.connections import Secrets, dynamics_client, hubspot_client, salesforce_client
 from crm_pipelines.settings import Settings, load_settings
 from crm_pipelines.state.api_usage import SqlCallLedger
 from crm_pipelines.state.db import create_state_engine
@@ -42,6 +42,11 @@ class CrmConnections(dg.ConfigurableResource):
     hubspot_client_id: str | None = None
     hubspot_client_secret: str | None = None
     hubspot_refresh_token: str | None = None
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: str | None = None
+    salesforce_username: str | None = None
+    salesforce_private_key: str | None = None
+    salesforce_refresh_token: str | None = None
     dynamics_tenant_id: str | None = None
     dynamics_client_id: str | None = None
     dynamics_client_secret: str | None = None
@@ -51,13 +56,22 @@ class CrmConnections(dg.ConfigurableResource):
         return load_settings(self.settings_path)
 
     def _secrets(self) -> Secrets:
-        c, d = self.settings.connections.hubspot, self.settings.connections.dynamics
+        c, d, f = (
+            self.settings.connections.hubspot,
+            self.settings.connections.dynamics,
+            self.settings.connections.salesforce,
+        )
         return Secrets(
             {
                 c.access_token_env: self.hubspot_access_token or "",
                 c.oauth_client_id_env: self.hubspot_client_id or "",
                 c.oauth_client_secret_env: self.hubspot_client_secret or "",
                 c.oauth_refresh_token_env: self.hubspot_refresh_token or "",
+                f.client_id_env: self.salesforce_client_id or "",
+                f.client_secret_env: self.salesforce_client_secret or "",
+                f.username_env: self.salesforce_username or "",
+                f.private_key_env: self.salesforce_private_key or "",
+                f.refresh_token_env: self.salesforce_refresh_token or "",
                 d.tenant_id_env: self.dynamics_tenant_id or "",
                 d.client_id_env: self.dynamics_client_id or "",
                 d.client_secret_env: self.dynamics_client_secret or "",
@@ -70,6 +84,8 @@ class CrmConnections(dg.ConfigurableResource):
     def client(self, crm: str, state: StateDatabase, meter: Meter):
         if crm == "hubspot":
             return self.hubspot(state, meter)
+        if crm == "salesforce":
+            return salesforce_client(self.settings, self._secrets(), ledger=state.ledger(), meter=meter)
         if crm == "dynamics":
             return dynamics_client(self.settings, self._secrets(), ledger=state.ledger(), meter=meter)
         raise KeyError(f"no connector for {crm}")
@@ -84,7 +100,7 @@ def env_var_if_set(name: str) -> dg.EnvVar | None:
 
 
 def build_resources(settings: Settings, settings_path: str | None) -> dict[str, dg.ConfigurableResource]:
-    hs, dy = settings.connections.hubspot, settings.connections.dynamics
+    hs, sf, dy = settings.connections.hubspot, settings.connections.salesforce, settings.connections.dynamics
     state_url = os.environ.get("CRM_PIPELINES_STATE_DB_URL")
     return {
         "state": StateDatabase(
@@ -96,6 +112,11 @@ def build_resources(settings: Settings, settings_path: str | None) -> dict[str, 
             hubspot_client_id=env_var_if_set(hs.oauth_client_id_env),
             hubspot_client_secret=env_var_if_set(hs.oauth_client_secret_env),
             hubspot_refresh_token=env_var_if_set(hs.oauth_refresh_token_env),
+            salesforce_client_id=env_var_if_set(sf.client_id_env),
+            salesforce_client_secret=env_var_if_set(sf.client_secret_env),
+            salesforce_username=env_var_if_set(sf.username_env),
+            salesforce_private_key=env_var_if_set(sf.private_key_env),
+            salesforce_refresh_token=env_var_if_set(sf.refresh_token_env),
             dynamics_tenant_id=env_var_if_set(dy.tenant_id_env),
             dynamics_client_id=env_var_if_set(dy.client_id_env),
             dynamics_client_secret=env_var_if_set(dy.client_secret_env),

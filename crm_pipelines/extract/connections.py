@@ -12,6 +12,9 @@ from crm_pipelines.crm.dynamics.client import DynamicsClient
 from crm_pipelines.crm.hubspot.auth import OAuthRefreshToken, PrivateAppToken
 from crm_pipelines.crm.hubspot.client import HubSpotClient
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.crm.salesforce.auth import ClientCredentials as SalesforceClientCredentials
+from crm_pipelines.crm.salesforce.auth import make_auth
+from crm_pipelines.crm.salesforce.client import SalesforceClient
 from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
 from crm_pipelines.settings.model import Settings
 
@@ -112,6 +115,51 @@ def dynamics_client(
     )
     client = DynamicsClient(
         "dynamics", sandbox["base_url"], auth, budget=budget, meter=meter, ca_bundle=endpoints.get("ca_bundle")
+    )
+    client.target = "sandbox"
+    return client
+
+
+def salesforce_client(
+    settings: Settings, secrets: Secrets, *, ledger: CallLedger | None = None, meter: Meter | None = None
+) -> SalesforceClient:
+    conn = settings.connections.salesforce
+    budget = CallBudget("salesforce", conn.api_call_limit, ledger if conn.api_call_limit else None)
+    client_id = secrets.get(conn.client_id_env)
+    if client_id:
+        try:
+            auth = make_auth(
+                "salesforce",
+                client_id=client_id,
+                client_secret=secrets.get(conn.client_secret_env),
+                username=secrets.get(conn.username_env),
+                private_key_pem=secrets.get(conn.private_key_env),
+                refresh_token=secrets.get(conn.refresh_token_env),
+                login=conn.login,
+                login_url=str(conn.login_url) if conn.login_url else None,
+            )
+        except ValueError as e:
+            raise ConnectionUnavailable(str(e)) from None
+        return SalesforceClient("salesforce", auth, api_version=conn.api_version, budget=budget, meter=meter)
+    endpoints = sandbox_endpoints(settings)
+    sandbox = endpoints.get("salesforce")
+    if not sandbox:
+        raise ConnectionUnavailable(
+            f"salesforce: no credentials ({conn.client_id_env} with {conn.client_secret_env}, "
+            f"{conn.refresh_token_env}, or {conn.username_env} + {conn.private_key_env}) and no running sandbox "
+            f"in {settings.sandbox.data_dir}"
+        )
+    creds = sandbox["credentials"]
+    auth = SalesforceClientCredentials(
+        "salesforce", creds["consumer_key"], creds["consumer_secret"], login_url=sandbox["base_url"]
+    )
+    client = SalesforceClient(
+        "salesforce",
+        auth,
+        api_version=creds["api_version"],
+        budget=budget,
+        meter=meter,
+        ca_bundle=endpoints.get("ca_bundle"),
     )
     client.target = "sandbox"
     return client

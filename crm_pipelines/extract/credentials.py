@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from crm_pipelines.crm.errors import CrmError
-from crm_pipelines.extract.connections import ConnectionUnavailable, Secrets, dynamics_client, hubspot_client
+from crm_pipelines.extract.connections import (
+    ConnectionUnavailable,
+    Secrets,
+    dynamics_client,
+    hubspot_client,
+    salesforce_client,
+)
 from crm_pipelines.settings.model import Settings
 
 
@@ -37,8 +43,13 @@ async def _probe_dynamics(client: Any) -> None:
     await client.count("systemusers")
 
 
+async def _probe_salesforce(client: Any) -> None:
+    await client.limits()
+
+
 OPENERS: dict[str, tuple[Callable[..., Any], Callable[[Any], Awaitable[None]]]] = {
     "hubspot": (hubspot_client, _probe_hubspot),
+    "salesforce": (salesforce_client, _probe_salesforce),
     "dynamics": (dynamics_client, _probe_dynamics),
 }
 
