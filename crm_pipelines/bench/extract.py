@@ -1,0 +1,163 @@
+"""``crm-pipelines bench extract``: the bulk import (a backfill of every daily partition) against fresh
+sandboxes with their real rate limits, through real Dagster runs, into a fresh state database.
+
+Figures: ``records`` (mirror rows afterwards, live and flagged deleted, all objects) against
+``source_records`` (the sandboxes' own stats for the same objects; the two must be equal),
+``upsert_records_per_s`` (the mirror upsert path alone: every mirrored row written again into an empty
+database), ``wall_s`` against ``bound_s`` (the least time the published rate limits allow for reading
+every record through the cheapest endpoint, as ``bench connectors`` computes it, summed over objects read
+one after another) and ``peak_rss_mb`` of this process.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import sqlalchemy as sa
+import yaml
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from crm_pipelines.bench.running_sandboxes import running_sandboxes
+from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS
+from crm_pipelines.defs.extract.assets import build_extract_assets
+from crm_pipelines.defs.partitions import daily_partitions
+from crm_pipelines.defs.resources import CrmConnections, StateDatabase
+from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
+from crm_pipelines.settings import load_settings
+from crm_pipelines.state import mirror
+from crm_pipelines.state.db import create_state_engine
+from crm_pipelines.state.schema import MIRROR_TABLES
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+@contextmanager
+def _fresh_database(url: str | None):
+    """A new, empty database: its own PostgreSQL database next to ``url`` (dropped afterwards), or a
+    temporary SQLite file. The bench never writes into an existing state database."""
+    if not url or url.startswith("sqlite"):
+        with tempfile.TemporaryDirectory(prefix="crm-bench-state-") as tmp:
+            yield f"sqlite:///{tmp}/state.sqlite3"
+        return
+    base = sa.engine.make_url(url)
+    name = f"crm_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _bound_s(crm: str, obj: str, records: int) -> float:
+    """Least time for ``records`` through the cheapest endpoint at the published sustained rate."""
+    if crm == "hubspot":
+        window = HUBSPOT_LIMITS.buckets["search"][0]
+        return math.ceil(records / 200) / (window.calls / window.period_s)
+    if crm == "dynamics":
+        return math.ceil(records / 5000) / (6000 / 300)
+    return math.ceil(records / 50_000 + 2) * 86_400 / 100_000 if records else 0.0
+
+
+def _source_counts(info: dict) -> dict[tuple[str, str], int]:
+    counts = {}
+    for crm in ("hubspot", "salesforce", "dynamics"):
+        if crm not in info:
+            continue
+        stats = httpx.get(f"{info[crm]['base_url']}/__sandbox__/stats", verify=False).json()
+        for (c, obj), _ in MIRROR_TABLES.items():
+            if c == crm and obj in stats:
+                counts[(crm, obj)] = stats[obj]["live"] + stats[obj]["deleted"]
+    return counts
+
+
+def _time_upserts(source_url: str, target_url: str) -> float:
+    """Rows per second of the mirror upsert path, re-writing every mirrored row into an empty database."""
+    source = create_state_engine(source_url)
+    target = create_state_engine(target_url)
+    rows_by_table = {}
+    for (crm, obj), table in MIRROR_TABLES.items():
+        with source.connect() as conn:
+            rows_by_table[(crm, obj)] = [
+                mirror.MirrorRow(r.id, r.modified_at, r.record, r.deleted, r.deleted_at)
+                for r in conn.execute(sa.select(table))
+            ]
+    total = sum(len(rows) for rows in rows_by_table.values())
+    started = time.perf_counter()
+    for (crm, obj), rows in rows_by_table.items():
+        mirror.upsert_rows(target, crm, obj, rows)
+    seconds = time.perf_counter() - started
+    source.dispose()
+    target.dispose()
+    return round(total / seconds, 1) if seconds else 0.0
+
+
+def run_extract_bench(scale: int, seed: int, database_url: str | None) -> dict:
+    crms = ["hubspot", "salesforce", "dynamics"]
+    with running_sandboxes(crms, scale=scale, seed=seed) as info, _fresh_database(database_url) as state_url:
+        data_dir = Path(tempfile.mkdtemp(prefix="crm-bench-endpoints-"))
+        (data_dir / ENDPOINTS_FILE).write_text(__import__("json").dumps(info))
+        settings_path = data_dir / "settings.yaml"
+        settings_path.write_text(
+            yaml.safe_dump({"state_database_url": state_url, "sandbox": {"data_dir": str(data_dir)}})
+        )
+        settings = load_settings(settings_path)
+        assets = build_extract_assets(settings)
+        resources = {
+            "state": StateDatabase(url=state_url),
+            "crm_connections": CrmConnections(settings_path=str(settings_path)),
+        }
+        keys = daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC))
+        per_run = settings.extract.partitions_per_run
+        partitioned = [a for a in assets if a.partitions_def is not None]
+        reference = [a for a in assets if a.partitions_def is None]
+        started = time.perf_counter()
+        runs = 0
+        with dg.DagsterInstance.ephemeral() as instance:
+            for i in range(0, len(keys), per_run):
+                chunk = keys[i : i + per_run]
+                tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]}
+                if not dg.materialize(partitioned, instance=instance, resources=resources, tags=tags).success:
+                    raise RuntimeError(f"backfill run for {chunk[0]}…{chunk[-1]} failed")
+                runs += 1
+            if not dg.materialize(reference, instance=instance, resources=resources).success:
+                raise RuntimeError("reference objects failed")
+        wall = time.perf_counter() - started
+        engine = create_state_engine(state_url)
+        per_object = {f"{c}.{o}": sum(mirror.counts(engine, c, o).values()) for (c, o) in MIRROR_TABLES}
+        engine.dispose()
+        source = _source_counts(info)
+        bound = sum(_bound_s(c, o, n) for (c, o), n in source.items())
+        with _fresh_database(database_url) as target_url:
+            upsert_rate = _time_upserts(state_url, target_url)
+    records = sum(n for key, n in per_object.items() if tuple(key.split(".", 1)) in source)
+    return {
+        "scale": scale,
+        "records": records,
+        "source_records": sum(source.values()),
+        "upsert_records_per_s": upsert_rate,
+        "wall_s": round(wall, 1),
+        "bound_s": round(bound, 1),
+        "time_ratio": round(wall / bound, 3) if bound else None,
+        "runs": runs,
+        "partitions": len(keys),
+        "peak_rss_mb": _peak_rss_mb(),
+        "backend": "postgresql" if state_url.startswith("postgresql") else "sqlite",
+        "objects": per_object,
+    }
