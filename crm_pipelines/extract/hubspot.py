@@ -80,6 +80,7 @@ class HubSpotObject:
     def __init__(self, client: HubSpotClient, obj: str) -> None:
         self.client, self.obj = client, obj
         self.associations: list[MirrorRow] = []  # gathered while reading, written with the window
+        self.association_groups: list[str] = []  # id prefixes whose associations were all re-read
 
     async def read_window(self, start: datetime, end: datetime) -> AsyncIterator[list[MirrorRow]]:
         pending: list[str] = []
@@ -94,6 +95,7 @@ class HubSpotObject:
     async def _read_associations(self, ids: list[str]) -> None:
         for to_type in ASSOCIATIONS.get(self.obj, ()) if ids else ():
             linked = await self.client.associations(self.obj, to_type, ids)
+            self.association_groups += [f"{self.obj}:{i}:{to_type}:" for i in ids]
             for from_id, targets in linked.items():
                 for target in targets:
                     for kind in target.get("associationTypes", []):

@@ -71,10 +71,11 @@ async def extract(
     async for page in source.read_window(start, end):
         result.read += len(page)
         result.upserted += mirror.upsert_rows(engine, source.crm, source.obj, page)
-    gathered = getattr(source, "associations", None)
-    if gathered:
-        result.associations = mirror.upsert_rows(engine, source.crm, "associations", gathered)
+    gathered, groups = getattr(source, "associations", None), getattr(source, "association_groups", None)
+    if groups:
+        result.associations = mirror.replace_groups(engine, source.crm, "associations", groups, gathered or [])
         gathered.clear()
+        groups.clear()
     if sweep_deletions and source.partitioned:
         since_text = get_cursor(engine, connection, source.obj, DELETIONS)
         since = datetime.fromisoformat(since_text) - SAFETY_LAG if since_text else datetime(1970, 1, 1, tzinfo=UTC)

@@ -63,6 +63,30 @@ def upsert_rows(engine: Engine, crm: str, obj: str, rows: Iterable[MirrorRow]) -
     return written
 
 
+def replace_groups(engine: Engine, crm: str, obj: str, prefixes: Sequence[str], rows: Sequence[MirrorRow]) -> int:
+    """Make ``rows`` the whole live content of the id groups named by ``prefixes`` (ids starting with one).
+
+    For link-like objects (HubSpot associations keyed ``from_type:from_id:to_type:…``): re-reading a record's
+    links must also retire the links that disappeared, so they are flagged deleted rather than left live.
+    """
+    table = table_for(crm, obj)
+    now = datetime.now(UTC)
+    keep = {r.id for r in rows}
+    with engine.begin() as conn:
+        for chunk in _chunks(list(prefixes), 200):
+            ranges = sa.or_(*[sa.and_(table.c.id >= p, table.c.id < p + "\uffff") for p in chunk])
+            stale = [
+                r[0]
+                for r in conn.execute(sa.select(table.c.id).where(ranges, table.c.deleted.is_(False)))
+                if r[0] not in keep
+            ]
+            for ids in _chunks(stale, 1000):
+                conn.execute(
+                    table.update().where(table.c.id.in_(ids)).values(deleted=True, deleted_at=now, extracted_at=now)
+                )
+    return upsert_rows(engine, crm, obj, rows)
+
+
 def mark_deleted(engine: Engine, crm: str, obj: str, deletions: Sequence[tuple[str, datetime | None]]) -> int:
     """Flag records deleted in the CRM; never drops them. Unknown ids get a tombstone row."""
     if not deletions:

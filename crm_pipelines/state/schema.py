@@ -51,6 +51,7 @@ MIRRORED: dict[str, tuple[str, ...]] = {
 }
 
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+_ID = sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql")
 
 
 def mirror_table_name(crm: str, obj: str) -> str:
@@ -62,7 +63,8 @@ def _mirror_table(crm: str, obj: str) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column("id", sa.String(128), primary_key=True),
+        # byte order ("C") on PostgreSQL: id prefix ranges (replace_groups) must compare as on SQLite
+        sa.Column("id", _ID, primary_key=True),
         sa.Column("modified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),

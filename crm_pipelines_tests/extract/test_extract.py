@@ -214,3 +214,33 @@ def test_killed_backfill_resumes_to_the_same_mirror(
     expected = sandbox_records(hubspot_sandbox, "contacts")
     assert set(records) == set(expected)
     assert all(records[i]["email"] == p["email"] for i, p in expected.items())
+
+
+def test_associations_follow_the_crm_including_removed_ones(
+    hubspot_sandbox: RunningSandbox, extract_defs, instance: dg.DagsterInstance, state_url: str
+) -> None:
+    """DEAL-6: deal→contact associations reach the mirror with their deals; one removed in the CRM is
+    flagged deleted when its deal is read again, never left live."""
+    settings, assets, resources = extract_defs
+    backfill(instance, settings, assets, resources)
+    frame = mirror.read_records(create_state_engine(state_url), "hubspot", "associations")
+    deal_contacts = frame[(frame["from_type"] == "deals") & (frame["to_type"] == "contacts") & ~frame["deleted"]]
+    assert len(deal_contacts) > 0
+    link = deal_contacts.iloc[0]
+    with hubspot_sandbox.api() as api:
+        api.post(
+            "/crm/v4/associations/deals/contacts/batch/archive",
+            json={"inputs": [{"from": {"id": link["from_id"]}, "to": [{"id": link["to_id"]}]}]},
+        ).raise_for_status()
+    with hubspot_sandbox.admin() as admin:  # an edit, so the deal is read again
+        admin.patch(f"/ui/deals/{link['from_id']}", json={"properties": {"description": "re-read"}}).raise_for_status()
+    deals = [a for a in assets if a.key == dg.AssetKey(["hubspot", "deals"])]
+    today = daily_partitions(settings.extract).get_last_partition_key()
+    assert dg.materialize(deals, instance=instance, resources=resources, partition_key=today).success
+    after = mirror.read_records(create_state_engine(state_url), "hubspot", "associations")
+    removed = after[
+        (after["from_id"] == link["from_id"]) & (after["to_type"] == "contacts") & (after["to_id"] == link["to_id"])
+    ]
+    assert len(removed) > 0 and removed["deleted"].all()
+    others = deal_contacts[deal_contacts["from_id"] != link["from_id"]]["id"]
+    assert not after[after["id"].isin(others)]["deleted"].any()
