@@ -35,8 +35,8 @@ def settings_file(tmp_path: Path, hubspot_sandbox: RunningSandbox, state_url: st
                 "state_database_url": state_url,
                 "sandbox": {"data_dir": str(hubspot_sandbox.data_dir)},
                 "connections": {"salesforce": {"enabled": False}, "dynamics": {"enabled": False}},
-                # ~60 daily partitions in runs of 25: the first partition takes all older history
-                "extract": {"partitions_per_run": 25, "start_date": (date.today() - timedelta(days=60)).isoformat()},
+                # ~20 daily partitions in runs of 8: the first partition takes all older history
+                "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
             }
         )
     )
