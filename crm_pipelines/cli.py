@@ -98,11 +98,12 @@ def serve(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR, show_default=True
 )
 @click.option("--scale", type=int, default=DEFAULT_SCALE, show_default=True)
-def demo(data_dir: Path, scale: int) -> None:
-    """Start the sandboxes seeded with data and show what can be done with them."""
-    from crm_pipelines.sandbox.serve import ServeOptions, run
+@click.option("--keep-serving", is_flag=True, help="leave the sandboxes running afterwards (Ctrl-C stops)")
+def demo(data_dir: Path, scale: int, keep_serving: bool) -> None:
+    """The pipeline end to end against the sandboxes: bulk import through Dagster, then the transform."""
+    from crm_pipelines.demo import run_demo
 
-    run(ServeOptions(data_dir=data_dir, scale=scale, seed=DEFAULT_SEED, tls=False, demo=True))
+    run_demo(data_dir, scale, DEFAULT_SEED, keep_serving)
 
 
 @main.command()

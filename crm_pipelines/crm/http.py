@@ -98,7 +98,7 @@ class ApiClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.connection, self.base_url, self.dialect, self.auth = connection, base_url.rstrip("/"), dialect, auth
-        self.limiter = RateLimiter(limits, sleep=sleep)
+        self.limiter = RateLimiter(limits, sleep=sleep, shared_key=(connection, self.base_url))
         self.budget = budget or CallBudget(connection)
         self.meter = meter or Meter()
         self.max_attempts, self.sleep = max_attempts, sleep

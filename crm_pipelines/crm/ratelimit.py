@@ -57,6 +57,11 @@ class _RollingWindow:
         return max(wait, 0.0)
 
 
+# Window state per connection and API, shared by every client of this process: a Dagster run opens a client
+# per asset step, and a fresh, empty window would send a burst the server still counts against the last step.
+_SHARED_WINDOWS: dict[tuple[str, ...], dict[str, list[_RollingWindow]]] = {}
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -64,12 +69,28 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        shared_key: tuple[str, str] | None = None,
     ) -> None:
-        self.limits, self.clock, self.sleep = limits, clock, sleep
-        self._windows = {b: [_RollingWindow(w, limits.margin_s) for w in ws] for b, ws in limits.buckets.items()}
+        self.limits, self._clock, self.sleep = limits, clock, sleep
+        shared = shared_key is not None and clock is time.monotonic  # injected clocks keep their own state
+        self._windows = (
+            _SHARED_WINDOWS.setdefault((*shared_key, repr(limits)), self._fresh()) if shared else self._fresh()
+        )
         self._lock = asyncio.Lock()
         self.concurrency = asyncio.Semaphore(limits.max_concurrency)
         self.waited_s = 0.0
+
+    def _fresh(self) -> dict[str, list[_RollingWindow]]:
+        return {b: [_RollingWindow(w, self.limits.margin_s) for w in ws] for b, ws in self.limits.buckets.items()}
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        # another time source cannot share windows stamped by the real clock
+        self._clock, self._windows = clock, self._fresh()
 
     async def acquire(self, bucket: str = "default") -> list[list[float]]:
         """Wait until one more request fits every window of ``bucket``; returns its stamps for ``complete``."""
