@@ -1,0 +1,62 @@
+"""The mirror tables as the transform layer's input frames (``crm_pipelines.transform.frames.Mirrors``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from crm_pipelines.settings import Settings
+from crm_pipelines.state import mirror
+from crm_pipelines.state.schema import MIRROR_TABLES
+from crm_pipelines.transform.frames import Mirrors
+from crm_pipelines.transform.pipeline import TransformSettings
+from crm_pipelines.transform.stages import PipelineMapping, StageSettings
+
+
+def _hubspot_stages(pipelines: pd.DataFrame) -> pd.DataFrame:
+    """HubSpot pipelines are mirrored one row per pipeline; the transform wants one row per stage."""
+    rows = []
+    for record in pipelines[~pipelines["deleted"]].to_dict("records") if len(pipelines) else []:
+        pipeline_id = str(record["id"]).split(":", 1)[-1]  # mirrored as "<object type>:<pipeline id>"
+        for stage in record.get("stages") or []:
+            meta = stage.get("metadata") or {}
+            rows.append(
+                {
+                    "id": f"{pipeline_id}:{stage.get('id')}",
+                    "modified_at": record["modified_at"],
+                    "deleted": False,
+                    "pipeline_id": pipeline_id,
+                    "pipeline_label": record.get("label"),
+                    "stage_id": stage.get("id"),
+                    "stage_label": stage.get("label"),
+                    "display_order": stage.get("displayOrder"),
+                    "probability": meta.get("probability"),
+                    "is_closed": meta.get("isClosed"),
+                    "is_won": str(meta.get("probability")) in ("1", "1.0") and meta.get("isClosed") == "true",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def load_mirrors(engine: Engine) -> Mirrors:
+    frames = {(crm, obj): mirror.read_records(engine, crm, obj) for crm, obj in MIRROR_TABLES}
+    frames[("hubspot", "pipelines")] = _hubspot_stages(frames[("hubspot", "pipelines")])
+    return Mirrors(frames)
+
+
+def transform_settings(settings: Settings) -> TransformSettings:
+    """The YAML settings mapped onto what the transform needs (rule IDs as in SPEC.md)."""
+    sf, dy = settings.sync.salesforce, settings.sync.dynamics
+    mappings = tuple(
+        PipelineMapping(m.other_pipeline, m.hubspot_pipeline, dict(m.stages))
+        for m in (*sf.deals.pipelines, *dy.deals.pipelines)
+    )
+    return TransformSettings(
+        valid_email_only=sf.valid_email_only,  # CON-3
+        dynamics_entities=(dy.contact_entity, "lead" if dy.contact_entity == "contact" else "contact"),  # TOP-1
+        stages=StageSettings(pipelines=mappings, dedicated_pipeline=sf.deals.dedicated_pipeline),  # DEAL-2..5
+        new_contact_type=sf.new_contact_type,  # CON-5
+        inclusion_list=tuple(sf.inclusion_list) if sf.inclusion_list is not None else None,  # CON-7
+        dynamics_lifecycle_stage=dy.lifecycle_stage,  # CON-9
+        closed_won_sets_customer=sf.deals.closed_won_sets_customer,  # DEAL-7
+    )

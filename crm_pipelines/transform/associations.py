@@ -1,0 +1,78 @@
+"""Associations to carry (DEAL-6, TOP-1), expressed between identities rather than CRM records.
+
+contact->company, deal->contact (Salesforce: OpportunityContactRole; Dynamics: the opportunity's parent
+contact) and deal->company (Opportunity.AccountId; Dynamics: parent account). Each row says which CRM
+holds the association, so the planner can create it where it is missing.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from crm_pipelines.transform.frames import Mirrors, text
+
+
+def deal_contact_pairs(mirrors: Mirrors) -> pd.DataFrame:
+    """(crm, deal_id, contact_id) of the three CRMs."""
+    a = mirrors.live("hubspot", "associations", ["from_type", "from_id", "to_type", "to_id"])
+    fwd = a[(a["from_type"] == "deals") & (a["to_type"] == "contacts")]
+    back = a[(a["from_type"] == "contacts") & (a["to_type"] == "deals")]
+    ocr = mirrors.live("salesforce", "OpportunityContactRole", ["OpportunityId", "ContactId"])
+    dy = mirrors.live("dynamics", "opportunities", ["_parentcontactid_value"])
+    parts = [("hubspot", fwd["from_id"], fwd["to_id"]), ("hubspot", back["to_id"], back["from_id"]),
+             ("salesforce", ocr["OpportunityId"], ocr["ContactId"]),
+             ("dynamics", dy["id"], dy["_parentcontactid_value"])]
+    return _pairs(parts, "deal_id", "contact_id")
+
+
+def deal_company_pairs(mirrors: Mirrors) -> pd.DataFrame:
+    """(crm, deal_id, company_id) of the three CRMs."""
+    a = mirrors.live("hubspot", "associations", ["from_type", "from_id", "to_type", "to_id"])
+    fwd = a[(a["from_type"] == "deals") & (a["to_type"] == "companies")]
+    back = a[(a["from_type"] == "companies") & (a["to_type"] == "deals")]
+    opp = mirrors.live("salesforce", "Opportunity", ["AccountId"])
+    dy = mirrors.live("dynamics", "opportunities", ["_parentaccountid_value"])
+    parts = [("hubspot", fwd["from_id"], fwd["to_id"]), ("hubspot", back["to_id"], back["from_id"]),
+             ("salesforce", opp["id"], opp["AccountId"]), ("dynamics", dy["id"], dy["_parentaccountid_value"])]
+    return _pairs(parts, "deal_id", "company_id")
+
+
+def _pairs(parts, left: str, right: str) -> pd.DataFrame:
+    out = pd.concat([pd.DataFrame({"crm": crm, left: text(a).to_numpy(), right: text(b).to_numpy()})
+                     for crm, a, b in parts], ignore_index=True)
+    out["crm"] = out["crm"].astype("string")
+    return out.dropna().drop_duplicates(ignore_index=True)
+
+
+def record_identity(members: pd.DataFrame, roles: tuple[str, ...] = ("linked", "matched", "converted")) -> pd.DataFrame:
+    """(crm, id) -> identity_id for the records that represent an identity."""
+    return members.loc[members["role"].isin(list(roles)), ["crm", "id", "identity_id"]]
+
+
+def identity_pairs(pairs: pd.DataFrame, left: str, right: str, left_ids: pd.DataFrame,
+                   right_ids: pd.DataFrame) -> pd.DataFrame:
+    """Record pairs as identity pairs: (left_identity, right_identity, crm) - one row per CRM holding it.
+
+    ``left_ids`` / ``right_ids``: (crm, id, identity_id). Pairs whose records have no identity (ambiguous
+    duplicates, records outside the sync) are dropped: they are not carried.
+    """
+    crm = pd.CategoricalDtype(["hubspot", "salesforce", "dynamics"])
+    pairs = pairs.astype({"crm": crm})
+    left_ids, right_ids = left_ids.astype({"crm": crm}), right_ids.astype({"crm": crm})
+    out = pairs.merge(left_ids.rename(columns={"id": left, "identity_id": f"{left}_identity"}), on=["crm", left])
+    out = out.merge(right_ids.rename(columns={"id": right, "identity_id": f"{right}_identity"}), on=["crm", right])
+    out = out[[f"{left}_identity", f"{right}_identity", "crm"]].drop_duplicates(ignore_index=True)
+    return out.astype({"crm": "string"})
+
+
+def companies_as_members(companies: pd.DataFrame) -> pd.DataFrame:
+    """Company identities as (crm, id, identity_id) rows."""
+    parts = [pd.DataFrame({"crm": crm, "id": companies[f"{crm}_id"], "identity_id": companies["identity_id"]})
+             for crm in ("hubspot", "salesforce", "dynamics")]
+    out = pd.concat(parts, ignore_index=True).dropna()
+    out["crm"] = out["crm"].astype("string")
+    return out
+
+
+def deals_as_members(deals: pd.DataFrame) -> pd.DataFrame:
+    return companies_as_members(deals)

@@ -1,0 +1,140 @@
+"""The whole transform in one call: what the ``unified`` assets compute, from the mirrors and the links."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from crm_pipelines.transform import associations as assoc
+from crm_pipelines.transform.companies import (
+    CompanyIdentities,
+    account_creation_candidates,
+    company_contact_pairs,
+    company_identities,
+)
+from crm_pipelines.transform.deals import deal_identities
+from crm_pipelines.transform.fields import DEFAULT_FIELDS, FieldMap, map_fields, owner_map
+from crm_pipelines.transform.frames import Mirrors
+from crm_pipelines.transform.identities import ContactIdentities, contact_identities, contact_records
+from crm_pipelines.transform.lifecycle import company_lifecycle, contact_lifecycle
+from crm_pipelines.transform.rollups import contact_rollups, hubspot_deal_contacts, hubspot_deal_facts
+from crm_pipelines.transform.stages import (
+    StageSettings,
+    deal_stage_keys,
+    hubspot_stages,
+    map_deal_stages,
+)
+
+
+@dataclass(frozen=True)
+class TransformSettings:
+    """What the transform needs from the YAML settings (the integrator maps ``Settings`` onto this)."""
+
+    valid_email_only: bool = True  # CON-3
+    dynamics_entities: tuple[str, ...] = ("contact", "lead")  # TOP-1, preferred first
+    stages: StageSettings = field(default_factory=StageSettings)  # DEAL-2..5
+    record_type_count: int | None = None  # DEAL-3; None = count the RecordType frame
+    custom_fields: Mapping[tuple[str, str], tuple[FieldMap, ...]] = field(default_factory=dict)  # DEAL-1
+    new_contact_type: str = "Lead"  # CON-5
+    inclusion_list: tuple[str, ...] | None = None  # CON-7
+    requested_accounts: tuple[str, ...] = ()  # COM-2
+    dynamics_lifecycle_stage: str | None = None  # CON-9
+    closed_won_sets_customer: bool = False  # DEAL-7
+
+
+@dataclass
+class TransformResult:
+    """Everything the ``unified`` assets store. Frames, by asset:
+
+    - ``contacts``: contact identities, members (every live record with identity and role) and the CON-11
+      ambiguity findings;
+    - ``companies`` (COM-1/COM-3 identities + domain findings) and ``account_candidates`` (COM-2);
+    - ``deals`` (DEAL-5 identities) and ``deal_stages`` (DEAL-2..4 mapping per Opportunity/opportunity);
+    - ``owners`` (matched by email), ``fields`` (typed values per (crm, object)), ``field_findings``;
+    - ``contact_company``, ``deal_contact``, ``deal_company`` (DEAL-6, between identities);
+    - ``deal_facts``, ``hubspot_deal_contacts`` and ``rollups`` (the SPEC rollup table);
+    - ``lifecycle`` (CON-9/DEAL-7 proposals per HubSpot contact), ``company_lifecycle`` (COM-4).
+    """
+
+    contacts: ContactIdentities
+    companies: CompanyIdentities
+    account_candidates: pd.DataFrame
+    deals: pd.DataFrame
+    deal_stages: pd.DataFrame
+    owners: pd.DataFrame
+    fields: dict[tuple[str, str], pd.DataFrame]
+    field_findings: pd.DataFrame
+    contact_company: pd.DataFrame
+    deal_contact: pd.DataFrame
+    deal_company: pd.DataFrame
+    deal_facts: pd.DataFrame
+    hubspot_deal_contacts: pd.DataFrame
+    rollups: pd.DataFrame
+    lifecycle: pd.DataFrame
+    company_lifecycle: pd.DataFrame
+    hubspot_pipelines: pd.DataFrame = field(default_factory=pd.DataFrame)  # kept for incremental deal facts
+
+
+def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
+                  settings: TransformSettings | None = None) -> TransformResult:
+    """Every output of the transform layer for one state of the mirrors (see ``TransformResult``)."""
+    settings = settings or TransformSettings()
+    records = contact_records(mirrors, settings.dynamics_entities)
+    contacts = contact_identities(records, links, settings.valid_email_only)
+    pairs = company_contact_pairs(mirrors)
+    companies = company_identities(mirrors, contacts.members, links, pairs)
+    candidates = account_creation_candidates(
+        companies.identities, pairs, contacts.identities, contacts.members, settings.new_contact_type,
+        settings.valid_email_only, settings.inclusion_list, settings.requested_accounts)
+    deals = deal_identities(mirrors, links)
+    hs_stages = hubspot_stages(mirrors)
+    rt_count = settings.record_type_count
+    if rt_count is None:
+        rt_count = len(mirrors.live("salesforce", "RecordType"))
+    stages = map_deal_stages(deal_stage_keys(mirrors), settings.stages, hs_stages, rt_count)
+    owners = owner_map(mirrors)
+    fields, findings = map_all_fields(mirrors, owners, settings)
+
+    contact_ids = assoc.record_identity(contacts.members)
+    company_ids = assoc.companies_as_members(companies.identities)
+    deal_ids = assoc.deals_as_members(deals)
+    contact_company = assoc.identity_pairs(pairs.rename(columns={"company_id": "company", "contact_id": "contact"}),
+                                           "contact", "company", contact_ids, company_ids)
+    deal_contact = assoc.identity_pairs(assoc.deal_contact_pairs(mirrors).rename(
+        columns={"deal_id": "deal", "contact_id": "contact"}), "deal", "contact", deal_ids, contact_ids)
+    deal_company = assoc.identity_pairs(assoc.deal_company_pairs(mirrors).rename(
+        columns={"deal_id": "deal", "company_id": "company"}), "deal", "company", deal_ids, company_ids)
+
+    facts = hubspot_deal_facts(mirrors)
+    hs_pairs = hubspot_deal_contacts(mirrors)
+    rollups = contact_rollups(facts, hs_pairs)
+    lifecycle = hubspot_lifecycle(mirrors, contacts, facts, hs_pairs, settings)
+    hs_company = pairs.loc[pairs["crm"] == "hubspot", ["company_id", "contact_id"]]
+    hs_companies = mirrors.live("hubspot", "companies", ["lifecyclestage"])[["id", "lifecyclestage"]]
+    company_stage = company_lifecycle(hs_company, lifecycle[["id", "new_stage"]], hs_companies.reset_index(drop=True))
+    return TransformResult(contacts, companies, candidates, deals, stages, owners, fields, findings,
+                           contact_company, deal_contact, deal_company, facts, hs_pairs, rollups, lifecycle,
+                           company_stage, mirrors.get("hubspot", "pipelines"))
+
+
+def map_all_fields(mirrors: Mirrors, owners: pd.DataFrame, settings: TransformSettings,
+                   ) -> tuple[dict[tuple[str, str], pd.DataFrame], pd.DataFrame]:
+    fields, findings = {}, []
+    for key, defaults in DEFAULT_FIELDS.items():
+        frame = mirrors.live(*key)
+        values, f = map_fields(frame, *key, defaults + tuple(settings.custom_fields.get(key, ())), owners)
+        fields[key] = values
+        findings.append(f)
+    return fields, pd.concat(findings, ignore_index=True)
+
+
+def hubspot_lifecycle(mirrors: Mirrors, contacts: ContactIdentities, facts: pd.DataFrame, hs_pairs: pd.DataFrame,
+                      settings: TransformSettings) -> pd.DataFrame:
+    """CON-9 and DEAL-7 for the HubSpot contacts (COM-4 follows from these with ``company_lifecycle``)."""
+    hs = mirrors.live("hubspot", "contacts", ["lifecyclestage"])[["id", "lifecyclestage"]]
+    with_dyn = contacts.identities.dropna(subset=["hubspot_id", "dynamics_id"])["hubspot_id"]
+    won = hs_pairs.loc[hs_pairs["deal_id"].isin(facts.loc[facts["is_won"], "deal_id"]), "contact_id"]
+    return contact_lifecycle(hs.reset_index(drop=True), hs["id"].isin(with_dyn).reset_index(drop=True),
+                             settings.dynamics_lifecycle_stage, won, settings.closed_won_sets_customer)
