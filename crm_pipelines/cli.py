@@ -181,5 +181,18 @@ def bench_extract(scale: int, seed: int, database_url: str | None) -> None:
     sys.stdout.write(json.dumps(figures) + "\n")
 
 
+@bench.command("transform")
+@click.option("--contacts", type=int, default=1_000_000, show_default=True)
+@click.option("--companies", type=int, default=300_000, show_default=True)
+@click.option("--deals", type=int, default=500_000, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+def bench_transform(contacts: int, companies: int, deals: int, seed: int) -> None:
+    """Full transform on generated mirror frames of that size, then an incremental one of 1,000 changes."""
+    from crm_pipelines.bench.transform import run_transform_bench
+
+    figures = run_transform_bench(contacts, companies, deals, seed)
+    sys.stdout.write(json.dumps(figures, default=str) + "\n")
+
+
 if __name__ == "__main__":
     main()
