@@ -12,6 +12,7 @@ one after another) and ``peak_rss_mb`` of this process.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 import uuid
@@ -129,7 +130,9 @@ def run_extract_bench(scale: int, seed: int, database_url: str | None) -> dict:
         reference = [a for a in assets if a.partitions_def is None]
         started = time.perf_counter()
         runs = 0
-        with dg.DagsterInstance.ephemeral() as instance:
+        # the deployment's instance when DAGSTER_HOME names one (e.g. dagster.yaml on PostgreSQL), else in memory
+        instance_cm = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+        with instance_cm as instance:
             for i in range(0, len(keys), per_run):
                 chunk = keys[i : i + per_run]
                 tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]}
