@@ -12,6 +12,8 @@ import datetime as dt
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import orjson
+
 from crm_pipelines.sandbox.dynamics import errors
 from crm_pipelines.sandbox.dynamics.catalog import BY_LOGICAL, CHANGE_TRACKING_DAYS, COUNT_MAX, PAGE_MAX, Table
 from crm_pipelines.sandbox.dynamics.messages import ApiRequest, ApiResponse
@@ -25,7 +27,7 @@ from crm_pipelines.sandbox.dynamics.odata import (
     parse_select,
     read_skiptoken,
 )
-from crm_pipelines.sandbox.dynamics.render import Renderer, target_of
+from crm_pipelines.sandbox.dynamics.render import JsonRows, Renderer, target_of
 from crm_pipelines.sandbox.dynamics.store import DynamicsStore
 
 TOTAL_COUNT = "Microsoft.Dynamics.CRM.totalrecordcount"
@@ -52,13 +54,14 @@ class Reader:
         etag_wanted = req.header("if-none-match")
         if etag_wanted and etag_wanted == f'W/"{row["versionnumber"]}"':
             return ApiResponse(304, None)  # conditional retrieval: unchanged since the client's copy
+        renderer = Renderer(self.store, table, select, prefer)
         body = {"@odata.context": self.context(table, select, "/$entity"),
-                **self.render(table, [row], select, prefer, req.query.get("$expand"))[0]}
+                **self.render(renderer, [row], req.query.get("$expand"))[0]}
         return ApiResponse(200, body, {"ETag": body["@odata.etag"]})
 
-    def render(self, table: Table, rows: list[dict[str, Any]], select: list[str] | None, prefer: Prefer,
-               expand: str | None) -> list[dict[str, Any]]:
-        out = Renderer(self.store, table, select, prefer).rows(rows)
+    def render(self, renderer: Renderer, rows: list[dict[str, Any]], expand: str | None) -> list[dict[str, Any]]:
+        table, prefer = renderer.table, renderer.prefer
+        out = renderer.rows(rows)
         for item in parse_expand(expand):
             nav = table.nav(item.name)
             if nav is None:
@@ -69,10 +72,10 @@ class Reader:
             targets = [target_of(attr, r) for r in rows]
             ids = sorted({r[attr.column] for r, t in zip(rows, targets, strict=True) if t == nav.target})
             related = self.store.get_many(target, ids)
-            renderer = Renderer(self.store, target, sub_select, prefer)
+            sub = Renderer(self.store, target, sub_select, prefer)
             for raw, rendered, t in zip(rows, out, targets, strict=True):
                 hit = related.get(raw.get(attr.column) or "") if t == nav.target else None
-                rendered[item.name] = renderer.rows([hit])[0] if hit else None
+                rendered[item.name] = sub.rows([hit])[0] if hit else None
         return out
 
     # -- collections -----------------------------------------------------------------------------------
@@ -112,9 +115,10 @@ class Reader:
             page_where.append(sql)
             page_params += ps
         limit = min(top, PAGE_MAX) if top is not None else page_size
-        rows = self._select(table, " AND ".join(page_where), page_params, order, limit + 1)
-        more = len(rows) > limit and top is None
-        rows = rows[:limit]
+        renderer = Renderer(self.store, table, select, prefer)
+        values, last, more = self._page(renderer, " AND ".join(page_where), page_params, order, limit,
+                                        q.get("$expand"))
+        more = more and top is None
         body: dict[str, Any] = {"@odata.context": self.context(table, select)}
         headers: dict[str, str] = {}
         if prefer.maxpagesize:
@@ -129,10 +133,9 @@ class Reader:
         snapshot = state.get("s") if state else None
         if tracking and snapshot is None:
             snapshot = self.store.current_version()
-        body["value"] = self.render(table, rows, select, prefer, q.get("$expand"))
+        body["value"] = _value(values)
         if more:
-            last = rows[-1]
-            next_state: dict[str, Any] = {"k": [last[c] for c, _ in order]}
+            next_state: dict[str, Any] = {"k": last}
             if tracking:
                 next_state["s"] = snapshot
             token = make_skiptoken(page + 1, next_state, tracking)
@@ -142,10 +145,43 @@ class Reader:
             body["@odata.deltaLink"] = self._link(table, req, {"$deltatoken": delta_token(snapshot or 0)})
         return ApiResponse(200, body, headers)
 
-    def _select(self, table: Table, where: str, params: list[Any], order: list[tuple[str, bool]],
+    def _page(self, renderer: Renderer, where: str, params: list[Any], order: list[tuple[str, bool]], limit: int,
+              expand: str | None) -> tuple[list[dict[str, Any]] | JsonRows, list[Any] | None, bool]:
+        """Up to ``limit`` rendered rows in ``order``, the last one's ``order`` values (the next page's keyset
+        cursor) and whether more rows follow.
+
+        Plain rows (no annotations, no ``$expand``: what a sync asks for) are rendered by SQLite as JSON,
+        reading only the selected columns; a 5,000-row page then costs a few Python objects per row instead
+        of one per stored value plus a dict per row rendered attribute by attribute.
+        """
+        table = renderer.table
+        order_sql = ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in order)
+        if renderer.plain and not expand:
+            keys = [c for c, _ in order]  # the keyset columns, after the row's JSON
+            pk, source = table.primary_id, table.entity_set
+            if keys == [pk]:  # a walk of the primary key, which is the table's own order
+                sql = f"SELECT {renderer.json_sql()}, {pk} FROM {source} WHERE {where} ORDER BY {order_sql} LIMIT ?"
+            else:
+                # Pick the page's keys first (from an index when one covers the filter and order, as for
+                # modifiedon windows and change tracking), then read those rows in key order, which is
+                # cache-friendly: fetching rows in index order jumps around the table and costs ~1.5x. It also
+                # keeps rows outside the page from being rendered when the order needs a sort.
+                sql = (f"SELECT {renderer.json_sql()}, {', '.join(keys)} FROM {source} WHERE {pk} IN "
+                       f"(SELECT {pk} FROM {source} WHERE {where} ORDER BY {order_sql} LIMIT ?) ORDER BY {order_sql}")
+            rows = self.store.db.execute(sql, (*params, limit + 1)).fetchall()
+            more = len(rows) > limit
+            del rows[limit:]
+            last = list(rows[-1][1:]) if rows else None
+            return JsonRows([r[0] for r in rows]), last, more
+        stored = self._select(table, where, params, order_sql, limit + 1)
+        more = len(stored) > limit
+        del stored[limit:]
+        last = [stored[-1][c] for c, _ in order] if stored else None
+        return self.render(renderer, stored, expand), last, more
+
+    def _select(self, table: Table, where: str, params: list[Any], order_sql: str,
                 limit: int) -> list[dict[str, Any]]:
         cols = self.store.columns(table)
-        order_sql = ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in order)
         cur = self.store.db.execute(
             f"SELECT {', '.join(cols)} FROM {table.entity_set} WHERE {where} ORDER BY {order_sql} LIMIT ?",
             (*params, limit),
@@ -170,37 +206,46 @@ class Reader:
         page, state = (read_skiptoken(req.query["$skiptoken"]) if "$skiptoken" in req.query
                        else (1, {"s": self.store.current_version(), "p": 0, "k": since}))
         snapshot, phase, after = state["s"], state["p"], state["k"]
-        values: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] | JsonRows = []
         if phase == 0:
-            rows = self._select(table, "versionnumber > ? AND versionnumber <= ?", [after, snapshot],
-                                [("versionnumber", False)], page_size + 1)
-            if len(rows) > page_size:
-                rows = rows[:page_size]
-                values = self.render(table, rows, select, prefer, None)
-                return self._delta_page(table, req, select, values, page, snapshot, 0, rows[-1]["versionnumber"])
-            values = self.render(table, rows, select, prefer, None)
+            renderer = Renderer(self.store, table, select, prefer)
+            rows, last, more = self._page(renderer, "versionnumber > ? AND versionnumber <= ?", [after, snapshot],
+                                          [("versionnumber", False)], page_size, None)
+            if more:
+                assert last is not None
+                return self._delta_page(table, req, select, _value(rows), page, snapshot, 0, last[0])
             phase, after = 1, since
-        left = page_size - len(values)
+        left = page_size - len(rows)
         gone = self.store.db.execute(
             "SELECT id, versionnumber FROM tombstones WHERE entity_set = ? AND versionnumber > ? "
             "AND versionnumber <= ? ORDER BY versionnumber LIMIT ?",
             (table.entity_set, after, snapshot, left + 1),
         ).fetchall()
         deleted_context = f"{self.api_url}/$metadata#{table.entity_set}/$deletedEntity"
-        values += [{"@odata.context": deleted_context, "id": rid, "reason": "deleted"} for rid, _ in gone[:left]]
+        deleted = [{"@odata.context": deleted_context, "id": rid, "reason": "deleted"} for rid, _ in gone[:left]]
+        values = _value(rows, deleted)
         if len(gone) > left:
             return self._delta_page(table, req, select, values, page, snapshot, 1, gone[left - 1][1])
         body = {"@odata.context": self.context(table, select, "/$delta"), "value": values,
                 "@odata.deltaLink": self._link(table, req, {"$deltatoken": delta_token(snapshot)})}
         return ApiResponse(200, body, {"Preference-Applied": "odata.track-changes"})
 
-    def _delta_page(self, table: Table, req: ApiRequest, select: list[str] | None, values: list[dict[str, Any]],
-                    page: int, snapshot: int, phase: int, last: int) -> ApiResponse:
+    def _delta_page(self, table: Table, req: ApiRequest, select: list[str] | None,
+                    values: list[dict[str, Any]] | orjson.Fragment, page: int, snapshot: int, phase: int,
+                    last: int) -> ApiResponse:
         token = make_skiptoken(page + 1, {"s": snapshot, "p": phase, "k": last}, True)
         body = {"@odata.context": self.context(table, select, "/$delta"), "value": values,
                 "@odata.nextLink": self._link(table, req, {"$deltatoken": req.query["$deltatoken"],
                                                            "$skiptoken": token})}
         return ApiResponse(200, body, {"Preference-Applied": "odata.track-changes"})
+
+
+def _value(rows: list[dict[str, Any]] | JsonRows,
+           more: list[dict[str, Any]] | None = None) -> list[dict[str, Any]] | orjson.Fragment:
+    """A body's ``value``: the page's rows, then ``more`` (a delta's deleted entities)."""
+    if isinstance(rows, JsonRows):
+        return rows.fragment(more or ())
+    return [*rows, *(more or ())]
 
 
 def _keyset(order: list[tuple[str, bool]], values: list[Any]) -> tuple[str, list[Any]]:

@@ -23,6 +23,15 @@ _SQL_TYPE = {"Money": "REAL", "Decimal": "REAL", "Double": "REAL", "Integer": "I
              "Boolean": "INTEGER", "Picklist": "INTEGER", "State": "INTEGER", "Status": "INTEGER"}
 
 
+def sql_type(attribute: Attribute) -> str:
+    return _SQL_TYPE.get(attribute.type, "TEXT")
+
+
+def json_number(value: Any) -> str:
+    """A number as orjson writes it (shortest round-trip form), for SQL that renders rows as JSON."""
+    return orjson.dumps(value).decode()
+
+
 def target_column(attribute: Attribute) -> str | None:
     return f"_{attribute.name}_target" if attribute.is_lookup and len(attribute.targets) > 1 else None
 
@@ -37,7 +46,7 @@ def columns(table: Table) -> list[str]:
 def _ddl(table: Table) -> str:
     defs = []
     for a in table.attributes:
-        kind = _SQL_TYPE.get(a.type, "TEXT")
+        kind = sql_type(a)
         collate = " COLLATE NOCASE" if a.type in TEXT_TYPES else ""
         pk = " PRIMARY KEY" if a.name == table.primary_id else ""
         defs.append(f"{a.column} {kind}{collate}{pk}")
@@ -73,6 +82,7 @@ class DynamicsStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA cache_size=-131072")
+        self.db.create_function("json_number", 1, json_number, deterministic=True)
         self.db.executescript(SCHEMA)
         for table in TABLES:
             self.db.execute(_ddl(table))
