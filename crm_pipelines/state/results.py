@@ -15,7 +15,11 @@ def _storable(frame: pd.DataFrame) -> pd.DataFrame:
     """Nested values (lists, dicts) as JSON text, so every backend stores them."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object and out[column].map(lambda v: isinstance(v, dict | list | tuple)).any():
+        if out[column].dtype != object:
+            continue
+        # one probe on the first non-null value: the transform's columns hold one kind of value each
+        first = out[column].dropna().head(1)
+        if len(first) and isinstance(first.iloc[0], dict | list | tuple):
             out[column] = out[column].map(
                 lambda v: orjson.dumps(v).decode() if isinstance(v, dict | list | tuple) else v
             )

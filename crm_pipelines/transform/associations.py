@@ -7,9 +7,12 @@ holds the association, so the planner can create it where it is missing.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from crm_pipelines.transform.frames import Mirrors, text
+
+CRMS = ("hubspot", "salesforce", "dynamics")
 
 
 def deal_contact_pairs(mirrors: Mirrors) -> pd.DataFrame:
@@ -49,20 +52,46 @@ def record_identity(members: pd.DataFrame, roles: tuple[str, ...] = ("linked", "
     return members.loc[members["role"].isin(list(roles)), ["crm", "id", "identity_id"]]
 
 
-def identity_pairs(pairs: pd.DataFrame, left: str, right: str, left_ids: pd.DataFrame,
-                   right_ids: pd.DataFrame) -> pd.DataFrame:
+class IdentityLookup:
+    """Record id -> identity id, one hash index per CRM, built once and reused for every association kind."""
+
+    def __init__(self, members: pd.DataFrame) -> None:
+        crm = members["crm"].to_numpy(dtype=object)
+        ids = members["id"].to_numpy(dtype=object)
+        ident = members["identity_id"].to_numpy(dtype=object)
+        self._by: dict[str, tuple[pd.Index, np.ndarray]] = {}
+        for c in CRMS:
+            sel = crm == c
+            index = pd.Index(ids[sel], dtype=object)
+            keep = ~index.duplicated()
+            self._by[c] = (index[keep], ident[sel][keep])
+
+    def __call__(self, crm: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        out = np.full(len(ids), None, dtype=object)
+        for c, (index, ident) in self._by.items():
+            sel = np.flatnonzero(crm == c)
+            if len(sel) and len(index):
+                pos = index.get_indexer(ids[sel])
+                ok = pos >= 0
+                out[sel[ok]] = ident[pos[ok]]
+        return out
+
+
+def identity_pairs(pairs: pd.DataFrame, left: str, right: str, left_ids: IdentityLookup,
+                   right_ids: IdentityLookup) -> pd.DataFrame:
     """Record pairs as identity pairs: (left_identity, right_identity, crm) - one row per CRM holding it.
 
-    ``left_ids`` / ``right_ids``: (crm, id, identity_id). Pairs whose records have no identity (ambiguous
-    duplicates, records outside the sync) are dropped: they are not carried.
+    Pairs whose records have no identity (ambiguous duplicates, records outside the sync) are dropped:
+    they are not carried.
     """
-    crm = pd.CategoricalDtype(["hubspot", "salesforce", "dynamics"])
-    pairs = pairs.astype({"crm": crm})
-    left_ids, right_ids = left_ids.astype({"crm": crm}), right_ids.astype({"crm": crm})
-    out = pairs.merge(left_ids.rename(columns={"id": left, "identity_id": f"{left}_identity"}), on=["crm", left])
-    out = out.merge(right_ids.rename(columns={"id": right, "identity_id": f"{right}_identity"}), on=["crm", right])
-    out = out[[f"{left}_identity", f"{right}_identity", "crm"]].drop_duplicates(ignore_index=True)
-    return out.astype({"crm": "string"})
+    crm = pairs["crm"].to_numpy(dtype=object)
+    li = left_ids(crm, pairs[left].to_numpy(dtype=object))
+    ri = right_ids(crm, pairs[right].to_numpy(dtype=object))
+    ok = pd.notna(li) & pd.notna(ri)
+    out = pd.DataFrame({f"{left}_identity": pd.Series(li[ok], dtype=object),
+                        f"{right}_identity": pd.Series(ri[ok], dtype=object),
+                        "crm": pd.Series(crm[ok], dtype=object)})
+    return out.drop_duplicates(ignore_index=True)
 
 
 def companies_as_members(companies: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pycountry
 
-from crm_pipelines.transform.frames import text
 from crm_pipelines.transform.synonyms import COUNTRY_SYNONYMS, SUBDIVISION_SYNONYMS
 
 
@@ -58,23 +57,28 @@ def subdivision_code(country: str, value: str) -> str | None:
 
 def normalize_countries(values: pd.Series) -> pd.DataFrame:
     """``code`` (ISO 3166-1 alpha-2 or NA) and ``failed`` (text present but not recognised) per value."""
-    raw = text(values).str.strip()
-    raw = raw.mask(raw == "")
-    uniq = raw.dropna().unique()
-    lookup = pd.Series([country_code(v) for v in uniq], index=uniq, dtype="string")
-    code = raw.map(lookup).astype("string")
-    return pd.DataFrame({"code": code, "failed": raw.notna() & code.isna()}, index=values.index)
+    codes, uniq = pd.factorize(pd.Series(values.to_numpy(dtype=object, na_value=None), dtype=object))
+    found = np.array([country_code(v.strip()) if isinstance(v, str) and v.strip() else None for v in uniq],
+                     dtype=object)
+    blank = np.array([not (isinstance(v, str) and v.strip()) for v in uniq], dtype=bool)
+    code = found[codes] if len(found) else np.full(len(codes), None, dtype=object)
+    code = np.where(codes >= 0, code, None)
+    present = (codes >= 0) & ~(blank[codes] if len(blank) else False)
+    return pd.DataFrame({"code": pd.Series(code, dtype=object, index=values.index),
+                         "failed": present & pd.isna(code)}, index=values.index)
 
 
 def normalize_states(country: pd.Series, values: pd.Series) -> pd.DataFrame:
     """``code`` (ISO 3166-2 such as ``US-CA``, NA) and ``failed`` per value; needs the record's country code."""
-    raw = text(values).str.strip()
-    raw = raw.mask(raw == "")
-    # distinct (country, state) pairs are few: factorize the pair, look each up once, take back
-    pairs = pd.MultiIndex.from_arrays([text(country).to_numpy(dtype=object), raw.to_numpy(dtype=object)])
-    codes, uniq = pairs.factorize()
-    found = np.array([subdivision_code(c, s) if isinstance(c, str) and isinstance(s, str) else None
-                      for c, s in uniq], dtype=object)
-    code = pd.Series(found[codes] if len(found) else np.full(len(codes), None, dtype=object),
-                     index=values.index, dtype="string")
+    raw = pd.Series(values.to_numpy(dtype=object, na_value=None), dtype=object).str.strip()
+    raw = raw.where(raw.notna() & (raw != ""), None)
+    # distinct (country, state) pairs are few: factorize each side, combine the codes, look each pair up once
+    c_code, c_uniq = pd.factorize(pd.Series(country.to_numpy(dtype=object), dtype=object))
+    s_code, s_uniq = pd.factorize(pd.Series(raw.to_numpy(dtype=object, na_value=None), dtype=object))
+    both = np.where((c_code >= 0) & (s_code >= 0), c_code * (len(s_uniq) + 1) + s_code, -1)
+    p_code, p_uniq = pd.factorize(both)
+    found = np.array([None if p < 0 else subdivision_code(c_uniq[p // (len(s_uniq) + 1)], s_uniq[p % (len(s_uniq) + 1)])
+                      for p in p_uniq], dtype=object)
+    code = pd.Series(found[p_code] if len(found) else np.full(len(p_code), None, dtype=object),
+                     index=values.index, dtype=object)
     return pd.DataFrame({"code": code, "failed": raw.notna() & code.isna()}, index=values.index)

@@ -113,8 +113,11 @@ def owner_map(mirrors: Mirrors) -> pd.DataFrame:
 def convert(values: pd.Series, kind: Kind, value_map: Mapping[str, str] | None = None,
             owners: pd.Series | None = None, country: pd.Series | None = None) -> tuple[pd.Series, pd.Series]:
     """(converted values, failed mask). ``owners``: other owner id -> HubSpot owner id (``kind="owner"``)."""
-    raw = values
-    present = (raw.notna() & (raw != "")).fillna(False).astype(bool)
+    # plain objects: cheap missing-value checks whatever dtype the frame was built with
+    raw = pd.Series(values.to_numpy(dtype=object, na_value=None), index=values.index, dtype=object)
+    if kind == "text":  # text as the API sent it: nothing to convert, nothing can fail
+        return raw, pd.Series(np.zeros(len(raw), dtype=bool), index=raw.index)
+    present = raw.notna().to_numpy(dtype=bool)
     if kind == "number":
         out = pd.to_numeric(raw, errors="coerce").astype("Float64")
     elif kind == "datetime":
@@ -131,27 +134,27 @@ def convert(values: pd.Series, kind: Kind, value_map: Mapping[str, str] | None =
         out = pd.Series(pd.array(np.where(s.isin(_TRUE), True, np.where(s.isin(_FALSE), False, None)),
                                  dtype="boolean"), index=raw.index)
     elif kind == "picklist":
-        s = text(raw).str.strip()
-        out = s.map(dict(value_map or {})).astype("string") if value_map else s
+        s = raw.str.strip()
+        out = s.map(dict(value_map or {})) if value_map else s
     elif kind == "country":
         out = normalize_countries(raw)["code"]
     elif kind == "state":
         out = normalize_states(country if country is not None else pd.Series(pd.NA, index=raw.index), raw)["code"]
     elif kind == "owner":
-        out = text(raw).map(owners).astype("string") if owners is not None else text(raw)
+        out = raw.map(owners) if owners is not None else raw
     elif kind == "email":
-        out = text(raw).str.strip().str.lower()
+        out = raw.str.strip().str.lower()
     elif kind == "domain":
         from crm_pipelines.transform.companies import normalize_domains
 
         out = normalize_domains(raw)
     else:
-        out = raw  # text as the API sent it; no per-value work
+        raise ValueError(f"unknown field kind {kind!r}")
     out = pd.Series(out.array, index=raw.index)
-    failed = present & out.isna()
-    if failed.any():  # blank-looking values (whitespace only) are absent, not failures
+    failed = present & out.isna().to_numpy(dtype=bool)
+    if failed.any():  # blank values ("" or whitespace only) are absent, not failures
         failed[failed] = (text(raw[failed]).str.strip() != "").fillna(False).to_numpy(dtype=bool)
-    return out, failed
+    return out, pd.Series(failed, index=raw.index)
 
 
 def map_fields(frame: pd.DataFrame, crm: str, obj: str, mappings: Iterable[FieldMap] | None = None,

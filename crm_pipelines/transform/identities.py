@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from crm_pipelines.transform.emails import normalize_emails, valid_emails
-from crm_pipelines.transform.frames import Mirrors, flag, links_of
+from crm_pipelines.transform.frames import Mirrors, flag, links_of, object_frame
 
 CRMS = ("hubspot", "salesforce", "dynamics")
 DYNAMICS_ENTITIES = {"contact": "contacts", "lead": "leads"}
@@ -63,11 +63,11 @@ def contact_records(mirrors: Mirrors, dynamics_entities: tuple[str, ...] = ("con
         parts.append(pd.DataFrame({
             "crm": crm,
             "type": type_,
-            "id": frame["id"].astype("string").to_numpy(),
-            "email_raw": frame[email].astype("string").to_numpy(),
+            "id": frame["id"].to_numpy(dtype=object),
+            "email_raw": frame[email].to_numpy(dtype=object),
             "modified_at": pd.to_datetime(frame["modified_at"], utc=True).array,
-            "converted_contact_id": (converted if converted is not None else pd.Series(pd.NA, index=frame.index,
-                                                                                      dtype="string")).to_numpy(),
+            "converted_contact_id": (converted.to_numpy(dtype=object) if converted is not None
+                                     else np.full(len(frame), None, dtype=object)),
             "type_rank": rank,
         }))
 
@@ -80,8 +80,8 @@ def contact_records(mirrors: Mirrors, dynamics_entities: tuple[str, ...] = ("con
         part("dynamics", entity, mirrors.live("dynamics", DYNAMICS_ENTITIES[entity], ["emailaddress1"]),
              "emailaddress1", rank)
     out = pd.concat(parts, ignore_index=True)
-    for c in ("crm", "type", "id", "email_raw", "converted_contact_id"):
-        out[c] = out[c].astype("string")
+    for c in ("crm", "type", "id", "email_raw", "converted_contact_id"):  # plain objects, None for missing
+        out[c] = out[c].astype(object).where(out[c].notna(), None)
     out["modified_at"] = pd.to_datetime(out["modified_at"], utc=True)
     out["type_rank"] = out["type_rank"].astype(np.int8)
     return out
@@ -98,185 +98,165 @@ def contact_identities(
     ``links`` is the link frame (only ``kind == "contact"`` rows are used); ``known_valid`` (email -> bool)
     reuses earlier validity verdicts.
 
-    Work is on integer codes and row positions: string keys are hashed once (``factorize``), and only the
-    slots with several candidates - a small share - are sorted with their ids.
+    A million records make string hashing the cost that matters, so identities are integer codes
+    (link ``j``; email ``L + k``; single record ``L + K + row``) and strings are built once at the end. Only
+    slots with several candidates - a small share - are sorted, with their ids as the last tie-breaker.
     """
     recs = records.reset_index(drop=True)
     n = len(recs)
     email = normalize_emails(recs["email_raw"])
-    # one hash pass over the emails: validity is judged per distinct email, keys are the valid codes
     kcode, kuniq = pd.factorize(email)
     kuniq = np.asarray(kuniq, dtype=object)
+    n_keys = len(kuniq)
     uniq_valid = valid_emails(pd.Series(kuniq, dtype=object), known_valid).to_numpy(dtype=bool)
-    valid = pd.Series(np.where(kcode >= 0, uniq_valid[np.maximum(kcode, 0)] if len(kuniq) else False, False))
+    valid = (kcode >= 0) & uniq_valid[np.maximum(kcode, 0)] if n_keys else np.zeros(n, dtype=bool)
     if valid_email_only:
-        kcode = np.where(valid.to_numpy(), kcode, -1)
+        kcode = np.where(valid, kcode, -1)
     crm_code = pd.Categorical(recs["crm"], categories=list(CRMS)).codes.astype(np.int64)
     ids = recs["id"].to_numpy(dtype=object)
     types = recs["type"].to_numpy(dtype=object)
-    conv_to = recs["converted_contact_id"]
-    sf_contact = (crm_code == 1) & (types == "Contact")
+    conv_vals = recs["converted_contact_id"].to_numpy(dtype=object)
+    conv_rows = np.flatnonzero(pd.notna(conv_vals))
+    contact_rows = np.flatnonzero((crm_code == 1) & (types == "Contact"))
+    conv_target = np.full(len(conv_rows), -1, dtype=np.int64)  # row of the Contact a Lead was converted to
+    if len(conv_rows) and len(contact_rows):
+        pos = pd.Index(ids[contact_rows]).get_indexer(conv_vals[conv_rows])
+        conv_target = np.where(pos >= 0, contact_rows[np.maximum(pos, 0)], -1)
     link = _link_slots(links_of(links, "contact"))
-    identity = np.full(n, None, dtype=object)
+    n_links = len(link)
+    icode = np.full(n, -1, dtype=np.int64)
     role = np.full(n, None, dtype=object)
 
-    # 1. linked records keep their identity
-    if len(link):
+    # 1. linked records keep their identity; a linked converted Lead hands it to its Contact (CON-4)
+    moved = np.zeros(n_links, dtype=bool)
+    if n_links:
         for ci, crm in enumerate(CRMS):
             sel = np.flatnonzero(crm_code == ci)
             pos = pd.Index(ids[sel]).get_indexer(link[f"{crm}_id"].to_numpy(dtype=object))
             ok = pos >= 0
-            identity[sel[pos[ok]]] = link["identity_id"].to_numpy(dtype=object)[ok]
-        link = _follow_conversions(link, identity, ids, conv_to, sf_contact, crm_code, types)
-    is_linked = pd.notna(identity)
+            icode[sel[pos[ok]]] = np.flatnonzero(ok)
+        lead = (icode[conv_rows] >= 0) & (conv_target >= 0) & (types[conv_rows] == "Lead")
+        src, dst = conv_rows[lead], conv_target[lead]
+        keep = (icode[dst] < 0) & ~pd.Series(dst).duplicated().to_numpy()
+        src, dst = src[keep], dst[keep]
+        icode[dst] = icode[src]
+        moved[icode[src]] = True
+        link.loc[icode[src], "salesforce_id"] = ids[dst]
+        link.loc[icode[src], "salesforce_type"] = "Contact"
+    is_linked = icode >= 0
     role[is_linked] = "linked"
-    moved = set(link.loc[link["salesforce_type"] == "Contact", "identity_id"]) if len(link) else set()
-    was_lead = is_linked & (types == "Lead") & conv_to.notna().to_numpy() & pd.Series(identity).isin(moved).to_numpy()
-    role[was_lead] = "converted"
+    lead_rows = conv_rows[is_linked[conv_rows] & (types[conv_rows] == "Lead")]
+    role[lead_rows[moved[icode[lead_rows]]]] = "converted"
 
     # 2. converted Leads whose Contact is live are represented by it (CON-4)
-    absorbed = ~is_linked & conv_to.isin(ids[sf_contact]).to_numpy()
+    free_conv = (conv_target >= 0) & ~is_linked[conv_rows]
+    absorbed_rows, absorbed_to = conv_rows[free_conv], conv_target[free_conv]
+    absorbed = np.zeros(n, dtype=bool)
+    absorbed[absorbed_rows] = True
     role[absorbed] = "converted"
 
-    # 3. candidates for an identity's slot in their CRM
+    # 3. candidates for an identity's slot in their CRM (CON-2, CON-11)
     cand = np.flatnonzero(~is_linked & ~absorbed & (kcode >= 0))
-    owner = np.full(len(kuniq), None, dtype=object)
-    if is_linked.any():
-        lk = pd.DataFrame({"k": kcode[is_linked], "i": identity[is_linked]})
-        lk = lk[lk["k"] >= 0].sort_values(["k", "i"]).drop_duplicates("k")
-        owner[lk["k"].to_numpy()] = lk["i"].to_numpy()
+    owner = np.full(n_keys, -1, dtype=np.int64)  # the linked identity that has the email on one of its records
+    if n_links:
+        lk = np.flatnonzero(is_linked & (kcode >= 0))
+        best = pd.Series(icode[lk]).groupby(kcode[lk]).min()
+        owner[best.index.to_numpy()] = best.to_numpy()
     c_owner = owner[kcode[cand]]
-    has_owner = pd.notna(c_owner)
-    o_code, o_uniq = pd.factorize(pd.Series(c_owner[has_owner], dtype=object))
-    grp = kcode[cand].astype(np.int64)
-    grp[has_owner] = len(kuniq) + o_code
-    slot_taken = np.zeros(len(cand), dtype=bool)
-    if has_owner.any():
-        filled = link.set_index("identity_id").reindex(np.asarray(o_uniq, dtype=object))
-        fm = np.stack([filled[f"{c}_id"].notna().to_numpy() for c in CRMS], axis=1)
-        slot_taken[has_owner] = fm[o_code, crm_code[cand][has_owner]]
-    slot = grp * 3 + crm_code[cand]
+    has_owner = c_owner >= 0
+    c_crm = crm_code[cand]
+    slot = np.where(has_owner, c_owner, n_links + kcode[cand]) * 3 + c_crm
+    taken = np.zeros(len(cand), dtype=bool)
+    if n_links and has_owner.any():
+        filled = np.stack([link[f"{c}_id"].notna().to_numpy() for c in CRMS], axis=1)
+        taken[has_owner] = filled[c_owner[has_owner], c_crm[has_owner]]
     crowded = pd.Series(slot).duplicated(keep=False).to_numpy()
-    win = ~crowded & ~slot_taken
+    win = ~crowded & ~taken
+    winner_row = np.full(len(cand), -1, dtype=np.int64)  # for losers: the candidate that won their slot
     if crowded.any():
-        sub = pd.DataFrame({
-            "slot": slot[crowded], "rank": recs["type_rank"].to_numpy()[cand[crowded]],
-            "mod": -_epoch(recs["modified_at"])[cand[crowded]],
-            "id": ids[cand[crowded]], "pos": np.flatnonzero(crowded),
-        }).sort_values(["slot", "rank", "mod", "id"], kind="mergesort")
-        first = ~sub["slot"].duplicated().to_numpy()
-        win[sub["pos"].to_numpy()[first]] = True
-        win &= ~slot_taken
-    target = np.where(has_owner, c_owner, None)
-    no_owner = ~has_owner
-    target[no_owner] = "email:" + kuniq[kcode[cand][no_owner]]
-    winners = cand[win]
-    losers = cand[~win]
-    identity[cand] = target
+        at = np.flatnonzero(crowded)
+        sub = pd.DataFrame({"slot": slot[at], "rank": recs["type_rank"].to_numpy()[cand[at]],
+                            "mod": -_epoch(recs["modified_at"])[cand[at]], "id": ids[cand[at]], "at": at})
+        sub = sub.sort_values(["slot", "rank", "mod", "id"], kind="mergesort")
+        s_slot, s_at = sub["slot"].to_numpy(), sub["at"].to_numpy()
+        head = np.r_[True, s_slot[1:] != s_slot[:-1]]
+        first = np.maximum.accumulate(np.where(head, np.arange(len(sub)), 0))
+        win[s_at[head & ~taken[s_at]]] = True
+        winner_row[s_at] = cand[s_at[first]]
+    icode[cand] = np.where(has_owner, c_owner, n_links + kcode[cand])
+    winners, losers = cand[win], cand[~win]
     role[winners] = "matched"
     role[losers] = "ambiguous"
 
-    # findings name the record holding the slot (a linked record or the winning candidate)
-    holder = pd.concat([
-        pd.DataFrame({"t": identity[is_linked], "c": crm_code[is_linked], "winner_id": ids[is_linked],
-                      "winner_type": types[is_linked], "taken": True}),
-        pd.DataFrame({"t": identity[winners], "c": crm_code[winners], "winner_id": ids[winners],
-                      "winner_type": types[winners], "taken": False}),
-    ], ignore_index=True)
-    holder = holder[holder["c"] >= 0]
-    if len(link):  # a linked record that is no longer live still holds its slot
-        for ci, crm in enumerate(CRMS):
-            lr = link.dropna(subset=[f"{crm}_id"])
-            holder = pd.concat([holder, pd.DataFrame({"t": lr["identity_id"].to_numpy(dtype=object), "c": ci,
-                                                      "winner_id": lr[f"{crm}_id"].to_numpy(dtype=object),
-                                                      "winner_type": None, "taken": True})], ignore_index=True)
-    lose = pd.DataFrame({"t": identity[losers], "c": crm_code[losers]}).merge(
-        holder.drop_duplicates(["t", "c"]), on=["t", "c"], how="left")
-    taken = lose["taken"].fillna(False).to_numpy(dtype=bool)
-    same = (types[losers] == lose["winner_type"].to_numpy(dtype=object))
-    reason = np.where(taken, "linked_record_exists", np.where(
-        same, "duplicate_email", "same_email_" + pd.Series(types[losers], dtype=object).str.lower().to_numpy(
-            dtype=object) + "_not_chosen"))
-    findings = pd.DataFrame({
-        "crm": recs["crm"].to_numpy()[losers], "type": types[losers], "id": ids[losers],
-        "email": kuniq[kcode[losers]] if len(losers) else [], "identity_id": identity[losers],
-        "winner_id": lose["winner_id"].to_numpy(), "reason": reason,
-    })
-
-    # 4. single-record identities: no usable email and no link
-    single = ~is_linked & ~absorbed & (kcode < 0)
-    identity[single] = recs["crm"].to_numpy(dtype=object)[single] + ":" + ids[single]
+    # 4. single-record identities (no usable email, no link), then converted Leads take their Contact's
+    single = np.flatnonzero(~is_linked & ~absorbed & (kcode < 0))
+    icode[single] = n_links + n_keys + single
     role[single] = "unmatched"
-    # converted Leads share their Contact's identity
-    contact_identity = pd.Series(identity[sf_contact], index=ids[sf_contact])
-    contact_identity = contact_identity[~contact_identity.index.duplicated()]
-    identity[absorbed] = conv_to[absorbed].map(contact_identity).to_numpy(dtype=object)
+    icode[absorbed_rows] = icode[absorbed_to]
 
-    # 5. identity rows: one per identity; a slot is the linked record, else the winner
-    rep = np.flatnonzero((role == "linked") | (role == "matched") | single)
-    rep = rep[pd.notna(identity[rep])]
-    slots = pd.DataFrame({"identity_id": identity[rep], "c": crm_code[rep], "id": ids[rep], "type": types[rep],
-                          "key": kuniq[kcode[rep]] if len(kuniq) else None, "has_key": kcode[rep] >= 0})
-    slots.loc[~slots["has_key"].to_numpy(), "key"] = None
-    uniq = pd.Index(pd.unique(np.concatenate([link["identity_id"].to_numpy(dtype=object),
-                                              slots["identity_id"].to_numpy(dtype=object)])))
-    out = pd.DataFrame({"identity_id": uniq.to_numpy(dtype=object)})
+    # 5. identity strings, built once for the codes in use
+    mark = np.zeros(n_links + n_keys + n + 1, dtype=bool)
+    mark[:n_links] = True
+    mark[icode[icode >= 0]] = True
+    used = np.flatnonzero(mark)
+    where = np.searchsorted(used, icode)
+    name = np.empty(len(used), dtype=object)
+    is_link, is_key = used < n_links, (used >= n_links) & (used < n_links + n_keys)
+    name[is_link] = link["identity_id"].to_numpy(dtype=object)[used[is_link]]
+    name[is_key] = "email:" + kuniq[used[is_key] - n_links]
+    rows = used[~is_link & ~is_key] - n_links - n_keys
+    name[~is_link & ~is_key] = recs["crm"].to_numpy(dtype=object)[rows] + ":" + ids[rows]
+    identity = name[where]
+
+    out = {"identity_id": name}
+    rep = np.flatnonzero((role == "linked") | (role == "matched") | (role == "unmatched"))
+    email_of = np.full(len(used), None, dtype=object)
+    for ci in (2, 1, 0):  # HubSpot's email wins, then Salesforce's, then Dynamics'
+        r = rep[(crm_code[rep] == ci) & (kcode[rep] >= 0)]
+        email_of[where[r]] = kuniq[kcode[r]]
     for ci, crm in enumerate(CRMS):
-        s = slots[slots["c"] == ci].drop_duplicates("identity_id")
-        pos = uniq.get_indexer(s["identity_id"].to_numpy(dtype=object))
-        col = np.full(len(uniq), None, dtype=object)
-        col[pos] = s["id"].to_numpy(dtype=object)
+        r = rep[crm_code[rep] == ci]
+        col = np.full(len(used), None, dtype=object)
+        col[where[r]] = ids[r]
         out[f"{crm}_id"] = col
         if crm != "hubspot":
-            tcol = np.full(len(uniq), None, dtype=object)
-            tcol[pos] = s["type"].to_numpy(dtype=object)
+            tcol = np.full(len(used), None, dtype=object)
+            tcol[where[r]] = types[r]
             out[f"{crm}_type"] = tcol
-    if len(link):  # the link table's ids win over what is live (a deleted record keeps its slot until DEL-*)
-        lk = link.set_index("identity_id")
-        pos = uniq.get_indexer(lk.index.to_numpy(dtype=object))
-        for col in ("hubspot_id", "salesforce_id", "salesforce_type", "dynamics_id", "dynamics_type"):
-            v = lk[col].to_numpy(dtype=object)
-            has = pd.notna(v)
-            arr = out[col].to_numpy(dtype=object).copy()
-            arr[pos[has]] = v[has]
-            out[col] = arr
-    out["linked"] = out["identity_id"].isin(link["identity_id"]).to_numpy()
-    # the identity's email: its HubSpot record's, else Salesforce's, else Dynamics'
-    em = slots[slots["has_key"]].sort_values("c", kind="stable").drop_duplicates("identity_id")
-    out["email"] = out["identity_id"].map(pd.Series(em["key"].to_numpy(), index=em["identity_id"].to_numpy()))
-    members = pd.DataFrame({
-        "crm": recs["crm"].to_numpy(), "type": types, "id": ids, "email": email.to_numpy(),
-        "email_valid": valid.to_numpy(),
-        "identity_id": identity, "role": role,
-        # the record's own columns ride along, so an incremental run can rebuild a component from members alone
-        "email_raw": recs["email_raw"].to_numpy(), "modified_at": recs["modified_at"].array,
-        "converted_contact_id": recs["converted_contact_id"].to_numpy(), "type_rank": recs["type_rank"].to_numpy(),
+    for col in ("hubspot_id", "salesforce_id", "salesforce_type", "dynamics_id", "dynamics_type"):
+        # the link table's ids stand even when the record is not live (deletions are DEL-*'s to plan)
+        v = link[col].to_numpy(dtype=object)
+        has = pd.notna(v)
+        out[col][np.flatnonzero(has)] = v[has]
+    out["email"] = email_of
+    out["linked"] = is_link
+    identities = object_frame(out)
+
+    c_pos = np.searchsorted(cand, losers)
+    lw = winner_row[c_pos]
+    l_taken = taken[c_pos]
+    winner_id = np.where(lw >= 0, ids[np.maximum(lw, 0)] if n else None, None)
+    if l_taken.any():
+        lo = c_owner[c_pos][l_taken]
+        lc = crm_code[losers][l_taken]
+        winner_id[l_taken] = np.stack([link[f"{c}_id"].to_numpy(dtype=object) for c in CRMS], axis=1)[lo, lc]
+    same = types[losers] == np.where(lw >= 0, types[np.maximum(lw, 0)] if n else None, None)
+    reason = np.where(l_taken, "linked_record_exists", np.where(
+        same, "duplicate_email",
+        "same_email_" + pd.Series(types[losers], dtype=object).str.lower().to_numpy(dtype=object) + "_not_chosen"))
+    findings = object_frame({
+        "crm": recs["crm"].to_numpy(dtype=object)[losers], "type": types[losers], "id": ids[losers],
+        "email": kuniq[kcode[losers]] if n_keys else np.array([], dtype=object), "identity_id": identity[losers],
+        "winner_id": winner_id, "reason": reason,
     })
-    # members stay plain object columns: a million rows are not worth re-validating as strings
-    return ContactIdentities(_typed(out, IDENTITY_COLUMNS), members, _typed(findings, FINDING_COLUMNS))
-
-
-def _follow_conversions(link: pd.DataFrame, identity: np.ndarray, ids: np.ndarray, conv_to: pd.Series,
-                        sf_contact: np.ndarray, crm_code: np.ndarray, types: np.ndarray) -> pd.DataFrame:
-    """CON-4: a linked converted Lead's identity moves to its Contact, unless that Contact is linked elsewhere."""
-    leads = np.flatnonzero(pd.notna(identity) & (crm_code == 1) & (types == "Lead") & conv_to.notna().to_numpy())
-    if not len(leads):
-        return link
-    contacts = pd.Index(ids[sf_contact])
-    pos = contacts.get_indexer(conv_to.to_numpy(dtype=object)[leads])
-    ok = pos >= 0
-    contact_rows = np.flatnonzero(sf_contact)[pos[ok]]
-    free = pd.isna(identity[contact_rows])
-    lead_rows, contact_rows = leads[ok][free], contact_rows[free]
-    first = ~pd.Series(contact_rows).duplicated().to_numpy()
-    lead_rows, contact_rows = lead_rows[first], contact_rows[first]
-    identity[contact_rows] = identity[lead_rows]
-    move = pd.Series(ids[contact_rows], index=identity[lead_rows])
-    link = link.copy()
-    hit = link["identity_id"].isin(move.index)
-    link.loc[hit, "salesforce_id"] = link.loc[hit, "identity_id"].map(move)
-    link.loc[hit, "salesforce_type"] = "Contact"
-    return link
+    members = object_frame({
+        "crm": recs["crm"].to_numpy(dtype=object), "type": types, "id": ids, "email": email.to_numpy(dtype=object),
+        "email_valid": valid, "identity_id": identity, "role": role,
+        # the record's own columns ride along, so an incremental run can rebuild a component from members alone
+        "email_raw": recs["email_raw"].to_numpy(dtype=object), "modified_at": recs["modified_at"].array,
+        "converted_contact_id": conv_vals, "type_rank": recs["type_rank"].to_numpy(),
+    })
+    return ContactIdentities(_typed(identities, IDENTITY_COLUMNS), members, _typed(findings, FINDING_COLUMNS))
 
 
 def _epoch(stamps: pd.Series) -> np.ndarray:
@@ -290,12 +270,17 @@ def _epoch(stamps: pd.Series) -> np.ndarray:
 def _link_slots(link: pd.DataFrame) -> pd.DataFrame:
     out = link.dropna(subset=["hubspot_id"]).drop_duplicates("hubspot_id").copy()
     out["identity_id"] = ("link:" + out["hubspot_id"]).astype("string")
+    # ordered by identity id: "the lowest linked identity owns an email" must not depend on the table's order
+    out = out.sort_values("identity_id")
     return out[["identity_id", "hubspot_id", "salesforce_id", "salesforce_type", "dynamics_id",
                 "dynamics_type"]].reset_index(drop=True)
 
 
 def _typed(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Columns in contract order; text stays in object columns (None for missing): converting a million
+    values to the string dtype re-validates each one for nothing."""
     out = frame.reindex(columns=list(columns)).reset_index(drop=True)
     for c in columns:
-        out[c] = out[c].astype(bool) if c in ("linked", "email_valid") else out[c].astype("string")
+        if c in ("linked", "email_valid"):
+            out[c] = out[c].astype(bool)
     return out

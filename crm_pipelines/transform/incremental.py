@@ -1,6 +1,10 @@
 """Incremental transform: given the previous result and only the records changed since, recompute what they
 touch (Invariant 6: work proportional to the change, not to the CRM).
 
+``incremental_changes`` returns, per result table, the rows to remove (by key) and to add: what the Dagster
+asset writes to the state database, at a cost that follows the change. ``apply_changes`` rebuilds the full
+frames (O(result size); tests use it to compare with a full recompute).
+
 What is recomputed and how it stays equal to a full recompute:
 
 - contact identities: the changed records' *component* - every identity and email reachable from them
@@ -16,6 +20,7 @@ carried over from the previous result; changes to companies/accounts need a full
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,6 +43,35 @@ CONTACT_OBJECTS = {("hubspot", "contacts"), ("salesforce", "Contact"), ("salesfo
 _MAX_CLOSURE = 20
 
 
+@dataclass(frozen=True)
+class TableChange:
+    """How one result table changes: rows whose ``key`` values are in ``removed`` go, ``added`` rows come.
+
+    This is what an incremental run writes to the state database (delete by key, then insert), so its cost
+    follows the change; ``apply_changes`` builds the full frames from it (for tests and in-memory use).
+    """
+
+    key: tuple[str, ...]
+    removed: pd.DataFrame
+    added: pd.DataFrame
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if len(self.removed):
+            if len(self.key) == 1:
+                gone = frame[self.key[0]].isin(self.removed[self.key[0]])
+            else:
+                gone = _joined(frame, self.key).isin(_joined(self.removed, self.key))
+            frame = frame[~gone.to_numpy(dtype=bool)]
+        return pd.concat([frame, self.added], ignore_index=True) if len(self.added) else frame.reset_index(drop=True)
+
+
+def _joined(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.Series:
+    out = frame[key[0]].astype(str)
+    for k in key[1:]:
+        out = out + "\x1f" + frame[k].astype(str)
+    return out
+
+
 def _touched(delta: Mirrors, keys) -> pd.DataFrame:
     parts = [pd.DataFrame({"crm": crm, "id": text(f["id"]).to_numpy()}) for (crm, obj), f in delta.frames.items()
              if (crm, obj) in keys]
@@ -45,13 +79,13 @@ def _touched(delta: Mirrors, keys) -> pd.DataFrame:
     return out.astype("string").drop_duplicates()
 
 
-def update_contacts(prev: ContactIdentities, delta: Mirrors, links: pd.DataFrame | None,
-                    settings: TransformSettings) -> ContactIdentities:
+def contact_changes(prev: ContactIdentities, delta: Mirrors, links: pd.DataFrame | None,
+                    settings: TransformSettings) -> dict[str, TableChange]:
     """Rebuild the changed records' component. Members carry the records' own columns, so the component's
     records are taken from them by position; no second copy of all records is kept."""
     touched = _touched(delta, CONTACT_OBJECTS)
     if touched.empty:
-        return prev
+        return {}
     new_recs = contact_records(delta, settings.dynamics_entities)
     members = prev.members
     m_id = members["id"]
@@ -73,9 +107,12 @@ def update_contacts(prev: ContactIdentities, delta: Mirrors, links: pd.DataFrame
     ids = set(touched["id"]) | set(new_recs["converted_contact_id"].dropna())
     sel = np.zeros(len(members), dtype=bool)
     new_i, new_k, new_ids = idents, keys, ids
-    first = hit | m_id.isin(ids).to_numpy()
+    first = hit | (m_id.isin(ids - set(touched["id"])).to_numpy() if ids - set(touched["id"]) else False)
+    none = np.zeros(len(members), dtype=bool)
     for _ in range(_MAX_CLOSURE):
-        grow = ident.isin(new_i).to_numpy() | key.isin(new_k).to_numpy() | first
+        # a scan of a million values per lookup: skip the empty ones (most rounds after the first)
+        grow = (ident.isin(new_i).to_numpy() if new_i else none) | (key.isin(new_k).to_numpy() if new_k else none)
+        grow = grow | first
         first = False
         if new_ids:
             extra = set(conv.loc[conv["id"].isin(new_ids), "converted_contact_id"]) | set(
@@ -104,51 +141,51 @@ def update_contacts(prev: ContactIdentities, delta: Mirrors, links: pd.DataFrame
     known = pd.Series(valid["email_valid"].to_numpy(), index=valid["email"].to_numpy())
     part = contact_identities(sub, sub_links.assign(kind="contact"), settings.valid_email_only, known)
     gone_ident = idents | set(part.identities["identity_id"])
-    identities = pd.concat([prev.identities[~prev.identities["identity_id"].isin(gone_ident)], part.identities],
-                           ignore_index=True)
-    members_out = pd.concat([members[~sel], part.members], ignore_index=True)
+    removed = members.loc[sel, ["crm", "id"]]
+    removed = pd.concat([removed, touched], ignore_index=True).drop_duplicates(ignore_index=True)
     f = prev.findings
-    sub_rk = pd.concat([sub["crm"] + "\x1f" + sub["id"], touched["crm"] + "\x1f" + touched["id"]])
-    findings = pd.concat([f[~(f["crm"] + "\x1f" + f["id"]).isin(sub_rk) & ~f["identity_id"].isin(gone_ident)],
-                          part.findings], ignore_index=True)
-    return ContactIdentities(identities, members_out, findings)
+    stale = f["identity_id"].isin(gone_ident)  # findings are few (the ambiguous records)
+    return {
+        "contact_identities": TableChange(("identity_id",), pd.DataFrame({"identity_id": sorted(gone_ident)}),
+                                          part.identities),
+        "contact_members": TableChange(("crm", "id"), removed, part.members),
+        "contact_findings": TableChange(("crm", "id"), pd.concat([removed, f.loc[stale, ["crm", "id"]]],
+                                                                 ignore_index=True), part.findings),
+    }
 
 
-def _splice(prev: pd.DataFrame, new: pd.DataFrame, gone: pd.Series, on: str = "id") -> pd.DataFrame:
-    return pd.concat([prev[~prev[on].isin(gone)], new], ignore_index=True)
-
-
-def incremental_transform(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None = None,
-                          settings: TransformSettings | None = None) -> TransformResult:
-    """The result of a full ``run_transform`` on the mirrors after ``delta`` (changed rows only, deletions
-    as ``deleted=True`` rows), for the parts listed in the module docstring."""
+def incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None = None,
+                        settings: TransformSettings | None = None) -> dict[str, TableChange]:
+    """What the changed rows in ``delta`` (deletions as ``deleted=True`` rows) change in each result table,
+    for the parts listed in the module docstring; keys: ``contact_identities``, ``contact_members``,
+    ``contact_findings``, ``fields:<crm>.<object>``, ``field_findings``, ``deal_stages``, ``deal_identities``,
+    ``deal_facts``, ``hubspot_deal_contacts``, ``contact_rollups``."""
     settings = settings or TransformSettings()
-    contacts = update_contacts(prev.contacts, delta, links, settings)
+    changes = contact_changes(prev.contacts, delta, links, settings)
 
-    fields = dict(prev.fields)
-    findings = prev.field_findings
+    removed_findings, added_findings = [], []
     for key, frame in delta.frames.items():
         if key not in DEFAULT_FIELDS:
             continue
-        live = delta.live(*key)
-        values, f = map_fields(live, *key, DEFAULT_FIELDS[key] + tuple(settings.custom_fields.get(key, ())),
-                               prev.owners)
-        ids = text(frame["id"])
-        fields[key] = _splice(prev.fields[key], values, ids)
-        mask = (findings["crm"] == key[0]) & (findings["object"] == key[1]) & findings["id"].isin(ids)
-        findings = pd.concat([findings[~mask], f], ignore_index=True)
+        values, f = map_fields(delta.live(*key), *key,
+                               DEFAULT_FIELDS[key] + tuple(settings.custom_fields.get(key, ())), prev.owners)
+        ids = pd.DataFrame({"id": text(frame["id"]).to_numpy(dtype=object)})
+        changes[f"fields:{key[0]}.{key[1]}"] = TableChange(("id",), ids, values)
+        removed_findings.append(ids.assign(crm=key[0], object=key[1]))
+        added_findings.append(f)
+    if removed_findings:
+        changes["field_findings"] = TableChange(("crm", "object", "id"), pd.concat(removed_findings),
+                                                pd.concat(added_findings, ignore_index=True))
 
-    deal_stages, deals = prev.deal_stages, prev.deals
     touched_deals = _touched(delta, {(c, o) for c, o in DEAL_OBJECTS.items()})
     if len(touched_deals):
         hs = hubspot_stages(Mirrors({("hubspot", "pipelines"): prev.hubspot_pipelines}))
         rt = len(prev.deal_stages.loc[prev.deal_stages["crm"] == "salesforce", "pipeline"].unique())
-        keys = deal_stage_keys(delta)
-        mapped = map_deal_stages(keys, settings.stages, hs, settings.record_type_count or rt)
-        other = touched_deals[touched_deals["crm"] != "hubspot"]
-        rk = deal_stages["crm"] + "\x1f" + deal_stages["id"]
-        deal_stages = pd.concat([deal_stages[~rk.isin(other["crm"] + "\x1f" + other["id"])], mapped],
-                                ignore_index=True)
+        mapped = map_deal_stages(deal_stage_keys(delta), settings.stages, hs, settings.record_type_count or rt)
+        changes["deal_stages"] = TableChange(("crm", "id"), touched_deals[touched_deals["crm"] != "hubspot"],
+                                             mapped)
+        deals = prev.deals
+        gone, new_rows = [], []
         for crm, obj in DEAL_OBJECTS.items():
             frame = delta.frames.get((crm, obj))
             if frame is None:
@@ -156,33 +193,66 @@ def incremental_transform(prev: TransformResult, delta: Mirrors, links: pd.DataF
             live = text(delta.live(crm, obj)["id"])
             dead = text(frame.loc[frame["deleted"].astype(bool), "id"])
             col = f"{crm}_id"
-            new = live[~live.isin(deals[col])]
-            deals = deals[~(deals[col].isin(dead) & ~deals["linked"])]
-            deals = pd.concat([deals, pd.DataFrame({"identity_id": crm + ":" + new, col: new, "linked": False})],
-                              ignore_index=True)
+            # scan the big column against the few changed ids (cheaper than hashing the big column)
+            known = set(deals.loc[deals[col].isin(live), col])
+            new = live[~live.isin(known)]
+            if len(dead):
+                gone.append(deals.loc[deals[col].isin(dead) & ~deals["linked"], ["identity_id"]])
+            if len(new):
+                new_rows.append(pd.DataFrame({"identity_id": crm + ":" + new, col: new, "linked": False}))
+        changes["deal_identities"] = TableChange(
+            ("identity_id",), pd.concat(gone, ignore_index=True) if gone else pd.DataFrame({"identity_id": []}),
+            pd.concat(new_rows, ignore_index=True) if new_rows else pd.DataFrame())
 
-    facts, pairs, rollups = prev.deal_facts, prev.hubspot_deal_contacts, prev.rollups
     deal_delta = delta.frames.get(("hubspot", "deals"))
     assoc_delta = delta.frames.get(("hubspot", "associations"))
     if deal_delta is not None or assoc_delta is not None:
-        affected = pd.Series(dtype="string")
+        facts, pairs = prev.deal_facts, prev.hubspot_deal_contacts
+        affected = [pd.Series([], dtype=object)]
         if deal_delta is not None:
-            ids = text(deal_delta["id"])
+            ids = pd.DataFrame({"deal_id": text(deal_delta["id"]).to_numpy(dtype=object)})
             new_facts = hubspot_deal_facts(Mirrors({("hubspot", "deals"): deal_delta,
                                                     ("hubspot", "pipelines"): prev.hubspot_pipelines}))
-            facts = _splice(facts, new_facts, ids, "deal_id")
-            affected = pd.concat([affected, pairs.loc[pairs["deal_id"].isin(ids), "contact_id"]])
+            changes["deal_facts"] = TableChange(("deal_id",), ids, new_facts)
+            affected.append(pairs.loc[pairs["deal_id"].isin(ids["deal_id"]), "contact_id"])
         if assoc_delta is not None:
-            gone = hubspot_deal_contacts(Mirrors({("hubspot", "associations"): assoc_delta.assign(deleted=False)}))
-            added = hubspot_deal_contacts(Mirrors({("hubspot", "associations"): assoc_delta}))
-            k = pairs["deal_id"] + "\x1f" + pairs["contact_id"]
-            pairs = pd.concat([pairs[~k.isin(gone["deal_id"] + "\x1f" + gone["contact_id"])], added],
-                              ignore_index=True).drop_duplicates(ignore_index=True)
-            affected = pd.concat([affected, gone["contact_id"]])
-        sub_pairs = pairs[pairs["contact_id"].isin(affected)]
-        part = contact_rollups(facts[facts["deal_id"].isin(sub_pairs["deal_id"])], sub_pairs)
-        rollups = _splice(rollups, part, affected, "contact_id")
+            gone_pairs = hubspot_deal_contacts(
+                Mirrors({("hubspot", "associations"): assoc_delta.assign(deleted=False)}))
+            added_pairs = hubspot_deal_contacts(Mirrors({("hubspot", "associations"): assoc_delta}))
+            changes["hubspot_deal_contacts"] = TableChange(("deal_id", "contact_id"), gone_pairs, added_pairs)
+            affected.append(gone_pairs["contact_id"])
+        contacts = pd.concat(affected, ignore_index=True).drop_duplicates()
+        # the affected contacts' deals, after the change
+        sub_pairs = changes["hubspot_deal_contacts"].apply(pairs[pairs["contact_id"].isin(contacts)]) \
+            if "hubspot_deal_contacts" in changes else pairs[pairs["contact_id"].isin(contacts)]
+        sub_facts = facts[facts["deal_id"].isin(sub_pairs["deal_id"])]
+        if "deal_facts" in changes:
+            sub_facts = changes["deal_facts"].apply(sub_facts)
+        changes["contact_rollups"] = TableChange(("contact_id",), pd.DataFrame({"contact_id": contacts}),
+                                                 contact_rollups(sub_facts, sub_pairs))
+    return changes
 
-    return dataclasses.replace(prev, contacts=contacts, fields=fields,
-                               field_findings=findings, deal_stages=deal_stages, deals=deals, deal_facts=facts,
-                               hubspot_deal_contacts=pairs, rollups=rollups)
+
+def apply_changes(prev: TransformResult, changes: dict[str, TableChange]) -> TransformResult:
+    """The full result after ``changes`` (O(size of the result): for tests and in-memory use; the Dagster
+    asset writes the changes to the state database instead)."""
+    def upd(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        return changes[name].apply(frame) if name in changes else frame
+
+    contacts = ContactIdentities(upd("contact_identities", prev.contacts.identities),
+                                 upd("contact_members", prev.contacts.members),
+                                 upd("contact_findings", prev.contacts.findings))
+    fields = {key: upd(f"fields:{key[0]}.{key[1]}", frame) for key, frame in prev.fields.items()}
+    pairs = upd("hubspot_deal_contacts", prev.hubspot_deal_contacts).drop_duplicates(ignore_index=True)
+    return dataclasses.replace(
+        prev, contacts=contacts, fields=fields, field_findings=upd("field_findings", prev.field_findings),
+        deal_stages=upd("deal_stages", prev.deal_stages), deals=upd("deal_identities", prev.deals),
+        deal_facts=upd("deal_facts", prev.deal_facts), hubspot_deal_contacts=pairs,
+        rollups=upd("contact_rollups", prev.rollups))
+
+
+def incremental_transform(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None = None,
+                          settings: TransformSettings | None = None) -> TransformResult:
+    """The result of a full ``run_transform`` on the mirrors after ``delta``, for the parts listed in the
+    module docstring: ``incremental_changes`` then ``apply_changes``."""
+    return apply_changes(prev, incremental_changes(prev, delta, links, settings))

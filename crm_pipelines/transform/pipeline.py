@@ -97,9 +97,9 @@ def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
     owners = owner_map(mirrors)
     fields, findings = map_all_fields(mirrors, owners, settings)
 
-    contact_ids = assoc.record_identity(contacts.members)
-    company_ids = assoc.companies_as_members(companies.identities)
-    deal_ids = assoc.deals_as_members(deals)
+    contact_ids = assoc.IdentityLookup(assoc.record_identity(contacts.members))
+    company_ids = assoc.IdentityLookup(assoc.companies_as_members(companies.identities))
+    deal_ids = assoc.IdentityLookup(assoc.deals_as_members(deals))
     contact_company = assoc.identity_pairs(pairs.rename(columns={"company_id": "company", "contact_id": "contact"}),
                                            "contact", "company", contact_ids, company_ids)
     deal_contact = assoc.identity_pairs(assoc.deal_contact_pairs(mirrors).rename(

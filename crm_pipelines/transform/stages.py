@@ -37,6 +37,8 @@ class PipelineMapping:
     other_pipeline: str
     hubspot_pipeline: str
     stages: Mapping[str, str] = field(default_factory=dict)
+    # "salesforce" or "dynamics" (both may call their only pipeline "standard"); None: whichever has it
+    crm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,10 @@ def deal_stage_keys(mirrors: Mirrors) -> pd.DataFrame:
 
 
 def _mapping_frame(settings: StageSettings) -> pd.DataFrame:
-    rows = [(m.other_pipeline, m.hubspot_pipeline, s, h) for m in settings.pipelines for s, h in m.stages.items()]
-    return pd.DataFrame(rows, columns=["pipeline", "hubspot_pipeline", "stage", "hubspot_stage"], dtype="string")
+    rows = [(crm, m.other_pipeline, m.hubspot_pipeline, s, h) for m in settings.pipelines
+            for crm in ((m.crm,) if m.crm else ("salesforce", "dynamics")) for s, h in m.stages.items()]
+    return pd.DataFrame(rows, columns=["crm", "pipeline", "hubspot_pipeline", "stage", "hubspot_stage"],
+                        dtype="string")
 
 
 def map_deal_stages(deals: pd.DataFrame, settings: StageSettings, hubspot: pd.DataFrame,
@@ -114,9 +118,11 @@ def map_deal_stages(deals: pd.DataFrame, settings: StageSettings, hubspot: pd.Da
     land in ``Salesforce - Standard pipeline`` (DEAL-3).
     """
     maps = _mapping_frame(settings)
-    out = deals.merge(maps, on=["pipeline", "stage"], how="left")
-    mapped_pipes = {m.other_pipeline: m.hubspot_pipeline for m in settings.pipelines}
-    known_pipe = out["pipeline"].isin(list(mapped_pipes))
+    out = deals.merge(maps, on=["crm", "pipeline", "stage"], how="left")
+    mapped_pipes = {f"{crm}\x1f{m.other_pipeline}": m.hubspot_pipeline for m in settings.pipelines
+                    for crm in ((m.crm,) if m.crm else ("salesforce", "dynamics"))}
+    pipe_key = out["crm"] + "\x1f" + out["pipeline"]
+    known_pipe = pipe_key.isin(list(mapped_pipes))
     status = np.where(out["hubspot_stage"].notna(), "mapped", np.where(known_pipe, "unmapped_stage", ""))
     new_pipe = (status == "") & (out["crm"] == "salesforce").to_numpy()
     status = np.where(new_pipe, "new_pipeline", np.where(status == "", "unmapped_pipeline", status))
@@ -124,7 +130,7 @@ def map_deal_stages(deals: pd.DataFrame, settings: StageSettings, hubspot: pd.Da
     label = np.where(one_pipeline | (out["pipeline"] == STANDARD).to_numpy(), "Salesforce - Standard pipeline",
                      "Salesforce - " + out["pipeline"].astype(str))
     out["status"] = pd.array(status, dtype="string")
-    out["hubspot_pipeline"] = out["hubspot_pipeline"].fillna(out["pipeline"].map(mapped_pipes).astype("string"))
+    out["hubspot_pipeline"] = out["hubspot_pipeline"].fillna(pipe_key.map(mapped_pipes).astype("string"))
     hs_label = hubspot.drop_duplicates("pipeline_id").set_index("pipeline_id")["pipeline_label"]
     out["hubspot_pipeline_label"] = out["hubspot_pipeline"].map(hs_label).astype("string")
     if settings.dedicated_pipeline:

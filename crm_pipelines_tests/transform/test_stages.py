@@ -128,3 +128,14 @@ def test_deal2_auto_map_proposal_in_settings_shape_leaves_unmatched_out():
     mapping = proposal_as_mapping(p)
     assert mapping["other_pipeline"] == "012A" and mapping["hubspot_pipeline"] == "default"
     assert mapping["stages"]["Closed Won"] == "closedwon" and "Needs Analysis" not in mapping["stages"]
+
+
+def test_deal2_dynamics_mapping_is_keyed_by_crm():
+    """A Dynamics "standard" process and a Salesforce org without record types are different pipelines."""
+    m = mirrors(hubspot__pipelines=HS, salesforce__Opportunity=[_opp("o1", None, "Qualification")],
+                dynamics__opportunities=[{"id": "d1", "statecode": 1, "salesstage": 3, "stepname": "4-Close"}])
+    settings = StageSettings((PipelineMapping("standard", "default", {"Won": "closedwon"}, crm="dynamics"),))
+    out = map_deal_stages(deal_stage_keys(m), settings, hubspot_stages(m), record_type_count=0).set_index("id")
+    assert out.loc["d1", ["status", "hubspot_stage"]].tolist() == ["mapped", "closedwon"]
+    assert out.loc["o1", ["status", "hubspot_pipeline_label"]].tolist() == ["new_pipeline",
+                                                                             "Salesforce - Standard pipeline"]

@@ -48,11 +48,13 @@ def transform_settings(settings: Settings) -> TransformSettings:
     """The YAML settings mapped onto what the transform needs (rule IDs as in SPEC.md)."""
     sf, dy = settings.sync.salesforce, settings.sync.dynamics
     mappings = tuple(
-        PipelineMapping(m.other_pipeline, m.hubspot_pipeline, dict(m.stages))
-        for m in (*sf.deals.pipelines, *dy.deals.pipelines)
+        PipelineMapping(m.other_pipeline, m.hubspot_pipeline, dict(m.stages), crm=crm)
+        for crm, pipelines in (("salesforce", sf.deals.pipelines), ("dynamics", dy.deals.pipelines))
+        for m in pipelines
     )
     return TransformSettings(
-        valid_email_only=sf.valid_email_only,  # CON-3
+        # CON-3: identities span every CRM, so one connection asking for valid emails only applies to all
+        valid_email_only=sf.valid_email_only or dy.valid_email_only,
         dynamics_entities=(dy.contact_entity, "lead" if dy.contact_entity == "contact" else "contact"),  # TOP-1
         stages=StageSettings(pipelines=mappings, dedicated_pipeline=sf.deals.dedicated_pipeline),  # DEAL-2..5
         new_contact_type=sf.new_contact_type,  # CON-5
