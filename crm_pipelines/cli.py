@@ -173,11 +173,12 @@ def bench_connectors(scale: int, seed: int) -> None:
 @click.option("--scale", type=int, default=100_000, show_default=True)
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 @click.option("--database-url", default=None, help="PostgreSQL URL; the bench works in its own new database there")
-def bench_extract(scale: int, seed: int, database_url: str | None) -> None:
+@click.option("--start-date", default=None, help="first daily partition (holds all older records); default: oldest")
+def bench_extract(scale: int, seed: int, database_url: str | None, start_date: str | None) -> None:
     """The bulk import: a backfill of every partition against fresh sandboxes, into a fresh mirror."""
     from crm_pipelines.bench.extract import run_extract_bench
 
-    figures = run_extract_bench(scale, seed, database_url)
+    figures = run_extract_bench(scale, seed, database_url, start_date)
     sys.stdout.write(json.dumps(figures) + "\n")
 
 

@@ -32,6 +32,7 @@ from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
 from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
+from crm_pipelines.sandbox.universe import TIME_RANGE
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import mirror
 from crm_pipelines.state.db import create_state_engine
@@ -109,14 +110,21 @@ def _time_upserts(source_url: str, target_url: str) -> float:
     return round(total / seconds, 1) if seconds else 0.0
 
 
-def run_extract_bench(scale: int, seed: int, database_url: str | None) -> dict:
+def run_extract_bench(scale: int, seed: int, database_url: str | None, start_date: str | None = None) -> dict:
+    """``start_date``: the first daily partition (it holds all older records); default: the oldest record."""
     crms = ["hubspot", "salesforce", "dynamics"]
     with running_sandboxes(crms, scale=scale, seed=seed) as info, _fresh_database(database_url) as state_url:
         data_dir = Path(tempfile.mkdtemp(prefix="crm-bench-endpoints-"))
         (data_dir / ENDPOINTS_FILE).write_text(__import__("json").dumps(info))
         settings_path = data_dir / "settings.yaml"
         settings_path.write_text(
-            yaml.safe_dump({"state_database_url": state_url, "sandbox": {"data_dir": str(data_dir)}})
+            yaml.safe_dump(
+                {
+                    "state_database_url": state_url,
+                    "sandbox": {"data_dir": str(data_dir)},
+                    "extract": {"start_date": start_date or TIME_RANGE[0].date().isoformat()},
+                }
+            )
         )
         settings = load_settings(settings_path)
         assets = build_extract_assets(settings)
