@@ -22,6 +22,19 @@ def test_documented_example_settings_load() -> None:
     assert settings.sync.salesforce.conflict_window_minutes == 5  # CONF-1
 
 
+def test_settings_reach_the_transform_as_its_parameters() -> None:
+    """DEAL-1 custom field mappings per (CRM, object) and DEAL-2 stage mappings per CRM; dont_sync fields
+    never reach the transform."""
+    from crm_pipelines.defs.unified.mirrors import transform_settings
+
+    transform = transform_settings(load_settings(REPO / "crm_pipelines.example.yaml"))
+    (title,) = transform.custom_fields[("salesforce", "Contact")]
+    assert (title.hubspot, title.other, title.kind) == ("jobtitle", "Title", "text")
+    (standard,) = transform.stages.pipelines
+    assert standard.crm == "salesforce" and standard.stages["Closed Won"] == "closedwon"
+    assert transform.new_contact_type == "Lead" and transform.closed_won_sets_customer is True
+
+
 def test_invalid_settings_fail_at_load_naming_key_and_problem(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(

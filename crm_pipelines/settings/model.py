@@ -111,6 +111,11 @@ class FieldMapping(_Strict):
 
     hubspot: str
     other: str
+    # the other CRM's object holding ``other`` (e.g. Contact, Lead, Opportunity, contacts, opportunities)
+    object: str
+    type: Literal["text", "number", "date", "datetime", "bool", "picklist", "email", "country", "state", "owner"] = (
+        "text"
+    )
     rule: FieldRule = FieldRule.TWO_WAY
     value_map: dict[str, str] = {}  # other value -> HubSpot value; reversed for the other direction
 

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror
 from crm_pipelines.state.schema import MIRROR_TABLES
+from crm_pipelines.transform.fields import FieldMap
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.pipeline import TransformSettings
 from crm_pipelines.transform.stages import PipelineMapping, StageSettings
@@ -52,7 +53,15 @@ def transform_settings(settings: Settings) -> TransformSettings:
         for crm, pipelines in (("salesforce", sf.deals.pipelines), ("dynamics", dy.deals.pipelines))
         for m in pipelines
     )
+    custom: dict[tuple[str, str], tuple[FieldMap, ...]] = {}
+    for crm, mappings_of in (("salesforce", sf.field_mappings), ("dynamics", dy.field_mappings)):
+        for m in mappings_of:
+            if m.rule == "dont_sync":
+                continue
+            key = (crm, m.object)
+            custom[key] = (*custom.get(key, ()), FieldMap(m.hubspot, m.other, m.type, dict(m.value_map)))
     return TransformSettings(
+        custom_fields=custom,  # DEAL-1 custom mappings
         # CON-3: identities span every CRM, so one connection asking for valid emails only applies to all
         valid_email_only=sf.valid_email_only or dy.valid_email_only,
         dynamics_entities=(dy.contact_entity, "lead" if dy.contact_entity == "contact" else "contact"),  # TOP-1
