@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
+
+PG_PAGE = 2_000  # rows per INSERT statement on PostgreSQL
 
 
 def upsert(
@@ -26,8 +29,10 @@ def upsert(
     """
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
+    if conn.dialect.name == "postgresql":
+        _pg_upsert(conn, table, rows, key, increment, newer)
+        return
+    stmt = sqlite.insert(table)
     updates = {
         c: (table.c[c] + stmt.excluded[c]) if c in increment else stmt.excluded[c] for c in rows[0] if c not in key
     }
@@ -35,3 +40,44 @@ def upsert(
     if newer is not None:
         where = sa.or_(table.c[newer].is_(None), stmt.excluded[newer].is_(None), table.c[newer] <= stmt.excluded[newer])
     conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=updates, where=where), list(rows))
+
+
+def _pg_upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    key: Sequence[str],
+    increment: Sequence[str],
+    newer: str | None,
+) -> None:
+    """psycopg2's ``execute_values``: thousands of rows per statement and round trip. Its ``executemany``
+    sends one row at a time, and compiling huge multi-row statements in SQLAlchemy costs more than the
+    insert itself. Identifiers are quoted by the dialect; values travel as bind parameters."""
+    from psycopg2.extras import Json, execute_values
+
+    columns = list(rows[0])
+    q = conn.dialect.identifier_preparer.quote
+    name = q(table.name)
+    sets = ", ".join(
+        f"{q(c)} = {name}.{q(c)} + EXCLUDED.{q(c)}" if c in increment else f"{q(c)} = EXCLUDED.{q(c)}"
+        for c in columns
+        if c not in key
+    )
+    sql = (
+        f"INSERT INTO {name} ({', '.join(q(c) for c in columns)}) VALUES %s "
+        f"ON CONFLICT ({', '.join(q(k) for k in key)}) DO UPDATE SET {sets}"
+    )
+    if newer is not None:
+        n = q(newer)
+        sql += f" WHERE {name}.{n} IS NULL OR EXCLUDED.{n} IS NULL OR {name}.{n} <= EXCLUDED.{n}"
+    json_columns = {c for c in columns if isinstance(table.c[c].type, sa.JSON)}
+    values = [tuple(Json(row[c], dumps=_dumps) if c in json_columns else row[c] for c in columns) for row in rows]
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        execute_values(cursor, sql, values, page_size=PG_PAGE)
+    finally:
+        cursor.close()
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
