@@ -64,3 +64,94 @@ def test_unified_run_stores_identities_checks_and_rollups(
     )
     assert int(rollups.loc[contact_id, "num_associated_deals"]) == len(deal_ids)
     assert float(rollups.loc[contact_id, "total_revenue"] or 0) == revenue
+
+
+def test_auto_map_proposal_is_written_for_review() -> None:
+    """DEAL-2 auto-map: stages left unmapped get the most similar HubSpot stage of the same kind (closed won
+    with closed won, DEAL-4); configured pairs are kept; the proposal comes out as settings YAML."""
+    import pandas as pd
+    import yaml
+
+    from crm_pipelines.defs.unified.assets import proposal_yaml, stage_proposals
+    from crm_pipelines.settings.model import Settings
+    from crm_pipelines.transform.frames import Mirrors
+
+    base = {"modified_at": pd.Timestamp("2026-01-01", tz="UTC"), "deleted": False}
+    sf = pd.DataFrame(
+        [
+            {
+                **base,
+                "id": "1",
+                "ApiName": "Qualification",
+                "MasterLabel": "Qualification",
+                "SortOrder": 1,
+                "IsClosed": False,
+                "IsWon": False,
+            },
+            {
+                **base,
+                "id": "2",
+                "ApiName": "Closed Won",
+                "MasterLabel": "Closed Won",
+                "SortOrder": 2,
+                "IsClosed": True,
+                "IsWon": True,
+            },
+            {
+                **base,
+                "id": "3",
+                "ApiName": "Closed Lost",
+                "MasterLabel": "Closed Lost",
+                "SortOrder": 3,
+                "IsClosed": True,
+                "IsWon": False,
+            },
+        ]
+    )
+    hs = pd.DataFrame(
+        [
+            {
+                **base,
+                "id": f"default:{s}",
+                "pipeline_id": "default",
+                "pipeline_label": "Sales",
+                "stage_id": s,
+                "stage_label": label,
+                "display_order": i,
+                "is_closed": closed,
+                "is_won": won,
+            }
+            for i, (s, label, closed, won) in enumerate(
+                [
+                    ("qualifiedtobuy", "Qualified To Buy", "false", False),
+                    ("closedwon", "Closed Won", "true", True),
+                    ("closedlost", "Closed Lost", "true", False),
+                ]
+            )
+        ]
+    )
+    mirrors = Mirrors({("salesforce", "OpportunityStage"): sf, ("hubspot", "pipelines"): hs})
+    settings = Settings.model_validate(
+        {
+            "sync": {
+                "salesforce": {
+                    "deals": {
+                        "pipelines": [
+                            {
+                                "other_pipeline": "standard",
+                                "hubspot_pipeline": "default",
+                                "auto_map": True,
+                                "stages": {"Closed Won": "closedwon"},
+                            }
+                        ]
+                    }
+                }
+            }
+        }
+    )
+    proposal = stage_proposals(mirrors, settings).set_index("stage")
+    assert proposal.loc["Closed Won", "source"] == "settings"
+    assert proposal.loc["Closed Lost", "hubspot_stage"] == "closedlost"  # lost pairs with lost, never won
+    text = proposal_yaml(stage_proposals(mirrors, settings))
+    mapping = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])["sync.salesforce.deals.pipelines"][0]
+    assert mapping["stages"]["Closed Lost"] == "closedlost" and mapping["stages"]["Closed Won"] == "closedwon"

@@ -7,13 +7,23 @@ import time
 
 import dagster as dg
 import pandas as pd
+import yaml
 
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
 from crm_pipelines.defs.unified.mirrors import load_mirrors, transform_settings
 from crm_pipelines.extract.catalog import EXTRACTED
+from crm_pipelines.settings import Settings
 from crm_pipelines.state.results import store_frames
 from crm_pipelines.transform import checks
+from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.pipeline import TransformResult, run_transform
+from crm_pipelines.transform.stages import (
+    auto_map_stages,
+    dynamics_stages,
+    hubspot_stages,
+    proposal_as_mapping,
+    salesforce_stages,
+)
 
 CONTACTS = dg.AssetKey(["unified", "contact_identities"])
 COMPANIES = dg.AssetKey(["unified", "company_identities"])
@@ -65,6 +75,42 @@ def _check(key: dg.AssetKey, outcome: checks.CheckOutcome) -> dg.AssetCheckResul
             "sample": dg.MetadataValue.json(outcome.sample),
         },
     )
+
+
+PROPOSAL_COLUMNS = (
+    "other_pipeline",
+    "stage",
+    "label",
+    "hubspot_pipeline",
+    "hubspot_stage",
+    "hubspot_label",
+    "score",
+    "source",
+)
+
+
+def stage_proposals(mirrors: Mirrors, settings: Settings) -> pd.DataFrame:
+    """DEAL-2 auto-map proposals for every configured pipeline mapping that asks for one."""
+    parts = []
+    for crm, deals in (("salesforce", settings.sync.salesforce.deals), ("dynamics", settings.sync.dynamics.deals)):
+        wanted = [m for m in deals.pipelines if m.auto_map]
+        if not wanted:
+            continue
+        other = salesforce_stages(mirrors) if crm == "salesforce" else dynamics_stages()
+        hubspot = hubspot_stages(mirrors)
+        for m in wanted:
+            proposal = auto_map_stages(other, hubspot, m.other_pipeline, m.hubspot_pipeline, dict(m.stages))
+            parts.append(proposal.assign(crm=crm))
+    columns = [*PROPOSAL_COLUMNS, "crm"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
+def proposal_yaml(proposal: pd.DataFrame) -> str:
+    blocks = []
+    for (crm, _other, _hubspot), part in proposal.groupby(["crm", "other_pipeline", "hubspot_pipeline"]):
+        mapping = {**proposal_as_mapping(part), "auto_map": True}
+        blocks.append(f"sync.{crm}.deals.pipelines:\n" + yaml.safe_dump([mapping], sort_keys=False))
+    return "\n".join(f"```yaml\n{b}```" for b in blocks)
 
 
 def build_unified_assets() -> dg.AssetsDefinition:
@@ -129,16 +175,19 @@ def build_unified_assets() -> dg.AssetsDefinition:
         result = run_transform(mirrors, None, transform_settings(crm_connections.settings))
         computed = time.perf_counter()
         frames = _frames(result)
+        proposal = stage_proposals(mirrors, crm_connections.settings)
+        frames[DEALS]["stage_proposals"] = proposal
         for key, tables in frames.items():
             written = store_frames(engine, tables)
-            yield dg.MaterializeResult(
-                asset_key=key,
-                metadata={
-                    **{f"rows_{t}": n for t, n in written.items()},
-                    "load_s": round(loaded - started, 2),
-                    "transform_s": round(computed - loaded, 2),
-                },
-            )
+            metadata = {
+                **{f"rows_{t}": n for t, n in written.items()},
+                "load_s": round(loaded - started, 2),
+                "transform_s": round(computed - loaded, 2),
+            }
+            if key == DEALS and len(proposal):
+                # DEAL-2 auto-map: the proposal, ready to review and paste into the settings
+                metadata["stage_mapping_proposal"] = dg.MetadataValue.md(proposal_yaml(proposal))
+            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
         context.log.info(
             f"transform of {sum(len(f) for f in mirrors.frames.values())} mirror rows in {computed - loaded:.1f} s"
         )
