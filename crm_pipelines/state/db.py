@@ -52,7 +52,9 @@ def create_state_engine(url: str | None = None) -> Engine:
             # reservation, a migration) waits for another process instead of failing with SQLITE_BUSY.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
-        engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps)
+        # values_plus_batch: UPDATE/DELETE executemany in batched round trips (psycopg2's own is one per row)
+        options = {"executemany_mode": "values_plus_batch"} if url.startswith("postgresql+psycopg2") else {}
+        engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps, **options)
     migrate(engine)
     return engine
 

@@ -99,14 +99,15 @@ def mark_deleted(engine: Engine, crm: str, obj: str, deletions: Sequence[tuple[s
             for chunk in _chunks([d[0] for d in deletions], 1000)
             for r in conn.execute(sa.select(table.c.id).where(table.c.id.in_(chunk)))
         }
-        for chunk in _chunks(list(deletions), 1000):
-            for record_id, when in chunk:
-                if record_id in known:
-                    conn.execute(
-                        table.update()
-                        .where(table.c.id == record_id)
-                        .values(deleted=True, deleted_at=when or now, extracted_at=now)
-                    )
+        flagged = [{"b_id": i, "b_at": when or now} for i, when in deletions if i in known]
+        if flagged:
+            # one executemany: batched round trips on PostgreSQL (see db.py), in-process on SQLite
+            conn.execute(
+                table.update()
+                .where(table.c.id == sa.bindparam("b_id"))
+                .values(deleted=True, deleted_at=sa.bindparam("b_at"), extracted_at=now),
+                flagged,
+            )
         tombstones = [
             {
                 "id": i,
