@@ -15,36 +15,43 @@ from crm_pipelines.transform.frames import Mirrors, text
 CRMS = ("hubspot", "salesforce", "dynamics")
 
 
-def deal_contact_pairs(mirrors: Mirrors) -> pd.DataFrame:
-    """(crm, deal_id, contact_id) of the three CRMs."""
+def deal_contact_pairs(mirrors: Mirrors, src: bool = False) -> pd.DataFrame:
+    """(crm, deal_id, contact_id) of the three CRMs (``src``: see ``company_contact_pairs``)."""
     a = mirrors.live("hubspot", "associations", ["from_type", "from_id", "to_type", "to_id"])
     fwd = a[(a["from_type"] == "deals") & (a["to_type"] == "contacts")]
     back = a[(a["from_type"] == "contacts") & (a["to_type"] == "deals")]
     ocr = mirrors.live("salesforce", "OpportunityContactRole", ["OpportunityId", "ContactId"])
     dy = mirrors.live("dynamics", "opportunities", ["_parentcontactid_value"])
-    parts = [("hubspot", fwd["from_id"], fwd["to_id"]), ("hubspot", back["to_id"], back["from_id"]),
-             ("salesforce", ocr["OpportunityId"], ocr["ContactId"]),
-             ("dynamics", dy["id"], dy["_parentcontactid_value"])]
-    return _pairs(parts, "deal_id", "contact_id")
+    parts = [("hubspot", fwd["from_id"], fwd["to_id"], fwd["id"]),
+             ("hubspot", back["to_id"], back["from_id"], back["id"]),
+             ("salesforce", ocr["OpportunityId"], ocr["ContactId"], ocr["id"]),
+             ("dynamics", dy["id"], dy["_parentcontactid_value"], dy["id"])]
+    return _pairs(parts, "deal_id", "contact_id", src)
 
 
-def deal_company_pairs(mirrors: Mirrors) -> pd.DataFrame:
-    """(crm, deal_id, company_id) of the three CRMs."""
+def deal_company_pairs(mirrors: Mirrors, src: bool = False) -> pd.DataFrame:
+    """(crm, deal_id, company_id) of the three CRMs (``src``: see ``company_contact_pairs``)."""
     a = mirrors.live("hubspot", "associations", ["from_type", "from_id", "to_type", "to_id"])
     fwd = a[(a["from_type"] == "deals") & (a["to_type"] == "companies")]
     back = a[(a["from_type"] == "companies") & (a["to_type"] == "deals")]
     opp = mirrors.live("salesforce", "Opportunity", ["AccountId"])
     dy = mirrors.live("dynamics", "opportunities", ["_parentaccountid_value"])
-    parts = [("hubspot", fwd["from_id"], fwd["to_id"]), ("hubspot", back["to_id"], back["from_id"]),
-             ("salesforce", opp["id"], opp["AccountId"]), ("dynamics", dy["id"], dy["_parentaccountid_value"])]
-    return _pairs(parts, "deal_id", "company_id")
+    parts = [("hubspot", fwd["from_id"], fwd["to_id"], fwd["id"]),
+             ("hubspot", back["to_id"], back["from_id"], back["id"]),
+             ("salesforce", opp["id"], opp["AccountId"], opp["id"]),
+             ("dynamics", dy["id"], dy["_parentaccountid_value"], dy["id"])]
+    return _pairs(parts, "deal_id", "company_id", src)
 
 
-def _pairs(parts, left: str, right: str) -> pd.DataFrame:
-    out = pd.concat([pd.DataFrame({"crm": crm, left: text(a).to_numpy(), right: text(b).to_numpy()})
-                     for crm, a, b in parts], ignore_index=True)
+def _pairs(parts, left: str, right: str, src: bool = False) -> pd.DataFrame:
+    out = pd.concat([pd.DataFrame({"crm": crm, left: text(a).to_numpy(), right: text(b).to_numpy(),
+                                   "src": text(r).to_numpy()})
+                     for crm, a, b, r in parts], ignore_index=True)
     out["crm"] = out["crm"].astype("string")
-    return out.dropna().drop_duplicates(ignore_index=True)
+    out = out.dropna(subset=[left, right])
+    if src:
+        return out.reset_index(drop=True)
+    return out.drop(columns="src").drop_duplicates(ignore_index=True)
 
 
 def record_identity(members: pd.DataFrame, roles: tuple[str, ...] = ("linked", "matched", "converted")) -> pd.DataFrame:

@@ -40,8 +40,11 @@ def normalize_domains(values: pd.Series) -> pd.Series:
     return s.mask(~s.str.contains(".", regex=False).fillna(False).astype(bool))
 
 
-def company_contact_pairs(mirrors: Mirrors) -> pd.DataFrame:
-    """(crm, company_id, contact_id) for every contact->company association of the three CRMs (DEAL-6 too)."""
+def company_contact_pairs(mirrors: Mirrors, src: bool = False) -> pd.DataFrame:
+    """(crm, company_id, contact_id) for every contact->company association of the three CRMs (DEAL-6 too).
+
+    ``src=True`` keeps the id of the record each pair comes from (association, Contact, contact, lead) and
+    does not deduplicate: an incremental run replaces a changed record's pairs by that id."""
     a = mirrors.live("hubspot", "associations", ["from_type", "from_id", "to_type", "to_id"])
     fwd = a[(a["from_type"] == "contacts") & (a["to_type"] == "companies")]
     back = a[(a["from_type"] == "companies") & (a["to_type"] == "contacts")]
@@ -49,35 +52,60 @@ def company_contact_pairs(mirrors: Mirrors) -> pd.DataFrame:
     dyc = mirrors.live("dynamics", "contacts", ["_parentcustomerid_value"])
     dyl = mirrors.live("dynamics", "leads", ["_parentaccountid_value"])
     parts = [
-        ("hubspot", fwd["to_id"], fwd["from_id"]), ("hubspot", back["from_id"], back["to_id"]),
-        ("salesforce", sf["AccountId"], sf["id"]), ("dynamics", dyc["_parentcustomerid_value"], dyc["id"]),
-        ("dynamics", dyl["_parentaccountid_value"], dyl["id"]),
+        ("hubspot", fwd["to_id"], fwd["from_id"], fwd["id"]), ("hubspot", back["from_id"], back["to_id"], back["id"]),
+        ("salesforce", sf["AccountId"], sf["id"], sf["id"]),
+        ("dynamics", dyc["_parentcustomerid_value"], dyc["id"], dyc["id"]),
+        ("dynamics", dyl["_parentaccountid_value"], dyl["id"], dyl["id"]),
     ]
-    out = pd.concat([pd.DataFrame({"crm": crm, "company_id": text(c).to_numpy(), "contact_id": text(p).to_numpy()})
-                     for crm, c, p in parts], ignore_index=True)
+    out = pd.concat([pd.DataFrame({"crm": crm, "company_id": text(c).to_numpy(), "contact_id": text(p).to_numpy(),
+                                   "src": text(r).to_numpy()})
+                     for crm, c, p, r in parts], ignore_index=True)
     out["crm"] = out["crm"].astype("string")
-    return out.dropna().drop_duplicates(ignore_index=True)
+    out = out.dropna(subset=["company_id", "contact_id"])
+    if src:
+        return out.reset_index(drop=True)
+    return out.drop(columns="src").drop_duplicates(ignore_index=True)
+
+
+def company_domains(mirrors: Mirrors) -> pd.DataFrame:
+    """(crm, id, domain) of every live HubSpot company, SF Account and Dynamics account, domain normalized:
+    the only record values company matching reads (kept so an incremental run can re-match a few)."""
+    hs = mirrors.live("hubspot", "companies", ["domain", "website"])
+    parts = [pd.DataFrame({"crm": "hubspot", "id": text(hs["id"]).to_numpy(),
+                           "domain": normalize_domains(text(hs["domain"]).fillna(text(hs["website"]))).to_numpy()})]
+    for crm, (obj, web, _) in OTHER.items():
+        acc = mirrors.live(crm, obj, [web])
+        parts.append(pd.DataFrame({"crm": crm, "id": text(acc["id"]).to_numpy(),
+                                   "domain": normalize_domains(acc[web]).to_numpy()}))
+    out = pd.concat(parts, ignore_index=True)
+    return out.astype({"crm": "string", "id": "string", "domain": "string"})
 
 
 def company_identities(mirrors: Mirrors, contact_members: pd.DataFrame, links: pd.DataFrame | None = None,
-                       pairs: pd.DataFrame | None = None) -> CompanyIdentities:
+                       pairs: pd.DataFrame | None = None, domains: pd.DataFrame | None = None) -> CompanyIdentities:
     """Company identities from the mirrors, contact identities' ``members`` and the link frame."""
-    hs = mirrors.live("hubspot", "companies", ["domain", "website"])
-    hs_domain = normalize_domains(text(hs["domain"]).fillna(text(hs["website"])))
-    hs = pd.DataFrame({"hubspot_id": text(hs["id"]).to_numpy(), "domain": hs_domain.to_numpy()})
+    domains = company_domains(mirrors) if domains is None else domains
     pairs = company_contact_pairs(mirrors) if pairs is None else pairs
     ident = contact_members.loc[contact_members["role"].isin(["linked", "matched", "converted"]),
                                 ["crm", "id", "identity_id"]].rename(columns={"id": "contact_id"})
-    pairs = pairs.merge(ident, on=["crm", "contact_id"], how="inner")
+    pairs = pairs[["crm", "company_id", "contact_id"]].merge(ident, on=["crm", "contact_id"], how="inner")
+    return match_companies(domains, pairs, links_of(links, "company"))
+
+
+def match_companies(domains: pd.DataFrame, pairs: pd.DataFrame, link: pd.DataFrame) -> CompanyIdentities:
+    """The matching itself, from ``company_domains`` rows, (crm, company_id, identity_id) contact pairs and
+    the company links. Each account's outcome depends only on the records connected to it by links,
+    shared contact identities and equal domains, so a connected subset gives that subset's rows."""
+    hs = domains.loc[domains["crm"] == "hubspot", ["id", "domain"]].rename(columns={"id": "hubspot_id"})
+    hs = hs.reset_index(drop=True)
     hs_contacts = pairs.loc[pairs["crm"] == "hubspot", ["company_id", "identity_id"]].rename(
         columns={"company_id": "hubspot_id"}).drop_duplicates()
-    link = links_of(links, "company")
     result = hs.copy()
     findings = []
     others = []
-    for crm, (obj, web, _) in OTHER.items():
-        acc = mirrors.live(crm, obj, [web])
-        acc = pd.DataFrame({"other_id": text(acc["id"]).to_numpy(), "domain": normalize_domains(acc[web]).to_numpy()})
+    for crm in OTHER:
+        acc = domains.loc[domains["crm"] == crm, ["id", "domain"]].rename(columns={"id": "other_id"})
+        acc = acc.reset_index(drop=True)
         lk = link.dropna(subset=["hubspot_id", f"{crm}_id"])[["hubspot_id", f"{crm}_id"]].rename(
             columns={f"{crm}_id": "other_id"}).drop_duplicates("hubspot_id").drop_duplicates("other_id")
         lk = lk.assign(method="link")

@@ -11,10 +11,23 @@ What is recomputed and how it stays equal to a full recompute:
   through shared emails, links and Lead conversions (closed iteratively) - is rebuilt with the same
   function as the full run and spliced in; identities outside it cannot be affected by the change;
 - field values and their findings, deal stage mapping and deal identities: per record, by id;
-- contact rollups: the contacts associated (before or after) with a changed deal or association.
+- contact rollups: the contacts associated (before or after) with a changed deal or association;
+- association pairs (record level, with the record each pair comes from) and company domains: the delta's
+  records replace their own rows;
+- company identities (COM-1/COM-3) and findings: the records the change touches (changed companies/accounts,
+  both ends of changed contact->company pairs, the companies of every contact in the rebuilt contact
+  component, changed company links), closed over links, previous matches, shared contact identities and
+  equal domains, are re-matched with the full run's ``match_companies``. Matching only looks inside that
+  connected set, so the rows outside it cannot change;
+- Account candidates (COM-2): the HubSpot companies of that set (their contacts' identities lie in it);
+- contact->company, deal->contact, deal->company (DEAL-6): every row with a rebuilt identity on either side,
+  or an identity of a changed pair, is rebuilt from all record pairs of those identities;
+- lifecycle (CON-9, DEAL-7): HubSpot contacts changed, in the rebuilt contact component, or with a changed
+  deal/association; company lifecycle (COM-4): their companies (before and after), changed companies and
+  both ends of changed HubSpot pairs.
 
-Company identities, Account-creation candidates, identity associations and lifecycle proposals are
-carried over from the previous result; changes to companies/accounts need a full run (see the report).
+Not incremental: a change of the owners, the HubSpot pipelines, Salesforce stages/record types, the deal
+links or the settings (they reach every record) - run ``run_transform`` for those.
 """
 
 from __future__ import annotations
@@ -25,6 +38,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crm_pipelines.transform import associations as assoc
+from crm_pipelines.transform.companies import (
+    CompanyIdentities,
+    account_creation_candidates,
+    company_contact_pairs,
+    company_domains,
+    match_companies,
+)
 from crm_pipelines.transform.deals import DEAL_OBJECTS
 from crm_pipelines.transform.fields import DEFAULT_FIELDS, map_fields
 from crm_pipelines.transform.frames import Mirrors, links_of, text
@@ -34,6 +55,7 @@ from crm_pipelines.transform.identities import (
     contact_identities,
     contact_records,
 )
+from crm_pipelines.transform.lifecycle import company_lifecycle, contact_lifecycle
 from crm_pipelines.transform.pipeline import TransformResult, TransformSettings
 from crm_pipelines.transform.rollups import contact_rollups, hubspot_deal_contacts, hubspot_deal_facts
 from crm_pipelines.transform.stages import deal_stage_keys, hubspot_stages, map_deal_stages
@@ -83,9 +105,16 @@ def contact_changes(prev: ContactIdentities, delta: Mirrors, links: pd.DataFrame
                     settings: TransformSettings) -> dict[str, TableChange]:
     """Rebuild the changed records' component. Members carry the records' own columns, so the component's
     records are taken from them by position; no second copy of all records is kept."""
+    return _contact_component(prev, delta, links, settings)[0]
+
+
+def _contact_component(prev: ContactIdentities, delta: Mirrors, links: pd.DataFrame | None,
+                       settings: TransformSettings) -> tuple[dict[str, TableChange], set, ContactIdentities | None]:
+    """``contact_changes`` plus what the later steps need: every identity id of the rebuilt component
+    (before and after) and the rebuilt part itself."""
     touched = _touched(delta, CONTACT_OBJECTS)
     if touched.empty:
-        return {}
+        return {}, set(), None
     new_recs = contact_records(delta, settings.dynamics_entities)
     members = prev.members
     m_id = members["id"]
@@ -151,7 +180,7 @@ def contact_changes(prev: ContactIdentities, delta: Mirrors, links: pd.DataFrame
         "contact_members": TableChange(("crm", "id"), removed, part.members),
         "contact_findings": TableChange(("crm", "id"), pd.concat([removed, f.loc[stale, ["crm", "id"]]],
                                                                  ignore_index=True), part.findings),
-    }
+    }, gone_ident, part
 
 
 def incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None = None,
@@ -161,7 +190,7 @@ def incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFra
     ``contact_findings``, ``fields:<crm>.<object>``, ``field_findings``, ``deal_stages``, ``deal_identities``,
     ``deal_facts``, ``hubspot_deal_contacts``, ``contact_rollups``."""
     settings = settings or TransformSettings()
-    changes = contact_changes(prev.contacts, delta, links, settings)
+    changes, gone_contacts, part = _contact_component(prev.contacts, delta, links, settings)
 
     removed_findings, added_findings = [], []
     for key, frame in delta.frames.items():
@@ -230,6 +259,7 @@ def incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFra
             sub_facts = changes["deal_facts"].apply(sub_facts)
         changes["contact_rollups"] = TableChange(("contact_id",), pd.DataFrame({"contact_id": contacts}),
                                                  contact_rollups(sub_facts, sub_pairs))
+    related_changes(prev, delta, links, settings, changes, gone_contacts, part)
     return changes
 
 
@@ -244,11 +274,22 @@ def apply_changes(prev: TransformResult, changes: dict[str, TableChange]) -> Tra
                                  upd("contact_findings", prev.contacts.findings))
     fields = {key: upd(f"fields:{key[0]}.{key[1]}", frame) for key, frame in prev.fields.items()}
     pairs = upd("hubspot_deal_contacts", prev.hubspot_deal_contacts).drop_duplicates(ignore_index=True)
+    companies = CompanyIdentities(upd("company_identities", prev.companies.identities),
+                                  upd("company_findings", prev.companies.findings))
+    links = changes["company_links"].added if "company_links" in changes else prev.company_links
     return dataclasses.replace(
         prev, contacts=contacts, fields=fields, field_findings=upd("field_findings", prev.field_findings),
         deal_stages=upd("deal_stages", prev.deal_stages), deals=upd("deal_identities", prev.deals),
         deal_facts=upd("deal_facts", prev.deal_facts), hubspot_deal_contacts=pairs,
-        rollups=upd("contact_rollups", prev.rollups))
+        rollups=upd("contact_rollups", prev.rollups), companies=companies,
+        account_candidates=upd("account_candidates", prev.account_candidates),
+        contact_company=upd("contact_company", prev.contact_company),
+        deal_contact=upd("deal_contact", prev.deal_contact), deal_company=upd("deal_company", prev.deal_company),
+        lifecycle=upd("lifecycle", prev.lifecycle), company_lifecycle=upd("company_lifecycle", prev.company_lifecycle),
+        company_pair_src=upd("company_pair_src", prev.company_pair_src),
+        deal_contact_src=upd("deal_contact_src", prev.deal_contact_src),
+        deal_company_src=upd("deal_company_src", prev.deal_company_src),
+        company_domains=upd("company_domains", prev.company_domains), company_links=links)
 
 
 def incremental_transform(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None = None,
@@ -256,3 +297,406 @@ def incremental_transform(prev: TransformResult, delta: Mirrors, links: pd.DataF
     """The result of a full ``run_transform`` on the mirrors after ``delta``, for the parts listed in the
     module docstring: ``incremental_changes`` then ``apply_changes``."""
     return apply_changes(prev, incremental_changes(prev, delta, links, settings))
+
+
+# --- companies, Account candidates, identity associations, lifecycle -------------------------------------------
+#
+# These read record-level state the full run keeps in ``TransformResult`` (association pairs with their source
+# record, normalized company domains, company links). Every lookup below is an ``isin`` of a big column against
+# the few ids the change touches: a hash probe per row, no join or sort of the big tables.
+
+_ROLES = ("linked", "matched", "converted")
+COMPANY_PAIR_OBJECTS = {("hubspot", "associations"), ("salesforce", "Contact"), ("dynamics", "contacts"),
+                        ("dynamics", "leads")}
+DEAL_CONTACT_OBJECTS = {("hubspot", "associations"), ("salesforce", "OpportunityContactRole"),
+                        ("dynamics", "opportunities")}
+DEAL_COMPANY_OBJECTS = {("hubspot", "associations"), ("salesforce", "Opportunity"), ("dynamics", "opportunities")}
+COMPANY_OBJECTS = {("hubspot", "companies"), ("salesforce", "Account"), ("dynamics", "accounts")}
+
+
+def _ix(values) -> pd.Index:
+    return pd.Index(list(values), dtype=object)
+
+
+def _crm_key(frame: pd.DataFrame, col: str = "id") -> pd.Series:
+    return frame["crm"].astype(object) + "\x1f" + frame[col].astype(object)
+
+
+def _by_crm(frame: pd.DataFrame, col: str = "id") -> dict[str, set]:
+    return {crm: set(g[col].dropna()) for crm, g in frame.groupby("crm")} if len(frame) else {}
+
+
+def _rows(frame: pd.DataFrame, col: str, records: pd.DataFrame, rec_col: str = "id") -> pd.DataFrame:
+    """Rows of ``frame`` whose (crm, ``col``) is one of ``records``' (crm, ``rec_col``): scan by id, then
+    confirm the CRM on the few hits (ids are unique per CRM only)."""
+    if records.empty or frame.empty:
+        return frame.iloc[:0]
+    hit = frame[frame[col].isin(_ix(records[rec_col].unique()))]
+    return hit[_crm_key(hit, col).isin(_ix(_crm_key(records, rec_col)))]
+
+
+class _Pairs:
+    """A record-pair table after the delta's records replaced their pairs, read without copying it."""
+
+    def __init__(self, prev: pd.DataFrame, delta: Mirrors, objects: set, build) -> None:
+        keys = [pd.DataFrame({"crm": crm, "src": text(f["id"]).to_numpy(dtype=object)})
+                for (crm, obj), f in delta.frames.items() if (crm, obj) in objects]
+        self.prev = prev
+        self.keep = None
+        self.removed = prev.iloc[:0]
+        if keys:
+            keys = pd.concat(keys, ignore_index=True).drop_duplicates()
+            gone = _rows(prev, "src", keys, "src")
+            self.keep = ~prev.index.isin(gone.index)
+            self.removed = gone
+            self.added = build(Mirrors({k: f for k, f in delta.frames.items() if k in objects}), src=True)
+            self.change = TableChange(("crm", "src"), keys, self.added)
+        else:
+            self.added = prev.iloc[:0]
+            self.change = None
+
+    def where(self, col: str, records: pd.DataFrame, rec_col: str = "id") -> pd.DataFrame:
+        """New-state pairs whose (crm, ``col``) is among ``records``."""
+        old = _rows(self.prev, col, records, rec_col)
+        if self.keep is not None and len(old):
+            old = old[~old.index.isin(self.removed.index)]
+        return pd.concat([old, _rows(self.added, col, records, rec_col)], ignore_index=True)
+
+    def changed(self) -> pd.DataFrame:
+        return pd.concat([self.removed, self.added], ignore_index=True)
+
+
+class _Overlay:
+    """Record -> identity after the change: the previous rows minus the rebuilt identities (``dead``) plus
+    the rebuilt rows (``new``, long: crm, id, identity_id, ...). ``base`` is long (contact members) or wide
+    (company/deal identities, one ``<crm>_id`` column per CRM)."""
+
+    def __init__(self, base: pd.DataFrame, dead: set, new: pd.DataFrame, wide: bool, roles: bool = False) -> None:
+        self.base, self.dead, self.new, self.wide, self.roles = base, _ix(dead), new, wide, roles
+        # a rebuilt record's answer is its ``new`` row: its previous rows carry a rebuilt (dead) identity
+        self.asked: set = set(_crm_key(new)) if len(new) else set()
+        self.memo: list[pd.DataFrame] = [new.reset_index(drop=True)]
+
+    def _long(self, rows: pd.DataFrame) -> pd.DataFrame:
+        if not self.wide:
+            return rows
+        parts = [pd.DataFrame({"crm": crm, "id": rows[f"{crm}_id"], "identity_id": rows["identity_id"]})
+                 for crm in assoc.CRMS]
+        return pd.concat(parts, ignore_index=True).dropna(subset=["id"])
+
+    def _done(self, base_rows: pd.DataFrame, new_rows: pd.DataFrame) -> pd.DataFrame:
+        base_rows = base_rows[~base_rows["identity_id"].isin(self.dead)]
+        out = pd.concat([self._long(base_rows), new_rows], ignore_index=True)
+        if self.roles:
+            out = out[out["role"].isin(_ROLES)]
+        return out
+
+    def records_of(self, idents: pd.Index) -> pd.DataFrame:
+        """Every record (crm, id, identity_id) of these identities."""
+        if not len(idents):
+            return self.new.iloc[:0]
+        live = idents.difference(self.dead)
+        # a rebuilt identity's records are all in ``new``: the big scan is only for the others
+        base = self.base[self.base["identity_id"].isin(live)] if len(live) else self.base.iloc[:0]
+        return self._done(base, self.new[self.new["identity_id"].isin(idents)])
+
+    def of(self, records: pd.DataFrame, rec_col: str = "id", all_roles: bool = False) -> pd.DataFrame:
+        """The identity rows of these records (crm, ``rec_col``). Answers are remembered: the steps below ask
+        about overlapping records, and each unanswered question costs a scan of the big table."""
+        if records.empty:
+            return self.new.iloc[:0]
+        keys = set(_crm_key(records, rec_col).unique())
+        todo = keys - self.asked
+        if todo:
+            self.asked |= todo
+            ask = records[_crm_key(records, rec_col).isin(_ix(todo))]
+            self.memo.append(self._fetch(ask, rec_col))
+            self.memo = [pd.concat(self.memo, ignore_index=True)]
+        memo = self.memo[0]
+        out = memo[_crm_key(memo).isin(_ix(keys))]
+        if self.roles and not all_roles:
+            out = out[out["role"].isin(_ROLES)]
+        return out
+
+    def _fetch(self, records: pd.DataFrame, rec_col: str) -> pd.DataFrame:
+        ids = _ix(records[rec_col].unique())
+        if self.wide and "linked" in self.base:
+            # deal identities are "<crm>:<id>" unless linked (DEAL-5): one scan of the identity column plus
+            # the few linked rows, instead of one scan per CRM column
+            base = self.base
+            named = _ix((records["crm"].astype(object) + ":" + records[rec_col].astype(object)).unique())
+            m = base["identity_id"].isin(named).to_numpy()
+            lk = np.flatnonzero(base["linked"].to_numpy(dtype=bool))
+            if len(lk):
+                sub = base.iloc[lk]
+                hit = np.zeros(len(sub), dtype=bool)
+                for crm in assoc.CRMS:
+                    hit |= sub[f"{crm}_id"].isin(ids).to_numpy()
+                m[lk[hit]] = True
+            base_rows = base[m]
+        elif self.wide:
+            m = np.zeros(len(self.base), dtype=bool)
+            for crm in assoc.CRMS:
+                m |= self.base[f"{crm}_id"].isin(ids).to_numpy()
+            base_rows = self.base[m]
+        else:
+            base_rows = self.base[self.base["id"].isin(ids)]
+        roles, self.roles = self.roles, False
+        try:
+            out = self._done(base_rows, self.new[self.new["id"].isin(ids)])
+        finally:
+            self.roles = roles
+        return out[_crm_key(out).isin(_ix(_crm_key(records, rec_col)))]
+
+    def lookup(self, records: pd.DataFrame, rec_col: str = "id") -> assoc.IdentityLookup:
+        return assoc.IdentityLookup(self.of(records, rec_col))
+
+
+def _idents(frame: pd.DataFrame, *cols: str) -> set:
+    out: set = set()
+    for c in cols:
+        out |= set(frame[c].dropna())
+    return out
+
+
+def _assoc_change(prev_rows: pd.DataFrame, pairs: _Pairs, left: str, right: str, lcol: str, rcol: str,
+                  left_ov: _Overlay, right_ov: _Overlay, left_touched: set, right_touched: set) -> TableChange:
+    """An identity-association table: every row with a touched identity on either side is rebuilt from all
+    record pairs of those identities; rows of untouched identities keep exactly the record pairs they had."""
+    changed = pairs.changed()
+    if len(changed):
+        left_touched = left_touched | _idents(left_ov.of(changed, lcol), "identity_id")
+        right_touched = right_touched | _idents(right_ov.of(changed, rcol), "identity_id")
+    li, ri = _ix(left_touched), _ix(right_touched)
+    lname, rname = f"{left}_identity", f"{right}_identity"
+    gone = np.zeros(len(prev_rows), dtype=bool)
+    for name, touched in ((lname, li), (rname, ri)):
+        if len(touched):
+            gone |= prev_rows[name].isin(touched).to_numpy()
+    gone = prev_rows[gone]
+    lrec, rrec = left_ov.records_of(li), right_ov.records_of(ri)
+    cand = pd.concat([pairs.where(lcol, lrec), pairs.where(rcol, rrec)], ignore_index=True)
+    cand = cand[["crm", lcol, rcol]].drop_duplicates(ignore_index=True)
+    added = assoc.identity_pairs(cand.rename(columns={lcol: left, rcol: right}), left, right,
+                                 left_ov.lookup(cand, lcol), right_ov.lookup(cand, rcol))
+    added = added[added[lname].isin(li) | added[rname].isin(ri)]
+    return TableChange((lname, rname, "crm"), gone, added.reset_index(drop=True))
+
+
+def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None, settings: TransformSettings,
+                    changes: dict[str, TableChange], gone_contacts: set, part: ContactIdentities | None) -> None:
+    """Adds to ``changes`` the company identities, Account candidates (COM-1..3), identity associations
+    (DEAL-6) and lifecycle proposals (CON-9, DEAL-7, COM-4) the change touches, plus the record-level state."""
+    new_members = part.members if part is not None else prev.contacts.members.iloc[:0]
+    contact_ov = _Overlay(prev.contacts.members, gone_contacts, new_members, wide=False, roles=True)
+    # every contact record whose identity or role may have changed: the rebuilt component, before and after
+    k_records = pd.concat([new_members[["crm", "id"]], changes["contact_members"].removed[["crm", "id"]]]
+                          if part is not None else [new_members[["crm", "id"]]],
+                          ignore_index=True).astype(object).drop_duplicates(ignore_index=True)
+
+    cpairs = _Pairs(prev.company_pair_src, delta, COMPANY_PAIR_OBJECTS, company_contact_pairs)
+    dcpairs = _Pairs(prev.deal_contact_src, delta, DEAL_CONTACT_OBJECTS, assoc.deal_contact_pairs)
+    dcopairs = _Pairs(prev.deal_company_src, delta, DEAL_COMPANY_OBJECTS, assoc.deal_company_pairs)
+    for name, p in (("company_pair_src", cpairs), ("deal_contact_src", dcpairs), ("deal_company_src", dcopairs)):
+        if p.change is not None:
+            changes[name] = p.change
+
+    # companies: the records the change touches, closed over links, shared contact identities and domains
+    dom_keys = _touched(delta, COMPANY_OBJECTS)
+    domains = prev.company_domains
+    dom_added = company_domains(Mirrors({k: f for k, f in delta.frames.items() if k in COMPANY_OBJECTS}))
+    if len(dom_keys):
+        gone = _rows(domains, "id", dom_keys)
+        domains = pd.concat([domains[~domains.index.isin(gone.index)], dom_added], ignore_index=True)
+        changes["company_domains"] = TableChange(("crm", "id"), dom_keys, dom_added)
+    link = links_of(links, "company")
+    old_link = prev.company_links if len(prev.company_links.columns) else links_of(None, "company")
+    lcols = ["hubspot_id", "salesforce_id", "dynamics_id"]
+    both = old_link[lcols].merge(link[lcols], how="outer", indicator=True)
+    link_diff = both[both["_merge"] != "both"]
+    if len(link_diff):
+        changes["company_links"] = TableChange(("kind",), pd.DataFrame({"kind": ["company"]}), link)
+    seeds = [dom_keys, cpairs.changed().rename(columns={"company_id": "x"})[["crm", "x"]].rename(columns={"x": "id"})]
+    seeds.append(cpairs.where("contact_id", k_records)[["crm", "company_id"]].rename(columns={"company_id": "id"}))
+    for crm in assoc.CRMS:
+        seeds.append(pd.DataFrame({"crm": crm, "id": link_diff[f"{crm}_id"].dropna().to_numpy(dtype=object)}))
+    frontier = pd.concat(seeds, ignore_index=True).astype(object).dropna().drop_duplicates(ignore_index=True)
+    nodes = frontier.iloc[:0]
+    prev_co = prev.companies.identities
+    seen_dom, seen_ident, seen_co = set(), set(), set()
+    # Edges of the new state that the previous identity-level contact->company rows lack all start at a seed:
+    # a rebuilt contact identity's records are all in the component (their companies are seeds), and a new
+    # pair adds its company (a seed) and its contact's identity, followed from here.
+    pending = _idents(contact_ov.of(cpairs.added, "contact_id"), "identity_id") if len(cpairs.added) else set()
+
+    def in_rows(table: pd.DataFrame, recs: pd.DataFrame) -> np.ndarray:
+        m = np.zeros(len(table), dtype=bool)
+        for crm, ids in _by_crm(recs).items():
+            m |= table[f"{crm}_id"].isin(_ix(ids)).to_numpy()
+        return m
+
+    for _ in range(_MAX_CLOSURE):
+        frontier = frontier[~_crm_key(frontier).isin(_ix(_crm_key(nodes)))] if len(nodes) else frontier
+        if frontier.empty:
+            break
+        nodes = pd.concat([nodes, frontier], ignore_index=True)
+        grow = []
+        # equal domains
+        doms = set(_rows(domains, "id", frontier)["domain"].dropna()) - seen_dom
+        seen_dom |= doms
+        if doms:
+            grow.append(domains.loc[domains["domain"].isin(_ix(doms)), ["crm", "id"]])
+        # links, and the previous matches (a row being rebuilt takes all its records with it)
+        prev_rows = prev_co[in_rows(prev_co, frontier)]
+        for table in (link[in_rows(link, frontier)], prev_rows):
+            for c in assoc.CRMS:
+                grow.append(pd.DataFrame({"crm": c, "id": table[f"{c}_id"].dropna().to_numpy(dtype=object)}))
+        co_ident = prev_rows["identity_id"]
+        new_co = set(co_ident) - seen_co
+        seen_co |= new_co
+        cc = prev.contact_company
+        idents = set(cc.loc[cc["company_identity"].isin(_ix(new_co)), "contact_identity"]) if new_co else set()
+        idents, pending = (idents | pending) - seen_ident, set()
+        seen_ident |= idents
+        if idents:
+            more = set(cc.loc[cc["contact_identity"].isin(_ix(idents)), "company_identity"]) - seen_co
+            rows = prev_co[prev_co["identity_id"].isin(_ix(more))]
+            for c in assoc.CRMS:
+                grow.append(pd.DataFrame({"crm": c, "id": rows[f"{c}_id"].dropna().to_numpy(dtype=object)}))
+        frontier = pd.concat(grow, ignore_index=True).astype(object).dropna().drop_duplicates(ignore_index=True) \
+            if grow else nodes.iloc[:0]
+    node_sets = _by_crm(nodes)
+    in_nodes = np.zeros(len(prev_co), dtype=bool)
+    for crm, ids in node_sets.items():
+        in_nodes |= prev_co[f"{crm}_id"].isin(_ix(ids)).to_numpy()
+    dead_co = set(prev_co.loc[in_nodes, "identity_id"])
+    node_pairs = cpairs.where("company_id", nodes)
+    node_members = contact_ov.of(node_pairs, "contact_id", all_roles=True)
+    sub_ident = node_members[node_members["role"].isin(_ROLES)]
+    sub_pairs = node_pairs.merge(sub_ident[["crm", "id", "identity_id"]].rename(columns={"id": "contact_id"}),
+                                 on=["crm", "contact_id"], how="inner")
+    lmask = np.zeros(len(link), dtype=bool)
+    for crm, ids in node_sets.items():
+        lmask |= link[f"{crm}_id"].isin(_ix(ids)).to_numpy()
+    sub = match_companies(_rows(domains, "id", nodes), sub_pairs[["crm", "company_id", "identity_id"]], link[lmask])
+    if len(nodes):
+        changes["company_identities"] = TableChange(("identity_id",), pd.DataFrame({"identity_id": sorted(dead_co)}),
+                                                    sub.identities)
+        accounts = nodes[nodes["crm"] != "hubspot"]
+        changes["company_findings"] = TableChange(("crm", "id"), accounts, sub.findings)
+    company_ov = _Overlay(prev_co, dead_co, assoc.companies_as_members(sub.identities), wide=True)
+
+    # COM-2 for the HubSpot companies among them (their contacts' identities all lie inside the closure)
+    hs_nodes = nodes[nodes["crm"] == "hubspot"]
+    if len(hs_nodes):
+        hs_pairs = node_pairs[node_pairs["crm"] == "hubspot"]
+        mem = node_members[node_members["crm"] == "hubspot"]
+        ident_ids = _ix(mem["identity_id"].unique())
+        prev_ids = prev.contacts.identities
+        idt = prev_ids[prev_ids["identity_id"].isin(ident_ids.difference(contact_ov.dead))]
+        if part is not None:
+            idt = pd.concat([idt, part.identities[part.identities["identity_id"].isin(ident_ids)]], ignore_index=True)
+        cand = account_creation_candidates(
+            sub.identities[sub.identities["hubspot_id"].notna()], hs_pairs[["crm", "company_id", "contact_id"]], idt,
+            mem, settings.new_contact_type, settings.valid_email_only, settings.inclusion_list,
+            settings.requested_accounts)
+        changes["account_candidates"] = TableChange(("hubspot_id",), pd.DataFrame({"hubspot_id": hs_nodes["id"]}),
+                                                    cand)
+
+    # DEAL-6 associations between identities
+    deal_change = changes.get("deal_identities")
+    dead_deals = set(deal_change.removed["identity_id"]) | set(deal_change.added.get("identity_id", [])) \
+        if deal_change is not None else set()
+    deal_new = assoc.deals_as_members(deal_change.added.reindex(columns=["identity_id", *[f"{c}_id" for c in
+                                                                                         assoc.CRMS]])) \
+        if deal_change is not None and len(deal_change.added) else company_ov.new.iloc[:0]
+    deal_ov = _Overlay(prev.deals, dead_deals, deal_new, wide=True)
+    contact_touched = set(gone_contacts)
+    company_touched = dead_co | set(sub.identities["identity_id"])
+    changes["contact_company"] = _assoc_change(prev.contact_company, cpairs, "contact", "company", "contact_id",
+                                               "company_id", contact_ov, company_ov, contact_touched, company_touched)
+    changes["deal_contact"] = _assoc_change(prev.deal_contact, dcpairs, "deal", "contact", "deal_id", "contact_id",
+                                            deal_ov, contact_ov, dead_deals, contact_touched)
+    changes["deal_company"] = _assoc_change(prev.deal_company, dcopairs, "deal", "company", "deal_id", "company_id",
+                                            deal_ov, company_ov, dead_deals, company_touched)
+
+    _lifecycle_changes(prev, delta, settings, changes, contact_ov, k_records, cpairs, part)
+
+
+def _lifecycle_changes(prev: TransformResult, delta: Mirrors, settings: TransformSettings,
+                       changes: dict[str, TableChange], contact_ov: _Overlay, k_records: pd.DataFrame,
+                       cpairs: _Pairs, part: ContactIdentities | None) -> None:
+    """CON-9/DEAL-7 for the HubSpot contacts whose stage, Dynamics record or closed-won deals may have changed,
+    then COM-4 for their companies and the changed companies."""
+    hs_delta = delta.frames.get(("hubspot", "contacts"))
+    ids: set = set(k_records.loc[k_records["crm"] == "hubspot", "id"])
+    if hs_delta is not None:
+        ids |= set(text(hs_delta["id"]).dropna())
+    if "contact_rollups" in changes:
+        ids |= set(changes["contact_rollups"].removed["contact_id"].dropna())
+    if "contact_identities" in changes:
+        prev_ids = prev.contacts.identities
+        gone = prev_ids[prev_ids["identity_id"].isin(_ix(changes["contact_identities"].removed["identity_id"]))]
+        ids |= set(gone["hubspot_id"].dropna()) | set(changes["contact_identities"].added["hubspot_id"].dropna())
+    h = _ix(ids)
+    if len(h):
+        lc = prev.lifecycle
+        cur = lc.loc[lc["id"].isin(h), ["id", "lifecyclestage"]]
+        if hs_delta is not None:
+            live = delta.live("hubspot", "contacts", ["lifecyclestage"])
+            cur = pd.concat([cur[~cur["id"].isin(_ix(text(hs_delta["id"])))],
+                             pd.DataFrame({"id": text(live["id"]).to_numpy(), "lifecyclestage": live["lifecyclestage"]
+                                           .to_numpy(dtype=object)})], ignore_index=True)
+        cur = cur.reset_index(drop=True)
+        idt = prev.contacts.identities
+        idt = idt[idt["hubspot_id"].isin(h)]
+        idt = idt.loc[~idt["identity_id"].isin(contact_ov.dead), ["hubspot_id", "dynamics_id"]]
+        if part is not None:
+            idt = pd.concat([idt, part.identities[["hubspot_id", "dynamics_id"]]], ignore_index=True)
+        with_dyn = idt.dropna(subset=["hubspot_id", "dynamics_id"])["hubspot_id"]
+        hp = prev.hubspot_deal_contacts
+        hp = hp[hp["contact_id"].isin(h)]
+        if "hubspot_deal_contacts" in changes:
+            c = changes["hubspot_deal_contacts"]
+            hp = c.apply(hp)
+            hp = hp[hp["contact_id"].isin(h)]
+        facts = prev.deal_facts
+        facts = facts[facts["deal_id"].isin(_ix(hp["deal_id"].unique()))]
+        if "deal_facts" in changes:
+            facts = changes["deal_facts"].apply(facts)
+            facts = facts[facts["deal_id"].isin(_ix(hp["deal_id"].unique()))]
+        won = hp.loc[hp["deal_id"].isin(facts.loc[facts["is_won"], "deal_id"]), "contact_id"]
+        new_lc = contact_lifecycle(cur, cur["id"].isin(with_dyn), settings.dynamics_lifecycle_stage, won,
+                                   settings.closed_won_sets_customer)
+        changes["lifecycle"] = TableChange(("id",), pd.DataFrame({"id": h}), new_lc)
+    else:
+        new_lc = prev.lifecycle.iloc[:0]
+
+    # COM-4: companies of those contacts (before and after), changed companies, changed HubSpot pairs
+    co_delta = delta.frames.get(("hubspot", "companies"))
+    hs_h = pd.DataFrame({"crm": "hubspot", "id": h})
+    co: set = set()
+    if len(h):  # pairs removed by the change are among ``cpairs.changed()`` below
+        co |= set(cpairs.where("contact_id", hs_h)["company_id"])
+    ch = cpairs.changed()
+    co |= set(ch.loc[ch["crm"] == "hubspot", "company_id"])
+    if co_delta is not None:
+        co |= set(text(co_delta["id"]).dropna())
+    if not co:
+        return
+    ac = pd.DataFrame({"crm": "hubspot", "id": _ix(co)})
+    pairs = cpairs.where("company_id", ac)
+    pairs = pairs.loc[pairs["crm"] == "hubspot", ["company_id", "contact_id"]]
+    lc = prev.lifecycle
+    stages = lc.loc[lc["id"].isin(_ix(pairs["contact_id"].unique())), ["id", "new_stage"]]
+    stages = stages[~stages["id"].isin(h)]
+    stages = pd.concat([stages, new_lc[["id", "new_stage"]]], ignore_index=True)
+    pc = prev.company_lifecycle
+    companies = pc.loc[pc["id"].isin(ac["id"]), ["id", "lifecyclestage"]]
+    if co_delta is not None:
+        live = delta.live("hubspot", "companies", ["lifecyclestage"])
+        companies = pd.concat([companies[~companies["id"].isin(_ix(text(co_delta["id"])))], pd.DataFrame(
+            {"id": text(live["id"]).to_numpy(), "lifecyclestage": live["lifecyclestage"].to_numpy(dtype=object)})],
+            ignore_index=True)
+    changes["company_lifecycle"] = TableChange(("id",), ac[["id"]], company_lifecycle(
+        pairs, stages, companies.reset_index(drop=True)))

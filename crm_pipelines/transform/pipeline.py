@@ -12,11 +12,12 @@ from crm_pipelines.transform.companies import (
     CompanyIdentities,
     account_creation_candidates,
     company_contact_pairs,
+    company_domains,
     company_identities,
 )
 from crm_pipelines.transform.deals import deal_identities
 from crm_pipelines.transform.fields import DEFAULT_FIELDS, FieldMap, map_fields, owner_map
-from crm_pipelines.transform.frames import Mirrors
+from crm_pipelines.transform.frames import Mirrors, links_of
 from crm_pipelines.transform.identities import ContactIdentities, contact_identities, contact_records
 from crm_pipelines.transform.lifecycle import company_lifecycle, contact_lifecycle
 from crm_pipelines.transform.rollups import contact_rollups, hubspot_deal_contacts, hubspot_deal_facts
@@ -75,6 +76,13 @@ class TransformResult:
     lifecycle: pd.DataFrame
     company_lifecycle: pd.DataFrame
     hubspot_pipelines: pd.DataFrame = field(default_factory=pd.DataFrame)  # kept for incremental deal facts
+    # record-level state an incremental run splices instead of re-reading the mirrors: the association
+    # pairs with the record each comes from (``src``), the normalized company domains, the company links
+    company_pair_src: pd.DataFrame = field(default_factory=pd.DataFrame)
+    deal_contact_src: pd.DataFrame = field(default_factory=pd.DataFrame)
+    deal_company_src: pd.DataFrame = field(default_factory=pd.DataFrame)
+    company_domains: pd.DataFrame = field(default_factory=pd.DataFrame)
+    company_links: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
@@ -83,8 +91,10 @@ def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
     settings = settings or TransformSettings()
     records = contact_records(mirrors, settings.dynamics_entities)
     contacts = contact_identities(records, links, settings.valid_email_only)
-    pairs = company_contact_pairs(mirrors)
-    companies = company_identities(mirrors, contacts.members, links, pairs)
+    pair_src = company_contact_pairs(mirrors, src=True)
+    pairs = unique_pairs(pair_src)
+    domains = company_domains(mirrors)
+    companies = company_identities(mirrors, contacts.members, links, pairs, domains)
     candidates = account_creation_candidates(
         companies.identities, pairs, contacts.identities, contacts.members, settings.new_contact_type,
         settings.valid_email_only, settings.inclusion_list, settings.requested_accounts)
@@ -102,9 +112,11 @@ def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
     deal_ids = assoc.IdentityLookup(assoc.deals_as_members(deals))
     contact_company = assoc.identity_pairs(pairs.rename(columns={"company_id": "company", "contact_id": "contact"}),
                                            "contact", "company", contact_ids, company_ids)
-    deal_contact = assoc.identity_pairs(assoc.deal_contact_pairs(mirrors).rename(
+    dc_src = assoc.deal_contact_pairs(mirrors, src=True)
+    dco_src = assoc.deal_company_pairs(mirrors, src=True)
+    deal_contact = assoc.identity_pairs(unique_pairs(dc_src).rename(
         columns={"deal_id": "deal", "contact_id": "contact"}), "deal", "contact", deal_ids, contact_ids)
-    deal_company = assoc.identity_pairs(assoc.deal_company_pairs(mirrors).rename(
+    deal_company = assoc.identity_pairs(unique_pairs(dco_src).rename(
         columns={"deal_id": "deal", "company_id": "company"}), "deal", "company", deal_ids, company_ids)
 
     facts = hubspot_deal_facts(mirrors)
@@ -116,7 +128,13 @@ def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
     company_stage = company_lifecycle(hs_company, lifecycle[["id", "new_stage"]], hs_companies.reset_index(drop=True))
     return TransformResult(contacts, companies, candidates, deals, stages, owners, fields, findings,
                            contact_company, deal_contact, deal_company, facts, hs_pairs, rollups, lifecycle,
-                           company_stage, mirrors.get("hubspot", "pipelines"))
+                           company_stage, mirrors.get("hubspot", "pipelines"), pair_src, dc_src, dco_src, domains,
+                           links_of(links, "company"))
+
+
+def unique_pairs(src: pd.DataFrame) -> pd.DataFrame:
+    """Record pairs without their source record, once each (two sources may state one pair)."""
+    return src.drop(columns="src").drop_duplicates(ignore_index=True)
 
 
 def map_all_fields(mirrors: Mirrors, owners: pd.DataFrame, settings: TransformSettings,

@@ -1,13 +1,16 @@
-"""Incremental transform equals a full recompute (Invariant 6; CON-2/CON-4/CON-11 identities, rollups, DEAL-2)."""
+"""Incremental transform equals a full recompute (Invariant 6; CON-2/CON-4/CON-11 identities, rollups, DEAL-2,
+COM-1..4 company identities and candidates, DEAL-6 associations, CON-9/DEAL-7 lifecycle)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pandas as pd
 
 from crm_pipelines.bench.transform import changed_records
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.incremental import incremental_transform
-from crm_pipelines.transform.pipeline import TransformResult, run_transform
+from crm_pipelines.transform.pipeline import TransformResult, TransformSettings, run_transform
 
 
 def _apply(base: Mirrors, delta: Mirrors) -> Mirrors:
@@ -18,23 +21,34 @@ def _apply(base: Mirrors, delta: Mirrors) -> Mirrors:
     return Mirrors(frames)
 
 
-def _same(a: pd.DataFrame, b: pd.DataFrame, by: list[str]) -> bool:
-    def norm(df):
-        return df.sort_values(by).reset_index(drop=True).astype("string")
+def _norm(df: pd.DataFrame) -> pd.DataFrame:
+    # every column as text, rows in a canonical order: the incremental path splices rows, so order differs
+    out = df.astype("string").fillna("\x00")
+    return out.sort_values(list(out.columns)).reset_index(drop=True)
 
-    return norm(a).equals(norm(b))
+
+def _same(a: pd.DataFrame, b: pd.DataFrame, name: str) -> None:
+    assert list(a.columns) == list(b.columns) or (a.empty and b.empty), name
+    if a.empty and b.empty:
+        return
+    na, nb = _norm(a), _norm(b)
+    assert len(na) == len(nb), f"{name}: {len(na)} rows vs {len(nb)}"
+    assert na.equals(nb), name
 
 
 def _assert_equal(inc: TransformResult, full: TransformResult) -> None:
-    assert _same(inc.contacts.identities, full.contacts.identities, ["identity_id"])
-    assert _same(inc.contacts.members, full.contacts.members, ["crm", "id"])
-    assert _same(inc.contacts.findings, full.contacts.findings, ["crm", "id"])
-    assert _same(inc.rollups, full.rollups, ["contact_id"])
-    assert _same(inc.deal_stages, full.deal_stages, ["crm", "id"])
-    assert _same(inc.deals, full.deals, ["identity_id"])
-    assert _same(inc.field_findings, full.field_findings, ["crm", "object", "id", "field"])
-    for key, frame in full.fields.items():
-        assert _same(inc.fields[key], frame, ["id"]), key
+    """EVERY output of ``TransformResult`` (and the record-level state the next incremental run reads)."""
+    for f in dataclasses.fields(TransformResult):
+        a, b = getattr(inc, f.name), getattr(full, f.name)
+        if isinstance(b, pd.DataFrame):
+            _same(a, b, f.name)
+        elif isinstance(b, dict):
+            assert set(a) == set(b), f.name
+            for key, frame in b.items():
+                _same(a[key], frame, f"{f.name}{key}")
+        else:
+            for g in dataclasses.fields(b):
+                _same(getattr(a, g.name), getattr(b, g.name), f"{f.name}.{g.name}")
 
 
 def _links(result: TransformResult, n: int) -> pd.DataFrame:
@@ -86,3 +100,87 @@ def test_incremental_deal_change_updates_rollups(universe_frames):
     delta = Mirrors({("hubspot", "deals"): d})
     inc = incremental_transform(before, delta)
     _assert_equal(inc, run_transform(_apply(universe_frames, delta)))
+
+
+def _row(frame: pd.DataFrame, **values) -> pd.DataFrame:
+    return frame.iloc[[0]].assign(**values, modified_at=pd.Timestamp("2026-07-06", tz="UTC"))
+
+
+def test_incremental_company_changes_equal_full_recompute(universe_frames):
+    """COM-1/COM-3 identities, COM-2 candidates, DEAL-6 associations, CON-9/DEAL-7/COM-4 lifecycle: a delta that
+    changes companies, accounts, associations, contacts and deals gives what a full run gives, output by output."""
+    settings = TransformSettings(dynamics_lifecycle_stage="salesqualifiedlead", closed_won_sets_customer=True,
+                                 new_contact_type="Contact")
+    f = universe_frames.frames
+    links = _links(run_transform(universe_frames, settings=settings), 100)
+    before = run_transform(universe_frames, links, settings)
+    co = before.companies.identities
+    hs_co, acc, assocs = f[("hubspot", "companies")], f[("salesforce", "Account")], f[("hubspot", "associations")]
+    # a HubSpot company matched to an Account by domain or contacts gets another domain
+    matched = co.dropna(subset=["hubspot_id", "salesforce_id"])
+    by_domain = matched[matched["salesforce_method"] == "domain"]
+    target = (by_domain if len(by_domain) else matched)["hubspot_id"].iloc[0]
+    new_hs = hs_co[hs_co["id"] == target].assign(domain="moved-away.example", website=None,
+                                                 modified_at=pd.Timestamp("2026-07-06", tz="UTC"))
+    # a brand-new Account whose website equals a free HubSpot company's domain
+    free = co[co["hubspot_id"].notna() & co["salesforce_id"].isna() & co["domain"].notna()]
+    new_acc = _row(acc, id="001NEWACCOUNT0AAAA", Website="https://www." + free["domain"].iloc[0] + "/about")
+    # an SF Contact moves to another Account
+    sf = f[("salesforce", "Contact")]
+    mover = sf[sf["AccountId"].notna()].iloc[[3]]
+    other = acc[acc["id"] != mover["AccountId"].iloc[0]]["id"].iloc[7]
+    moved = mover.assign(AccountId=other, modified_at=pd.Timestamp("2026-07-06", tz="UTC"))
+    # a HubSpot contact->company association removed, another contact moves company (remove + add)
+    cc = assocs[(assocs["from_type"] == "contacts") & (assocs["to_type"] == "companies")]
+    removed = cc.iloc[[2]].assign(deleted=True, modified_at=pd.Timestamp("2026-07-06", tz="UTC"))
+    mv = cc.iloc[[11]]
+    new_company = cc["to_id"][cc["to_id"] != mv["to_id"].iloc[0]].iloc[20]
+    mv_gone = mv.assign(deleted=True, modified_at=pd.Timestamp("2026-07-06", tz="UTC"))
+    mv_new = mv.assign(id="contacts:" + mv["from_id"] + ":companies:" + new_company + ":279", to_id=new_company,
+                       modified_at=pd.Timestamp("2026-07-06", tz="UTC"))
+    # a deal->contact association removed
+    dc = assocs[(assocs["from_type"] == "deals") & (assocs["to_type"] == "contacts")]
+    dc_gone = dc.iloc[[4]].assign(deleted=True, modified_at=pd.Timestamp("2026-07-06", tz="UTC"))
+    # a HubSpot deal becomes closed won
+    deals = f[("hubspot", "deals")]
+    open_deal = deals[(deals["pipeline"] == "default") & ~deals["dealstage"].isin(["closedwon", "closedlost"])]
+    won = open_deal.iloc[[0]].assign(dealstage="closedwon", modified_at=pd.Timestamp("2026-07-06", tz="UTC"))
+    # an Opportunity moves to another Account (deal->company)
+    opp = f[("salesforce", "Opportunity")]
+    opp_moved = opp[opp["AccountId"].notna()].iloc[[5]].assign(
+        AccountId=other, modified_at=pd.Timestamp("2026-07-06", tz="UTC"))
+    # a HubSpot contact's lifecycle stage changes (COM-4 follows to its company)
+    hs = f[("hubspot", "contacts")]
+    hs_cc = hs[hs["id"].isin(cc["from_id"]) & (hs["lifecyclestage"] == "subscriber")].iloc[[0]].assign(
+        lifecyclestage="evangelist", modified_at=pd.Timestamp("2026-07-06", tz="UTC"))
+    delta = Mirrors({
+        ("hubspot", "companies"): new_hs, ("salesforce", "Account"): new_acc,
+        ("salesforce", "Contact"): moved, ("salesforce", "Opportunity"): opp_moved,
+        ("hubspot", "associations"): pd.concat([removed, mv_gone, mv_new, dc_gone], ignore_index=True),
+        ("hubspot", "deals"): won, ("hubspot", "contacts"): hs_cc,
+    })
+    inc = incremental_transform(before, delta, links, settings)
+    full = run_transform(_apply(universe_frames, delta), links, settings)
+    _assert_equal(inc, full)
+    # the deltas did change these outputs (the comparison is not vacuous)
+    for name in ("contact_company", "deal_company", "deal_contact", "lifecycle", "company_lifecycle",
+                 "account_candidates"):
+        assert not _norm(getattr(before, name)).equals(_norm(getattr(full, name))), name
+    assert not _norm(before.companies.identities).equals(_norm(full.companies.identities))
+    # and a second incremental run on the first one's result still equals a full run
+    delta2 = Mirrors({("hubspot", "companies"): new_hs.assign(domain=hs_co["domain"].iloc[0], website=None,
+                                                              modified_at=pd.Timestamp("2026-07-07", tz="UTC")),
+                      ("salesforce", "Account"): new_acc.assign(deleted=True,
+                                                                modified_at=pd.Timestamp("2026-07-07", tz="UTC"))})
+    # with a new company link (COM-3: an existing link wins over contacts and domain)
+    unmatched = full.companies.identities.dropna(subset=["salesforce_id"])
+    unmatched = unmatched[unmatched["hubspot_id"].isna()]["salesforce_id"].iloc[0]
+    free_hs = full.companies.identities
+    free_hs = free_hs[free_hs["hubspot_id"].notna() & free_hs["salesforce_id"].isna()]["hubspot_id"].iloc[-1]
+    links2 = pd.concat([links, pd.DataFrame({"kind": ["company"], "hubspot_id": [free_hs],
+                                             "salesforce_id": [unmatched], "salesforce_type": ["Account"]})],
+                       ignore_index=True)
+    inc2 = incremental_transform(inc, delta2, links2, settings)
+    full2 = run_transform(_apply(_apply(universe_frames, delta), delta2), links2, settings)
+    _assert_equal(inc2, full2)
+    assert (full2.companies.identities["salesforce_method"] == "link").sum() == 1
