@@ -26,6 +26,11 @@ What is recomputed and how it stays equal to a full recompute:
   deal/association; company lifecycle (COM-4): their companies (before and after), changed companies and
   both ends of changed HubSpot pairs.
 
+Lookups in the big previous tables go through the column indexes ``run_transform`` builds and carries with
+its result (``lookup.build_lookups``; a binary search per looked-up value instead of a scan of the table);
+frames without one - a result rebuilt by ``apply_changes``, small frames - are scanned with ``isin``, with the
+same answer. Call ``build_lookups(result)`` on a result that will serve several incremental runs.
+
 Not incremental: a change of the owners, the HubSpot pipelines, Salesforce stages/record types, the deal
 links or the settings (they reach every record) - run ``run_transform`` for those.
 """
@@ -33,6 +38,7 @@ links or the settings (they reach every record) - run ``run_transform`` for thos
 from __future__ import annotations
 
 import dataclasses
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +62,8 @@ from crm_pipelines.transform.identities import (
     contact_records,
 )
 from crm_pipelines.transform.lifecycle import company_lifecycle, contact_lifecycle
+from crm_pipelines.transform.lookup import Lookups, lookups_of
+from crm_pipelines.transform.lookup import isin as _lk_isin
 from crm_pipelines.transform.pipeline import TransformResult, TransformSettings
 from crm_pipelines.transform.rollups import contact_rollups, hubspot_deal_contacts, hubspot_deal_facts
 from crm_pipelines.transform.stages import deal_stage_keys, hubspot_stages, map_deal_stages
@@ -63,6 +71,13 @@ from crm_pipelines.transform.stages import deal_stage_keys, hubspot_stages, map_
 CONTACT_OBJECTS = {("hubspot", "contacts"), ("salesforce", "Contact"), ("salesforce", "Lead"),
                    ("dynamics", "contacts"), ("dynamics", "leads")}
 _MAX_CLOSURE = 20
+# the indexes of the result being updated (set for the duration of ``incremental_changes``, per thread)
+_LK: ContextVar[Lookups | None] = ContextVar("crm_pipelines_transform_lookups", default=None)
+
+
+def _isin(frame: pd.DataFrame, col: str, values) -> np.ndarray:
+    """``frame[col].isin(values)`` (bool array), by the previous result's index when ``frame`` has one."""
+    return _lk_isin(_LK.get(), frame, col, values)
 
 
 @dataclass(frozen=True)
@@ -118,17 +133,28 @@ def _contact_component(prev: ContactIdentities, delta: Mirrors, links: pd.DataFr
     new_recs = contact_records(delta, settings.dynamics_entities)
     members = prev.members
     m_id = members["id"]
-    hit = m_id.isin(touched["id"]).to_numpy().copy()
+    hit = _isin(members, "id", touched["id"])
     if hit.any():  # ids are unique per CRM; confirm the CRM on the few hits
         pos = np.flatnonzero(hit)
-        pair = members["crm"].to_numpy(dtype=object)[pos] + "\x1f" + m_id.to_numpy(dtype=object)[pos]
+        pair = members["crm"].iloc[pos].to_numpy(dtype=object) + "\x1f" + m_id.iloc[pos].to_numpy(dtype=object)
         hit[pos] = pd.Series(pair).isin(touched["crm"] + "\x1f" + touched["id"]).to_numpy()
-    usable = members["email_valid"] if settings.valid_email_only else members["email"].notna()
-    key = members["email"].where(usable)
-    ident = members["identity_id"]
+    # read by position: the rows a lookup found, never a whole column
+    email, ident = members["email"], members["identity_id"]
+
+    def usable_at(pos: np.ndarray) -> np.ndarray:
+        u = members["email_valid"].iloc[pos] if settings.valid_email_only else email.iloc[pos].notna()
+        return u.fillna(False).to_numpy(dtype=bool)
+
+    def keys_at(mask: np.ndarray) -> set:
+        pos = np.flatnonzero(mask)
+        return set(email.iloc[pos[usable_at(pos)]].dropna())
+
+    def at(col: pd.Series, mask: np.ndarray) -> set:
+        return set(col.iloc[np.flatnonzero(mask)].dropna())
+
     new_keys = set(new_recs["email_raw"].astype("string").str.strip().str.lower().dropna())
-    keys = set(key[hit].dropna()) | new_keys
-    idents = set(ident[hit].dropna()) | {"email:" + k for k in keys}
+    keys = keys_at(hit) | new_keys
+    idents = at(ident, hit) | {"email:" + k for k in keys}
     link = links_of(links, "contact")
     link_ident = "link:" + link["hubspot_id"]
     # Lead conversions tie a Lead to its Contact: a small side table, scanned instead of all records
@@ -136,11 +162,16 @@ def _contact_component(prev: ContactIdentities, delta: Mirrors, links: pd.DataFr
     ids = set(touched["id"]) | set(new_recs["converted_contact_id"].dropna())
     sel = np.zeros(len(members), dtype=bool)
     new_i, new_k, new_ids = idents, keys, ids
-    first = hit | (m_id.isin(ids - set(touched["id"])).to_numpy() if ids - set(touched["id"]) else False)
+    first = hit | (_isin(members, "id", ids - set(touched["id"])) if ids - set(touched["id"]) else False)
     none = np.zeros(len(members), dtype=bool)
     for _ in range(_MAX_CLOSURE):
         # a scan of a million values per lookup: skip the empty ones (most rounds after the first)
-        grow = (ident.isin(new_i).to_numpy() if new_i else none) | (key.isin(new_k).to_numpy() if new_k else none)
+        grow = _isin(members, "identity_id", new_i) if new_i else none
+        if new_k:
+            m = _isin(members, "email", new_k)
+            pos = np.flatnonzero(m)
+            m[pos[~usable_at(pos)]] = False
+            grow = grow | m
         grow = grow | first
         first = False
         if new_ids:
@@ -153,24 +184,25 @@ def _contact_component(prev: ContactIdentities, delta: Mirrors, links: pd.DataFr
                 idents = idents | set(link_ident[lk])
             extra -= ids
             if extra:
-                grow |= m_id.isin(extra).to_numpy()
+                grow |= _isin(members, "id", extra)
                 ids = ids | extra
         added = grow & ~sel
         sel |= grow
-        new_i = set(ident[added].dropna()) - idents
-        new_k = set(key[added].dropna()) - keys
-        new_ids = set(m_id[added]) - ids
+        new_i = at(ident, added) - idents
+        new_k = keys_at(added) - keys
+        new_ids = set(m_id.iloc[np.flatnonzero(added)]) - ids
         idents, keys, ids = idents | new_i, keys | new_k, ids | new_ids
         if not (new_i or new_k or new_ids):
             break
     keep_old = sel & ~hit
-    sub = pd.concat([members.loc[keep_old, list(RECORD_COLUMNS)], new_recs], ignore_index=True)
+    sel_pos = np.flatnonzero(sel)
+    sub = pd.concat([members.iloc[np.flatnonzero(keep_old)][list(RECORD_COLUMNS)], new_recs], ignore_index=True)
     sub_links = link[link_ident.isin(idents)]
-    valid = members.loc[sel, ["email", "email_valid"]].dropna(subset=["email"]).drop_duplicates("email")
+    valid = members.iloc[sel_pos][["email", "email_valid"]].dropna(subset=["email"]).drop_duplicates("email")
     known = pd.Series(valid["email_valid"].to_numpy(), index=valid["email"].to_numpy())
     part = contact_identities(sub, sub_links.assign(kind="contact"), settings.valid_email_only, known)
     gone_ident = idents | set(part.identities["identity_id"])
-    removed = members.loc[sel, ["crm", "id"]]
+    removed = members.iloc[sel_pos][["crm", "id"]]
     removed = pd.concat([removed, touched], ignore_index=True).drop_duplicates(ignore_index=True)
     f = prev.findings
     stale = f["identity_id"].isin(gone_ident)  # findings are few (the ambiguous records)
@@ -189,6 +221,15 @@ def incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFra
     for the parts listed in the module docstring; keys: ``contact_identities``, ``contact_members``,
     ``contact_findings``, ``fields:<crm>.<object>``, ``field_findings``, ``deal_stages``, ``deal_identities``,
     ``deal_facts``, ``hubspot_deal_contacts``, ``contact_rollups``."""
+    token = _LK.set(lookups_of(prev))
+    try:
+        return _incremental_changes(prev, delta, links, settings)
+    finally:
+        _LK.reset(token)
+
+
+def _incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None,
+                         settings: TransformSettings | None) -> dict[str, TableChange]:
     settings = settings or TransformSettings()
     changes, gone_contacts, part = _contact_component(prev.contacts, delta, links, settings)
 
@@ -223,10 +264,10 @@ def incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFra
             dead = text(frame.loc[frame["deleted"].astype(bool), "id"])
             col = f"{crm}_id"
             # scan the big column against the few changed ids (cheaper than hashing the big column)
-            known = set(deals.loc[deals[col].isin(live), col])
+            known = set(deals.loc[_isin(deals, col, live), col])
             new = live[~live.isin(known)]
             if len(dead):
-                gone.append(deals.loc[deals[col].isin(dead) & ~deals["linked"], ["identity_id"]])
+                gone.append(deals.loc[_isin(deals, col, dead) & ~deals["linked"].to_numpy(dtype=bool), ["identity_id"]])
             if len(new):
                 new_rows.append(pd.DataFrame({"identity_id": crm + ":" + new, col: new, "linked": False}))
         changes["deal_identities"] = TableChange(
@@ -243,7 +284,7 @@ def incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFra
             new_facts = hubspot_deal_facts(Mirrors({("hubspot", "deals"): deal_delta,
                                                     ("hubspot", "pipelines"): prev.hubspot_pipelines}))
             changes["deal_facts"] = TableChange(("deal_id",), ids, new_facts)
-            affected.append(pairs.loc[pairs["deal_id"].isin(ids["deal_id"]), "contact_id"])
+            affected.append(pairs.loc[_isin(pairs, "deal_id", ids["deal_id"]), "contact_id"])
         if assoc_delta is not None:
             gone_pairs = hubspot_deal_contacts(
                 Mirrors({("hubspot", "associations"): assoc_delta.assign(deleted=False)}))
@@ -252,9 +293,9 @@ def incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFra
             affected.append(gone_pairs["contact_id"])
         contacts = pd.concat(affected, ignore_index=True).drop_duplicates()
         # the affected contacts' deals, after the change
-        sub_pairs = changes["hubspot_deal_contacts"].apply(pairs[pairs["contact_id"].isin(contacts)]) \
-            if "hubspot_deal_contacts" in changes else pairs[pairs["contact_id"].isin(contacts)]
-        sub_facts = facts[facts["deal_id"].isin(sub_pairs["deal_id"])]
+        sub_pairs = changes["hubspot_deal_contacts"].apply(pairs[_isin(pairs, "contact_id", contacts)]) \
+            if "hubspot_deal_contacts" in changes else pairs[_isin(pairs, "contact_id", contacts)]
+        sub_facts = facts[_isin(facts, "deal_id", sub_pairs["deal_id"])]
         if "deal_facts" in changes:
             sub_facts = changes["deal_facts"].apply(sub_facts)
         changes["contact_rollups"] = TableChange(("contact_id",), pd.DataFrame({"contact_id": contacts}),
@@ -302,8 +343,9 @@ def incremental_transform(prev: TransformResult, delta: Mirrors, links: pd.DataF
 # --- companies, Account candidates, identity associations, lifecycle -------------------------------------------
 #
 # These read record-level state the full run keeps in ``TransformResult`` (association pairs with their source
-# record, normalized company domains, company links). Every lookup below is an ``isin`` of a big column against
-# the few ids the change touches: a hash probe per row, no join or sort of the big tables.
+# record, normalized company domains, company links). Every lookup below is ``_isin`` of a big column against
+# the few ids the change touches: through the result's column index when it has one (cost follows the ids),
+# else a hash probe per row; no join or sort of the big tables.
 
 _ROLES = ("linked", "matched", "converted")
 COMPANY_PAIR_OBJECTS = {("hubspot", "associations"), ("salesforce", "Contact"), ("dynamics", "contacts"),
@@ -331,7 +373,7 @@ def _rows(frame: pd.DataFrame, col: str, records: pd.DataFrame, rec_col: str = "
     confirm the CRM on the few hits (ids are unique per CRM only)."""
     if records.empty or frame.empty:
         return frame.iloc[:0]
-    hit = frame[frame[col].isin(_ix(records[rec_col].unique()))]
+    hit = frame[_isin(frame, col, records[rec_col].unique())]
     return hit[_crm_key(hit, col).isin(_ix(_crm_key(records, rec_col)))]
 
 
@@ -347,7 +389,7 @@ class _Pairs:
         if keys:
             keys = pd.concat(keys, ignore_index=True).drop_duplicates()
             gone = _rows(prev, "src", keys, "src")
-            self.keep = ~prev.index.isin(gone.index)
+            self.keep = True
             self.removed = gone
             self.added = build(Mirrors({k: f for k, f in delta.frames.items() if k in objects}), src=True)
             self.change = TableChange(("crm", "src"), keys, self.added)
@@ -397,7 +439,7 @@ class _Overlay:
             return self.new.iloc[:0]
         live = idents.difference(self.dead)
         # a rebuilt identity's records are all in ``new``: the big scan is only for the others
-        base = self.base[self.base["identity_id"].isin(live)] if len(live) else self.base.iloc[:0]
+        base = self.base[_isin(self.base, "identity_id", live)] if len(live) else self.base.iloc[:0]
         return self._done(base, self.new[self.new["identity_id"].isin(idents)])
 
     def of(self, records: pd.DataFrame, rec_col: str = "id", all_roles: bool = False) -> pd.DataFrame:
@@ -425,7 +467,7 @@ class _Overlay:
             # the few linked rows, instead of one scan per CRM column
             base = self.base
             named = _ix((records["crm"].astype(object) + ":" + records[rec_col].astype(object)).unique())
-            m = base["identity_id"].isin(named).to_numpy()
+            m = _isin(base, "identity_id", named)
             lk = np.flatnonzero(base["linked"].to_numpy(dtype=bool))
             if len(lk):
                 sub = base.iloc[lk]
@@ -437,10 +479,10 @@ class _Overlay:
         elif self.wide:
             m = np.zeros(len(self.base), dtype=bool)
             for crm in assoc.CRMS:
-                m |= self.base[f"{crm}_id"].isin(ids).to_numpy()
+                m |= _isin(self.base, f"{crm}_id", ids)
             base_rows = self.base[m]
         else:
-            base_rows = self.base[self.base["id"].isin(ids)]
+            base_rows = self.base[_isin(self.base, "id", ids)]
         roles, self.roles = self.roles, False
         try:
             out = self._done(base_rows, self.new[self.new["id"].isin(ids)])
@@ -472,7 +514,7 @@ def _assoc_change(prev_rows: pd.DataFrame, pairs: _Pairs, left: str, right: str,
     gone = np.zeros(len(prev_rows), dtype=bool)
     for name, touched in ((lname, li), (rname, ri)):
         if len(touched):
-            gone |= prev_rows[name].isin(touched).to_numpy()
+            gone |= _isin(prev_rows, name, touched)
     gone = prev_rows[gone]
     lrec, rrec = left_ov.records_of(li), right_ov.records_of(ri)
     cand = pd.concat([pairs.where(lcol, lrec), pairs.where(rcol, rrec)], ignore_index=True)
@@ -532,7 +574,7 @@ def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame |
     def in_rows(table: pd.DataFrame, recs: pd.DataFrame) -> np.ndarray:
         m = np.zeros(len(table), dtype=bool)
         for crm, ids in _by_crm(recs).items():
-            m |= table[f"{crm}_id"].isin(_ix(ids)).to_numpy()
+            m |= _isin(table, f"{crm}_id", ids)
         return m
 
     for _ in range(_MAX_CLOSURE):
@@ -545,7 +587,7 @@ def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame |
         doms = set(_rows(domains, "id", frontier)["domain"].dropna()) - seen_dom
         seen_dom |= doms
         if doms:
-            grow.append(domains.loc[domains["domain"].isin(_ix(doms)), ["crm", "id"]])
+            grow.append(domains.loc[_isin(domains, "domain", doms), ["crm", "id"]])
         # links, and the previous matches (a row being rebuilt takes all its records with it)
         prev_rows = prev_co[in_rows(prev_co, frontier)]
         for table in (link[in_rows(link, frontier)], prev_rows):
@@ -555,12 +597,12 @@ def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame |
         new_co = set(co_ident) - seen_co
         seen_co |= new_co
         cc = prev.contact_company
-        idents = set(cc.loc[cc["company_identity"].isin(_ix(new_co)), "contact_identity"]) if new_co else set()
+        idents = set(cc.loc[_isin(cc, "company_identity", new_co), "contact_identity"]) if new_co else set()
         idents, pending = (idents | pending) - seen_ident, set()
         seen_ident |= idents
         if idents:
-            more = set(cc.loc[cc["contact_identity"].isin(_ix(idents)), "company_identity"]) - seen_co
-            rows = prev_co[prev_co["identity_id"].isin(_ix(more))]
+            more = set(cc.loc[_isin(cc, "contact_identity", idents), "company_identity"]) - seen_co
+            rows = prev_co[_isin(prev_co, "identity_id", more)]
             for c in assoc.CRMS:
                 grow.append(pd.DataFrame({"crm": c, "id": rows[f"{c}_id"].dropna().to_numpy(dtype=object)}))
         frontier = pd.concat(grow, ignore_index=True).astype(object).dropna().drop_duplicates(ignore_index=True) \
@@ -568,7 +610,7 @@ def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame |
     node_sets = _by_crm(nodes)
     in_nodes = np.zeros(len(prev_co), dtype=bool)
     for crm, ids in node_sets.items():
-        in_nodes |= prev_co[f"{crm}_id"].isin(_ix(ids)).to_numpy()
+        in_nodes |= _isin(prev_co, f"{crm}_id", ids)
     dead_co = set(prev_co.loc[in_nodes, "identity_id"])
     node_pairs = cpairs.where("company_id", nodes)
     node_members = contact_ov.of(node_pairs, "contact_id", all_roles=True)
@@ -593,7 +635,7 @@ def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame |
         mem = node_members[node_members["crm"] == "hubspot"]
         ident_ids = _ix(mem["identity_id"].unique())
         prev_ids = prev.contacts.identities
-        idt = prev_ids[prev_ids["identity_id"].isin(ident_ids.difference(contact_ov.dead))]
+        idt = prev_ids[_isin(prev_ids, "identity_id", ident_ids.difference(contact_ov.dead))]
         if part is not None:
             idt = pd.concat([idt, part.identities[part.identities["identity_id"].isin(ident_ids)]], ignore_index=True)
         cand = account_creation_candidates(
@@ -636,12 +678,12 @@ def _lifecycle_changes(prev: TransformResult, delta: Mirrors, settings: Transfor
         ids |= set(changes["contact_rollups"].removed["contact_id"].dropna())
     if "contact_identities" in changes:
         prev_ids = prev.contacts.identities
-        gone = prev_ids[prev_ids["identity_id"].isin(_ix(changes["contact_identities"].removed["identity_id"]))]
+        gone = prev_ids[_isin(prev_ids, "identity_id", changes["contact_identities"].removed["identity_id"])]
         ids |= set(gone["hubspot_id"].dropna()) | set(changes["contact_identities"].added["hubspot_id"].dropna())
     h = _ix(ids)
     if len(h):
         lc = prev.lifecycle
-        cur = lc.loc[lc["id"].isin(h), ["id", "lifecyclestage"]]
+        cur = lc.loc[_isin(lc, "id", h), ["id", "lifecyclestage"]]
         if hs_delta is not None:
             live = delta.live("hubspot", "contacts", ["lifecyclestage"])
             cur = pd.concat([cur[~cur["id"].isin(_ix(text(hs_delta["id"])))],
@@ -649,19 +691,19 @@ def _lifecycle_changes(prev: TransformResult, delta: Mirrors, settings: Transfor
                                            .to_numpy(dtype=object)})], ignore_index=True)
         cur = cur.reset_index(drop=True)
         idt = prev.contacts.identities
-        idt = idt[idt["hubspot_id"].isin(h)]
+        idt = idt[_isin(idt, "hubspot_id", h)]
         idt = idt.loc[~idt["identity_id"].isin(contact_ov.dead), ["hubspot_id", "dynamics_id"]]
         if part is not None:
             idt = pd.concat([idt, part.identities[["hubspot_id", "dynamics_id"]]], ignore_index=True)
         with_dyn = idt.dropna(subset=["hubspot_id", "dynamics_id"])["hubspot_id"]
         hp = prev.hubspot_deal_contacts
-        hp = hp[hp["contact_id"].isin(h)]
+        hp = hp[_isin(hp, "contact_id", h)]
         if "hubspot_deal_contacts" in changes:
             c = changes["hubspot_deal_contacts"]
             hp = c.apply(hp)
             hp = hp[hp["contact_id"].isin(h)]
         facts = prev.deal_facts
-        facts = facts[facts["deal_id"].isin(_ix(hp["deal_id"].unique()))]
+        facts = facts[_isin(facts, "deal_id", hp["deal_id"].unique())]
         if "deal_facts" in changes:
             facts = changes["deal_facts"].apply(facts)
             facts = facts[facts["deal_id"].isin(_ix(hp["deal_id"].unique()))]
@@ -688,11 +730,11 @@ def _lifecycle_changes(prev: TransformResult, delta: Mirrors, settings: Transfor
     pairs = cpairs.where("company_id", ac)
     pairs = pairs.loc[pairs["crm"] == "hubspot", ["company_id", "contact_id"]]
     lc = prev.lifecycle
-    stages = lc.loc[lc["id"].isin(_ix(pairs["contact_id"].unique())), ["id", "new_stage"]]
+    stages = lc.loc[_isin(lc, "id", pairs["contact_id"].unique()), ["id", "new_stage"]]
     stages = stages[~stages["id"].isin(h)]
     stages = pd.concat([stages, new_lc[["id", "new_stage"]]], ignore_index=True)
     pc = prev.company_lifecycle
-    companies = pc.loc[pc["id"].isin(ac["id"]), ["id", "lifecyclestage"]]
+    companies = pc.loc[_isin(pc, "id", ac["id"]), ["id", "lifecyclestage"]]
     if co_delta is not None:
         live = delta.live("hubspot", "companies", ["lifecyclestage"])
         companies = pd.concat([companies[~companies["id"].isin(_ix(text(co_delta["id"])))], pd.DataFrame(

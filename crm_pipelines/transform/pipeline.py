@@ -20,6 +20,7 @@ from crm_pipelines.transform.fields import DEFAULT_FIELDS, FieldMap, map_fields,
 from crm_pipelines.transform.frames import Mirrors, links_of
 from crm_pipelines.transform.identities import ContactIdentities, contact_identities, contact_records
 from crm_pipelines.transform.lifecycle import company_lifecycle, contact_lifecycle
+from crm_pipelines.transform.lookup import build_lookups
 from crm_pipelines.transform.rollups import contact_rollups, hubspot_deal_contacts, hubspot_deal_facts
 from crm_pipelines.transform.stages import (
     StageSettings,
@@ -126,10 +127,12 @@ def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
     hs_company = pairs.loc[pairs["crm"] == "hubspot", ["company_id", "contact_id"]]
     hs_companies = mirrors.live("hubspot", "companies", ["lifecyclestage"])[["id", "lifecyclestage"]]
     company_stage = company_lifecycle(hs_company, lifecycle[["id", "new_stage"]], hs_companies.reset_index(drop=True))
-    return TransformResult(contacts, companies, candidates, deals, stages, owners, fields, findings,
-                           contact_company, deal_contact, deal_company, facts, hs_pairs, rollups, lifecycle,
-                           company_stage, mirrors.get("hubspot", "pipelines"), pair_src, dc_src, dco_src, domains,
-                           links_of(links, "company"))
+    result = TransformResult(contacts, companies, candidates, deals, stages, owners, fields, findings,
+                             contact_company, deal_contact, deal_company, facts, hs_pairs, rollups, lifecycle,
+                             company_stage, mirrors.get("hubspot", "pipelines"), pair_src, dc_src, dco_src, domains,
+                             links_of(links, "company"))
+    build_lookups(result)  # the indexes an incremental run reads (carried as ``result._lookups``)
+    return result
 
 
 def unique_pairs(src: pd.DataFrame) -> pd.DataFrame:

@@ -5,12 +5,50 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from crm_pipelines.bench.transform import changed_records
+from crm_pipelines.transform import lookup
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.incremental import incremental_transform
 from crm_pipelines.transform.pipeline import TransformResult, TransformSettings, run_transform
+
+
+@pytest.fixture(autouse=True, params=["scanned", "indexed"])
+def lookup_mode(request, monkeypatch):
+    """Every test runs twice: with the small test frames scanned (below ``MIN_ROWS``) and with every lookup of
+    the incremental run going through the indexes the full run builds."""
+    if request.param == "indexed":
+        monkeypatch.setattr(lookup, "MIN_ROWS", 0)
+    return request.param
+
+
+def test_column_index_matches_isin():
+    values = pd.Series(["a", "b", None, "a", "c", pd.NA, "b", "a", "d"], dtype=object)
+    frame = pd.DataFrame({"v": values})
+    lk = lookup.Lookups()
+    lk.add(frame, "v", lookup.ColumnIndex(frame["v"]))
+    for query in ({"a"}, {"b", "zz"}, {"zz"}, set(), ["c", "a", "a"], {"d", "a", "b", "c"}):
+        got = lookup.isin(lk, frame, "v", query)
+        assert (got == frame["v"].isin(list(query)).to_numpy()).all(), query
+    copy = frame.copy()  # another frame object: scanned, not read through the index
+    assert lookup.isin(lk, copy, "v", {"a"}).sum() == 3
+    assert lk.get(copy, "v") is None
+
+
+def test_full_run_builds_the_indexes(universe_frames, lookup_mode):
+    result = run_transform(universe_frames, None, TransformSettings())
+    lk = lookup.lookups_of(result)
+    assert lk is not None
+    members = result.contacts.members
+    if lookup_mode == "indexed":
+        ix = lk.get(members, "identity_id")
+        assert ix is not None
+        some = members["identity_id"].dropna().unique()[:50]
+        pos = ix.positions(members["identity_id"], pd.Index(some, dtype=object))
+        assert np.array_equal(pos, np.flatnonzero(members["identity_id"].isin(some).to_numpy()))
 
 
 def _apply(base: Mirrors, delta: Mirrors) -> Mirrors:
