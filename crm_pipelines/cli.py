@@ -140,19 +140,10 @@ def bench() -> None:
 @click.option("--scale", type=int, default=100_000, show_default=True)
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 def bench_sandbox(crm: str, scale: int, seed: int) -> None:
-    """Generate a universe, page every contact through the list endpoint over HTTP, report throughput."""
-    if crm == "salesforce":
-        from crm_pipelines.sandbox.salesforce.bench import run_query_bench
+    """Generate a universe, page every contact through the CRM's own paging over HTTP, report throughput."""
+    from crm_pipelines.bench.sandbox_paging import run_paging_bench
 
-        figures = asyncio.run(run_query_bench(scale, seed))
-    elif crm == "dynamics":
-        from crm_pipelines.sandbox.dynamics.bench import run_dynamics_paging_bench
-
-        figures = asyncio.run(run_dynamics_paging_bench(scale, seed))
-    else:
-        from crm_pipelines.bench.sandbox_paging import run_paging_bench
-
-        figures = asyncio.run(run_paging_bench(crm, scale, seed))
+    figures = asyncio.run(run_paging_bench(crm, scale, seed))
     sys.stdout.write(json.dumps(figures) + "\n")
 
 

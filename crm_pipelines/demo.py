@@ -7,10 +7,9 @@ what to try next. Dagster keeps its runs in ``.dagster_home`` so ``dagster dev``
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,37 +20,10 @@ import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from sqlalchemy.engine import Engine
 
+from crm_pipelines.sandbox.launch import running_sandboxes
+
 DEMO_DIR = Path(".crm_pipelines")
 DAGSTER_HOME = Path(".dagster_home")
-
-
-def _start_sandboxes(data_dir: Path, scale: int, seed: int) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "crm_pipelines.cli",
-            "sandbox",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--seed",
-            str(seed),
-            "--scale",
-            str(scale),
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise click.ClickException(
-            f"the sandboxes did not start (exit {proc.wait()}); is another `sandbox serve` using ports 8470-8472?"
-        )
-    return proc, json.loads(line)
 
 
 def _settings_file(data_dir: Path) -> Path:
@@ -81,8 +53,8 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
     from crm_pipelines.state.schema import MIRROR_TABLES
 
     click.echo(f"Starting the HubSpot, Salesforce and Dynamics sandboxes (seed {seed}, {scale} people) …")
-    proc, _ = _start_sandboxes(data_dir, scale, seed)
-    try:
+    crms = ["hubspot", "salesforce", "dynamics"]
+    with running_sandboxes(crms, scale=scale, seed=seed, data_dir=data_dir, stderr=subprocess.DEVNULL):
         settings_path = _settings_file(data_dir)
         settings = load_settings(settings_path)
         (DEMO_DIR / "demo-state.sqlite3").unlink(missing_ok=True)
@@ -127,10 +99,9 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
         )
         if keep_serving:
             click.echo("Sandboxes keep serving; Ctrl-C stops them.")
-            proc.wait()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
 
 
 def _summarize_transform(engine: Engine) -> None:

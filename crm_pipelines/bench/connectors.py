@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 
-from crm_pipelines.bench.running_sandboxes import running_sandboxes
 from crm_pipelines.crm.hubspot.auth import PrivateAppToken
 from crm_pipelines.crm.hubspot.client import SEARCH_PAGE_MAX, HubSpotClient
 from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.sandbox.launch import running_sandboxes
 
 HUBSPOT_OBJECTS = {
     "contacts": ["email", "firstname", "lastname", "lifecyclestage", "hubspot_owner_id", "lastmodifieddate"],

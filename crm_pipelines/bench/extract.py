@@ -26,24 +26,18 @@ import sqlalchemy as sa
 import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from crm_pipelines.bench.running_sandboxes import running_sandboxes
+from crm_pipelines.bench.memory import peak_rss_mb
 from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS
 from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
 from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
+from crm_pipelines.sandbox.launch import running_sandboxes
 from crm_pipelines.sandbox.universe import TIME_RANGE
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import mirror
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.state.schema import MIRROR_TABLES
-
-
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 @contextmanager
@@ -168,7 +162,7 @@ def run_extract_bench(scale: int, seed: int, database_url: str | None, start_dat
         "time_ratio": round(wall / bound, 3) if bound else None,
         "runs": runs,
         "partitions": len(keys),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "backend": "postgresql" if state_url.startswith("postgresql") else "sqlite",
         "objects": per_object,
     }

@@ -15,24 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_pipelines.bench.memory import peak_rss_mb
 from crm_pipelines.sandbox.universe import Universe
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.incremental import apply_changes, incremental_changes
 from crm_pipelines.transform.pipeline import TransformSettings, run_transform
 from crm_pipelines.transform.testing import universe_mirrors
-
-
-def peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
 
 
 def changed_records(mirrors: Mirrors, n: int, seed: int) -> Mirrors:
@@ -41,8 +29,13 @@ def changed_records(mirrors: Mirrors, n: int, seed: int) -> Mirrors:
     rng = np.random.default_rng(seed)
     now = pd.Timestamp("2026-07-01T12:00:00Z")
     out = {}
-    share = {("hubspot", "contacts"): 0.4, ("salesforce", "Contact"): 0.2, ("salesforce", "Lead"): 0.1,
-             ("dynamics", "contacts"): 0.1, ("hubspot", "deals"): 0.2}
+    share = {
+        ("hubspot", "contacts"): 0.4,
+        ("salesforce", "Contact"): 0.2,
+        ("salesforce", "Lead"): 0.1,
+        ("dynamics", "contacts"): 0.1,
+        ("hubspot", "deals"): 0.2,
+    }
     email_col = {"hubspot": "email", "salesforce": "Email", "dynamics": "emailaddress1"}
     for key, part in share.items():
         frame = mirrors.frames[key]
@@ -81,8 +74,9 @@ def pad_to(mirrors: Mirrors, companies: int, deals: int) -> Mirrors:
     return Mirrors(frames)
 
 
-def run_transform_bench(contacts: int, companies: int, deals: int, seed: int = 42,
-                        changes: int = 1_000) -> dict[str, Any]:
+def run_transform_bench(
+    contacts: int, companies: int, deals: int, seed: int = 42, changes: int = 1_000
+) -> dict[str, Any]:
     universe = Universe(seed, max(100, contacts))
     t = time.perf_counter()
     mirrors = pad_to(universe_mirrors(universe), companies, deals)

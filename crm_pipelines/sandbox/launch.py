@@ -1,4 +1,4 @@
-"""Fresh sandboxes in their own process for a benchmark: started, announced, and always stopped."""
+"""Sandboxes in their own process (benchmarks, the demo): started, announced, and always stopped."""
 
 from __future__ import annotations
 
@@ -8,12 +8,23 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
 
 
 @contextlib.contextmanager
-def running_sandboxes(crms: list[str], *, scale: int, seed: int, extra: tuple[str, ...] = ()) -> Iterator[dict]:
-    """``crm-pipelines sandbox serve --json`` for ``crms`` on free ports; yields its announcement line."""
-    with tempfile.TemporaryDirectory(prefix="crm-bench-") as data_dir:
+def running_sandboxes(
+    crms: list[str],
+    *,
+    scale: int,
+    seed: int,
+    extra: tuple[str, ...] = (),
+    data_dir: Path | None = None,
+    stderr: IO | int | None = None,
+) -> Iterator[dict]:
+    """``crm-pipelines sandbox serve --json`` for ``crms`` on free ports; yields its announcement line plus
+    ``pid``. Data goes to ``data_dir`` (kept) or a temporary directory (removed)."""
+    with tempfile.TemporaryDirectory(prefix="crm-sandbox-") as tmp:
         ports = [arg for crm in crms for arg in (f"--{crm}-port", "0")]
         only = [arg for crm in crms for arg in ("--only", crm)]
         proc = subprocess.Popen(
@@ -26,7 +37,7 @@ def running_sandboxes(crms: list[str], *, scale: int, seed: int, extra: tuple[st
                 *only,
                 *ports,
                 "--data-dir",
-                data_dir,
+                str(data_dir or tmp),
                 "--seed",
                 str(seed),
                 "--scale",
@@ -35,7 +46,7 @@ def running_sandboxes(crms: list[str], *, scale: int, seed: int, extra: tuple[st
                 *extra,
             ],
             stdout=subprocess.PIPE,
-            stderr=sys.stderr,
+            stderr=sys.stderr if stderr is None else stderr,
             text=True,
         )
         try:
