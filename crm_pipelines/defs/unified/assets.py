@@ -115,49 +115,17 @@ def proposal_yaml(proposal: pd.DataFrame) -> str:
 
 def build_unified_assets() -> dg.AssetsDefinition:
     deps = [dg.AssetKey([crm, obj]) for crm, objects in EXTRACTED.items() for obj in objects]
+    descriptions = {
+        CONTACTS: "CON-2/3/4/11: one identity per email across the CRMs, members and findings",
+        COMPANIES: "COM-1/2/3: companies linked by link, contacts, then domain; Account candidates",
+        DEALS: "DEAL-1..5: deals linked by link only; pipelines and stages mapped",
+        FIELDS: "Default and custom field mappings, values normalized (CON-10), owners by email",
+        ROLLUPS: "The five contact rollup properties of SPEC's rollup table",
+        ASSOCIATIONS: "DEAL-6: contact→company, deal→contact, deal→company between identities",
+    }
     specs = [
-        dg.AssetSpec(
-            CONTACTS,
-            deps=deps,
-            group_name="unified",
-            kinds={"pandas"},
-            description="CON-2/3/4/11: one identity per email across the CRMs, members and findings",
-        ),
-        dg.AssetSpec(
-            COMPANIES,
-            deps=deps,
-            group_name="unified",
-            kinds={"pandas"},
-            description="COM-1/2/3: companies linked by link, contacts, then domain; Account candidates",
-        ),
-        dg.AssetSpec(
-            DEALS,
-            deps=deps,
-            group_name="unified",
-            kinds={"pandas"},
-            description="DEAL-1..5: deals linked by link only; pipelines and stages mapped",
-        ),
-        dg.AssetSpec(
-            FIELDS,
-            deps=deps,
-            group_name="unified",
-            kinds={"pandas"},
-            description="Default and custom field mappings, values normalized (CON-10), owners by email",
-        ),
-        dg.AssetSpec(
-            ROLLUPS,
-            deps=deps,
-            group_name="unified",
-            kinds={"pandas"},
-            description="The five contact rollup properties of SPEC's rollup table",
-        ),
-        dg.AssetSpec(
-            ASSOCIATIONS,
-            deps=deps,
-            group_name="unified",
-            kinds={"pandas"},
-            description="DEAL-6: contact→company, deal→contact, deal→company between identities",
-        ),
+        dg.AssetSpec(key, deps=deps, group_name="unified", kinds={"pandas"}, description=text)
+        for key, text in descriptions.items()
     ]
     check_specs = [
         dg.AssetCheckSpec(DUPLICATE_EMAILS, asset=CONTACTS, description="CON-11: emails shared inside one CRM"),

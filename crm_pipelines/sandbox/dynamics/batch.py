@@ -152,7 +152,7 @@ def _run_changeset(store: DynamicsStore, changeset: ChangeSet, dispatch: Callabl
     answers: list[tuple[str | None, ApiResponse]] = []
     created: dict[str, str] = {}  # Content-ID -> entity path ("contacts(<id>)")
     try:
-        with store.savepoint(f"changeset_{n}"):
+        with store.transaction():  # a change set: all or nothing
             for op in changeset.operations:
                 if op.request.method == "GET":
                     raise errors.bad_request("A change set may not contain GET requests.")

@@ -251,7 +251,7 @@ class Writer:
     def create(self, table: Table, req: ApiRequest) -> ApiResponse:
         parse_select(table, req.query.get("$select"))
         values = self.columns_from(table, req.json(), None)
-        with self.store.savepoint("create_one"):
+        with self.store.transaction():
             record_id = self.insert(table, values)
         return self._answer(table, record_id, req, True)
 
@@ -266,7 +266,7 @@ class Writer:
             if key.alternate:
                 for name, v in key.alternate.items():
                     values.setdefault(table.by_name[name].column, v)
-            with self.store.savepoint("upsert_one"):
+            with self.store.transaction():
                 record_id = self.insert(table, values, key.record_id)
             return self._answer(table, record_id, req, True)
         if if_none_match == "*":
@@ -274,7 +274,7 @@ class Writer:
         if if_match and if_match != "*" and if_match != f'W/"{existing["versionnumber"]}"':
             raise errors.version_mismatch()
         values = self.columns_from(table, req.json(), existing)
-        with self.store.savepoint("update_one"):
+        with self.store.transaction():
             self.modify(table, existing, values)
         return self._answer(table, existing[table.primary_id], req, False)
 
@@ -311,14 +311,14 @@ class Writer:
 
     def create_multiple(self, table: Table, req: ApiRequest) -> ApiResponse:
         targets = self._targets(table, req)
-        with self.store.savepoint("create_multiple"):  # all or nothing, as the message is
+        with self.store.transaction():  # all or nothing, as the message is
             ids = [self.insert(table, self.columns_from(table, t, None)) for t in targets]
         return ApiResponse(200, {"@odata.context": f"{self.api_url}/$metadata#Microsoft.Dynamics.CRM."
                                                    "CreateMultipleResponse", "Ids": ids})
 
     def update_multiple(self, table: Table, req: ApiRequest) -> ApiResponse:
         targets = self._targets(table, req)
-        with self.store.savepoint("update_multiple"):
+        with self.store.transaction():
             for t in targets:
                 record_id = as_guid(str(t.get(table.primary_id) or ""))
                 if record_id is None:
@@ -332,7 +332,7 @@ class Writer:
     def upsert_multiple(self, table: Table, req: ApiRequest) -> ApiResponse:
         targets = self._targets(table, req)
         results = []
-        with self.store.savepoint("upsert_multiple"):
+        with self.store.transaction():
             for t in targets:
                 ref = str(t.get("@odata.id") or "")
                 m = _ENTITY_REF.search(ref)
@@ -362,7 +362,7 @@ class Writer:
         queries = body.get("QuerySet") if isinstance(body, dict) else None
         if not isinstance(queries, list) or not queries:
             raise errors.bad_request("QuerySet must contain at least one QueryExpression.")
-        with self.store.savepoint("bulk_delete"):
+        with self.store.transaction():
             for q in queries:
                 table = BY_LOGICAL.get(str(q.get("EntityName", "")))
                 if table is None:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from crm_pipelines.sandbox.dynamics.catalog import TABLES, TEXT_TYPES, Attribute, Table
+from crm_pipelines.sandbox.sqlite_tx import Transaction
 
 _SQL_TYPE = {"Money": "REAL", "Decimal": "REAL", "Double": "REAL", "Integer": "INTEGER", "BigInt": "INTEGER",
              "Boolean": "INTEGER", "Picklist": "INTEGER", "State": "INTEGER", "Status": "INTEGER"}
@@ -112,11 +113,8 @@ class DynamicsStore:
             self.db.execute("DELETE FROM tokens")
             self.db.execute("DELETE FROM meta WHERE key NOT IN ('app')")
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
-
-    def savepoint(self, name: str) -> _Savepoint:
-        return _Savepoint(self.db, name)
+    def transaction(self) -> Transaction:
+        return Transaction(self.db)
 
     # -- meta, counters, tokens ---------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
@@ -229,31 +227,3 @@ class DynamicsStore:
                            deleted.get(t.entity_set, 0))
             for t in TABLES
         }
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN")
-        return self.db
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-class _Savepoint:
-    """Nested atomic unit: a ``$batch`` change set or a CreateMultiple call succeeds or fails whole."""
-
-    def __init__(self, db: sqlite3.Connection, name: str) -> None:
-        self.db, self.name = db, name
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute(f"SAVEPOINT {self.name}")
-        return self.db
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type:
-            self.db.execute(f"ROLLBACK TO {self.name}")
-        self.db.execute(f"RELEASE {self.name}")

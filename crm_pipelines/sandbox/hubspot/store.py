@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from crm_pipelines.sandbox.sqlite_tx import Transaction
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -108,8 +110,8 @@ class HubSpotStore:
             self.db.execute("DELETE FROM tokens WHERE kind = 'oauth_access'")
             self.db.execute("DELETE FROM meta WHERE key NOT IN ('credentials', 'oauth_client')")
 
-    def transaction(self):
-        return _Transaction(self.db)
+    def transaction(self) -> Transaction:
+        return Transaction(self.db)
 
     # -- meta and ids -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
@@ -326,30 +328,3 @@ class HubSpotStore:
 
     def expire_access_tokens(self, now_ms: int) -> int:
         return self.db.execute("UPDATE tokens SET expires_ms = ? WHERE kind = 'oauth_access'", (now_ms,)).rowcount
-
-
-class _Transaction:
-    """BEGIN/COMMIT, or a savepoint when already inside one, so writes compose (a batch of creates)."""
-
-    _depth = 0
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        if self.db.in_transaction:
-            _Transaction._depth += 1
-            self.savepoint = f"sp{_Transaction._depth}"
-            self.db.execute(f"SAVEPOINT {self.savepoint}")
-        else:
-            self.savepoint = None
-            self.db.execute("BEGIN")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.savepoint is None:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-            return
-        if exc_type:
-            self.db.execute(f"ROLLBACK TO {self.savepoint}")
-        self.db.execute(f"RELEASE {self.savepoint}")

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from crm_pipelines.sandbox.salesforce.catalog import SOBJECTS
+from crm_pipelines.sandbox.sqlite_tx import Transaction
 
 DELETED_AT = "_DeletedDate"
 
@@ -86,8 +87,8 @@ class SalesforceStore:
             self.db.execute("DELETE FROM meta WHERE key NOT IN ('credentials', 'connected_app')")
         self.create_tables(indexes=False)
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+    def transaction(self) -> Transaction:
+        return Transaction(self.db)
 
     # -- meta, counters, tokens ---------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
@@ -164,15 +165,3 @@ class SalesforceStore:
             ).fetchone()
             out[name] = (int(live), int(deleted))
         return out
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN")
-        return self.db
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
