@@ -99,7 +99,9 @@ def test_ui_creates_and_deletes_show_in_the_delta(dynamics: RunningSandbox) -> N
             assert created.status_code == 201
             lead_id = created.json()["leadid"]
             assert created.json()["statuscode"] == 1
-            doomed = client.get("leads", params={"$top": "1", "$filter": "statecode eq 0"}).json()["value"][0]
+            # The new lead has a random GUID and may sort first; the one deleted must be another.
+            doomed = client.get("leads", params={
+                "$top": "1", "$filter": f"statecode eq 0 and leadid ne {lead_id}"}).json()["value"][0]
             assert admin.delete(f"/ui/leads/{doomed['leadid']}").status_code == 204
             assert admin.delete("/ui/leads/00000000-0000-0000-0000-0000000000cc").status_code == 404
             assert admin.post("/ui/nosuch", json={}).status_code == 404
