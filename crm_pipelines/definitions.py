@@ -8,6 +8,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from crm_pipelines.dagster_events import batch_partition_events
+
+# the run worker and step processes load this module, and they store each run's materializations
+batch_partition_events()
+
 
 @dg.definitions
 def defs() -> dg.Definitions:

@@ -20,6 +20,7 @@ import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from sqlalchemy.engine import Engine
 
+from crm_pipelines.dagster_events import PARTITION_EVENT_SETTINGS, batch_partition_events
 from crm_pipelines.sandbox.launch import running_sandboxes
 
 DEMO_DIR = Path(".crm_pipelines")
@@ -65,6 +66,7 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
         }
         DAGSTER_HOME.mkdir(exist_ok=True)
         os.environ["DAGSTER_HOME"] = str(DAGSTER_HOME.resolve())
+        batch_partition_events()
         keys = daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC))
         per_run = settings.extract.partitions_per_run
         started = time.monotonic()
@@ -93,6 +95,7 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
         click.echo(
             "\nNext:\n"
             f"  DAGSTER_HOME={DAGSTER_HOME.resolve()} CRM_PIPELINES_SETTINGS={settings_path.resolve()} \\\n"
+            f"    {' '.join(f'{k}={v}' for k, v in PARTITION_EVENT_SETTINGS.items())} \\\n"
             "    .venv/bin/dagster dev -w workspace.yaml      # the runs, assets, checks and the change sensor\n"
             "  .venv/bin/crm-pipelines sandbox serve          # keep the sandboxes up (same data dir)\n"
             "  .venv/bin/crm-pipelines check                  # credentials of each connection\n"

@@ -12,7 +12,6 @@ one after another) and ``peak_rss_mb`` of this process.
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 import uuid
@@ -59,6 +58,23 @@ def _fresh_database(url: str | None):
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def _dagster_instance(database_url: str | None):
+    """A real instance for the backfill runs: on PostgreSQL (its own fresh database, as `dagster.yaml`
+    configures a deployment) when the bench is given one, else Dagster's in-memory instance."""
+    if not database_url or database_url.startswith("sqlite"):
+        with dg.DagsterInstance.ephemeral() as instance:
+            yield instance
+        return
+    with _fresh_database(database_url) as url, tempfile.TemporaryDirectory(prefix="crm-bench-dagster-") as home:
+        pg_url = sa.engine.make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+        Path(home, "dagster.yaml").write_text(
+            yaml.safe_dump({"storage": {"postgres": {"postgres_url": pg_url}}, "telemetry": {"enabled": False}})
+        )
+        with dg.DagsterInstance.from_config(home) as instance:
+            yield instance
 
 
 def _bound_s(crm: str, obj: str, records: int) -> float:
@@ -132,9 +148,7 @@ def run_extract_bench(scale: int, seed: int, database_url: str | None, start_dat
         reference = [a for a in assets if a.partitions_def is None]
         started = time.perf_counter()
         runs = 0
-        # the deployment's instance when DAGSTER_HOME names one (e.g. dagster.yaml on PostgreSQL), else in memory
-        instance_cm = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-        with instance_cm as instance:
+        with _dagster_instance(database_url) as instance:
             for i in range(0, len(keys), per_run):
                 chunk = keys[i : i + per_run]
                 tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -81,16 +82,32 @@ class HubSpotObject:
         self.client, self.obj = client, obj
         self.associations: list[MirrorRow] = []  # gathered while reading, written with the window
         self.association_groups: list[str] = []  # id prefixes whose associations were all re-read
+        self._counted: tuple[datetime, datetime, int] | None = None  # the last window read, with its total
 
     async def read_window(self, start: datetime, end: datetime) -> AsyncIterator[list[MirrorRow]]:
+        """Search pages as they come; association reads (another rate bucket than search) run alongside
+        instead of pausing the search pacing."""
+        self._counted = None
+
+        def counted(total: int) -> None:
+            self._counted = (start, end, total)
+
         pending: list[str] = []
-        async for page in self.client.iter_modified(self.obj, _ms(start), _ms(end), PROPERTIES[self.obj]):
-            pending += [str(r["id"]) for r in page]
-            if len(pending) >= ASSOCIATION_BATCH_READ_MAX:  # a full association batch per call
-                await self._read_associations(pending)
-                pending = []
-            yield [_row(r) for r in page]
-        await self._read_associations(pending)
+        reads: list[asyncio.Task[None]] = []
+        try:
+            async for page in self.client.iter_modified(
+                self.obj, _ms(start), _ms(end), PROPERTIES[self.obj], on_total=counted
+            ):
+                pending += [str(r["id"]) for r in page]
+                if len(pending) >= ASSOCIATION_BATCH_READ_MAX:  # a full association batch per call
+                    reads.append(asyncio.create_task(self._read_associations(pending)))
+                    pending = []
+                yield [_row(r) for r in page]
+            reads.append(asyncio.create_task(self._read_associations(pending)))
+            await asyncio.gather(*reads)
+        finally:
+            for read in reads:
+                read.cancel()
 
     async def _read_associations(self, ids: list[str]) -> None:
         for to_type in ASSOCIATIONS.get(self.obj, ()) if ids else ():
@@ -112,6 +129,8 @@ class HubSpotObject:
                         self.associations.append(MirrorRow(key, None, row))
 
     async def count_window(self, start: datetime, end: datetime) -> int | None:
+        if self._counted and self._counted[:2] == (start, end):
+            return self._counted[2]  # the search that read this window counted it already
         return await self.client.count_modified(self.obj, _ms(start), _ms(end))
 
     async def deleted_since(self, since: datetime) -> list[Deletion]:

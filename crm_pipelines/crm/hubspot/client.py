@@ -3,7 +3,7 @@ associations, pipelines, owners, properties and batch writes with per-record out
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +104,13 @@ class HubSpotClient:
         return int(page["total"])
 
     async def iter_modified(
-        self, object_type: str, start_ms: int, end_ms: int, properties: Sequence[str]
+        self,
+        object_type: str,
+        start_ms: int,
+        end_ms: int,
+        properties: Sequence[str],
+        *,
+        on_total: Callable[[int], None] | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Records whose modification time lies in [start, end), through search, oldest change first.
 
@@ -113,6 +119,7 @@ class HubSpotClient:
         few records at that exact instant it already returned. Nothing is missed however many records
         changed, and no call is spent on probing; only if more than 10,000 records share one millisecond
         does it walk that instant by id. Callers overlap consecutive windows by ``SEARCH_INDEX_LAG_MS``.
+        ``on_total`` receives the first query's ``total``: HubSpot's count for the whole window, free.
         """
         lo = start_ms
         at_lo: set[str] = set()  # ids already returned whose modification time is exactly ``lo``
@@ -120,6 +127,9 @@ class HubSpotClient:
             offset, newest, at_newest = 0, lo, set(at_lo)
             while True:
                 page = await self._search(object_type, lo, end_ms, properties, limit=SEARCH_PAGE_MAX, after=offset)
+                if on_total is not None:
+                    on_total(int(page["total"]))
+                    on_total = None
                 fresh = [r for r in page["results"] if not (r["id"] in at_lo and _epoch_ms(r.get("updatedAt")) == lo)]
                 for record in page["results"]:
                     stamp = _epoch_ms(record.get("updatedAt"))
