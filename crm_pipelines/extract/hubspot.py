@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_pipelines.crm.hubspot.client import ASSOCIATION_BATCH_READ_MAX, HubSpotClient
-from crm_pipelines.extract.sources import Deletion
+from crm_pipelines.extract.sources import AssociationBatch, Deletion
 from crm_pipelines.state.mirror import MirrorRow
 
 PROPERTIES = {
@@ -80,9 +80,14 @@ class HubSpotObject:
 
     def __init__(self, client: HubSpotClient, obj: str) -> None:
         self.client, self.obj = client, obj
-        self.associations: list[MirrorRow] = []  # gathered while reading, written with the window
-        self.association_groups: list[str] = []  # id prefixes whose associations were all re-read
+        # association batches read and not yet taken: (id prefixes re-read whole, their association rows)
+        self._associations: list[AssociationBatch] = []
         self._counted: tuple[datetime, datetime, int] | None = None  # the last window read, with its total
+
+    def take_associations(self) -> list[AssociationBatch]:
+        """Association batches read so far, for the caller to write; each is handed out once."""
+        taken, self._associations = self._associations, []
+        return taken
 
     async def read_window(self, start: datetime, end: datetime) -> AsyncIterator[list[MirrorRow]]:
         """Search pages as they come; association reads (another rate bucket than search) run alongside
@@ -112,7 +117,7 @@ class HubSpotObject:
     async def _read_associations(self, ids: list[str]) -> None:
         for to_type in ASSOCIATIONS.get(self.obj, ()) if ids else ():
             linked = await self.client.associations(self.obj, to_type, ids)
-            self.association_groups += [f"{self.obj}:{i}:{to_type}:" for i in ids]
+            rows = []
             for from_id, targets in linked.items():
                 for target in targets:
                     for kind in target.get("associationTypes", []):
@@ -126,7 +131,8 @@ class HubSpotObject:
                             "label": kind.get("label"),
                         }
                         key = f"{self.obj}:{from_id}:{to_type}:{row['to_id']}:{row['type_id']}"
-                        self.associations.append(MirrorRow(key, None, row))
+                        rows.append(MirrorRow(key, None, row))
+            self._associations.append(AssociationBatch([f"{self.obj}:{i}:{to_type}:" for i in ids], rows))
 
     async def count_window(self, start: datetime, end: datetime) -> int | None:
         if self._counted and self._counted[:2] == (start, end):

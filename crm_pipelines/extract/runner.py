@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from crm_pipelines.extract.sources import ObjectSource
+from crm_pipelines.extract.sources import AssociationBatch, ObjectSource
 from crm_pipelines.state import mirror
 from crm_pipelines.state.cursors import get_cursor, set_cursor
 
@@ -71,21 +71,29 @@ async def extract(
         start, end = datetime(1970, 1, 1, tzinfo=UTC), now
     # Each page is written while the next is fetched (one write in flight, in a worker thread), so the
     # mirror's write time hides behind the API's pacing instead of adding to it.
-    writing: asyncio.Future[int] | None = None
+    writing: asyncio.Future[tuple[int, int]] | None = None
+
+    def write(page: list[mirror.MirrorRow], links: list[AssociationBatch]) -> tuple[int, int]:
+        linked = sum(mirror.replace_groups(engine, source.crm, "associations", b.groups, b.rows) for b in links)
+        return mirror.upsert_rows(engine, source.crm, source.obj, page), linked
+
+    async def written() -> None:
+        nonlocal writing
+        if writing is not None:
+            upserted, linked = await writing
+            result.upserted, result.associations = result.upserted + upserted, result.associations + linked
+            writing = None
+
+    take_links = getattr(source, "take_associations", list)
     try:
         async for page in source.read_window(start, end):
             result.read += len(page)
-            if writing is not None:
-                result.upserted += await writing
-            writing = asyncio.ensure_future(asyncio.to_thread(mirror.upsert_rows, engine, source.crm, source.obj, page))
+            await written()
+            writing = asyncio.ensure_future(asyncio.to_thread(write, page, take_links()))
     finally:
-        if writing is not None:  # a page already read is kept even when a later call fails
-            result.upserted += await writing
-    gathered, groups = getattr(source, "associations", None), getattr(source, "association_groups", None)
-    if groups:
-        result.associations = mirror.replace_groups(engine, source.crm, "associations", groups, gathered or [])
-        gathered.clear()
-        groups.clear()
+        await written()  # a page already read is kept even when a later call fails
+    if links := take_links():  # the associations of the last records, read after their page
+        result.associations += (await asyncio.to_thread(write, [], links))[1]
     if sweep_deletions and source.partitioned:
         since_text = get_cursor(engine, connection, source.obj, DELETIONS)
         since = datetime.fromisoformat(since_text) - SAFETY_LAG if since_text else datetime(1970, 1, 1, tzinfo=UTC)

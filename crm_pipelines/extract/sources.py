@@ -11,6 +11,14 @@ from crm_pipelines.state.mirror import MirrorRow
 
 
 @dataclass(frozen=True)
+class AssociationBatch:
+    """Links re-read for a batch of records: ``rows`` become the whole live content of the id ``groups``."""
+
+    groups: list[str]
+    rows: list[MirrorRow]
+
+
+@dataclass(frozen=True)
 class Deletion:
     id: str
     deleted_at: datetime | None
