@@ -1,21 +1,31 @@
 """``crm-pipelines bench extract``: the bulk import (a backfill of every daily partition) against fresh
 sandboxes with their real rate limits, through real Dagster runs, into a fresh state database.
 
+The backfill runs as a deployment runs it: each CRM's assets in their own process (Dagster's
+multiprocess executor puts each step in one, and the ``<crm>_api`` pools keep one CRM's steps in line),
+the CRMs side by side, since their rate limits are independent. Each process runs that CRM's runs of
+``partitions_per_run`` days in order, then its reference objects.
+
 Figures: ``records`` (mirror rows afterwards, live and flagged deleted, all objects) against
 ``source_records`` (the sandboxes' own stats for the same objects; the two must be equal),
 ``upsert_records_per_s`` (the mirror upsert path alone: every mirrored row written again into an empty
-database), ``wall_s`` against ``bound_s`` (the least time the published rate limits allow for reading
-every record through the cheapest endpoint, as ``bench connectors`` computes it, summed over objects read
-one after another) and ``peak_rss_mb`` of this process.
+database), ``wall_s`` against ``bound_s``: the least time the published rate limits allow for reading
+every record through the cheapest endpoint, as ``bench connectors`` computes it per object, summed over
+one CRM's objects (they share its limits) and the largest of the three CRMs (whose limits are
+independent); ``wall_by_crm`` and ``bound_by_crm`` show each. ``peak_rss_mb``: the largest process of the import.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import multiprocessing
 import tempfile
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +37,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from crm_pipelines.bench.memory import peak_rss_mb
 from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS
+from crm_pipelines.dagster_events import batch_partition_events
 from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
@@ -61,20 +72,55 @@ def _fresh_database(url: str | None):
 
 
 @contextmanager
-def _dagster_instance(database_url: str | None):
-    """A real instance for the backfill runs: on PostgreSQL (its own fresh database, as `dagster.yaml`
-    configures a deployment) when the bench is given one, else Dagster's in-memory instance."""
+def _dagster_home(database_url: str | None):
+    """A DAGSTER_HOME on PostgreSQL (its own fresh database, as `dagster.yaml` configures a deployment)
+    when the bench is given one, its tables made before the lanes start; else None (in-memory instances)."""
     if not database_url or database_url.startswith("sqlite"):
-        with dg.DagsterInstance.ephemeral() as instance:
-            yield instance
+        yield None
         return
     with _fresh_database(database_url) as url, tempfile.TemporaryDirectory(prefix="crm-bench-dagster-") as home:
         pg_url = sa.engine.make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
         Path(home, "dagster.yaml").write_text(
             yaml.safe_dump({"storage": {"postgres": {"postgres_url": pg_url}}, "telemetry": {"enabled": False}})
         )
-        with dg.DagsterInstance.from_config(home) as instance:
-            yield instance
+        dg.DagsterInstance.from_config(home).dispose()
+        yield home
+
+
+@dataclass(frozen=True)
+class Lane:
+    crm: str
+    settings_path: str
+    dagster_home: str | None
+
+
+def _run_lane(lane: Lane) -> dict:
+    """One CRM's share of the bulk import, in this (fresh) process: its runs in order, then reference data."""
+    batch_partition_events()
+    settings = load_settings(Path(lane.settings_path))
+    assets = [a for a in build_extract_assets(settings) if a.key.path[0] == lane.crm]
+    resources = {
+        "state": StateDatabase(url=settings.state_database_url),
+        "crm_connections": CrmConnections(settings_path=lane.settings_path),
+    }
+    keys = daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC))
+    per_run = settings.extract.partitions_per_run
+    partitioned = [a for a in assets if a.partitions_def is not None]
+    reference = [a for a in assets if a.partitions_def is None]
+    started = time.perf_counter()
+    runs = 0
+    home = lane.dagster_home
+    with dg.DagsterInstance.from_config(home) if home else dg.DagsterInstance.ephemeral() as instance:
+        for i in range(0, len(keys), per_run):
+            chunk = keys[i : i + per_run]
+            tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]}
+            if not dg.materialize(partitioned, instance=instance, resources=resources, tags=tags).success:
+                raise RuntimeError(f"{lane.crm} backfill run for {chunk[0]}…{chunk[-1]} failed")
+            runs += 1
+        if reference and not dg.materialize(reference, instance=instance, resources=resources).success:
+            raise RuntimeError(f"{lane.crm} reference objects failed")
+    wall = time.perf_counter() - started
+    return {"runs": runs, "partitions": len(keys), "wall_s": wall, "peak_rss_mb": peak_rss_mb()}
 
 
 def _bound_s(crm: str, obj: str, records: int) -> float:
@@ -125,7 +171,7 @@ def run_extract_bench(scale: int, seed: int, database_url: str | None, start_dat
     crms = ["hubspot", "salesforce", "dynamics"]
     with running_sandboxes(crms, scale=scale, seed=seed) as info, _fresh_database(database_url) as state_url:
         data_dir = Path(tempfile.mkdtemp(prefix="crm-bench-endpoints-"))
-        (data_dir / ENDPOINTS_FILE).write_text(__import__("json").dumps(info))
+        (data_dir / ENDPOINTS_FILE).write_text(json.dumps(info))
         settings_path = data_dir / "settings.yaml"
         settings_path.write_text(
             yaml.safe_dump(
@@ -136,35 +182,23 @@ def run_extract_bench(scale: int, seed: int, database_url: str | None, start_dat
                 }
             )
         )
-        settings = load_settings(settings_path)
-        assets = build_extract_assets(settings)
-        resources = {
-            "state": StateDatabase(url=state_url),
-            "crm_connections": CrmConnections(settings_path=str(settings_path)),
-        }
-        keys = daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC))
-        per_run = settings.extract.partitions_per_run
-        partitioned = [a for a in assets if a.partitions_def is not None]
-        reference = [a for a in assets if a.partitions_def is None]
-        started = time.perf_counter()
-        runs = 0
-        with _dagster_instance(database_url) as instance:
-            for i in range(0, len(keys), per_run):
-                chunk = keys[i : i + per_run]
-                tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]}
-                if not dg.materialize(partitioned, instance=instance, resources=resources, tags=tags).success:
-                    raise RuntimeError(f"backfill run for {chunk[0]}…{chunk[-1]} failed")
-                runs += 1
-            if not dg.materialize(reference, instance=instance, resources=resources).success:
-                raise RuntimeError("reference objects failed")
-        wall = time.perf_counter() - started
+        with _dagster_home(database_url) as home:
+            started = time.perf_counter()
+            lanes = [Lane(crm, str(settings_path), home) for crm in crms]
+            # spawned, not forked: each lane starts clean, as a run worker does
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=len(lanes), mp_context=context) as pool:
+                done = dict(zip(crms, pool.map(_run_lane, lanes), strict=True))
+            wall = time.perf_counter() - started
         engine = create_state_engine(state_url)
         per_object = {f"{c}.{o}": sum(mirror.counts(engine, c, o).values()) for (c, o) in MIRROR_TABLES}
         engine.dispose()
         source = _source_counts(info)
-        bound = sum(_bound_s(c, o, n) for (c, o), n in source.items())
+        bound_by_crm = {crm: sum(_bound_s(c, o, n) for (c, o), n in source.items() if c == crm) for crm in crms}
+        bound = max(bound_by_crm.values())
+        import_peak_mb = max([peak_rss_mb(), *(lane["peak_rss_mb"] for lane in done.values())])
         with _fresh_database(database_url) as target_url:
-            upsert_rate = _time_upserts(state_url, target_url)
+            upsert_rate = _time_upserts(state_url, target_url)  # holds every row: its memory is not the import's
     records = sum(n for key, n in per_object.items() if tuple(key.split(".", 1)) in source)
     return {
         "scale": scale,
@@ -174,9 +208,11 @@ def run_extract_bench(scale: int, seed: int, database_url: str | None, start_dat
         "wall_s": round(wall, 1),
         "bound_s": round(bound, 1),
         "time_ratio": round(wall / bound, 3) if bound else None,
-        "runs": runs,
-        "partitions": len(keys),
-        "peak_rss_mb": peak_rss_mb(),
+        "wall_by_crm": {crm: round(lane["wall_s"], 1) for crm, lane in done.items()},
+        "bound_by_crm": {crm: round(b, 1) for crm, b in bound_by_crm.items()},
+        "runs": sum(lane["runs"] for lane in done.values()),
+        "partitions": done["hubspot"]["partitions"],
+        "peak_rss_mb": import_peak_mb,
         "backend": "postgresql" if state_url.startswith("postgresql") else "sqlite",
         "objects": per_object,
     }
