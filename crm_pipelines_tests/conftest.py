@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
+from crm_pipelines.dagster_events import batch_partition_events
 from crm_pipelines.state.db import create_state_engine
+
+# Dagster's event batching, as every deployment process gets it (crm_pipelines/definitions.py), for all
+# tests rather than only those that happen to run after something imported the definitions.
+batch_partition_events()
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,10 +20,11 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from crm_pipelines.crm.hubspot.auth import PrivateAppToken
 from crm_pipelines.crm.hubspot.client import HubSpotClient
+from crm_pipelines.crm.metering import Meter
 from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
-from crm_pipelines.extract.hubspot import PROPERTIES
-from crm_pipelines.extract.runner import DELETIONS
+from crm_pipelines.extract.hubspot import PROPERTIES, HubSpotObject
+from crm_pipelines.extract.runner import DELETIONS, extract
 from crm_pipelines.state import mirror
 from crm_pipelines.state.cursors import set_cursor
 from crm_pipelines.state.db import create_state_engine
@@ -93,6 +94,11 @@ def test_backfill_of_all_partitions_is_the_bulk_import(
     engine = create_state_engine(state_url)
     assert mirror.counts(engine, "hubspot", "owners")["live"] == stats["owners"]["live"]
     assert mirror.counts(engine, "hubspot", "pipelines")["live"] == 2
+
+    # every daily partition shows materialized (the UI's partition bar), with Dagster's events batched
+    keys = set(daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC)))
+    for obj in OBJECTS:
+        assert instance.get_materialized_partitions(dg.AssetKey(["hubspot", obj])) == keys, obj
 
     # completeness (OPS-7) passed for every run, and runs report what they did
     checks = instance.get_latest_asset_check_evaluation_record(
@@ -244,3 +250,24 @@ def test_associations_follow_the_crm_including_removed_ones(
     assert len(removed) > 0 and removed["deleted"].all()
     others = deal_contacts[deal_contacts["from_id"] != link["from_id"]]["id"]
     assert not after[after["id"].isin(others)]["deleted"].any()
+
+
+def test_a_window_read_costs_the_fewest_search_calls(hubspot_sandbox: RunningSandbox, state_url: str) -> None:
+    """OPS-1/OPS-7: importing a window of N contacts spends ceil(N / 200) search calls, its completeness
+    count included (the search's own total), so partitioning and checking do not multiply API calls."""
+    engine = create_state_engine(state_url)
+    with hubspot_sandbox.admin() as admin:
+        expected = admin.get("/stats").json()["contacts"]["live"]
+    meter = Meter()
+
+    async def run():
+        token = PrivateAppToken(hubspot_sandbox.token)
+        async with HubSpotClient("hubspot", hubspot_sandbox.base_url, token, meter=meter) as client:
+            source = HubSpotObject(client, "contacts")
+            return await extract(source, engine, datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(1))
+
+    result = asyncio.run(run())
+    assert result.read == expected and result.upserted == expected
+    assert result.crm_count == expected and result.complete
+    assert meter.count(endpoint="POST /crm/v3/objects/{type}/search") == -(-expected // 200)
+    assert result.associations > 0 and mirror.counts(engine, "hubspot", "contacts")["live"] == expected
