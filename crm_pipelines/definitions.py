@@ -14,6 +14,17 @@ from crm_pipelines.dagster_events import batch_partition_events
 batch_partition_events()
 
 
+# Each step of a run gets its own process (the CRMs' steps run side by side; the `<crm>_api` pools keep
+# one CRM's in line). Forked from a server that has imported the project already, a step starts in a
+# fraction of a second instead of the ~2 s a fresh interpreter takes, which a backfill pays per step.
+STEP_EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["crm_pipelines.definitions"]}}}
+)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        dg.Definitions(executor=STEP_EXECUTOR),
+    )
