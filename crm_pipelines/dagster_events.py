@@ -1,9 +1,9 @@
 """Dagster's own switches for runs over many partitions (a bulk import is thousands of daily ones).
 
-Dagster records a materialization per partition. Unbatched, a run over 366 daily partitions of twelve
-assets stores some 9,000 events one round trip at a time, and plans them the same way, so a backfill from
-2019 spends more time in the event log than reading the CRMs (measured: over 20 minutes of bookkeeping
-for 2,887 partitions on PostgreSQL, against under a minute with these set). With them, a run stores its
+Dagster records a materialization per partition. Unbatched, a run over 1,000 daily partitions of twelve
+assets stores 12,000 of them one round trip at a time, and plans as many the same way, so a backfill from
+2019 spends more time in the event log than reading the CRMs (measured on PostgreSQL, 2,887 partitions of
+a small universe: still running after 20 minutes, against 51 s with these set). With them, a run stores its
 materializations in batches (one insert per 1,000 on PostgreSQL storage) and plans each asset's range as
 one event. Dagster's stated trade-off: the partitions of a *failed* run show as missing rather than
 failed; the run and its backfill still show failed, and relaunching the backfill redoes them.
