@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import tempfile
 import time
 import uuid
@@ -45,9 +46,12 @@ from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
 from crm_pipelines.sandbox.launch import running_sandboxes
 from crm_pipelines.sandbox.universe import TIME_RANGE
 from crm_pipelines.settings import load_settings
+from crm_pipelines.settings.load import STATE_DB_ENV
 from crm_pipelines.state import mirror
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.state.schema import MIRROR_TABLES
+
+DAGSTER_URL_ENV = "CRM_BENCH_DAGSTER_PG_URL"  # the bench's own Dagster storage, passed to its lanes
 
 
 @contextmanager
@@ -72,6 +76,21 @@ def _fresh_database(url: str | None):
 
 
 @contextmanager
+def _environment(**values: str):
+    """Variables for this process and the lanes it spawns; URLs with passwords stay out of files."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
 def _dagster_home(database_url: str | None):
     """A DAGSTER_HOME on PostgreSQL (its own fresh database, as `dagster.yaml` configures a deployment)
     when the bench is given one, its tables made before the lanes start; else None (in-memory instances)."""
@@ -80,11 +99,11 @@ def _dagster_home(database_url: str | None):
         return
     with _fresh_database(database_url) as url, tempfile.TemporaryDirectory(prefix="crm-bench-dagster-") as home:
         pg_url = sa.engine.make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-        Path(home, "dagster.yaml").write_text(
-            yaml.safe_dump({"storage": {"postgres": {"postgres_url": pg_url}}, "telemetry": {"enabled": False}})
-        )
-        dg.DagsterInstance.from_config(home).dispose()
-        yield home
+        storage = {"postgres": {"postgres_url": {"env": DAGSTER_URL_ENV}}}
+        Path(home, "dagster.yaml").write_text(yaml.safe_dump({"storage": storage, "telemetry": {"enabled": False}}))
+        with _environment(**{DAGSTER_URL_ENV: pg_url}):
+            dg.DagsterInstance.from_config(home).dispose()
+            yield home
 
 
 @dataclass(frozen=True)
@@ -169,14 +188,18 @@ def _time_upserts(source_url: str, target_url: str) -> float:
 def run_extract_bench(scale: int, seed: int, database_url: str | None, start_date: str | None = None) -> dict:
     """``start_date``: the first daily partition (it holds all older records); default: the oldest record."""
     crms = ["hubspot", "salesforce", "dynamics"]
-    with running_sandboxes(crms, scale=scale, seed=seed) as info, _fresh_database(database_url) as state_url:
-        data_dir = Path(tempfile.mkdtemp(prefix="crm-bench-endpoints-"))
+    with (
+        running_sandboxes(crms, scale=scale, seed=seed) as info,
+        _fresh_database(database_url) as state_url,
+        tempfile.TemporaryDirectory(prefix="crm-bench-") as tmp,
+        _environment(**{STATE_DB_ENV: state_url}),
+    ):
+        data_dir = Path(tmp)
         (data_dir / ENDPOINTS_FILE).write_text(json.dumps(info))
         settings_path = data_dir / "settings.yaml"
         settings_path.write_text(
             yaml.safe_dump(
                 {
-                    "state_database_url": state_url,
                     "sandbox": {"data_dir": str(data_dir)},
                     "extract": {"start_date": start_date or TIME_RANGE[0].date().isoformat()},
                 }
