@@ -15,8 +15,8 @@ batch_partition_events()
 
 
 # Each step of a run gets its own process (the CRMs' steps run side by side; the `<crm>_api` pools keep
-# one CRM's in line). Forked from a server that has imported the project already, a step starts in a
-# fraction of a second instead of the ~2 s a fresh interpreter takes, which a backfill pays per step.
+# one CRM's in line). Forked from a server that has imported the project already, a step starts in about
+# a second instead of the ~2 s a fresh interpreter takes (measured), which a backfill pays per step.
 STEP_EXECUTOR = dg.multiprocess_executor.configured(
     {"start_method": {"forkserver": {"preload_modules": ["crm_pipelines.definitions"]}}}
 )

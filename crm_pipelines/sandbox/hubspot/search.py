@@ -226,6 +226,6 @@ def _order_by(o: ObjectType, sorts: list[Any], defs: Mapping[str, PropertyDef]) 
     direction = "DESC" if desc else "ASC"
     if col in _NOT_NULL_COLUMNS:
         # no nulls to put last: without the IS NULL term SQLite walks the index in order instead of
-        # sorting every matching row for each page (a 72,000-contact window: 100 ms a page → 2 ms)
+        # sorting every matching row for each page (a 72,000-contact window: 100+ ms a page → ~9 ms)
         return f"{col} {direction}, o.id {direction}"
     return f"{col} IS NULL, {col} {direction}, o.id {direction}"
