@@ -17,7 +17,6 @@ from pathlib import Path
 import click
 import dagster as dg
 import yaml
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from sqlalchemy.engine import Engine
 
 from crm_pipelines.dagster_events import PARTITION_EVENT_SETTINGS, batch_partition_events
@@ -45,6 +44,7 @@ def _settings_file(data_dir: Path) -> Path:
 
 def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
     from crm_pipelines.defs.extract.assets import build_extract_assets
+    from crm_pipelines.defs.extract.backfill import bulk_import
     from crm_pipelines.defs.partitions import daily_partitions
     from crm_pipelines.defs.resources import CrmConnections, StateDatabase
     from crm_pipelines.defs.unified.assets import build_unified_assets
@@ -72,16 +72,10 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
         started = time.monotonic()
         click.echo(f"Bulk import: backfill of {len(keys)} daily partitions in runs of {per_run} …")
         with dg.DagsterInstance.get() as instance:
-            partitioned = [a for a in assets if a.partitions_def is not None]
-            for i in range(0, len(keys), per_run):
-                chunk = keys[i : i + per_run]
-                tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]}
-                result = dg.materialize(partitioned, instance=instance, resources=resources, tags=tags)
-                click.echo(
-                    f"  run {result.run_id[:8]} {chunk[0]} … {chunk[-1]}: {'ok' if result.success else 'FAILED'}"
-                )
-            reference = [a for a in assets if a.partitions_def is None]
-            dg.materialize(reference, instance=instance, resources=resources)
+            for run in bulk_import(instance, settings, assets, resources):
+                if run.first is not None:
+                    status = "ok" if run.result.success else "FAILED"
+                    click.echo(f"  run {run.result.run_id[:8]} {run.first} … {run.last}: {status}")
             click.echo("Transform: identities, stage mapping, field values, rollups …")
             unified = dg.materialize([build_unified_assets()], instance=instance, resources=resources)
             click.echo(f"  run {unified.run_id[:8]}: {'ok' if unified.success else 'FAILED'}")

@@ -13,30 +13,21 @@ from typing import Any
 import httpx
 
 from crm_pipelines.bench.connectors import figures
-from crm_pipelines.crm.dynamics.auth import ClientCredentials
 from crm_pipelines.crm.dynamics.client import PAGE_MAX, DynamicsClient
 from crm_pipelines.crm.dynamics.dialect import SUSTAINED_PER_S
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.extract.connections import dynamics_sandbox_auth
 from crm_pipelines.extract.dynamics import SELECT
 
 DYNAMICS_TABLES = ("contacts", "leads", "accounts", "opportunities", "systemusers")
 
 
 async def bench_dynamics(info: dict[str, Any], ca_bundle: str | None = None) -> dict[str, dict]:
-    creds = info["credentials"]
-    auth = ClientCredentials(
-        "dynamics",
-        tenant_id=creds["tenant_id"],
-        client_id=creds["client_id"],
-        client_secret=creds["client_secret"],
-        org_url=creds["org_url"],
-        authority_url=info["base_url"],  # the sandbox is its own Entra ID authority
-        scope=creds["scope"],
-    )
+    auth = dynamics_sandbox_auth(info)
     out: dict[str, dict] = {}
     meter = Meter()
     # one client for the connection, as a sync holds it: its rate limiter knows the calls just made
-    async with DynamicsClient("dynamics", creds["org_url"], auth, meter=meter, ca_bundle=ca_bundle) as dynamics:
+    async with DynamicsClient("dynamics", info["base_url"], auth, meter=meter, ca_bundle=ca_bundle) as dynamics:
         for table in DYNAMICS_TABLES:
             await auth.headers(dynamics.api.http)  # the token is fetched once, outside the timings
             meter.calls.clear()

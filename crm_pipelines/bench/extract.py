@@ -34,12 +34,12 @@ import dagster as dg
 import httpx
 import sqlalchemy as sa
 import yaml
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from crm_pipelines.bench.memory import peak_rss_mb
 from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS
 from crm_pipelines.dagster_events import batch_partition_events
 from crm_pipelines.defs.extract.assets import build_extract_assets
+from crm_pipelines.defs.extract.backfill import bulk_import
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
 from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
@@ -122,24 +122,18 @@ def _run_lane(lane: Lane) -> dict:
         "state": StateDatabase(url=settings.state_database_url),
         "crm_connections": CrmConnections(settings_path=lane.settings_path),
     }
-    keys = daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC))
-    per_run = settings.extract.partitions_per_run
-    partitioned = [a for a in assets if a.partitions_def is not None]
-    reference = [a for a in assets if a.partitions_def is None]
     started = time.perf_counter()
     runs = 0
     home = lane.dagster_home
     with dg.DagsterInstance.from_config(home) if home else dg.DagsterInstance.ephemeral() as instance:
-        for i in range(0, len(keys), per_run):
-            chunk = keys[i : i + per_run]
-            tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]}
-            if not dg.materialize(partitioned, instance=instance, resources=resources, tags=tags).success:
-                raise RuntimeError(f"{lane.crm} backfill run for {chunk[0]}…{chunk[-1]} failed")
-            runs += 1
-        if reference and not dg.materialize(reference, instance=instance, resources=resources).success:
-            raise RuntimeError(f"{lane.crm} reference objects failed")
+        for run in bulk_import(instance, settings, assets, resources):
+            if not run.result.success:
+                what = f"{run.first}…{run.last}" if run.first else "reference objects"
+                raise RuntimeError(f"{lane.crm} backfill run for {what} failed")
+            runs += run.first is not None
     wall = time.perf_counter() - started
-    return {"runs": runs, "partitions": len(keys), "wall_s": wall, "peak_rss_mb": peak_rss_mb()}
+    partitions = len(daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC)))
+    return {"runs": runs, "partitions": partitions, "wall_s": wall, "peak_rss_mb": peak_rss_mb()}
 
 
 def _bound_s(crm: str, obj: str, records: int) -> float:

@@ -78,6 +78,21 @@ def hubspot_client(
     return client
 
 
+def dynamics_sandbox_auth(sandbox: dict) -> ClientCredentials:
+    """Client credentials for a running Dynamics sandbox, from what it announces (``endpoints.json``):
+    the sandbox is both the organisation and its own Entra ID authority."""
+    creds = sandbox["credentials"]
+    return ClientCredentials(
+        "dynamics",
+        tenant_id=creds["tenant_id"],
+        client_id=creds["client_id"],
+        client_secret=creds["client_secret"],
+        org_url=sandbox["base_url"],
+        authority_url=sandbox["base_url"],
+        scope=creds.get("scope"),
+    )
+
+
 def dynamics_client(
     settings: Settings, secrets: Secrets, *, ledger: CallLedger | None = None, meter: Meter | None = None
 ) -> DynamicsClient:
@@ -103,16 +118,7 @@ def dynamics_client(
             f"dynamics: no credentials (org_url and {conn.tenant_id_env}, {conn.client_id_env}, "
             f"{conn.client_secret_env}) and no running sandbox in {settings.sandbox.data_dir}"
         )
-    creds = sandbox["credentials"]
-    auth = ClientCredentials(
-        "dynamics",
-        tenant_id=creds["tenant_id"],
-        client_id=creds["client_id"],
-        client_secret=creds["client_secret"],
-        org_url=sandbox["base_url"],
-        authority_url=sandbox["base_url"],
-        scope=creds.get("scope"),
-    )
+    auth = dynamics_sandbox_auth(sandbox)
     client = DynamicsClient(
         "dynamics", sandbox["base_url"], auth, budget=budget, meter=meter, ca_bundle=endpoints.get("ca_bundle")
     )

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from crm_pipelines.crm.hubspot.auth import PrivateAppToken
 from crm_pipelines.crm.hubspot.client import HubSpotClient
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.defs.extract.backfill import bulk_import
 from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.extract.hubspot import PROPERTIES, HubSpotObject
@@ -33,23 +33,10 @@ from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 OBJECTS = ("contacts", "companies", "deals")
 
 
-def backfill(instance: dg.DagsterInstance, settings, assets, resources, keys: list[str] | None = None) -> None:
+def backfill(instance: dg.DagsterInstance, settings, assets, resources) -> None:
     """What a backfill launched from the UI does: runs of up to `partitions_per_run` partitions each."""
-    partitions = daily_partitions(settings.extract)
-    keys = keys or partitions.get_partition_keys(current_time=datetime.now(UTC))
-    per_run = settings.extract.partitions_per_run
-    partitioned = [a for a in assets if a.partitions_def is not None]
-    for i in range(0, len(keys), per_run):
-        chunk = keys[i : i + per_run]
-        result = dg.materialize(
-            partitioned,
-            instance=instance,
-            resources=resources,
-            tags={ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]},
-        )
-        assert result.success
-    reference = [a for a in assets if a.partitions_def is None]
-    assert dg.materialize(reference, instance=instance, resources=resources).success
+    for run in bulk_import(instance, settings, assets, resources):
+        assert run.result.success, (run.first, run.last)
 
 
 def sandbox_records(sandbox: RunningSandbox, obj: str) -> dict[str, dict]:
