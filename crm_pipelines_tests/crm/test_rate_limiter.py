@@ -1,0 +1,42 @@
+"""The client-side rolling window (issue 5; HubSpot search: 5 requests per second, specs/hubspot/FACTS.md
+§2): a request counts from the middle of its round trip, so slow answers do not idle the budget for a
+whole round trip per window, and the server (which counted it on arrival) never sees six in a second."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from crm_pipelines.crm.ratelimit import RateLimiter, RateLimits, Window
+
+SEARCH = RateLimits(buckets={"search": (Window(5, 1.0),)}, margin_s=0.0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_window_reopens_one_period_after_the_middle_of_the_oldest_round_trip() -> None:
+    clock = Clock()
+    limiter = RateLimiter(SEARCH, clock=clock, sleep=clock.sleep)
+
+    async def burst_then_one_more() -> float:
+        stamps = [await limiter.acquire("search") for _ in range(5)]  # five sent together at 0 s
+        clock.now += 0.4  # … answered at 0.4 s
+        for sent in stamps:
+            limiter.complete(sent)
+        await limiter.acquire("search")
+        return clock.now
+
+    # counted from 0.2 s, the sixth goes at 1.2 s: not before the server's second has passed (it counted
+    # them on arrival, between 0 and 0.4 s, no later than 0.2 s when a request travels no slower than its
+    # answer), and not held to 1.4 s, one period after the answers
+    assert asyncio.run(burst_then_one_more()) == pytest.approx(1.2)
