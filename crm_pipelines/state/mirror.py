@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from crm_pipelines.state.schema import MIRROR_TABLES
-from crm_pipelines.state.sql import upsert
+from crm_pipelines.state.sql import ids_in_ranges, upsert
 
 UPSERT_CHUNK = 5_000
 
@@ -73,13 +73,8 @@ def replace_groups(engine: Engine, crm: str, obj: str, prefixes: Sequence[str], 
     now = datetime.now(UTC)
     keep = {r.id for r in rows}
     with engine.begin() as conn:
-        for chunk in _chunks(list(prefixes), 200):
-            ranges = sa.or_(*[sa.and_(table.c.id >= p, table.c.id < p + "\uffff") for p in chunk])
-            stale = [
-                r[0]
-                for r in conn.execute(sa.select(table.c.id).where(ranges, table.c.deleted.is_(False)))
-                if r[0] not in keep
-            ]
+        for chunk in _chunks(list(prefixes), 200):  # SQLite allows 500 selects in one compound statement
+            stale = [i for i in ids_in_ranges(conn, table, chunk, table.c.deleted.is_(False)) if i not in keep]
             for ids in _chunks(stale, 1000):
                 conn.execute(
                     table.update().where(table.c.id.in_(ids)).values(deleted=True, deleted_at=now, extracted_at=now)

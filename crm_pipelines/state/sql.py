@@ -81,3 +81,22 @@ def _pg_upsert(
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def ids_in_ranges(conn: Connection, table: sa.Table, prefixes: Sequence[str], *where: Any) -> list[str]:
+    """Ids of ``table`` that start with one of ``prefixes`` (and match ``where``), each prefix read as a range
+    of the primary-key index. Written as one OR of ranges, both planners scan the whole table instead (PostgreSQL
+    took 360 ms for 200 prefixes among 124,000 HubSpot links, against 1 ms this way)."""
+    if not prefixes:
+        return []
+    ranges = [(p, p + "\uffff") for p in prefixes]
+    if conn.dialect.name == "postgresql":
+        # a VALUES list joined by range: one statement, an index scan per row (SQLite cannot name VALUES columns)
+        bounds = sa.values(sa.column("lo", sa.String), sa.column("hi", sa.String), name="bounds").data(ranges)
+        joined = table.join(bounds, sa.and_(table.c.id >= bounds.c.lo, table.c.id < bounds.c.hi))
+        stmt: sa.Executable = sa.select(table.c.id).select_from(joined).where(*where)
+    else:
+        stmt = sa.union_all(
+            *[sa.select(table.c.id).where(table.c.id >= lo, table.c.id < hi, *where) for lo, hi in ranges]
+        )
+    return [r[0] for r in conn.execute(stmt)]
