@@ -117,7 +117,7 @@ def _run_lane(lane: Lane) -> dict:
     """One CRM's share of the bulk import, in this (fresh) process: its runs in order, then reference data."""
     batch_partition_events()
     settings = load_settings(Path(lane.settings_path))
-    assets = [a for a in build_extract_assets(settings) if a.key.path[0] == lane.crm]
+    assets = [a for a in build_extract_assets(settings) if {k.path[0] for k in a.keys} == {lane.crm}]
     resources = {
         "state": StateDatabase(url=settings.state_database_url),
         "crm_connections": CrmConnections(settings_path=lane.settings_path),

@@ -15,10 +15,10 @@ if __name__ == "__main__":
 
     settings_path, select = sys.argv[1], sys.argv[2]
     settings = load_settings(settings_path)
-    assets = [a for a in build_extract_assets(settings) if a.key.to_user_string() == select]
+    assets = build_extract_assets(settings)
     resources = {
         "state": StateDatabase(url=settings.state_database_url),
         "crm_connections": CrmConnections(settings_path=settings_path),
     }
     with dg.instance_for_test() as instance:
-        backfill(instance, settings, assets, resources)
+        backfill(instance, settings, assets, resources, [dg.AssetKey.from_user_string(select)])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from crm_pipelines.crm.hubspot.auth import PrivateAppToken
 from crm_pipelines.crm.hubspot.client import HubSpotClient
@@ -33,9 +34,9 @@ from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 OBJECTS = ("contacts", "companies", "deals")
 
 
-def backfill(instance: dg.DagsterInstance, settings, assets, resources) -> None:
+def backfill(instance: dg.DagsterInstance, settings, assets, resources, selection=None) -> None:
     """What a backfill launched from the UI does: runs of up to `partitions_per_run` partitions each."""
-    for run in bulk_import(instance, settings, assets, resources):
+    for run in bulk_import(instance, settings, assets, resources, selection):
         assert run.result.success, (run.first, run.last)
 
 
@@ -122,10 +123,10 @@ def test_change_sensor_requests_exactly_the_changes_and_then_nothing(
     result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
     requested = sorted(tuple(r.asset_selection[0].path) for r in result.run_requests)
     assert requested == [("hubspot", "contacts"), ("hubspot", "deals")]
-    by_key = {a.key: a for a in assets}
-    for request in result.run_requests:
+    for request in result.run_requests:  # each run selects only its object: the others are not read
         assert dg.materialize(
-            [by_key[request.asset_selection[0]]],
+            assets,
+            selection=request.asset_selection,
             instance=instance,
             resources=resources,
             partition_key=request.partition_key,
@@ -157,7 +158,8 @@ def test_deletion_alone_is_found_by_the_periodic_sweep(
     result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert [r.asset_selection[0].path for r in result.run_requests] == [["hubspot", "companies"]]
     assert dg.materialize(
-        [a for a in assets if a.key == dg.AssetKey(["hubspot", "companies"])],
+        assets,
+        selection=[dg.AssetKey(["hubspot", "companies"])],
         instance=instance,
         resources=resources,
         partition_key=result.run_requests[0].partition_key,
@@ -227,9 +229,9 @@ def test_associations_follow_the_crm_including_removed_ones(
         ).raise_for_status()
     with hubspot_sandbox.admin() as admin:  # an edit, so the deal is read again
         admin.patch(f"/ui/deals/{link['from_id']}", json={"properties": {"description": "re-read"}}).raise_for_status()
-    deals = [a for a in assets if a.key == dg.AssetKey(["hubspot", "deals"])]
     today = daily_partitions(settings.extract).get_last_partition_key()
-    assert dg.materialize(deals, instance=instance, resources=resources, partition_key=today).success
+    deals = [dg.AssetKey(["hubspot", "deals"])]
+    assert dg.materialize(assets, selection=deals, instance=instance, resources=resources, partition_key=today).success
     after = mirror.read_records(create_state_engine(state_url), "hubspot", "associations")
     removed = after[
         (after["from_id"] == link["from_id"]) & (after["to_type"] == "contacts") & (after["to_id"] == link["to_id"])
@@ -258,3 +260,28 @@ def test_a_window_read_costs_the_fewest_search_calls(hubspot_sandbox: RunningSan
     assert result.crm_count == expected and result.complete
     assert meter.count(endpoint="POST /crm/v3/objects/{type}/search") == -(-expected // 200)
     assert result.associations > 0 and mirror.counts(engine, "hubspot", "contacts")["live"] == expected
+
+
+def test_an_object_that_fails_leaves_the_others_recorded(
+    hubspot_sandbox: RunningSandbox, extract_defs, instance: dg.DagsterInstance, state_url: str
+) -> None:
+    """OPS-1: a CRM's objects are read in one step; when one cannot be stored (here its mirror table is
+    gone), the others are still imported and their partitions recorded, and the run fails naming the
+    object to re-run, with the database's own error."""
+    settings, assets, resources = extract_defs
+    engine = create_state_engine(state_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE mirror_hubspot_contacts"))
+
+    runs = list(bulk_import(instance, settings, assets, resources))
+
+    partitioned = [r for r in runs if r.first is not None]
+    assert partitioned and not any(r.result.success for r in partitioned)
+    failure = partitioned[0].result.get_step_failure_events()[0].step_failure_data.error.to_string()
+    assert "hubspot: contacts not extracted; contacts: " in failure  # with the database's own error:
+    assert "mirror_hubspot_contacts" in failure
+    keys = set(daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC)))
+    for obj in ("companies", "deals"):  # read after the one that failed
+        assert instance.get_materialized_partitions(dg.AssetKey(["hubspot", obj])) == keys, obj
+        assert set(mirror_records(state_url, obj)[0]) == set(sandbox_records(hubspot_sandbox, obj)), obj
+    assert instance.get_materialized_partitions(dg.AssetKey(["hubspot", "contacts"])) == set()

@@ -1,8 +1,18 @@
-"""Extract assets: one per CRM object, daily partitions on modification time (thin: the work is in extract/)."""
+"""Extract assets: an asset per CRM object (thin: the work is in extract/).
+
+A CRM's objects partitioned by modification time are one multi-asset, so one step reads them one after
+another through one connection, and each object's materialization is recorded while the next one reads:
+the API's rate limit never idles behind Dagster's bookkeeping of thousands of daily partitions. Each
+object is still its own asset, selectable alone (the change sensor requests only what changed). Small
+reference objects are plain assets, read whole.
+"""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
 import asyncio
+import queue
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -14,7 +24,8 @@ from crm_pipelines.extract.catalog import EXTRACTED, make_source
 from crm_pipelines.extract.runner import ExtractResult, extract
 from crm_pipelines.settings import Settings
 
-COMPLETE_CHECK = "complete"  # OPS-7
+COMPLETE_CHECK = "complete"
+COMPLETE_DESCRIPTION = "OPS-7: the mirror holds what the CRM counts"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -35,65 +46,147 @@ def _metadata(result: ExtractResult, meter: Meter, budget_used: int | None, limi
     return metadata
 
 
-def build_extract_asset(crm: str, obj: str, partitioned: bool, settings: Settings) -> dg.AssetsDefinition:
+async def _extract_one(
+    crm: str, obj: str, state: StateDatabase, crm_connections: CrmConnections, window: tuple[datetime, datetime, bool]
+) -> tuple[ExtractResult, Meter]:
+    start, end, incremental = window
+    meter = Meter()  # per object, so each materialization reports its own API calls
+    async with crm_connections.client(crm, state, meter) as client:
+        source = make_source(crm, client, obj, state.engine())
+        return await extract(source, state.engine(), start, end, incremental=incremental), meter
+
+
+def _materialization(
+    context: dg.AssetExecutionContext,
+    crm: str,
+    obj: str,
+    result: ExtractResult,
+    meter: Meter,
+    state: StateDatabase,
+    crm_connections: CrmConnections,
+    checked: bool,
+) -> dg.MaterializeResult:
+    limit = crm_connections.api_call_limit(crm)
+    used = state.ledger().used(crm, datetime.now(UTC).timestamp()) if limit else None
+    context.log.info(
+        f"{crm}.{obj}: read {result.read}, deleted {result.deleted}, {meter.count()} API calls "
+        f"for {result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M}"
+    )
     key = dg.AssetKey([crm, obj])
-    first_partition_start = datetime.combine(settings.extract.start_date, datetime.min.time(), UTC)
-    checks = (
-        [dg.AssetCheckSpec(COMPLETE_CHECK, asset=key, description="OPS-7: the mirror holds what the CRM counts")]
-        if partitioned
-        else []
+    checks = [
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name=COMPLETE_CHECK,
+            passed=result.complete is not False,
+            metadata={
+                "crm_count": result.crm_count if result.crm_count is not None else -1,
+                "mirror_count": result.mirror_count if result.mirror_count is not None else -1,
+            },
+        )
+    ]
+    return dg.MaterializeResult(
+        asset_key=key, metadata=_metadata(result, meter, used, limit), check_results=checks if checked else []
     )
 
+
+def _read_in_background(
+    crm: str, objects: list[str], state: StateDatabase, crm_connections: CrmConnections, window: tuple
+) -> Iterator[tuple[str, tuple[ExtractResult, Meter] | Exception]]:
+    """Each object's outcome as soon as it is read and written, while the thread goes on to the next."""
+    done: queue.Queue = queue.Queue()
+
+    async def read_all() -> None:
+        for obj in objects:
+            try:
+                outcome: tuple[ExtractResult, Meter] | Exception = await _extract_one(
+                    crm, obj, state, crm_connections, window
+                )
+            except Exception as error:  # one object failing leaves the others to be read
+                outcome = error
+            done.put((obj, outcome))
+
+    def run() -> None:
+        try:
+            asyncio.run(read_all())
+        finally:
+            done.put(None)  # the end, however it came
+
+    # A daemon: when the run is terminated, its reads stop with the process (what was written stays written).
+    threading.Thread(target=run, name=f"{crm}-extract", daemon=True).start()
+    while (item := done.get()) is not None:
+        yield item
+
+
+def build_crm_extract(crm: str, objects: list[str], settings: Settings) -> dg.AssetsDefinition:
+    """The CRM's partitioned objects: daily partitions on modification time, one step per run."""
+    partitions = daily_partitions(settings.extract)
+    first_partition_start = datetime.combine(settings.extract.start_date, datetime.min.time(), UTC)
+
+    @dg.multi_asset(
+        name=f"{crm}_extract",
+        specs=[
+            dg.AssetSpec(
+                [crm, obj],
+                group_name=crm,
+                kinds={crm},
+                partitions_def=partitions,
+                description=f"{crm} {obj} as the API returns them, in the mirror table (deleted ones flagged)",
+            )
+            for obj in objects
+        ],
+        check_specs=[
+            dg.AssetCheckSpec(COMPLETE_CHECK, asset=[crm, obj], description=COMPLETE_DESCRIPTION) for obj in objects
+        ],
+        can_subset=True,
+        backfill_policy=backfill_policy(settings.extract),
+        pool=f"{crm}_api",  # one connection's runs queue instead of fighting over its API budget
+    )
+    def _extract(
+        context: dg.AssetExecutionContext, state: StateDatabase, crm_connections: CrmConnections
+    ) -> Iterator[dg.MaterializeResult]:
+        window = context.partition_time_window
+        start, end = window.start, window.end
+        if start <= first_partition_start:
+            start = EPOCH  # the first partition also holds everything modified before it
+        # only a run of today's partition alone reads from the cursor; backfills read their whole range
+        incremental = len(context.partition_keys) == 1 and end > datetime.now(UTC)
+        selected = [obj for obj in objects if dg.AssetKey([crm, obj]) in context.selected_asset_keys]
+        failed: dict[str, Exception] = {}
+        read: set[str] = set()
+        for obj, outcome in _read_in_background(crm, selected, state, crm_connections, (start, end, incremental)):
+            if isinstance(outcome, Exception):
+                failed[obj] = outcome
+                continue
+            read.add(obj)
+            checked = dg.AssetCheckKey(dg.AssetKey([crm, obj]), COMPLETE_CHECK) in context.selected_asset_check_keys
+            yield _materialization(context, crm, obj, outcome[0], outcome[1], state, crm_connections, checked)
+        unread = [obj for obj in selected if obj not in read]
+        if unread:  # after the others are recorded: the step (and its run) fails, naming what to re-run
+            first = failed.get(unread[0])
+            raise RuntimeError(
+                f"{crm}: {', '.join(unread)} not extracted"
+                + (f"; {unread[0]}: {type(first).__name__}: {first}" if first else "")
+            ) from first
+
+    return _extract
+
+
+def build_reference_asset(crm: str, obj: str) -> dg.AssetsDefinition:
+    """Small reference data (pipelines, owners, users, record types): read whole each run, unpartitioned."""
+
     @dg.asset(
-        key=key,
+        key=[crm, obj],
         group_name=crm,
         kinds={crm},
-        partitions_def=daily_partitions(settings.extract) if partitioned else None,
-        backfill_policy=backfill_policy(settings.extract) if partitioned else None,
-        pool=f"{crm}_api",  # one connection's runs queue instead of fighting over its API budget
-        check_specs=checks,
+        pool=f"{crm}_api",
         description=f"{crm} {obj} as the API returns them, in the mirror table (deleted ones flagged)",
     )
     def _extract(
         context: dg.AssetExecutionContext, state: StateDatabase, crm_connections: CrmConnections
     ) -> dg.MaterializeResult:
-        now = datetime.now(UTC)
-        if partitioned:
-            window = context.partition_time_window
-            start, end = window.start, window.end
-            if start <= first_partition_start:
-                start = EPOCH  # the first partition also holds everything modified before it
-            # only a run of today's partition alone reads from the cursor; backfills read their whole range
-            incremental = len(context.partition_keys) == 1 and end > now
-        else:
-            start, end, incremental = EPOCH, now + timedelta(days=1), False
-        meter = Meter()
-
-        async def run() -> ExtractResult:
-            async with crm_connections.client(crm, state, meter) as client:
-                source = make_source(crm, client, obj, state.engine())
-                return await extract(source, state.engine(), start, end, incremental=incremental)
-
-        result = asyncio.run(run())
-        limit = crm_connections.api_call_limit(crm)
-        used = state.ledger().used(crm, now.timestamp()) if limit else None
-        context.log.info(
-            f"{crm}.{obj}: read {result.read}, deleted {result.deleted}, {meter.count()} API calls "
-            f"for {result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M}"
-        )
-        check_results = []
-        if partitioned:
-            check_results.append(
-                dg.AssetCheckResult(
-                    check_name=COMPLETE_CHECK,
-                    passed=result.complete is not False,
-                    metadata={
-                        "crm_count": result.crm_count if result.crm_count is not None else -1,
-                        "mirror_count": result.mirror_count if result.mirror_count is not None else -1,
-                    },
-                )
-            )
-        return dg.MaterializeResult(metadata=_metadata(result, meter, used, limit), check_results=check_results)
+        window = (EPOCH, datetime.now(UTC) + timedelta(days=1), False)
+        result, meter = asyncio.run(_extract_one(crm, obj, state, crm_connections, window))
+        return _materialization(context, crm, obj, result, meter, state, crm_connections, checked=False)
 
     return _extract
 
@@ -104,9 +197,12 @@ def build_extract_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         "salesforce": settings.connections.salesforce.enabled,
         "dynamics": settings.connections.dynamics.enabled,
     }
-    return [
-        build_extract_asset(crm, obj, partitioned, settings)
-        for crm, objects in EXTRACTED.items()
-        if enabled[crm]
-        for obj, partitioned in objects.items()
-    ]
+    assets = []
+    for crm, objects in EXTRACTED.items():
+        if not enabled[crm]:
+            continue
+        partitioned = [obj for obj, is_partitioned in objects.items() if is_partitioned]
+        if partitioned:
+            assets.append(build_crm_extract(crm, partitioned, settings))
+        assets.extend(build_reference_asset(crm, obj) for obj, is_partitioned in objects.items() if not is_partitioned)
+    return assets

@@ -28,16 +28,23 @@ def bulk_import(
     settings: Settings,
     assets: Sequence[dg.AssetsDefinition],
     resources: Mapping[str, Any],
+    selection: Sequence[dg.AssetKey] | None = None,
 ) -> Iterator[ImportRun]:
-    """Each run as it finishes; the caller decides what a failed one means."""
+    """Each run as it finishes; the caller decides what a failed one means. ``selection``: only these
+    objects (default: every one ``assets`` holds)."""
+    chosen = set(selection) if selection is not None else {k for a in assets for k in a.keys}
     keys = daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC))
     per_run = settings.extract.partitions_per_run
-    partitioned = [a for a in assets if a.partitions_def is not None]
+    partitioned = [a for a in assets if a.partitions_def is not None and a.keys & chosen]
     for i in range(0, len(keys), per_run) if partitioned else ():
         chunk = keys[i : i + per_run]
         tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]}
-        result = dg.materialize(partitioned, instance=instance, resources=resources, tags=tags)
+        selected = [k for a in partitioned for k in a.keys if k in chosen]
+        result = dg.materialize(
+            partitioned, instance=instance, resources=resources, tags=tags, selection=selected, raise_on_error=False
+        )
         yield ImportRun(chunk[0], chunk[-1], result)
-    reference = [a for a in assets if a.partitions_def is None]
+    reference = [a for a in assets if a.partitions_def is None and a.keys & chosen]
     if reference:
-        yield ImportRun(None, None, dg.materialize(reference, instance=instance, resources=resources))
+        result = dg.materialize(reference, instance=instance, resources=resources, raise_on_error=False)
+        yield ImportRun(None, None, result)
