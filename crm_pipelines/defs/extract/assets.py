@@ -90,7 +90,11 @@ def _materialization(
 
 
 def _read_in_background(
-    crm: str, objects: list[str], state: StateDatabase, crm_connections: CrmConnections, window: tuple
+    crm: str,
+    objects: list[str],
+    state: StateDatabase,
+    crm_connections: CrmConnections,
+    window: tuple[datetime, datetime, bool],
 ) -> Iterator[tuple[str, tuple[ExtractResult, Meter] | Exception]]:
     """Each object's outcome as soon as it is read and written, while the thread goes on to the next."""
     done: queue.Queue = queue.Queue()
@@ -165,7 +169,7 @@ def build_crm_extract(crm: str, objects: list[str], settings: Settings) -> dg.As
             first = failed.get(unread[0])
             raise RuntimeError(
                 f"{crm}: {', '.join(unread)} not extracted"
-                + (f"; {unread[0]}: {type(first).__name__}: {first}" if first else "")
+                + (f"; {unread[0]}: {type(first).__name__}: {str(first).splitlines()[0]}" if first else "")
             ) from first
 
     return _extract
