@@ -142,7 +142,9 @@ def _run_lane(lane: Lane) -> dict:
         for run in bulk_import(instance, settings, assets, resources):
             if not run.result.success:
                 what = f"{run.first}…{run.last}" if run.first else "reference objects"
-                raise RuntimeError(f"{lane.crm} backfill run for {what} failed")
+                errors = [e.step_failure_data.error for e in run.result.get_step_failure_events()]
+                why = "; ".join(e.to_string().strip().splitlines()[-1] for e in errors if e) or "see its log"
+                raise RuntimeError(f"{lane.crm} backfill run for {what} failed: {why}")
             runs += run.first is not None
     wall = time.perf_counter() - started
     partitions = len(daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC)))
