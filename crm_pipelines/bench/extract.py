@@ -143,7 +143,8 @@ def _run_lane(lane: Lane) -> dict:
             if not run.result.success:
                 what = f"{run.first}…{run.last}" if run.first else "reference objects"
                 errors = [e.step_failure_data.error for e in run.result.get_step_failure_events()]
-                why = "; ".join(e.to_string().strip().splitlines()[-1] for e in errors if e) or "see its log"
+                # the user code's own error (Dagster wraps it), which names the object and the first cause
+                why = "; ".join((e.cause or e).message.strip() for e in errors if e) or "see its log"
                 raise RuntimeError(f"{lane.crm} backfill run for {what} failed: {why}")
             runs += run.first is not None
     wall = time.perf_counter() - started
