@@ -31,15 +31,22 @@ def current_version(conn: Connection) -> int:
     return conn.execute(sa.select(sa.func.coalesce(sa.func.max(schema.schema_version.c.version), 0))).scalar_one()
 
 
+def _one_at_a_time(conn: Connection) -> None:
+    """Processes starting at once migrate one after another (SQLite's BEGIN IMMEDIATE already does this).
+    PostgreSQL's CREATE TABLE IF NOT EXISTS is no guard: two sessions can both find a table missing, and the
+    second create fails on the catalog's unique index (seen when the bench's three lanes started together)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(74001)"))
+
+
 def migrate(engine: Engine) -> int:
     """Bring the schema to the newest version; safe to run concurrently and repeatedly."""
     with engine.begin() as conn:
+        _one_at_a_time(conn)
         schema.schema_version.create(conn, checkfirst=True)
     for version, step in STEPS:
         with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                # two processes starting at once must not both apply a step
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(74001)"))
+            _one_at_a_time(conn)
             if current_version(conn) >= version:
                 continue
             step(conn)
