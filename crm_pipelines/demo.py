@@ -75,8 +75,8 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
             failed = 0
             for run in bulk_import(instance, settings, assets, resources):
                 failed += not run.result.success
-                what = f"{run.first} … {run.last}" if run.first is not None else "reference objects"
-                click.echo(f"  run {run.result.run_id[:8]} {what}: {'ok' if run.result.success else 'FAILED'}")
+                status = "ok" if run.result.success else f"FAILED: {'; '.join(run.failures())}"
+                click.echo(f"  run {run.result.run_id[:8]} {run.label}: {status}")
             click.echo("Transform: identities, stage mapping, field values, rollups …")
             unified = dg.materialize([build_unified_assets()], instance=instance, resources=resources)
             click.echo(f"  run {unified.run_id[:8]}: {'ok' if unified.success else 'FAILED'}")
@@ -95,8 +95,8 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
             "  .venv/bin/crm-pipelines sandbox serve          # keep the sandboxes up (same data dir)\n"
             "  .venv/bin/crm-pipelines check                  # credentials of each connection\n"
         )
-        if failed:  # the mirror keeps what the other runs read; the UI (above) shows each failure's error
-            raise click.ClickException(f"{failed} bulk-import run(s) failed: see them in the Dagster UI")
+        if failed:  # the mirror keeps what the other runs read
+            raise click.ClickException(f"{failed} bulk-import run(s) failed (above; their logs in the Dagster UI)")
         if keep_serving:
             click.echo("Sandboxes keep serving; Ctrl-C stops them.")
             with contextlib.suppress(KeyboardInterrupt):

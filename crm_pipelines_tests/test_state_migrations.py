@@ -1,5 +1,5 @@
 """The state database's schema migrations (issue 6): every process that opens the state database migrates
-it, so processes that start together (a backfill's runs, the bench's three CRM lanes, a sensor) must all
+it, so processes that start together (the bulk import's runs of OPS-1, one per CRM, and a sensor) must all
 get a working schema, on both backends."""
 
 from __future__ import annotations

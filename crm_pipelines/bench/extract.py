@@ -141,11 +141,8 @@ def _run_lane(lane: Lane) -> dict:
     with dg.DagsterInstance.from_config(home) if home else dg.DagsterInstance.ephemeral() as instance:
         for run in bulk_import(instance, settings, assets, resources):
             if not run.result.success:
-                what = f"{run.first}…{run.last}" if run.first else "reference objects"
-                errors = [e.step_failure_data.error for e in run.result.get_step_failure_events()]
-                # the user code's own error (Dagster wraps it), which names the object and the first cause
-                why = "; ".join((e.cause or e).message.strip() for e in errors if e) or "see its log"
-                raise RuntimeError(f"{lane.crm} backfill run for {what} failed: {why}")
+                why = "; ".join(run.failures()) or "see its log"
+                raise RuntimeError(f"{lane.crm} backfill run for {run.label} failed: {why}")
             runs += run.first is not None
     wall = time.perf_counter() - started
     partitions = len(daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC)))

@@ -33,4 +33,4 @@ def test_bench_extract_mirrors_every_sandbox_record(pg_url: str) -> None:
     assert figures["runs"] == 3  # per CRM one backfill run: 31 daily partitions fit in one (≤ 1,000 days)
     assert figures["upsert_records_per_s"] > 0 and figures["peak_rss_mb"] > 0
     password = sa.engine.make_url(pg_url).password
-    assert password and password not in done.stdout + done.stderr  # secrets never reach output
+    assert password and password not in done.stdout + done.stderr  # OPS-3: secrets never reach output

@@ -124,13 +124,15 @@ def test_change_sensor_requests_exactly_the_changes_and_then_nothing(
     requested = sorted(tuple(r.asset_selection[0].path) for r in result.run_requests)
     assert requested == [("hubspot", "contacts"), ("hubspot", "deals")]
     for request in result.run_requests:  # each run selects only its object: the others are not read
-        assert dg.materialize(
+        run = dg.materialize(
             assets,
             selection=request.asset_selection,
             instance=instance,
             resources=resources,
             partition_key=request.partition_key,
-        ).success
+        )
+        assert run.success
+        assert {e.asset_key for e in run.get_asset_materialization_events()} == set(request.asset_selection)
 
     records, deleted = mirror_records(state_url, "contacts")
     assert records[contacts[0]]["jobtitle"] == title

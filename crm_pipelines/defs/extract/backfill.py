@@ -22,6 +22,15 @@ class ImportRun:
     last: str | None
     result: dg.ExecuteInProcessResult
 
+    @property
+    def label(self) -> str:
+        return f"{self.first} … {self.last}" if self.first is not None else "reference objects"
+
+    def failures(self) -> list[str]:
+        """Each failed step's own error (Dagster wraps it), which names the object and its first cause."""
+        errors = [e.step_failure_data.error for e in self.result.get_step_failure_events()]
+        return [(e.cause or e).message.strip() for e in errors if e]
+
 
 def bulk_import(
     instance: dg.DagsterInstance,
