@@ -116,7 +116,7 @@ def demo(data_dir: Path, scale: int, keep_serving: bool) -> None:
 )
 def check(settings_path: str | None) -> None:
     """Check each configured connection's credentials against its API (OPS-3); no secret is printed."""
-    from crm_pipelines.extract.credentials import check_connections, environment_secrets
+    from crm_pipelines.crm.check import check_connections, environment_secrets
     from crm_pipelines.settings import SettingsError, load_settings
 
     try:

@@ -46,7 +46,7 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
     from crm_pipelines.defs.extract.assets import build_extract_assets
     from crm_pipelines.defs.extract.backfill import bulk_import
     from crm_pipelines.defs.partitions import daily_partitions
-    from crm_pipelines.defs.resources import CrmConnections, StateDatabase
+    from crm_pipelines.defs.resources import build_resources
     from crm_pipelines.defs.unified.assets import build_unified_assets
     from crm_pipelines.settings import load_settings
     from crm_pipelines.state import mirror
@@ -60,10 +60,7 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
         settings = load_settings(settings_path)
         (DEMO_DIR / "demo-state.sqlite3").unlink(missing_ok=True)
         assets = build_extract_assets(settings)
-        resources = {
-            "state": StateDatabase(url=settings.state_database_url),
-            "crm_connections": CrmConnections(settings_path=str(settings_path)),
-        }
+        resources = build_resources(settings, str(settings_path), state_url=settings.state_database_url)
         DAGSTER_HOME.mkdir(exist_ok=True)
         os.environ["DAGSTER_HOME"] = str(DAGSTER_HOME.resolve())
         batch_partition_events()

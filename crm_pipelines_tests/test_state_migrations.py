@@ -7,12 +7,23 @@ from __future__ import annotations
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import dagster as dg
+import httpx
 import sqlalchemy as sa
+import yaml
 
-from crm_pipelines.state.db import create_state_engine
-from crm_pipelines.state.migrations import STEPS
+from crm_pipelines.defs.extract.assets import build_extract_assets
+from crm_pipelines.defs.extract.backfill import bulk_import
+from crm_pipelines.defs.resources import build_resources
+from crm_pipelines.settings import load_settings
+from crm_pipelines.state import mirror, schema
+from crm_pipelines.state.db import create_state_engine, engine_for_url
+from crm_pipelines.state.migrations import STEPS, current_version, migrate
 from crm_pipelines.state.schema import schema_version
+from crm_pipelines_tests.sandbox.conftest import start_sandbox
 
 PROCESSES = 8
 
@@ -36,3 +47,73 @@ def test_processes_starting_together_all_migrate_a_fresh_database(state_url: str
         versions = [r[0] for r in conn.execute(sa.select(schema_version.c.version).order_by(schema_version.c.version))]
     engine.dispose()
     assert versions == [version for version, _ in STEPS]
+
+
+def test_a_migrated_database_has_every_declared_table_column_and_index(state_url: str) -> None:
+    """The frozen steps of ``migrations.py`` and the declarations the code uses (``schema.py``) agree: a new
+    object or column in the catalog without its migration step fails here."""
+    engine = create_state_engine(state_url)
+    inspector = sa.inspect(engine)
+    for table in schema.metadata.sorted_tables:
+        assert inspector.has_table(table.name), f"{table.name}: declared in schema.py, no migration creates it"
+        columns = {c["name"] for c in inspector.get_columns(table.name)}
+        assert columns == {c.name for c in table.columns}, table.name
+        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+        assert {i.name for i in table.indexes} <= indexes, table.name
+    engine.dispose()
+
+
+def test_a_database_at_the_previous_version_upgrades_in_place_then_extracts_tasks(
+    tmp_path: Path, state_url: str
+) -> None:
+    """Frozen migrations (issue 11): a database left at version 2 (before tasks, OPS-4) keeps its mirror
+    rows when opened by today's code, gains the HubSpot tasks and Salesforce Task mirrors, and the extract
+    assets then fill them with exactly the CRMs' tasks."""
+    old = engine_for_url(state_url)
+    assert migrate(old, to_version=2) == 2
+    kept = {"id": "901", "record": {"properties": {"email": "kept@example.com"}}, "extracted_at": datetime.now(UTC)}
+    old_contacts = sa.Table("mirror_hubspot_contacts", sa.MetaData(), autoload_with=old)
+    with old.begin() as conn:
+        conn.execute(old_contacts.insert().values(**kept, deleted=False))
+    assert not sa.inspect(old).has_table("mirror_hubspot_tasks")
+    old.dispose()
+
+    sandbox = start_sandbox(tmp_path / "sandbox", "--only", "salesforce", "--salesforce-port", "0", scale=100, seed=3)
+    try:
+        with sandbox.api() as api:  # two tasks made in HubSpot (the seed has none)
+            for subject in ("Call back", "Send the contract"):
+                created = api.post(
+                    "/crm/v3/objects/tasks",
+                    json={"properties": {"hs_task_subject": subject, "hs_timestamp": "2026-01-05T10:00:00Z"}},
+                )
+                assert created.status_code == 201, created.text
+        with httpx.Client(base_url=f"{sandbox.info['salesforce']['base_url']}/__sandbox__",
+                          verify=sandbox.verify) as admin:
+            sf_tasks = admin.get("/stats").json()["Task"]["live"]
+        assert sf_tasks > 0
+
+        settings_path = tmp_path / "crm_pipelines.yaml"
+        settings_path.write_text(yaml.safe_dump({
+            "state_database_url": state_url,
+            "sandbox": {"data_dir": str(sandbox.data_dir)},
+            "connections": {"dynamics": {"enabled": False}},
+            "extract": {"partitions_per_run": 40, "start_date": (date.today() - timedelta(days=30)).isoformat()},
+        }))
+        settings = load_settings(settings_path)
+        resources = build_resources(settings, str(settings_path), state_url=state_url)
+        tasks = [dg.AssetKey(["hubspot", "tasks"]), dg.AssetKey(["salesforce", "Task"])]
+        with dg.instance_for_test() as instance:
+            for run in bulk_import(instance, settings, build_extract_assets(settings), resources, tasks):
+                assert run.result.success, run.failures()
+    finally:
+        sandbox.stop()
+
+    engine = create_state_engine(state_url)
+    with engine.connect() as conn:
+        assert current_version(conn) == STEPS[-1][0]
+    contacts = mirror.read_records(engine, "hubspot", "contacts")
+    assert contacts["id"].tolist() == ["901"] and contacts["email"].tolist() == ["kept@example.com"]
+    hubspot_tasks = mirror.read_records(engine, "hubspot", "tasks")
+    assert sorted(hubspot_tasks["hs_task_subject"]) == ["Call back", "Send the contract"]
+    assert mirror.counts(engine, "salesforce", "Task")["live"] == sf_tasks
+    engine.dispose()

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 
 from crm_pipelines.bench.connectors import figures
+from crm_pipelines.crm.connections import dynamics_sandbox_auth
 from crm_pipelines.crm.dynamics.client import PAGE_MAX, DynamicsClient
 from crm_pipelines.crm.dynamics.dialect import SUSTAINED_PER_S
 from crm_pipelines.crm.metering import Meter
-from crm_pipelines.extract.connections import dynamics_sandbox_auth
 from crm_pipelines.extract.dynamics import SELECT
 
 DYNAMICS_TABLES = ("contacts", "leads", "accounts", "opportunities", "systemusers")

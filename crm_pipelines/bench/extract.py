@@ -42,14 +42,14 @@ from crm_pipelines.dagster_events import batch_partition_events
 from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.extract.backfill import bulk_import
 from crm_pipelines.defs.partitions import daily_partitions
-from crm_pipelines.defs.resources import CrmConnections, StateDatabase
+from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
 from crm_pipelines.sandbox.launch import running_sandboxes
 from crm_pipelines.sandbox.universe import TIME_RANGE
 from crm_pipelines.settings import load_settings
 from crm_pipelines.settings.load import STATE_DB_ENV
 from crm_pipelines.state import mirror
-from crm_pipelines.state.db import create_state_engine
+from crm_pipelines.state.db import create_state_engine, driver_url, engine_for_url
 from crm_pipelines.state.schema import MIRROR_TABLES
 
 DAGSTER_URL_ENV = "CRM_BENCH_DAGSTER_PG_URL"  # the bench's own Dagster storage, passed to its lanes
@@ -63,9 +63,9 @@ def _fresh_database(url: str | None):
         with tempfile.TemporaryDirectory(prefix="crm-bench-state-") as tmp:
             yield f"sqlite:///{tmp}/state.sqlite3"
         return
-    base = sa.engine.make_url(url)
+    base = sa.engine.make_url(driver_url(url))
     name = f"crm_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    admin = engine_for_url(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
@@ -111,7 +111,7 @@ def _dagster_home(database_url: str | None):
         yield None
         return
     with _fresh_database(database_url) as url, tempfile.TemporaryDirectory(prefix="crm-bench-dagster-") as home:
-        pg_url = sa.engine.make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+        pg_url = driver_url(url)
         storage = {"postgres": {"postgres_url": {"env": DAGSTER_URL_ENV}}}
         Path(home, "dagster.yaml").write_text(yaml.safe_dump({"storage": storage, "telemetry": {"enabled": False}}))
         with _environment(**{DAGSTER_URL_ENV: pg_url}):
@@ -131,10 +131,7 @@ def _run_lane(lane: Lane) -> dict:
     batch_partition_events()
     settings = load_settings(Path(lane.settings_path))
     assets = [a for a in build_extract_assets(settings) if {k.path[0] for k in a.keys} == {lane.crm}]
-    resources = {
-        "state": StateDatabase(url=settings.state_database_url),
-        "crm_connections": CrmConnections(settings_path=lane.settings_path),
-    }
+    resources = build_resources(settings, lane.settings_path, state_url=settings.state_database_url)
     started = time.perf_counter()
     runs = 0
     home = lane.dagster_home

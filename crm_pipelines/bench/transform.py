@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from crm_pipelines.bench.memory import peak_rss_mb
+from crm_pipelines.bench.universe_frames import universe_mirrors
 from crm_pipelines.sandbox.universe import Universe
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.incremental import apply_changes, incremental_changes
 from crm_pipelines.transform.pipeline import TransformSettings, run_transform
-from crm_pipelines.transform.testing import universe_mirrors
 
 
 def changed_records(mirrors: Mirrors, n: int, seed: int) -> Mirrors:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
+from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy.engine import Engine
 
-from crm_pipelines.crm.hubspot.client import HubSpotClient
+from crm_pipelines.crm.connections import Secrets, open_client
 from crm_pipelines.crm.metering import Meter
-from crm_pipelines.extract.connections import Secrets, dynamics_client, hubspot_client, salesforce_client
 from crm_pipelines.settings import Settings, load_settings
+from crm_pipelines.settings.load import STATE_DB_ENV
 from crm_pipelines.state.api_usage import SqlCallLedger
 from crm_pipelines.state.db import create_state_engine
 
@@ -33,92 +34,135 @@ class StateDatabase(dg.ConfigurableResource):
         return SqlCallLedger(self.engine())
 
 
-class CrmConnections(dg.ConfigurableResource):
-    """The configured CRM connections. Secret fields are bound to ``EnvVar``s when those are set; with none
-    set, connections go to the bundled sandboxes (TOP-2)."""
+class CrmSettings(dg.ConfigurableResource):
+    """The settings file (YAML) every layer reads; secrets are not in it (see the per-CRM resources)."""
 
     settings_path: str | None = None
-    hubspot_access_token: str | None = None
-    hubspot_client_id: str | None = None
-    hubspot_client_secret: str | None = None
-    hubspot_refresh_token: str | None = None
-    salesforce_client_id: str | None = None
-    salesforce_client_secret: str | None = None
-    salesforce_username: str | None = None
-    salesforce_private_key: str | None = None
-    salesforce_refresh_token: str | None = None
-    dynamics_tenant_id: str | None = None
-    dynamics_client_id: str | None = None
-    dynamics_client_secret: str | None = None
 
     @cached_property
     def settings(self) -> Settings:
         return load_settings(self.settings_path)
 
-    def _secrets(self) -> Secrets:
-        c, d, f = (
-            self.settings.connections.hubspot,
-            self.settings.connections.dynamics,
-            self.settings.connections.salesforce,
-        )
-        return Secrets(
-            {
-                c.access_token_env: self.hubspot_access_token or "",
-                c.oauth_client_id_env: self.hubspot_client_id or "",
-                c.oauth_client_secret_env: self.hubspot_client_secret or "",
-                c.oauth_refresh_token_env: self.hubspot_refresh_token or "",
-                f.client_id_env: self.salesforce_client_id or "",
-                f.client_secret_env: self.salesforce_client_secret or "",
-                f.username_env: self.salesforce_username or "",
-                f.private_key_env: self.salesforce_private_key or "",
-                f.refresh_token_env: self.salesforce_refresh_token or "",
-                d.tenant_id_env: self.dynamics_tenant_id or "",
-                d.client_id_env: self.dynamics_client_id or "",
-                d.client_secret_env: self.dynamics_client_secret or "",
-            }
-        )
 
-    def hubspot(self, state: StateDatabase, meter: Meter) -> HubSpotClient:
-        return hubspot_client(self.settings, self._secrets(), ledger=state.ledger(), meter=meter)
+class HubSpotResource(dg.ConfigurableResource):
+    """HubSpot's secrets, bound to ``EnvVar``s: a private app's token, or OAuth (client id, secret, refresh)."""
 
-    def client(self, crm: str, state: StateDatabase, meter: Meter):
-        if crm == "hubspot":
-            return self.hubspot(state, meter)
-        if crm == "salesforce":
-            return salesforce_client(self.settings, self._secrets(), ledger=state.ledger(), meter=meter)
-        if crm == "dynamics":
-            return dynamics_client(self.settings, self._secrets(), ledger=state.ledger(), meter=meter)
-        raise KeyError(f"no connector for {crm}")
+    access_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+
+    def secrets(self, settings: Settings) -> dict[str, str]:
+        c = settings.connections.hubspot
+        return {
+            c.access_token_env: self.access_token or "",
+            c.oauth_client_id_env: self.client_id or "",
+            c.oauth_client_secret_env: self.client_secret or "",
+            c.oauth_refresh_token_env: self.refresh_token or "",
+        }
+
+
+class SalesforceResource(dg.ConfigurableResource):
+    """Salesforce's secrets, bound to ``EnvVar``s: a connected app with a secret, refresh token or JWT key."""
+
+    client_id: str | None = None
+    client_secret: str | None = None
+    username: str | None = None
+    private_key: str | None = None
+    refresh_token: str | None = None
+
+    def secrets(self, settings: Settings) -> dict[str, str]:
+        c = settings.connections.salesforce
+        return {
+            c.client_id_env: self.client_id or "",
+            c.client_secret_env: self.client_secret or "",
+            c.username_env: self.username or "",
+            c.private_key_env: self.private_key or "",
+            c.refresh_token_env: self.refresh_token or "",
+        }
+
+
+class DynamicsResource(dg.ConfigurableResource):
+    """Dynamics 365's secrets, bound to ``EnvVar``s: an Entra ID app registration (client credentials)."""
+
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+
+    def secrets(self, settings: Settings) -> dict[str, str]:
+        c = settings.connections.dynamics
+        return {
+            c.tenant_id_env: self.tenant_id or "",
+            c.client_id_env: self.client_id or "",
+            c.client_secret_env: self.client_secret or "",
+        }
+
+
+class CrmConnections(dg.ConfigurableResource):
+    """Opens a client per CRM from the settings and that CRM's secrets (``crm.connections``: real API or
+    sandbox, as each connection's ``target`` says)."""
+
+    crm_settings: CrmSettings
+    hubspot: HubSpotResource
+    salesforce: SalesforceResource
+    dynamics: DynamicsResource
+
+    @property
+    def settings(self) -> Settings:
+        return self.crm_settings.settings
+
+    def secrets(self) -> Secrets:
+        s = self.settings
+        return Secrets({**self.hubspot.secrets(s), **self.salesforce.secrets(s), **self.dynamics.secrets(s)})
+
+    def client(self, crm: str, state: StateDatabase, meter: Meter) -> Any:
+        return open_client(crm, self.settings, self.secrets(), ledger=state.ledger(), meter=meter)
 
     def api_call_limit(self, crm: str) -> int | None:
         return getattr(self.settings.connections, crm).api_call_limit
 
 
-def env_var_if_set(name: str) -> dg.EnvVar | None:
-    """An ``EnvVar`` for a secret that is set, else None: unset secrets mean "use the sandbox"."""
+def _env(name: str) -> dg.EnvVar | None:
+    """An ``EnvVar`` for a secret that is set, else None (a connection with none set goes to the sandbox
+    unless its ``target`` says ``api``; then opening it names the missing variable)."""
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def build_resources(settings: Settings, settings_path: str | None) -> dict[str, dg.ConfigurableResource]:
+def _state_url(settings: Settings) -> str | dg.EnvVar:
+    # the URL may carry a password: from the environment it stays an EnvVar, out of Dagster's run config
+    return dg.EnvVar(STATE_DB_ENV) if os.environ.get(STATE_DB_ENV) else settings.state_database_url
+
+
+def build_resources(
+    settings: Settings, settings_path: str | None, *, state_url: str | None = None
+) -> dict[str, dg.ConfigurableResource]:
+    """Every resource of the code location, bound here and nowhere else. ``state_url`` pins the state
+    database (benches and tests that work in their own); else ``$CRM_PIPELINES_STATE_DB_URL`` or the settings."""
     hs, sf, dy = settings.connections.hubspot, settings.connections.salesforce, settings.connections.dynamics
-    state_url = os.environ.get("CRM_PIPELINES_STATE_DB_URL")
+    crm_settings = CrmSettings(settings_path=settings_path)
+    hubspot = HubSpotResource(
+        access_token=_env(hs.access_token_env),
+        client_id=_env(hs.oauth_client_id_env),
+        client_secret=_env(hs.oauth_client_secret_env),
+        refresh_token=_env(hs.oauth_refresh_token_env),
+    )
+    salesforce = SalesforceResource(
+        client_id=_env(sf.client_id_env),
+        client_secret=_env(sf.client_secret_env),
+        username=_env(sf.username_env),
+        private_key=_env(sf.private_key_env),
+        refresh_token=_env(sf.refresh_token_env),
+    )
+    dynamics = DynamicsResource(
+        tenant_id=_env(dy.tenant_id_env), client_id=_env(dy.client_id_env), client_secret=_env(dy.client_secret_env)
+    )
     return {
-        "state": StateDatabase(
-            url=dg.EnvVar("CRM_PIPELINES_STATE_DB_URL") if state_url else settings.state_database_url
-        ),
+        "state": StateDatabase(url=state_url or _state_url(settings)),
+        "crm_settings": crm_settings,
+        "hubspot": hubspot,
+        "salesforce": salesforce,
+        "dynamics": dynamics,
         "crm_connections": CrmConnections(
-            settings_path=settings_path,
-            hubspot_access_token=env_var_if_set(hs.access_token_env),
-            hubspot_client_id=env_var_if_set(hs.oauth_client_id_env),
-            hubspot_client_secret=env_var_if_set(hs.oauth_client_secret_env),
-            hubspot_refresh_token=env_var_if_set(hs.oauth_refresh_token_env),
-            salesforce_client_id=env_var_if_set(sf.client_id_env),
-            salesforce_client_secret=env_var_if_set(sf.client_secret_env),
-            salesforce_username=env_var_if_set(sf.username_env),
-            salesforce_private_key=env_var_if_set(sf.private_key_env),
-            salesforce_refresh_token=env_var_if_set(sf.refresh_token_env),
-            dynamics_tenant_id=env_var_if_set(dy.tenant_id_env),
-            dynamics_client_id=env_var_if_set(dy.client_id_env),
-            dynamics_client_secret=env_var_if_set(dy.client_secret_env),
+            crm_settings=crm_settings, hubspot=hubspot, salesforce=salesforce, dynamics=dynamics
         ),
     }

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
 
+from crm_pipelines import catalog
 from crm_pipelines.crm.dynamics.client import DeltaLinkExpired, DynamicsClient
 from crm_pipelines.crm.dynamics.entities import primary_key
 from crm_pipelines.crm.dynamics.values import parse_timestamp
@@ -50,7 +52,6 @@ SELECT: dict[str, list[str]] = {
         "azureactivedirectoryobjectid", *_COMMON,
     ],
 }  # fmt: skip
-PARTITIONED = {"contacts": True, "leads": True, "accounts": True, "opportunities": True, "systemusers": False}
 
 
 # Two feeds per table, each with its own position: the deletion sweep reads ids only and drops the changed
@@ -163,19 +164,38 @@ class DynamicsReference:
 def make_dynamics_source(
     client: DynamicsClient, obj: str, delta_links: DeltaLinks | None = None
 ) -> DynamicsObject | DynamicsReference:
-    if obj not in PARTITIONED:
-        raise KeyError(f"no extraction source for dynamics.{obj}")
-    return DynamicsObject(client, obj, delta_links) if PARTITIONED[obj] else DynamicsReference(client, obj)
+    entry = catalog.get("dynamics", obj)
+    return DynamicsObject(client, obj, delta_links) if entry.partitioned else DynamicsReference(client, obj)
 
 
 class CursorDeltaLinks:
-    """Delta links kept in the state database's cursors, so every process and run continues the same feed."""
+    """Delta links kept in the state database's cursors, so every process and run continues the same feed.
+
+    Stored relative to the Web API's base URL (``contacts?$deltatoken=…``): a cursor never says where the
+    connection lives, so a sandbox restarted on another port (or an org moved to a new host) continues the
+    same feed. A link stored absolute by an older version is re-based onto today's base URL when read.
+    """
 
     def __init__(self, engine: Engine, connection: str = "dynamics") -> None:
         self.engine, self.connection = engine, connection
 
     def get(self, obj: str, feed: str) -> str | None:
-        return get_cursor(self.engine, self.connection, obj, f"delta_link:{feed}")
+        link = get_cursor(self.engine, self.connection, obj, f"delta_link:{feed}")
+        return None if link is None else relative_link(link)
 
     def set(self, obj: str, feed: str, link: str) -> None:
-        set_cursor(self.engine, self.connection, obj, f"delta_link:{feed}", link)
+        set_cursor(self.engine, self.connection, obj, f"delta_link:{feed}", relative_link(link))
+
+
+def relative_link(link: str) -> str:
+    """``https://org…/api/data/v9.2/contacts?$deltatoken=…`` → ``contacts?$deltatoken=…`` (the client's
+    HTTP layer resolves it against its own base URL)."""
+    if "://" not in link:
+        return link
+    path = urlsplit(link)
+    marker = path.path.find("/api/data/")
+    if marker < 0:
+        return link  # not a Web API link: kept as it is
+    rest = path.path[marker + len("/api/data/") :].split("/", 1)  # drop the version segment
+    relative = rest[1] if len(rest) == 2 else ""
+    return f"{relative}?{path.query}" if path.query else relative

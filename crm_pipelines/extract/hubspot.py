@@ -57,9 +57,21 @@ PROPERTIES = {
         "hs_is_closed_won",
         "hs_is_closed",
     ],
+    # OPS-4: tasks sync with the records they are associated with
+    "tasks": [
+        "hs_task_subject",
+        "hs_task_body",
+        "hs_task_status",
+        "hs_task_priority",
+        "hs_task_type",
+        "hs_timestamp",
+        "hubspot_owner_id",
+        "hs_createdate",
+        "hs_lastmodifieddate",
+    ],
 }
-# associations carried (DEAL-6, TOP-1), read for the records each window brings
-ASSOCIATIONS = {"contacts": ("companies",), "deals": ("contacts", "companies")}
+# associations carried (DEAL-6, TOP-1, OPS-4), read for the records each window brings
+ASSOCIATIONS = {"contacts": ("companies",), "deals": ("contacts", "companies"), "tasks": ("contacts", "deals")}
 
 
 def _ms(moment: datetime) -> int:

@@ -13,13 +13,13 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
+from crm_pipelines import catalog
 from crm_pipelines.crm.errors import ApiError
 from crm_pipelines.crm.salesforce.client import DELETED_DAYS, QUERY_BATCH_MAX, SalesforceClient, modified_at
 from crm_pipelines.crm.salesforce.soql import Name, Names, soql
 from crm_pipelines.crm.salesforce.values import parse_datetime
 from crm_pipelines.extract.sources import Deletion
 from crm_pipelines.state.mirror import MirrorRow
-from crm_pipelines.state.schema import MIRROR_TABLES
 
 _AUDIT = ["Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById", "SystemModstamp"]
 _ADDRESS = ["Street", "City", "State", "PostalCode", "Country", "StateCode", "CountryCode"]
@@ -62,13 +62,7 @@ FIELDS: dict[str, list[str]] = {
         "UserRoleId", "TimeZoneSidKey", "UserType",
     ],
 }
-# object -> partitioned on SystemModstamp (False: small reference data read whole every run)
-OBJECTS = {"Lead": True, "Contact": True, "Account": True, "Opportunity": True, "OpportunityContactRole": True,
-           "Task": True, "OpportunityStage": False, "RecordType": False, "User": False}
 # fmt: on
-# What the extract assets offer (catalog): the objects the state schema has mirror tables for. Task becomes
-# one as soon as the schema mirrors it (OPS-4 task sync), without a change here.
-PARTITIONED = {obj: p for obj, p in OBJECTS.items() if ("salesforce", obj) in MIRROR_TABLES}
 # Bulk jobs cost create + poll + pages (at least 3 calls) and take seconds to run: worth it above a few
 # REST batches. Only windows longer than a day are counted first, so an incremental run stays one call.
 BULK_MIN_RECORDS = 5 * QUERY_BATCH_MAX
@@ -158,6 +152,5 @@ class SalesforceReference:
 
 
 def make_salesforce_source(client: SalesforceClient, obj: str) -> SalesforceObject | SalesforceReference:
-    if obj not in OBJECTS:
-        raise KeyError(f"no extraction source for salesforce.{obj}")
-    return SalesforceObject(client, obj) if OBJECTS[obj] else SalesforceReference(client, obj)
+    entry = catalog.get("salesforce", obj)
+    return SalesforceObject(client, obj) if entry.partitioned else SalesforceReference(client, obj)

@@ -40,8 +40,15 @@ class FieldRule(StrEnum):
 # -- connections ---------------------------------------------------------------------------------------
 
 
+# TOP-2: where a connection goes. Unset: the real API when any of its secrets is set, else the sandbox.
+# Stated, a deployment with ``target: api`` whose secret is missing fails naming the variable instead of
+# talking to whatever sandbox happens to run on the machine.
+Target = Literal["api", "sandbox"]
+
+
 class HubSpotConnection(_Strict):
     enabled: bool = True
+    target: Target | None = None
     base_url: HttpUrl = HttpUrl("https://api.hubapi.com")
     # a private-app token, or OAuth (client id/secret + refresh token); values come from these variables
     access_token_env: str = "HUBSPOT_ACCESS_TOKEN"
@@ -53,6 +60,7 @@ class HubSpotConnection(_Strict):
 
 class SalesforceConnection(_Strict):
     enabled: bool = True
+    target: Target | None = None
     login: Literal["production", "sandbox"] = "production"  # OPS-3: sandbox orgs log in on test.salesforce.com
     login_url: HttpUrl | None = Field(None, description="overrides the login host chosen by `login`")
     api_version: str = Field("62.0", pattern=r"^\d+\.\d$")
@@ -66,6 +74,7 @@ class SalesforceConnection(_Strict):
 
 class DynamicsConnection(_Strict):
     enabled: bool = True
+    target: Target | None = None
     org_url: HttpUrl | None = Field(None, description="https://<org>.crm.dynamics.com")
     authority_url: HttpUrl = HttpUrl("https://login.microsoftonline.com")
     tenant_id_env: str = "DYNAMICS_TENANT_ID"
@@ -186,6 +195,8 @@ class Sandbox(_Strict):
     """Where the bundled sandboxes keep their data and announce their endpoints (TOP-2)."""
 
     data_dir: str = ".sandbox"
+    # the file a running `crm-pipelines sandbox serve` writes into data_dir with its ports and credentials
+    endpoints_file: str = "endpoints.json"
 
 
 class Settings(_Strict):

@@ -21,17 +21,30 @@ def default_url(path: Path = DEFAULT_SQLITE_PATH) -> str:
 
 
 def create_state_engine(url: str | None = None) -> Engine:
-    """An engine whose schema is migrated to the current version.
-
-    SQLite runs in WAL mode with a generous busy timeout, so separate processes (a sensor, a run, the
-    CLI) can share one file; PostgreSQL URLs without a driver use psycopg2, which dagster-postgres needs
-    anyway.
-    """
+    """An engine whose schema is migrated to the current version."""
     from crm_pipelines.state.migrations import migrate
 
-    url = url or default_url()
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    engine = engine_for_url(url)
+    migrate(engine)
+    return engine
+
+
+def driver_url(url: str) -> str:
+    """A URL as users write it, with the driver this project installs: psycopg2 for PostgreSQL (which
+    dagster-postgres needs anyway) for ``postgres://`` and ``postgresql://``; an explicit driver is kept."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
+def engine_for_url(url: str | None = None, **options: object) -> Engine:
+    """The one place a database URL becomes an engine (settings, environment, a bench's ``--database-url``).
+
+    SQLite runs in WAL mode with a generous busy timeout, so separate processes (a sensor, a run, the
+    CLI) can share one file. Not migrated: ``create_state_engine`` is what the product opens.
+    """
+    url = driver_url(url or default_url())
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 60}, json_serializer=_json_dumps)
@@ -53,9 +66,9 @@ def create_state_engine(url: str | None = None) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         # values_plus_batch: UPDATE/DELETE executemany in batched round trips (psycopg2's own is one per row)
-        options = {"executemany_mode": "values_plus_batch"} if url.startswith("postgresql+psycopg2") else {}
+        if url.startswith("postgresql+psycopg2"):
+            options.setdefault("executemany_mode", "values_plus_batch")
         engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps, **options)
-    migrate(engine)
     return engine
 
 

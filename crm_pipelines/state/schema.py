@@ -1,9 +1,15 @@
-"""Tables of the state database. Each issue adds its tables here and a migration step that creates them."""
+"""Tables of the state database as the code reads and writes them today.
+
+Each change here comes with a migration step (``migrations.py``) that brings an existing database to the
+same shape; ``test_state_migrations`` checks that a migrated database matches these declarations.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+
+from crm_pipelines import catalog
 
 metadata = sa.MetaData()
 
@@ -33,33 +39,13 @@ api_budget_lock = sa.Table(
     sa.Column("reservations", sa.BigInteger, nullable=False),
 )
 
-# -- mirror tables (issue 6): the records as each CRM returned them --------------------------------------
-
-MIRRORED: dict[str, tuple[str, ...]] = {
-    "hubspot": ("contacts", "companies", "deals", "associations", "pipelines", "owners"),
-    "salesforce": (
-        "Lead",
-        "Contact",
-        "Account",
-        "Opportunity",
-        "OpportunityContactRole",
-        "OpportunityStage",
-        "RecordType",
-        "User",
-    ),
-    "dynamics": ("contacts", "leads", "accounts", "opportunities", "systemusers"),
-}
+# -- mirror tables (issue 6): the records as each CRM returned them, one per catalog object --------------
 
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 _ID = sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql")
 
 
-def mirror_table_name(crm: str, obj: str) -> str:
-    return f"mirror_{crm}_{obj.lower()}"
-
-
-def _mirror_table(crm: str, obj: str) -> sa.Table:
-    name = mirror_table_name(crm, obj)
+def _mirror_table(name: str) -> sa.Table:
     return sa.Table(
         name,
         metadata,
@@ -71,11 +57,13 @@ def _mirror_table(crm: str, obj: str) -> sa.Table:
         sa.Column("record", _JSON, nullable=False),
         sa.Column("extracted_at", sa.DateTime(timezone=True), nullable=False),
         sa.Index(f"ix_{name}_modified_at", "modified_at"),
+        # ``unified`` reads what was extracted since its watermark (incremental runs)
+        sa.Index(f"ix_{name}_extracted_at", "extracted_at"),
     )
 
 
 MIRROR_TABLES: dict[tuple[str, str], sa.Table] = {
-    (crm, obj): _mirror_table(crm, obj) for crm, objects in MIRRORED.items() for obj in objects
+    (o.crm, o.name): _mirror_table(o.mirror_table) for o in catalog.OBJECTS
 }
 
 # Watermarks per connection and object: the incremental read's position, the deletion sweep's, …

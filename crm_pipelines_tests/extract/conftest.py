@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.resources import CrmConnections, StateDatabase
+from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.settings import load_settings
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox, start_sandbox
 
@@ -49,10 +49,7 @@ def extract_defs(settings_file: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings(settings_file)
     assets = build_extract_assets(settings)
-    resources = {
-        "state": StateDatabase(url=settings.state_database_url),
-        "crm_connections": CrmConnections(settings_path=str(settings_file)),
-    }
+    resources = build_resources(settings, str(settings_file), state_url=settings.state_database_url)
     return settings, assets, resources
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from crm_pipelines.bench.universe_frames import universe_mirrors
 from crm_pipelines.sandbox.universe import Universe
 from crm_pipelines.transform.frames import Mirrors
-from crm_pipelines.transform.testing import universe_mirrors
 
 
 def mirror(rows: list[dict]) -> pd.DataFrame:

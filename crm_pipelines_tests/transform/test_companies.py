@@ -114,8 +114,8 @@ def test_com2_inclusion_list():
 
 
 def test_com3_on_the_generated_universe_matches_the_true_company(universe_frames):
+    from crm_pipelines.bench.universe_frames import HS_COMPANY
     from crm_pipelines.sandbox.salesforce.ids import make_ids
-    from crm_pipelines.transform.testing import HS_COMPANY
 
     ci = contact_identities(contact_records(universe_frames))
     co = company_identities(universe_frames, ci.members).identities.dropna(subset=["hubspot_id", "salesforce_id"])

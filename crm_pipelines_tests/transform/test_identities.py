@@ -154,9 +154,9 @@ def test_con2_identity_counts_on_the_generated_universe(universe, universe_frame
     # purity: every record of an identity belongs to the same person (record ids are person_id * 8 + slot)
     m = r.members[r.members["role"].isin(["matched", "converted", "ambiguous"])]
     rid = ap.assign(key=ap["crm"].astype(str) + ":" + ap["kind"].astype(str) + ":" + ap["record_id"].astype(str))
+    from crm_pipelines.bench.universe_frames import HS_CONTACT
     from crm_pipelines.sandbox.dynamics.seed import guids
     from crm_pipelines.sandbox.salesforce.ids import make_ids
-    from crm_pipelines.transform.testing import HS_CONTACT
     ids = pd.Series(rid["record_id"].to_numpy(), dtype="int64")
     hs = rid["crm"] == "hubspot"
     sf = rid["crm"] == "salesforce"

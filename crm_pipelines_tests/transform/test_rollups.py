@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crm_pipelines.bench.universe_frames import HS_CONTACT
 from crm_pipelines.transform.rollups import contact_rollups, hubspot_deal_contacts, hubspot_deal_facts
-from crm_pipelines.transform.testing import HS_CONTACT
 from crm_pipelines_tests.transform.conftest import mirrors
 
 PIPES = [

@@ -10,14 +10,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from crm_pipelines.crm.errors import CrmError
-from crm_pipelines.extract.connections import (
+from crm_pipelines.crm.connections import (
     ConnectionUnavailable,
     Secrets,
     dynamics_client,
     hubspot_client,
     salesforce_client,
+    target_of,
 )
+from crm_pipelines.crm.errors import CrmError
 from crm_pipelines.settings.model import Settings
 
 
@@ -59,12 +60,12 @@ async def check_connections(settings: Settings, secrets: Secrets) -> list[Creden
     for name, (open_client, probe) in OPENERS.items():
         if not getattr(settings.connections, name).enabled:
             continue
+        target = target_of(settings, name, secrets)
         try:
             client = open_client(settings, secrets)
         except ConnectionUnavailable as e:
-            results.append(CredentialCheck(name, False, "not configured", str(e)))
+            results.append(CredentialCheck(name, False, target, str(e)))
             continue
-        target = getattr(client, "target", "api")  # set by the openers when they fell back to the sandbox
         try:
             async with client:
                 await probe(client)

@@ -1,9 +1,9 @@
-"""Mirror frames built from the sandbox universe, for tests and the benchmark (not used in production).
+"""Mirror frames built from the sandbox universe, for tests and the benchmarks (never on the sync path).
 
 The ids follow the sandboxes' own seeding (``sandbox/hubspot/seed.py``, ``sandbox/salesforce/seed.py``,
 ``sandbox/dynamics/seed.py``), so a frame here looks like what the extract layer mirrors from a sandbox
 seeded with the same ``(seed, scale)``, without starting one. Only the fields the transforms read are
-filled. Imports of the sandbox stay inside this module: the transform layer itself never needs them.
+filled. It lives with the benchmarks because it reads both sides: the sandbox seeding and the transform frames.
 """
 
 from __future__ import annotations
