@@ -18,10 +18,11 @@ from crm_pipelines.crm.dynamics import batch
 from crm_pipelines.crm.dynamics.dialect import DYNAMICS_LIMITS, DynamicsDialect
 from crm_pipelines.crm.dynamics.entities import primary_key
 from crm_pipelines.crm.dynamics.odata import Filter, modified_between, name
-from crm_pipelines.crm.dynamics.writes import BatchWriter, WriteOutcome
+from crm_pipelines.crm.dynamics.writes import BatchWriter
 from crm_pipelines.crm.errors import ApiError
 from crm_pipelines.crm.http import ApiClient, ApiResponse, Auth, verify_option
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.crm.outcomes import WriteOutcome
 from crm_pipelines.crm.ratelimit import RateLimits
 
 API_VERSION = "v9.2"
@@ -194,7 +195,26 @@ class DynamicsClient:
                 return
             page = await self._get(next_link, endpoint, None, prefer)
 
-    # -- writes --------------------------------------------------------------------------------------
+    # -- writes (the shared verbs, ``crm.outcomes.Writer``) -----------------------------------------------
+    async def create(self, obj: str, records: Sequence[dict[str, Any]]) -> list[WriteOutcome]:
+        return await self.write("create", obj, [{"record": r} for r in records])
+
+    async def update(self, obj: str, updates: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteOutcome]:
+        return await self.write("update", obj, [{"id": i, "record": r} for i, r in updates])
+
+    async def upsert(self, obj: str, key_field: str, records: Sequence[dict[str, Any]]) -> list[WriteOutcome]:
+        """By the entity's primary key (the row's GUID) or by an alternate key column."""
+        by_id = key_field == primary_key(obj)
+        inputs = []
+        for r in records:
+            rest = {k: v for k, v in r.items() if k != key_field}
+            where = {"id": r[key_field]} if by_id else {"key": {key_field: r[key_field]}}
+            inputs.append({**where, "record": rest})
+        return await self.write("upsert", obj, inputs)
+
+    async def delete(self, obj: str, ids: Sequence[str]) -> list[WriteOutcome]:
+        return await self.write("delete", obj, [{"id": i} for i in ids])
+
     async def write(self, operation: str, entity_set: str, inputs: Sequence[dict[str, Any]]) -> list[WriteOutcome]:
         """create / update / upsert / delete through ``$batch``, one outcome per input, in input order."""
         return await BatchWriter(self).write(operation, entity_set, inputs)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crm_pipelines.crm.dynamics.batch import BATCH_MAX, BatchAnswer, BatchRequest
 from crm_pipelines.crm.dynamics.entities import primary_key
 from crm_pipelines.crm.dynamics.odata import entity_path, guid
 from crm_pipelines.crm.dynamics.values import to_web_api
+from crm_pipelines.crm.outcomes import WriteOutcome
 
 if TYPE_CHECKING:
     from crm_pipelines.crm.dynamics.client import DynamicsClient
@@ -27,19 +27,6 @@ if TYPE_CHECKING:
 RECORD_NOT_FOUND = "0x80040217"  # FACTS §E
 DUPLICATE_KEY = "0x80040237"  # FACTS §E
 OPERATIONS = {"create", "update", "upsert", "delete"}
-
-
-@dataclass(frozen=True)
-class WriteOutcome:
-    """What became of one input of a batch write, by its position in the caller's list (OPS-6)."""
-
-    index: int
-    ok: bool
-    id: str | None = None
-    new: bool | None = None
-    code: str | None = None
-    message: str | None = None
-    truncated: tuple[str, ...] = field(default=(), compare=False)  # columns cut to their length (OPS-9)
 
 
 class BatchWriter:
@@ -121,7 +108,7 @@ def _outcome(
     if operation == "create" and code == DUPLICATE_KEY and record_id:
         # the row holding this create's own GUID exists: an earlier attempt of this same write made it
         return WriteOutcome(
-            index, True, record_id, new=generated, code=code, message="already created", truncated=truncated
+            index, True, record_id, created=generated, code=code, message="already created", truncated=truncated
         )
     if operation == "delete" and code == RECORD_NOT_FOUND:
         return WriteOutcome(index, True, record_id, code=code, message="already deleted")

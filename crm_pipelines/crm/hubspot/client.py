@@ -4,7 +4,6 @@ associations, pipelines, owners, properties and batch writes with per-record out
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from crm_pipelines.crm.budget import CallBudget
@@ -12,6 +11,7 @@ from crm_pipelines.crm.errors import ApiError
 from crm_pipelines.crm.http import ApiClient, Auth, verify_option
 from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS, HubSpotDialect
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.crm.outcomes import WriteOutcome
 from crm_pipelines.crm.ratelimit import RateLimits
 
 LIST_PAGE_MAX = 100  # FACTS §1
@@ -26,19 +26,6 @@ SEARCH_INDEX_LAG_MS = 5 * 60 * 1000
 def modified_property(object_type: str) -> str:
     """Contacts track modification in ``lastmodifieddate``; other objects in ``hs_lastmodifieddate`` (FACTS §8)."""
     return "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
-
-
-@dataclass(frozen=True)
-class WriteOutcome:
-    """What became of one input of a batch write, by its position in the caller's list."""
-
-    index: int
-    ok: bool
-    id: str | None = None
-    new: bool | None = None
-    code: str | None = None
-    message: str | None = None
-    record: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 class HubSpotClient:
@@ -262,7 +249,23 @@ class HubSpotClient:
         )
         return response.data["results"]
 
-    # -- writes --------------------------------------------------------------------------------------
+    # -- writes (the shared verbs, ``crm.outcomes.Writer``) -----------------------------------------------
+    async def create(self, obj: str, records: Sequence[dict[str, Any]]) -> list[WriteOutcome]:
+        return await self.batch_write("create", obj, [{"properties": r} for r in records])
+
+    async def update(self, obj: str, updates: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteOutcome]:
+        return await self.batch_write("update", obj, [{"id": i, "properties": r} for i, r in updates])
+
+    async def upsert(self, obj: str, key_field: str, records: Sequence[dict[str, Any]]) -> list[WriteOutcome]:
+        inputs = [
+            {"idProperty": key_field, "id": r[key_field], "properties": {k: v for k, v in r.items() if k != key_field}}
+            for r in records
+        ]
+        return await self.batch_write("upsert", obj, inputs)
+
+    async def delete(self, obj: str, ids: Sequence[str]) -> list[WriteOutcome]:
+        return await self.batch_write("archive", obj, [{"id": i} for i in ids])
+
     async def batch_write(
         self, operation: str, object_type: str, inputs: Sequence[dict[str, Any]]
     ) -> list[WriteOutcome]:

@@ -10,11 +10,12 @@ from typing import Any
 from crm_pipelines.crm.budget import CallBudget
 from crm_pipelines.crm.http import ApiResponse, verify_option
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.crm.outcomes import WriteOutcome
 from crm_pipelines.crm.ratelimit import RateLimits
 from crm_pipelines.crm.salesforce.api import SalesforceApi
 from crm_pipelines.crm.salesforce.auth import OAuthLogin, SessionToken
 from crm_pipelines.crm.salesforce.bulk import BULK_PAGE_RECORDS, bulk_query
-from crm_pipelines.crm.salesforce.collections import Operation, SaveOutcome, save
+from crm_pipelines.crm.salesforce.collections import Operation, save
 from crm_pipelines.crm.salesforce.describe import FieldInfo, ObjectInfo, object_info
 from crm_pipelines.crm.salesforce.dialect import SALESFORCE_LIMITS, ApiUsage, SalesforceDialect
 from crm_pipelines.crm.salesforce.soql import Name, Names, soql
@@ -221,9 +222,22 @@ class SalesforceClient:
         *,
         external_id_field: str | None = None,
         truncate: bool = True,
-    ) -> list[SaveOutcome]:
+    ) -> list[WriteOutcome]:
         """Collections in chunks of 200 with per-record outcomes in input order (see ``collections.save``)."""
         return await save(self, operation, obj, records, external_id_field=external_id_field, truncate=truncate)
+
+    # the shared verbs (``crm.outcomes.Writer``)
+    async def create(self, obj: str, records: Sequence[dict[str, Any]]) -> list[WriteOutcome]:
+        return await self.save("create", obj, records)
+
+    async def update(self, obj: str, updates: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteOutcome]:
+        return await self.save("update", obj, [{**r, "Id": i} for i, r in updates])
+
+    async def upsert(self, obj: str, key_field: str, records: Sequence[dict[str, Any]]) -> list[WriteOutcome]:
+        return await self.save("upsert", obj, records, external_id_field=key_field)
+
+    async def delete(self, obj: str, ids: Sequence[str]) -> list[WriteOutcome]:
+        return await self.save("delete", obj, [{"Id": i} for i in ids])
 
     async def limits(self) -> dict[str, dict[str, Any]]:
         """``/limits``: ``{"DailyApiRequests": {"Max", "Remaining"}, …}`` — the org's usage read back."""

@@ -9,10 +9,10 @@ text cut to a field's length is reported on the record's outcome.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from crm_pipelines.crm.errors import ApiError, TransientError
+from crm_pipelines.crm.outcomes import WriteOutcome
 from crm_pipelines.crm.salesforce.soql import Name
 from crm_pipelines.crm.salesforce.values import Truncation, to_salesforce
 
@@ -24,20 +24,6 @@ Operation = Literal["create", "update", "upsert", "delete"]
 _CALLS = {"create": "POST", "update": "PATCH", "upsert": "PATCH", "delete": "DELETE"}
 
 
-@dataclass(frozen=True)
-class SaveOutcome:
-    """What became of one input, by its position in the caller's list."""
-
-    index: int
-    ok: bool
-    id: str | None = None
-    created: bool | None = None
-    code: str | None = None  # the API's statusCode (or a local code when the record was never sent)
-    message: str | None = None
-    fields: tuple[str, ...] = ()
-    truncated: tuple[Truncation, ...] = field(default=(), compare=False)
-
-
 async def save(
     client: SalesforceClient,
     operation: Operation,
@@ -46,20 +32,20 @@ async def save(
     *,
     external_id_field: str | None = None,
     truncate: bool = True,
-) -> list[SaveOutcome]:
+) -> list[WriteOutcome]:
     """create / update / upsert (by ``external_id_field``) / delete (records carry ``Id``), in input order."""
     if operation not in _CALLS:
         raise ValueError(f"unknown collection operation {operation!r}")
     if operation == "upsert" and not external_id_field:
         raise ValueError("upsert needs the external id field to match on")
     fields = (await client.describe(obj)).fields if operation != "delete" else {}
-    outcomes: list[SaveOutcome] = []
+    outcomes: list[WriteOutcome] = []
     ready: list[tuple[int, dict[str, Any], tuple[Truncation, ...]]] = []
     for index, record in enumerate(records):
         try:
             body, cut = _prepare(operation, obj, record, fields, truncate)
         except (TypeError, ValueError) as error:
-            outcomes.append(SaveOutcome(index, False, _id_of(record), code="INVALID_VALUE", message=str(error)))
+            outcomes.append(WriteOutcome(index, False, _id_of(record), code="INVALID_VALUE", message=str(error)))
             continue
         ready.append((index, body, cut))
     for offset in range(0, len(ready), COLLECTION_MAX):
@@ -93,7 +79,7 @@ async def _chunk(
     obj: str,
     chunk: list[tuple[int, dict[str, Any], tuple[Truncation, ...]]],
     external_id_field: str | None,
-) -> list[SaveOutcome]:
+) -> list[WriteOutcome]:
     if not chunk:
         return []
     try:
@@ -124,19 +110,19 @@ async def _chunk(
             raise  # the org or the credentials refuse every call: defer, do not mark records failed
         # the call as a whole was refused (its shape, not a record): every record keeps the API's reason
         return [
-            SaveOutcome(i, False, _id_of(body), code=error.code, message=error.api_message, truncated=cut)
+            WriteOutcome(i, False, _id_of(body), code=error.code, message=error.api_message, truncated=cut)
             for i, body, cut in chunk
         ]
     results = response.data or []
     outcomes = []
     for (index, body, cut), result in zip(chunk, results, strict=False):
         if result.get("success"):
-            outcomes.append(SaveOutcome(index, True, result.get("id"), result.get("created"), truncated=cut))
+            outcomes.append(WriteOutcome(index, True, result.get("id"), result.get("created"), truncated=cut))
         else:
             errors = result.get("errors") or [{}]
             first = errors[0]
             outcomes.append(
-                SaveOutcome(
+                WriteOutcome(
                     index,
                     False,
                     result.get("id") or _id_of(body),
@@ -147,5 +133,5 @@ async def _chunk(
                 )
             )
     for index, body, _cut in chunk[len(results) :]:  # never expected: a result per record, in order
-        outcomes.append(SaveOutcome(index, False, _id_of(body), code="NO_RESULT", message="no result returned"))
+        outcomes.append(WriteOutcome(index, False, _id_of(body), code="NO_RESULT", message="no result returned"))
     return outcomes
