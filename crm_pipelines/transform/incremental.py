@@ -276,9 +276,12 @@ def _incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFr
 
     deal_delta = delta.frames.get(("hubspot", "deals"))
     assoc_delta = delta.frames.get(("hubspot", "associations"))
-    if deal_delta is not None or assoc_delta is not None:
+    contact_delta = delta.frames.get(("hubspot", "contacts"))
+    if deal_delta is not None or assoc_delta is not None or contact_delta is not None:
         facts, pairs = prev.deal_facts, prev.hubspot_deal_contacts
         affected = [pd.Series([], dtype=object)]
+        if contact_delta is not None:  # a contact deleted (or restored) loses (or regains) its rollup row
+            affected.append(text(contact_delta["id"]).astype(object))
         if deal_delta is not None:
             ids = pd.DataFrame({"deal_id": text(deal_delta["id"]).to_numpy(dtype=object)})
             new_facts = hubspot_deal_facts(Mirrors({("hubspot", "deals"): deal_delta,
@@ -299,9 +302,23 @@ def _incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFr
         if "deal_facts" in changes:
             sub_facts = changes["deal_facts"].apply(sub_facts)
         changes["contact_rollups"] = TableChange(("contact_id",), pd.DataFrame({"contact_id": contacts}),
-                                                 contact_rollups(sub_facts, sub_pairs))
+                                                 contact_rollups(sub_facts, sub_pairs, _live_hubspot_contacts(
+                                                     prev, delta, contacts)))
     related_changes(prev, delta, links, settings, changes, gone_contacts, part)
     return changes
+
+
+def _live_hubspot_contacts(prev: TransformResult, delta: Mirrors, ids: pd.Series) -> set:
+    """Which of ``ids`` are live HubSpot contacts after the change: the delta's own word for the contacts it
+    carries, the previous members (live records only) for the rest."""
+    members = prev.contacts.members
+    hit = _isin(members, "id", ids)
+    live = set(members.loc[hit & (members["crm"] == "hubspot").to_numpy(), "id"])
+    frame = delta.frames.get(("hubspot", "contacts"))
+    if frame is not None:
+        live -= set(text(frame["id"]).dropna())
+        live |= set(text(delta.live("hubspot", "contacts")["id"]).dropna())
+    return live
 
 
 def apply_changes(prev: TransformResult, changes: dict[str, TableChange]) -> TransformResult:

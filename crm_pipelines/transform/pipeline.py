@@ -17,7 +17,7 @@ from crm_pipelines.transform.companies import (
 )
 from crm_pipelines.transform.deals import deal_identities
 from crm_pipelines.transform.fields import DEFAULT_FIELDS, FieldMap, map_fields, owner_map
-from crm_pipelines.transform.frames import Mirrors, links_of
+from crm_pipelines.transform.frames import Mirrors, links_of, text
 from crm_pipelines.transform.identities import ContactIdentities, contact_identities, contact_records
 from crm_pipelines.transform.lifecycle import company_lifecycle, contact_lifecycle
 from crm_pipelines.transform.lookup import build_lookups
@@ -122,7 +122,7 @@ def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
 
     facts = hubspot_deal_facts(mirrors)
     hs_pairs = hubspot_deal_contacts(mirrors)
-    rollups = contact_rollups(facts, hs_pairs)
+    rollups = contact_rollups(facts, hs_pairs, text(mirrors.live("hubspot", "contacts")["id"]).dropna())
     lifecycle = hubspot_lifecycle(mirrors, contacts, facts, hs_pairs, settings)
     hs_company = pairs.loc[pairs["crm"] == "hubspot", ["company_id", "contact_id"]]
     hs_companies = mirrors.live("hubspot", "companies", ["lifecyclestage"])[["id", "lifecyclestage"]]

@@ -58,8 +58,13 @@ def hubspot_deal_contacts(mirrors: Mirrors) -> pd.DataFrame:
     return pairs.drop_duplicates(ignore_index=True)
 
 
-def contact_rollups(deals: pd.DataFrame, deal_contacts: pd.DataFrame) -> pd.DataFrame:
-    """One row per contact with at least one associated (live) deal; ``ROLLUP_COLUMNS``."""
+def contact_rollups(deals: pd.DataFrame, deal_contacts: pd.DataFrame, live_contacts=None) -> pd.DataFrame:
+    """One row per live contact with at least one associated (live) deal; ``ROLLUP_COLUMNS``.
+
+    ``live_contacts`` (ids): an association can outlive its contact (deleted, or never read), and HubSpot
+    has no record to carry a rollup for it; None keeps every contact the pairs name."""
+    if live_contacts is not None:
+        deal_contacts = deal_contacts[deal_contacts["contact_id"].isin(pd.Index(live_contacts, dtype=object))]
     joined = deal_contacts[["deal_id", "contact_id"]].merge(
         deals[["deal_id", "created_at", "close_date", "amount", "is_won"]], on="deal_id", how="inner")
     by = joined.groupby("contact_id", sort=True)

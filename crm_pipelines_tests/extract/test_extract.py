@@ -40,6 +40,12 @@ def backfill(instance: dg.DagsterInstance, settings, assets, resources, selectio
         assert run.result.success, (run.first, run.last)
 
 
+def evaluate(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, resources):
+    """One tick, as the daemon runs it (the per-CRM resources nest, so the context is entered)."""
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
+        return sensor(context)
+
+
 def sandbox_records(sandbox: RunningSandbox, obj: str) -> dict[str, dict]:
     async def read() -> dict[str, dict]:
         async with HubSpotClient("check", sandbox.base_url, PrivateAppToken(sandbox.token)) as hs:
@@ -120,7 +126,7 @@ def test_change_sensor_requests_exactly_the_changes_and_then_nothing(
         admin.delete(f"/ui/contacts/{contacts[1]}").raise_for_status()
 
     sensor = build_change_sensor(settings, daily_partitions(settings.extract))
-    result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    result = evaluate(sensor, instance, resources)
     requested = sorted(tuple(r.asset_selection[0].path) for r in result.run_requests)
     assert requested == [("hubspot", "contacts"), ("hubspot", "deals")]
     for request in result.run_requests:  # each run selects only its object: the others are not read
@@ -139,7 +145,7 @@ def test_change_sensor_requests_exactly_the_changes_and_then_nothing(
     assert contacts[1] in deleted and contacts[1] not in records
     assert mirror_records(state_url, "deals")[0][deal]["dealname"] == "Renamed deal"
 
-    again = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    again = evaluate(sensor, instance, resources)
     assert again.run_requests == []
 
 
@@ -153,11 +159,11 @@ def test_deletion_alone_is_found_by_the_periodic_sweep(
     with hubspot_sandbox.admin() as admin:
         admin.delete(f"/ui/companies/{company}").raise_for_status()
     sensor = build_change_sensor(settings, daily_partitions(settings.extract))
-    assert sensor(dg.build_sensor_context(instance=instance, resources=resources)).run_requests == []
+    assert evaluate(sensor, instance, resources).run_requests == []
 
     engine = create_state_engine(state_url)
     set_cursor(engine, "hubspot", "companies", DELETIONS, (datetime.now(UTC) - timedelta(hours=2)).isoformat())
-    result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    result = evaluate(sensor, instance, resources)
     assert [r.asset_selection[0].path for r in result.run_requests] == [["hubspot", "companies"]]
     assert dg.materialize(
         assets,

@@ -66,3 +66,36 @@ def test_rollups_on_the_generated_universe_showcase_person(universe_frames):
     row = r.set_index("contact_id").loc[str(HS_CONTACT)]
     assert row["recent_deal_amount"] == 1200
     assert row["recent_deal_close_date"] == pd.Timestamp("2022-06-30", tz="UTC")
+
+
+def test_rollups_only_for_live_contacts_in_a_full_and_an_incremental_run():
+    """Rollup table (issue 11): an association naming a deleted or never-mirrored HubSpot contact gives no
+    rollup row (HubSpot has no record to carry it); deleting a contact later removes its row incrementally."""
+    from crm_pipelines.transform.incremental import incremental_transform
+    from crm_pipelines.transform.pipeline import run_transform
+
+    deals = [_deal("d1", "won", "2021-01-01T00:00:00Z", "2021-02-01T00:00:00Z", "10")]
+    contacts = [{"id": "c1", "email": "c1@example.com"}, {"id": "c2", "email": "c2@example.com", "deleted": True}]
+    assocs = [_assoc("d1", "c1"), _assoc("d1", "c2"), _assoc("d1", "c3")]  # c3: not in the mirror at all
+    m = mirrors(hubspot__contacts=contacts, hubspot__deals=deals, hubspot__pipelines=PIPES,
+                hubspot__associations=assocs)
+    full = run_transform(m)
+    assert full.rollups["contact_id"].tolist() == ["c1"]
+
+    gone = mirrors(hubspot__contacts=[{"id": "c1", "email": "c1@example.com", "deleted": True}])
+    after = incremental_transform(full, gone)
+    assert after.rollups.empty
+    assert run_transform(m.replace(hubspot__contacts=gone.frames[("hubspot", "contacts")])).rollups.empty
+
+
+def test_a_stage_is_won_however_the_api_spells_its_metadata():
+    """DEAL-2 / rollups (issue 11): closed-won comes from the pipeline's stage metadata, whether probability
+    and isClosed arrive as strings ("1", "1.0", "true") or JSON numbers and booleans."""
+    from crm_pipelines.defs.unified.mirrors import _hubspot_stages
+
+    spellings = [("1", "true"), ("1.0", "true"), (1, True), (1.0, "TRUE"), ("0.2", "false"), (1, False), (None, True)]
+    record = {"id": "deals:p", "label": "P", "modified_at": pd.Timestamp("2024-01-01", tz="UTC"), "deleted": False,
+              "stages": [{"id": f"s{i}", "label": f"S{i}", "metadata": {"probability": p, "isClosed": c}}
+                         for i, (p, c) in enumerate(spellings)]}
+    stages = _hubspot_stages(pd.DataFrame([record]))
+    assert stages["is_won"].tolist() == [True, True, True, True, False, False, False]

@@ -33,10 +33,21 @@ def _hubspot_stages(pipelines: pd.DataFrame) -> pd.DataFrame:
                     "display_order": stage.get("displayOrder"),
                     "probability": meta.get("probability"),
                     "is_closed": meta.get("isClosed"),
-                    "is_won": str(meta.get("probability")) in ("1", "1.0") and meta.get("isClosed") == "true",
+                    "is_won": _is_won(meta),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _is_won(meta: dict) -> bool:
+    """A closed stage with probability 1, however the API spells them ("1", "1.0", 1, 1.0; true, "true")."""
+    closed = meta.get("isClosed")
+    closed = closed if isinstance(closed, bool) else str(closed).strip().lower() in ("true", "1")
+    try:
+        probability = float(meta.get("probability"))
+    except (TypeError, ValueError):
+        return False
+    return closed and probability == 1.0
 
 
 def load_mirrors(engine: Engine) -> Mirrors:
