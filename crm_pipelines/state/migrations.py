@@ -90,10 +90,112 @@ def _v3_tasks_and_extracted_at(conn: Connection) -> None:
         sa.Index(f"ix_{name}_extracted_at", table.c.extracted_at).create(conn, checkfirst=True)
 
 
+# v4: the link table with its history, and the declared ``unified_*`` tables (a frozen copy of
+# ``unified.TABLES`` as it was then: name, columns as name:kind, delete key, primary key or "-" for a
+# surrogate row id).
+_V4_UNIFIED = """
+contact_identities | identity_id:id email hubspot_id:id salesforce_id:id salesforce_type dynamics_id:id dynamics_type linked:bool | identity_id | identity_id
+contact_members | crm:id type id:id email email_valid:bool identity_id:id role email_raw modified_at:ts converted_contact_id:id type_rank:int | crm id | crm id
+contact_findings | crm:id type id:id email identity_id:id winner_id:id reason | crm id | crm id
+company_identities | identity_id:id hubspot_id:id salesforce_id:id salesforce_method dynamics_id:id dynamics_method domain | identity_id | identity_id
+company_findings | crm:id id:id domain hubspot_id:id other_hubspot_id:id reason | crm id | -
+account_candidates | hubspot_id:id qualifies:bool reason | hubspot_id | hubspot_id
+deal_identities | identity_id:id hubspot_id:id salesforce_id:id dynamics_id:id linked:bool | identity_id | identity_id
+deal_stages | crm:id id:id pipeline stage is_closed:bool is_won:bool hubspot_pipeline hubspot_stage status hubspot_pipeline_label closed_mismatch:bool | crm id | crm id
+stage_proposals | other_pipeline stage label hubspot_pipeline hubspot_stage hubspot_label score:float source crm | crm other_pipeline | -
+owners | email hubspot_owner_id:id salesforce_id:id dynamics_id:id | email | -
+fields_hubspot_contacts | id:id values:json | id | id
+fields_hubspot_companies | id:id values:json | id | id
+fields_hubspot_deals | id:id values:json | id | id
+fields_salesforce_contact | id:id values:json | id | id
+fields_salesforce_lead | id:id values:json | id | id
+fields_salesforce_account | id:id values:json | id | id
+fields_salesforce_opportunity | id:id values:json | id | id
+fields_dynamics_contacts | id:id values:json | id | id
+fields_dynamics_leads | id:id values:json | id | id
+fields_dynamics_accounts | id:id values:json | id | id
+fields_dynamics_opportunities | id:id values:json | id | id
+field_findings | crm:id object:id id:id field:id value error | crm object id | crm object id field
+contact_company | contact_identity:id company_identity:id crm:id | contact_identity company_identity crm | contact_identity company_identity crm
+deal_contact | deal_identity:id contact_identity:id crm:id | deal_identity contact_identity crm | deal_identity contact_identity crm
+deal_company | deal_identity:id company_identity:id crm:id | deal_identity company_identity crm | deal_identity company_identity crm
+deal_facts | deal_id:id pipeline dealstage created_at:ts close_date:ts amount:float is_closed:bool is_won:bool | deal_id | deal_id
+hubspot_deal_contacts | deal_id:id contact_id:id | deal_id contact_id | deal_id contact_id
+contact_rollups | contact_id:id num_associated_deals:int first_deal_created_date:ts recent_deal_close_date:ts recent_deal_amount:float total_revenue:float | contact_id | contact_id
+contact_lifecycle | id:id lifecyclestage new_stage changed:bool rule | id | id
+company_lifecycle | id:id lifecyclestage new_stage changed:bool | id | id
+hubspot_pipelines | id:id modified_at:ts deleted:bool pipeline_id pipeline_label stage_id stage_label display_order probability is_closed:bool is_won:bool | id | id
+company_pair_src | crm:id company_id:id contact_id:id src:id | crm company_id contact_id src | crm company_id contact_id src
+deal_contact_src | crm:id deal_id:id contact_id:id src:id | crm deal_id contact_id src | crm deal_id contact_id src
+deal_company_src | crm:id deal_id:id company_id:id src:id | crm deal_id company_id src | crm deal_id company_id src
+company_domains | crm:id id:id domain | crm id | crm id
+company_links | kind:id hubspot_id:id salesforce_id:id salesforce_type dynamics_id:id dynamics_type | kind | -
+"""  # noqa: E501
+
+
+def _v4_links_and_unified(conn: Connection) -> None:
+    """Links and their history; the ``unified_*`` tables declared (typed, keyed). Tables of that name made
+    by earlier versions (``to_sql``, untyped) hold derived data only: they are dropped, and the next
+    ``unified`` run (a full one, as its fingerprint is new) fills the declared ones."""
+    text_id = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+    row_id = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+    types = {"id": lambda: text_id, "text": sa.Text, "bool": sa.Boolean, "int": sa.BigInteger, "float": sa.Float,
+             "ts": lambda: sa.DateTime(timezone=True), "json": lambda: _JSON}
+    existing = set(sa.inspect(conn).get_table_names())
+    md = sa.MetaData()
+    for line in filter(None, (raw.strip() for raw in _V4_UNIFIED.splitlines())):
+        name, spec, key, pk = (part.strip() for part in line.split("|"))
+        table_name = f"unified_{name}"
+        if table_name in existing:
+            conn.execute(sa.text(f'DROP TABLE "{table_name}"'))
+        primary = None if pk == "-" else pk.split()
+        columns = []
+        for item in spec.split():
+            column, _, kind = item.partition(":")
+            columns.append(sa.Column(column, types[kind or "text"](), primary_key=bool(primary and column in primary)))
+        if primary is None:
+            columns.insert(0, sa.Column("row_id", row_id, primary_key=True, autoincrement=True))
+        extra = [] if primary and primary[: len(key.split())] == key.split() else [
+            sa.Index(f"ix_{table_name}_key", *key.split())]
+        sa.Table(table_name, md, *columns, *extra)
+    ident = sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql")
+    sa.Table(
+        "links",
+        md,
+        sa.Column("kind", ident, primary_key=True),
+        sa.Column("hubspot_id", ident, primary_key=True),
+        sa.Column("identity_id", sa.Text, nullable=True),
+        sa.Column("salesforce_id", ident, nullable=True),
+        sa.Column("salesforce_type", sa.Text, nullable=True),
+        sa.Column("dynamics_id", ident, nullable=True),
+        sa.Column("dynamics_type", sa.Text, nullable=True),
+        sa.Column("origin", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Index("ix_links_salesforce", "kind", "salesforce_id"),
+        sa.Index("ix_links_dynamics", "kind", "dynamics_id"),
+    )
+    sa.Table(
+        "link_history",
+        md,
+        sa.Column("row_id", row_id, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", ident, nullable=False),
+        sa.Column("hubspot_id", ident, nullable=False),
+        sa.Column("change", sa.Text, nullable=False),
+        sa.Column("before", _JSON, nullable=True),
+        sa.Column("after", _JSON, nullable=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Index("ix_link_history_record", "kind", "hubspot_id"),
+    )
+    md.create_all(conn, checkfirst=True)
+
+
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_api_usage),
     (2, _v2_mirror_and_cursors),
     (3, _v3_tasks_and_extracted_at),
+    (4, _v4_links_and_unified),
 ]
 
 

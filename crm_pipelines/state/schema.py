@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from crm_pipelines import catalog
+from crm_pipelines.state import unified
 
 metadata = sa.MetaData()
 
@@ -76,3 +77,41 @@ cursors = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# -- links (issue 11): which records of the three CRMs are one contact, company or deal ------------------
+
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("kind", _ID, primary_key=True),  # contact, company, deal
+    sa.Column("hubspot_id", _ID, primary_key=True),
+    sa.Column("identity_id", sa.Text, nullable=True),  # the identity in the unified_* tables
+    sa.Column("salesforce_id", _ID, nullable=True),
+    sa.Column("salesforce_type", sa.Text, nullable=True),  # Lead / Contact, Account, Opportunity
+    sa.Column("dynamics_id", _ID, nullable=True),
+    sa.Column("dynamics_type", sa.Text, nullable=True),  # contact / lead, account, opportunity
+    sa.Column("origin", sa.Text, nullable=False),  # match (derived each run) or sync (written through)
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_links_salesforce", "kind", "salesforce_id"),
+    sa.Index("ix_links_dynamics", "kind", "dynamics_id"),
+)
+
+# every change of a link, with why: a user asks "why are these two records one?" and reads the answer here
+link_history = sa.Table(
+    "link_history",
+    metadata,
+    sa.Column("row_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", _ID, nullable=False),
+    sa.Column("hubspot_id", _ID, nullable=False),
+    sa.Column("change", sa.Text, nullable=False),  # created, changed, removed
+    sa.Column("before", _JSON, nullable=True),
+    sa.Column("after", _JSON, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index("ix_link_history_record", "kind", "hubspot_id"),
+)
+
+# -- unified result tables (issue 11), declared in ``unified.py`` -----------------------------------------
+
+UNIFIED_TABLES: dict[str, sa.Table] = {d.name: unified.sa_table(d, metadata) for d in unified.TABLES}

@@ -154,6 +154,15 @@ def contact_identities(
     absorbed = np.zeros(n, dtype=bool)
     absorbed[absorbed_rows] = True
     role[absorbed] = "converted"
+    # CON-4: the Contact a Lead became matches as the Lead did when it has no usable email of its own (the
+    # HubSpot contact that matched the Lead is the Contact's, as HubSpot follows the conversion); several
+    # Leads into one Contact: the lowest Lead id's email
+    heir = absorbed_rows[(kcode[absorbed_rows] >= 0) & (kcode[absorbed_to] < 0)]
+    if len(heir):
+        pick = pd.DataFrame({"lead": heir, "to": conv_target[free_conv][(kcode[absorbed_rows] >= 0)
+                                                                       & (kcode[absorbed_to] < 0)],
+                             "id": ids[heir]}).sort_values(["to", "id"]).drop_duplicates("to")
+        kcode[pick["to"].to_numpy()] = kcode[pick["lead"].to_numpy()]
 
     # 3. candidates for an identity's slot in their CRM (CON-2, CON-11)
     cand = np.flatnonzero(~is_linked & ~absorbed & (kcode >= 0))

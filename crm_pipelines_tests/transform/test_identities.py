@@ -89,6 +89,30 @@ def test_con4_converted_lead_follows_its_contact():
     assert r.findings.empty
 
 
+def test_con4_a_converted_lead_and_its_contact_without_email_are_one_identity_with_the_hubspot_contact():
+    """CON-4 as HubSpot does it (issue 11): the HubSpot contact that matches a converted Lead's email and the
+    Contact that Lead became are one identity, even when the Contact carries no email; full and incremental."""
+    from crm_pipelines.transform.incremental import incremental_transform
+    from crm_pipelines.transform.pipeline import run_transform
+
+    frames = dict(hubspot__contacts=[{"id": "1", "email": "a@x.com"}],
+                  salesforce__Lead=[{"id": "00QA", "Email": "a@x.com", "IsConverted": True,
+                                     "ConvertedContactId": "003B"}],
+                  salesforce__Contact=[{"id": "003B", "Email": None}])
+    r = _run(**frames)
+    assert len(r.identities) == 1
+    row = r.identities.iloc[0]
+    assert (row["hubspot_id"], row["salesforce_id"], row["salesforce_type"]) == ("1", "003B", "Contact")
+    assert _identity_of(r, "salesforce", "00QA") == (row["identity_id"], "converted")
+
+    # the conversion arriving later, as an incremental change, gives the same
+    before = run_transform(mirrors(hubspot__contacts=frames["hubspot__contacts"],
+                                   salesforce__Lead=[{"id": "00QA", "Email": "a@x.com", "IsConverted": False}]))
+    after = incremental_transform(before, mirrors(salesforce__Lead=frames["salesforce__Lead"],
+                                                  salesforce__Contact=frames["salesforce__Contact"]))
+    assert after.contacts.identities[["hubspot_id", "salesforce_id"]].values.tolist() == [["1", "003B"]]
+
+
 def test_con4_linked_lead_that_converts_moves_to_its_contact():
     links = pd.DataFrame([{"kind": "contact", "hubspot_id": "1", "salesforce_id": "00QA", "salesforce_type": "Lead"}])
     r = _run(links, hubspot__contacts=[{"id": "1", "email": "a@x.com"}],
@@ -148,7 +172,11 @@ def test_con2_identity_counts_on_the_generated_universe(universe, universe_frame
     ap = pd.concat([c.appearances for c in universe.chunks()], ignore_index=True)
     r = contact_identities(contact_records(universe_frames))
     shown = ap[ap["email_valid"] & ~ap["converted_to_contact"]]
-    expected = normalize_emails(shown["email"]).nunique()
+    # CON-4: a converted Lead's email counts where the Contact it became has no valid email of its own
+    contacts = ap[(ap["crm"] == "salesforce") & (ap["kind"] == "Contact")].set_index("record_id")["email_valid"]
+    heirs = ap[ap["email_valid"] & ap["converted_to_contact"]]
+    heirs = heirs[~heirs["converted_contact_record_id"].map(contacts).fillna(False).astype(bool)]
+    expected = pd.concat([normalize_emails(shown["email"]), normalize_emails(heirs["email"])]).nunique()
     assert r.identities["email"].notna().sum() == expected
     assert r.identities["identity_id"].is_unique
     # purity: every record of an identity belongs to the same person (record ids are person_id * 8 + slot)

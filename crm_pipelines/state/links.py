@@ -1,0 +1,71 @@
+"""The link table and its history in the state database (what the rows mean: ``transform/links.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from crm_pipelines.state.schema import link_history, links
+
+COLUMNS = ("kind", "hubspot_id", "identity_id", "salesforce_id", "salesforce_type", "dynamics_id", "dynamics_type",
+           "origin")
+
+
+def load(engine: Engine, *, kind: str | None = None, hubspot_ids: Iterable[str] | None = None,
+         origin: str | None = None) -> pd.DataFrame:
+    """Links (all, or of one kind / origin / these HubSpot ids) as a frame of ``COLUMNS``, None for missing."""
+    query = sa.select(*[links.c[c] for c in COLUMNS])
+    if kind is not None:
+        query = query.where(links.c.kind == kind)
+    if origin is not None:
+        query = query.where(links.c.origin == origin)
+    with engine.connect() as conn:
+        if hubspot_ids is None:
+            rows = conn.execute(query).all()
+        else:
+            ids = list(dict.fromkeys(hubspot_ids))
+            rows = [r for start in range(0, len(ids), 1000)
+                    for r in conn.execute(query.where(links.c.hubspot_id.in_(ids[start : start + 1000])))]
+    return pd.DataFrame.from_records(rows, columns=list(COLUMNS)).astype(object)
+
+
+def history(engine: Engine, kind: str, hubspot_id: str) -> list[dict]:
+    """Every recorded change of one link, oldest first."""
+    query = (sa.select(link_history.c.at, link_history.c.change, link_history.c.before, link_history.c.after,
+                       link_history.c.reason)
+             .where(link_history.c.kind == kind, link_history.c.hubspot_id == hubspot_id)
+             .order_by(link_history.c.row_id))  # fmt: skip
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def apply(conn: Connection, new: pd.DataFrame, changes: pd.DataFrame, at: datetime | None = None) -> int:
+    """Write the changed links (``changes`` from ``transform.links.changes``; ``new`` holds the rows as they
+    now are) and their history rows, in the caller's transaction. Returns the links written."""
+    if changes.empty:
+        return 0
+    at = at or datetime.now(UTC)
+    keys = list(zip(changes["kind"], changes["hubspot_id"], strict=True))
+    for start in range(0, len(keys), 500):
+        conn.execute(links.delete().where(sa.tuple_(links.c.kind, links.c.hubspot_id).in_(keys[start : start + 500])))
+    changed = set(keys)
+    created = dict(zip(zip(changes["kind"], changes["hubspot_id"], strict=True),
+                       changes["change"] == "created", strict=True))  # fmt: skip
+    rows = [
+        {**{c: (None if pd.isna(r[c]) else r[c]) for c in COLUMNS}, "created_at": at, "updated_at": at}
+        for r in new.to_dict("records")
+        if (r["kind"], r["hubspot_id"]) in changed
+    ]
+    for row in rows:
+        if not created.get((row["kind"], row["hubspot_id"])):
+            row["created_at"] = at  # the row is rewritten; its first appearance stays in the history
+    for start in range(0, len(rows), 5000):
+        conn.execute(links.insert(), rows[start : start + 5000])
+    events = [{"at": at, **r} for r in changes.to_dict("records")]
+    for start in range(0, len(events), 5000):
+        conn.execute(link_history.insert(), events[start : start + 5000])
+    return len(keys)
