@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from crm_pipelines.state.schema import cursors
 from crm_pipelines.state.sql import upsert
@@ -22,9 +22,14 @@ def get_cursor(engine: Engine, connection: str, obj: str, name: str) -> str | No
 
 def set_cursor(engine: Engine, connection: str, obj: str, name: str, value: str) -> None:
     with engine.begin() as conn:
-        upsert(
-            conn,
-            cursors,
-            [{"connection": connection, "object": obj, "name": name, "value": value, "updated_at": datetime.now(UTC)}],
-            key=["connection", "object", "name"],
-        )
+        write_cursor(conn, connection, obj, name, value)
+
+
+def write_cursor(conn: Connection, connection: str, obj: str, name: str, value: str) -> None:
+    """``set_cursor`` inside the caller's transaction (a position moves with the work it stands for)."""
+    upsert(
+        conn,
+        cursors,
+        [{"connection": connection, "object": obj, "name": name, "value": value, "updated_at": datetime.now(UTC)}],
+        key=["connection", "object", "name"],
+    )

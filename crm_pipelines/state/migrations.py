@@ -125,9 +125,9 @@ contact_rollups | contact_id:id num_associated_deals:int first_deal_created_date
 contact_lifecycle | id:id lifecyclestage new_stage changed:bool rule | id | id
 company_lifecycle | id:id lifecyclestage new_stage changed:bool | id | id
 hubspot_pipelines | id:id modified_at:ts deleted:bool pipeline_id pipeline_label stage_id stage_label display_order probability is_closed:bool is_won:bool | id | id
-company_pair_src | crm:id company_id:id contact_id:id src:id | crm company_id contact_id src | crm company_id contact_id src
-deal_contact_src | crm:id deal_id:id contact_id:id src:id | crm deal_id contact_id src | crm deal_id contact_id src
-deal_company_src | crm:id deal_id:id company_id:id src:id | crm deal_id company_id src | crm deal_id company_id src
+company_pair_src | crm:id company_id:id contact_id:id src:id | crm src | crm src company_id contact_id
+deal_contact_src | crm:id deal_id:id contact_id:id src:id | crm src | crm src deal_id contact_id
+deal_company_src | crm:id deal_id:id company_id:id src:id | crm src | crm src deal_id company_id
 company_domains | crm:id id:id domain | crm id | crm id
 company_links | kind:id hubspot_id:id salesforce_id:id salesforce_type dynamics_id:id dynamics_type | kind | -
 """  # noqa: E501

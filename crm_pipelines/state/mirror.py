@@ -127,6 +127,16 @@ def counts(engine: Engine, crm: str, obj: str) -> dict[str, int]:
     return {"live": by.get(False, 0), "deleted": by.get(True, 0)}
 
 
+def last_extracted(engine: Engine, crm: str, obj: str) -> datetime | None:
+    """When the mirror last took a row (an index lookup): ``unified``'s watermark per table."""
+    table = table_for(crm, obj)
+    with engine.connect() as conn:
+        latest = conn.execute(sa.select(sa.func.max(table.c.extracted_at))).scalar_one()
+    if isinstance(latest, str):  # SQLite hands back the text it stored
+        latest = datetime.fromisoformat(latest)
+    return latest.replace(tzinfo=UTC) if latest is not None and latest.tzinfo is None else latest
+
+
 def count_live_in_window(engine: Engine, crm: str, obj: str, start: datetime, end: datetime) -> int:
     table = table_for(crm, obj)
     with engine.connect() as conn:
@@ -139,12 +149,21 @@ def count_live_in_window(engine: Engine, crm: str, obj: str, start: datetime, en
         )
 
 
-def read_records(engine: Engine, crm: str, obj: str) -> pd.DataFrame:
+def read_records(
+    engine: Engine, crm: str, obj: str, *, since: datetime | None = None, ids: Sequence[str] | None = None
+) -> pd.DataFrame:
     """The mirror as a frame: ``id``, ``modified_at`` (UTC), ``deleted`` and the record's own fields,
-    named as the API names them (HubSpot's ``properties`` are lifted to columns)."""
+    named as the API names them (HubSpot's ``properties`` are lifted to columns). ``since``: only rows
+    extracted at or after it; ``ids``: only these records."""
     table = table_for(crm, obj)
+    query = sa.select(table.c.id, table.c.modified_at, table.c.deleted, table.c.record)
+    if since is not None:
+        query = query.where(table.c.extracted_at >= since)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(table.c.id, table.c.modified_at, table.c.deleted, table.c.record)).all()
+        if ids is None:
+            rows = conn.execute(query).all()
+        else:
+            rows = [r for chunk in _chunks(list(ids), 1000) for r in conn.execute(query.where(table.c.id.in_(chunk)))]
     if not rows:
         return pd.DataFrame(
             {

@@ -103,10 +103,13 @@ TABLES: tuple[Declared, ...] = (
     _d("company_lifecycle", "id:id lifecyclestage new_stage changed:bool", "id"),
     _d("hubspot_pipelines", "id:id modified_at:ts deleted:bool pipeline_id pipeline_label stage_id stage_label "
        "display_order probability is_closed:bool is_won:bool", "id", internal=True),
-    _d("company_pair_src", "crm:id company_id:id contact_id:id src:id", "crm company_id contact_id src",
+    # pairs are replaced per source record (crm, src): the record that states them
+    _d("company_pair_src", "crm:id company_id:id contact_id:id src:id", "crm src", "crm src company_id contact_id",
        internal=True),
-    _d("deal_contact_src", "crm:id deal_id:id contact_id:id src:id", "crm deal_id contact_id src", internal=True),
-    _d("deal_company_src", "crm:id deal_id:id company_id:id src:id", "crm deal_id company_id src", internal=True),
+    _d("deal_contact_src", "crm:id deal_id:id contact_id:id src:id", "crm src", "crm src deal_id contact_id",
+       internal=True),
+    _d("deal_company_src", "crm:id deal_id:id company_id:id src:id", "crm src", "crm src deal_id company_id",
+       internal=True),
     _d("company_domains", "crm:id id:id domain", "crm id", internal=True),
     _d("company_links", f"kind:id {_LINK}", "kind", None, internal=True),
 )  # fmt: skip
@@ -156,8 +159,7 @@ def _stored(declared: Declared, frame: pd.DataFrame) -> list[dict]:
         elif kind == "json":
             values = col.tolist()
         elif kind == "bool":
-            values = [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else bool(v)
-                      for v in col.astype(object).tolist()]  # fmt: skip
+            values = [_bool(v) for v in col.astype(object).tolist()]
         elif kind in ("int", "float"):
             num = pd.to_numeric(col, errors="coerce").astype("float64")
             cast = int if kind == "int" else float
@@ -169,6 +171,14 @@ def _stored(declared: Declared, frame: pd.DataFrame) -> list[dict]:
         out[name] = values
     names = list(out)
     return [dict(zip(names, row, strict=True)) for row in zip(*out.values(), strict=True)] if n else []
+
+
+def _bool(value: object) -> bool | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, str):  # APIs spell booleans as text too ("false" must not become True)
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
 
 
 def field_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -211,6 +221,11 @@ def read(engine_or_conn: Engine | Connection, name: str, where: sa.ColumnElement
     return _typed(declared, rows, declared.names)
 
 
+def column(name: str, col: str) -> sa.Column:
+    """A declared table's column, for the filters callers pass to ``read``."""
+    return _table(BY_NAME[name]).c[col]
+
+
 def _table(declared: Declared) -> sa.Table:
     from crm_pipelines.state.schema import UNIFIED_TABLES
 
@@ -237,19 +252,32 @@ def _delete_keys(conn: Connection, table: sa.Table, key: Sequence[str], keys: li
 
 
 def write_change(conn: Connection, name: str, removed: pd.DataFrame, added: pd.DataFrame) -> int:
-    """Delete the rows whose key is in ``removed`` and those ``added`` replaces (same primary key), then
-    insert ``added``; returns the rows written (deleted + inserted)."""
+    """After this, the rows of every key in ``removed`` or ``added`` are exactly ``added``'s rows of that key.
+    Keys whose stored rows already are those rows are not touched; returns the rows written (deleted +
+    inserted), so re-deriving an unchanged record costs a read and writes nothing."""
     declared = BY_NAME[name]
     table = _table(declared)
+    key = declared.key
     new = _stored(declared, added)
     kinds = dict(declared.columns)
-    gone = _stored(Declared(name, tuple((k, kinds[k]) for k in declared.key), declared.key), removed)
-    deleted = _delete_keys(conn, table, declared.key, _row_keys(gone, declared.key))
-    if declared.primary_key is not None:
-        deleted += _delete_keys(conn, table, declared.primary_key, _row_keys(new, declared.primary_key))
-    for start in range(0, len(new), CHUNK):
-        conn.execute(table.insert(), new[start : start + CHUNK])
-    return deleted + len(new)
+    gone = _stored(Declared(name, tuple((k, kinds[k]) for k in key), key), removed)
+    keys = list(dict.fromkeys(_row_keys(gone, key) + _row_keys(new, key)))
+    if not keys:
+        return 0
+    stored = _stored(declared, rows_at_keys(conn, name, pd.DataFrame(keys, columns=list(key))))
+    want: dict[tuple, list[bytes]] = {k: [] for k in keys}
+    have: dict[tuple, list[bytes]] = {k: [] for k in keys}
+    for rows, into in ((new, want), (stored, have)):
+        for row, fp in zip(rows, _fingerprints(declared, rows), strict=True):
+            into.setdefault(tuple(row[k] for k in key), []).append(fp)
+    changed = {k for k in keys if sorted(want[k]) != sorted(have.get(k, []))}
+    if not changed:
+        return 0
+    deleted = _delete_keys(conn, table, key, list(changed))
+    rows = [r for r in new if tuple(r[k] for k in key) in changed]
+    for start in range(0, len(rows), CHUNK):
+        conn.execute(table.insert(), rows[start : start + CHUNK])
+    return deleted + len(rows)
 
 
 def _fingerprints(declared: Declared, rows: list[dict]) -> pd.Series:
@@ -286,3 +314,24 @@ def replace_by_difference(conn: Connection, name: str, frame: pd.DataFrame) -> i
     for start in range(0, len(rows), CHUNK):
         conn.execute(table.insert(), rows[start : start + CHUNK])
     return deleted + len(rows)
+
+
+def rows_at_keys(conn: Connection, name: str, *frames: pd.DataFrame) -> pd.DataFrame:
+    """The stored rows whose key is one of the keys in ``frames`` (for comparing with expected rows)."""
+    declared = BY_NAME[name]
+    table = _table(declared)
+    kinds = dict(declared.columns)
+    keyed = Declared(name, tuple((k, kinds[k]) for k in declared.key), declared.key)
+    keys = list(dict.fromkeys(k for f in frames if len(f) for k in _row_keys(_stored(keyed, f), declared.key)))
+    rows = []
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        cond = (table.c[declared.key[0]].in_([k[0] for k in chunk]) if len(declared.key) == 1
+                else sa.tuple_(*[table.c[k] for k in declared.key]).in_(chunk))  # fmt: skip
+        rows += conn.execute(sa.select(*[table.c[c] for c in declared.names]).where(cond)).all()
+    return pd.DataFrame.from_records(rows, columns=declared.names)
+
+
+def fingerprint_rows(name: str, frame: pd.DataFrame) -> list[bytes]:
+    declared = BY_NAME[name]
+    return list(_fingerprints(declared, _stored(declared, frame)))

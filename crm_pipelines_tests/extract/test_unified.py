@@ -8,7 +8,7 @@ import httpx
 
 from crm_pipelines.defs.unified.assets import DUPLICATE_EMAILS, UNMAPPED_STAGES, build_unified_assets
 from crm_pipelines.state.db import create_state_engine
-from crm_pipelines.state.results import read_frame
+from crm_pipelines.state.unified import read as read_frame
 from crm_pipelines_tests.extract.test_extract import backfill
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 

@@ -1,22 +1,23 @@
-"""The ``unified`` group: one transform pass over every mirror, stored as result tables, with asset checks
-for duplicate emails, unmapped stages, failed normalization and contacts without a valid email."""
+"""The ``unified`` group: the transform kept up to date from the mirror (incrementally, or in full when
+asked or needed: ``update.py``), with asset checks for duplicate emails, unmapped stages, failed
+normalization, contacts without a valid email, and incremental = full on a sample. It runs by itself after
+an extract materializes (``AUTOMATION``)."""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
-
-import time
 
 import dagster as dg
 import pandas as pd
 import yaml
+from pydantic import Field
 
-from crm_pipelines.defs.resources import CrmConnections, StateDatabase
-from crm_pipelines.defs.unified.mirrors import load_mirrors, transform_settings
+from crm_pipelines.defs.resources import CrmSettings, StateDatabase
+from crm_pipelines.defs.unified.mirrors import transform_settings
+from crm_pipelines.defs.unified.update import load_result, update_unified, verify_sample
 from crm_pipelines.extract.catalog import EXTRACTED
 from crm_pipelines.settings import Settings
-from crm_pipelines.state.results import store_frames
+from crm_pipelines.state import unified
 from crm_pipelines.transform import checks
 from crm_pipelines.transform.frames import Mirrors
-from crm_pipelines.transform.pipeline import TransformResult, run_transform
 from crm_pipelines.transform.stages import (
     auto_map_stages,
     dynamics_stages,
@@ -36,31 +37,7 @@ DUPLICATE_EMAILS = "duplicate_emails"
 NO_VALID_EMAIL = "contacts_without_valid_email"
 UNMAPPED_STAGES = "unmapped_stages"
 FAILED_NORMALIZATION = "failed_normalization"
-
-
-def _frames(result: TransformResult) -> dict[dg.AssetKey, dict[str, pd.DataFrame]]:
-    fields = {f"fields_{crm}_{obj.lower()}": frame for (crm, obj), frame in result.fields.items()}
-    return {
-        CONTACTS: {
-            "contact_identities": result.contacts.identities,
-            "contact_members": result.contacts.members,
-            "contact_findings": result.contacts.findings,
-            "contact_lifecycle": result.lifecycle,
-        },
-        COMPANIES: {
-            "company_identities": result.companies.identities,
-            "account_candidates": result.account_candidates,
-            "company_lifecycle": result.company_lifecycle,
-        },
-        DEALS: {"deal_identities": result.deals, "deal_stages": result.deal_stages},
-        FIELDS: {**fields, "field_findings": result.field_findings, "owners": result.owners},
-        ROLLUPS: {"contact_rollups": result.rollups, "deal_facts": result.deal_facts},
-        ASSOCIATIONS: {
-            "contact_company": result.contact_company,
-            "deal_contact": result.deal_contact,
-            "deal_company": result.deal_company,
-        },
-    }
+INCREMENTAL_EQUALS_FULL = "incremental_equals_full"
 
 
 def _check(key: dg.AssetKey, outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
@@ -113,18 +90,44 @@ def proposal_yaml(proposal: pd.DataFrame) -> str:
     return "\n".join(f"```yaml\n{b}```" for b in blocks)
 
 
-def build_unified_assets() -> dg.AssetsDefinition:
-    deps = [dg.AssetKey([crm, obj]) for crm, objects in EXTRACTED.items() for obj in objects]
+class UnifiedConfig(dg.Config):
+    full: bool = Field(False, description="recompute everything from the mirror instead of the changed rows")
+    sample_size: int = Field(50, ge=0, description="records per object the incremental = full check re-derives")
+
+
+# After an extract materializes, ``unified`` follows (issue 11): eager, but not held back by objects of a
+# disabled connection or not yet imported (they are "missing" for ever otherwise).
+AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+
+
+def _read_checks(engine) -> list[dg.AssetCheckResult]:
+    findings = unified.read(engine, "contact_findings")
+    members = unified.read(engine, "contact_members", unified.column("contact_members", "email_valid").is_(False))
+    stages = unified.read(engine, "deal_stages", unified.column("deal_stages", "status").in_(
+        ["unmapped_stage", "unmapped_pipeline"]))
+    field_findings = unified.read(engine, "field_findings")
+    return [
+        _check(CONTACTS, checks.duplicate_emails(findings)),
+        _check(CONTACTS, checks.contacts_without_valid_email(members)),
+        _check(DEALS, checks.unmapped_stages(stages)),
+        _check(FIELDS, checks.failed_normalization(field_findings)),
+    ]
+
+
+def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinition:
+    enabled = [crm for crm in EXTRACTED if settings is None or getattr(settings.connections, crm).enabled]
+    deps = [dg.AssetKey([crm, obj]) for crm in enabled for obj in EXTRACTED[crm]]
     descriptions = {
-        CONTACTS: "CON-2/3/4/11: one identity per email across the CRMs, members and findings",
+        CONTACTS: "CON-2/3/4/11: one identity per email across the CRMs, members and findings; the link table",
         COMPANIES: "COM-1/2/3: companies linked by link, contacts, then domain; Account candidates",
         DEALS: "DEAL-1..5: deals linked by link only; pipelines and stages mapped",
         FIELDS: "Default and custom field mappings, values normalized (CON-10), owners by email",
-        ROLLUPS: "The five contact rollup properties of SPEC's rollup table",
+        ROLLUPS: "The five contact rollup properties of SPEC's rollup table, for live contacts",
         ASSOCIATIONS: "DEAL-6: contact→company, deal→contact, deal→company between identities",
     }
     specs = [
-        dg.AssetSpec(key, deps=deps, group_name="unified", kinds={"pandas"}, description=text)
+        dg.AssetSpec(key, deps=deps, group_name="unified", kinds={"pandas"}, description=text,
+                     automation_condition=AUTOMATION)
         for key, text in descriptions.items()
     ]
     check_specs = [
@@ -132,36 +135,56 @@ def build_unified_assets() -> dg.AssetsDefinition:
         dg.AssetCheckSpec(NO_VALID_EMAIL, asset=CONTACTS, description="CON-3: records without a valid email"),
         dg.AssetCheckSpec(UNMAPPED_STAGES, asset=DEALS, description="DEAL-2: deals in stages without mapping"),
         dg.AssetCheckSpec(FAILED_NORMALIZATION, asset=FIELDS, description="values that could not be converted"),
+        dg.AssetCheckSpec(INCREMENTAL_EQUALS_FULL, asset=CONTACTS,
+                          description="a sample of records re-derived from the mirror gives exactly the stored rows"),
     ]
 
     @dg.multi_asset(specs=specs, check_specs=check_specs, name="unified_transform")
-    def unified_transform(context: dg.AssetExecutionContext, state: StateDatabase, crm_connections: CrmConnections):
+    def unified_transform(
+        context: dg.AssetExecutionContext, config: UnifiedConfig, state: StateDatabase, crm_settings: CrmSettings
+    ):
         engine = state.engine()
-        started = time.perf_counter()
-        mirrors = load_mirrors(engine)
-        loaded = time.perf_counter()
-        result = run_transform(mirrors, None, transform_settings(crm_connections.settings))
-        computed = time.perf_counter()
-        frames = _frames(result)
-        proposal = stage_proposals(mirrors, crm_connections.settings)
-        frames[DEALS]["stage_proposals"] = proposal
-        for key, tables in frames.items():
-            written = store_frames(engine, tables)
-            metadata = {
-                **{f"rows_{t}": n for t, n in written.items()},
-                "load_s": round(loaded - started, 2),
-                "transform_s": round(computed - loaded, 2),
-            }
-            if key == DEALS and len(proposal):
-                # DEAL-2 auto-map: the proposal, ready to review and paste into the settings
-                metadata["stage_mapping_proposal"] = dg.MetadataValue.md(proposal_yaml(proposal))
+        current = crm_settings.settings
+        settings = transform_settings(current)
+        update = update_unified(engine, settings, full=config.full,
+                                proposals=lambda mirrors: stage_proposals(mirrors, current))
+        context.log.info(f"unified: {update.mode} update ({update.reason}); {update.changed_rows} rows written")
+        common = {
+            "mode": update.mode,
+            "reason": update.reason,
+            "mirror_rows_read": update.mirror_rows,
+            "rows_written": update.changed_rows,
+            "links_changed": update.links_changed,
+            **{k: round(v, 2) for k, v in update.seconds.items()},
+        }
+        for key, tables in TABLES_OF.items():
+            metadata = {**common, **{f"written_{t}": update.written.get(t, 0) for t in tables}}
+            if key == DEALS and update.result is not None:
+                proposal = unified.read(engine, "stage_proposals")
+                if len(proposal):  # DEAL-2 auto-map: the proposal, ready to review and paste into the settings
+                    metadata["stage_mapping_proposal"] = dg.MetadataValue.md(proposal_yaml(proposal))
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-        context.log.info(
-            f"transform of {sum(len(f) for f in mirrors.frames.values())} mirror rows in {computed - loaded:.1f} s"
-        )
-        yield _check(CONTACTS, checks.duplicate_emails(result.contacts.findings))
-        yield _check(CONTACTS, checks.contacts_without_valid_email(result.contacts.members))
-        yield _check(DEALS, checks.unmapped_stages(result.deal_stages))
-        yield _check(FIELDS, checks.failed_normalization(result.field_findings))
+        yield from _read_checks(engine)
+        if config.sample_size and update.mode != "unchanged":
+            prev = update.result if update.result is not None else load_result(engine)
+            outcome = verify_sample(engine, settings, prev, config.sample_size)
+            yield dg.AssetCheckResult(
+                asset_key=CONTACTS, check_name=INCREMENTAL_EQUALS_FULL, passed=outcome.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"records": outcome.records, "differing": dg.MetadataValue.json(outcome.differing),
+                          "sample": dg.MetadataValue.json(outcome.sample)},
+            )
 
     return unified_transform
+
+
+# which declared tables each asset shows (every one of them: ``test_every_declared_table_has_an_asset``)
+TABLES_OF = {
+    CONTACTS: ("contact_identities", "contact_members", "contact_findings", "contact_lifecycle"),
+    COMPANIES: ("company_identities", "company_findings", "account_candidates", "company_lifecycle",
+                "company_domains", "company_links", "company_pair_src"),
+    DEALS: ("deal_identities", "deal_stages", "stage_proposals", "hubspot_pipelines"),
+    FIELDS: (*(f"fields_{c}_{o.lower()}" for c, o in unified.FIELD_OBJECTS), "field_findings", "owners"),
+    ROLLUPS: ("contact_rollups", "deal_facts", "hubspot_deal_contacts"),
+    ASSOCIATIONS: ("contact_company", "deal_contact", "deal_company", "deal_contact_src", "deal_company_src"),
+}

@@ -32,17 +32,20 @@ def _hubspot_stages(pipelines: pd.DataFrame) -> pd.DataFrame:
                     "stage_label": stage.get("label"),
                     "display_order": stage.get("displayOrder"),
                     "probability": meta.get("probability"),
-                    "is_closed": meta.get("isClosed"),
+                    "is_closed": _is_true(meta.get("isClosed")),
                     "is_won": _is_won(meta),
                 }
             )
     return pd.DataFrame(rows)
 
 
+def _is_true(value: object) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "1")
+
+
 def _is_won(meta: dict) -> bool:
     """A closed stage with probability 1, however the API spells them ("1", "1.0", 1, 1.0; true, "true")."""
-    closed = meta.get("isClosed")
-    closed = closed if isinstance(closed, bool) else str(closed).strip().lower() in ("true", "1")
+    closed = _is_true(meta.get("isClosed"))
     try:
         probability = float(meta.get("probability"))
     except (TypeError, ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from crm_pipelines.state.results import read_frame
+from crm_pipelines.state.unified import read as read_frame
 
 
 def summarize(engine: Engine) -> list[str]:

@@ -108,6 +108,23 @@ class Org:
         changed.update(LastModifiedDate=stamp, LastModifiedById=user_id or self.api_user_id, SystemModstamp=stamp)
         self.store.update(o.name, current["Id"], changed)
 
+    def convert_lead(self, lead: ObjectDef, lead_id: str, contact_id: str, account_id: str | None = None,
+                     user_id: str | None = None) -> None:
+        """What "Convert" does in Salesforce's UI for an existing Contact (and Account): the Lead is marked
+        converted and points at them; it cannot be edited afterwards."""
+        current = self.get_live(lead, lead_id)
+        if current["IsConverted"]:
+            raise SalesforceError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
+        contact = sobject("Contact")
+        assert contact is not None
+        self.get_live(contact, contact_id)  # NOT_FOUND / ENTITY_IS_DELETED as Salesforce says
+        stamp = now()
+        self.store.update(lead.name, current["Id"], {
+            "IsConverted": 1, "ConvertedContactId": contact_id, "ConvertedAccountId": account_id,
+            "ConvertedDate": stamp[:10], "Status": "Closed - Converted", "LastModifiedDate": stamp,
+            "LastModifiedById": user_id or self.api_user_id, "SystemModstamp": stamp,
+        })  # fmt: skip
+
     def delete(self, o: ObjectDef, record_id: str) -> None:
         self._check_writable_object(o)
         current = self.get_live(o, record_id)

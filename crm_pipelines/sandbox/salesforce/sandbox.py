@@ -175,6 +175,7 @@ class SalesforceSandbox(CrmSandbox):
             Route(base, self._ui_create, methods=["POST"]),
             Route(base + "/{record_id}", self._ui_update, methods=["PATCH"]),
             Route(base + "/{record_id}", self._ui_delete, methods=["DELETE"]),
+            Route(base + "/{record_id}/convert", self._ui_convert, methods=["POST"]),
             Route(f"{ADMIN_PREFIX}/oauth/expire", self._expire_tokens, methods=["POST"]),
             Route(f"{ADMIN_PREFIX}/settings", self._get_settings, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}/settings", self._put_settings, methods=["PUT"]),
@@ -201,6 +202,18 @@ class SalesforceSandbox(CrmSandbox):
             record_id = request.path_params["record_id"]
             owner = org.get_live(o, record_id).get("OwnerId")  # the record's owner makes the edit
             org.update(o, record_id, body, owner)
+            return errors.json_response(record_body(o, org.get_live(o, record_id), LATEST,
+                                                    picklists=org.state_country_picklists))
+
+        return await self._ui(request, act)
+
+    async def _ui_convert(self, request: Request) -> Response:
+        """A Lead converted into an existing Contact (``{"contactId": …, "accountId": …}``), as from the UI."""
+        def act(org: Org, o: Any, body: dict[str, Any]) -> Response:
+            if o.name != "Lead":
+                return errors.json_response([{"errorCode": "NOT_FOUND", "message": "only Leads convert"}], 404)
+            record_id = request.path_params["record_id"]
+            org.convert_lead(o, record_id, body["contactId"], body.get("accountId"))
             return errors.json_response(record_body(o, org.get_live(o, record_id), LATEST,
                                                     picklists=org.state_country_picklists))
 

@@ -1,0 +1,323 @@
+"""Bringing the ``unified`` tables up to date with the mirror: incrementally from a watermark, or in full.
+
+An incremental update reads the mirror rows extracted since the last update (per table, with a small
+overlap for writes that committed late), the stored result it continues, and writes only the rows the
+incremental transform changes (Invariant 6). A full update recomputes everything from the mirror and
+writes the rows that differ from what is stored. A full update happens when asked, on the first run,
+and whenever something the incremental path does not follow changed: the settings, the code version
+(``TRANSFORM_VERSION``), the reference data (pipelines, stages, record types, owners, users) or the links
+the sync has written through. The result, the links and the watermark move in one transaction.
+
+Plain functions over an engine: the Dagster asset (``assets.py``), the bench and the tests call them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from crm_pipelines import catalog
+from crm_pipelines.defs.unified.mirrors import load_mirrors
+from crm_pipelines.state import links as link_store
+from crm_pipelines.state import mirror, unified
+from crm_pipelines.state.cursors import get_cursor, write_cursor
+from crm_pipelines.state.schema import MIRROR_TABLES
+from crm_pipelines.transform import links as link_rules
+from crm_pipelines.transform.companies import CompanyIdentities
+from crm_pipelines.transform.frames import Mirrors
+from crm_pipelines.transform.identities import ContactIdentities
+from crm_pipelines.transform.incremental import TableChange, apply_changes, incremental_changes
+from crm_pipelines.transform.lookup import build_lookups
+from crm_pipelines.transform.pipeline import TransformResult, TransformSettings, run_transform
+
+# Bump when the transform's output for unchanged input changes: stored results are then recomputed in full.
+TRANSFORM_VERSION = "2026-12-04.1"
+# Rows committed late (stamped before the last update read them, committed after) are read again: a record
+# re-derived unchanged is compared and not written, so the overlap costs a little reading, never a wrong
+# result. Mirror writes commit within a page of records, well inside it.
+OVERLAP = timedelta(seconds=10)
+CURSOR = ("unified", "*")
+REFERENCE = tuple((o.crm, o.name) for o in catalog.OBJECTS if o.kind is catalog.Kind.REFERENCE)
+
+# result table -> the TableChange name of the incremental transform (same name where not listed)
+_CHANGE_NAMES = {"contact_lifecycle": "lifecycle"}
+
+
+@dataclass
+class UnifiedUpdate:
+    mode: str  # "incremental", "full", or "unchanged" (nothing extracted since the last update)
+    reason: str
+    mirror_rows: int  # mirror rows read (the delta, or every row in a full update)
+    written: dict[str, int] = field(default_factory=dict)  # result rows written per table
+    links_changed: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    result: TransformResult | None = None  # the full result (full updates only)
+    changes: dict[str, TableChange] = field(default_factory=dict)  # incremental updates only
+
+    @property
+    def changed_rows(self) -> int:
+        return sum(self.written.values())
+
+
+def fingerprint(settings: TransformSettings, engine: Engine) -> str:
+    """What the stored result depends on besides the mirror's records: a change of it means a full update."""
+    digest = hashlib.sha256()
+    digest.update(TRANSFORM_VERSION.encode())
+    digest.update(repr(settings).encode())
+    for crm, obj in REFERENCE:
+        table = MIRROR_TABLES[(crm, obj)]
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(table.c.id, table.c.deleted, table.c.record).order_by(table.c.id)).all()
+        digest.update(orjson.dumps([[r[0], bool(r[1]), r[2]] for r in rows], option=orjson.OPT_SORT_KEYS))
+    sync_links = link_store.load(engine, origin="sync")
+    digest.update(pd.util.hash_pandas_object(sync_links.astype(str), index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _watermarks(engine: Engine) -> dict[str, str]:
+    out = {}
+    for crm, obj in MIRROR_TABLES:
+        latest = mirror.last_extracted(engine, crm, obj)
+        if latest is not None:
+            out[f"{crm}.{obj}"] = latest.isoformat()
+    return out
+
+
+def load_delta(engine: Engine, watermarks: Mapping[str, str]) -> Mirrors:
+    """The mirror rows extracted since each table's watermark (less the overlap); tables with none are absent."""
+    frames = {}
+    for crm, obj in MIRROR_TABLES:
+        if (crm, obj) in REFERENCE:
+            continue  # reference data reaches every record: its changes make a full update (fingerprint)
+        mark = watermarks.get(f"{crm}.{obj}")
+        since = datetime.fromisoformat(mark) - OVERLAP if mark else datetime(1970, 1, 1, tzinfo=UTC)
+        frame = mirror.read_records(engine, crm, obj, since=since)
+        if len(frame):
+            frames[(crm, obj)] = frame
+    return Mirrors(frames)
+
+
+def load_result(engine: Engine) -> TransformResult:
+    """The stored result as the incremental transform continues it (field values are not needed)."""
+    r = {name: unified.read(engine, name) for name in (d.name for d in unified.TABLES)
+         if not name.startswith("fields_") and name not in ("field_findings", "stage_proposals")}
+    result = TransformResult(
+        contacts=ContactIdentities(r["contact_identities"], r["contact_members"], r["contact_findings"]),
+        companies=CompanyIdentities(r["company_identities"], r["company_findings"]),
+        account_candidates=r["account_candidates"], deals=r["deal_identities"], deal_stages=r["deal_stages"],
+        owners=r["owners"], fields={}, field_findings=unified.read(engine, "field_findings", sa.false()),
+        contact_company=r["contact_company"], deal_contact=r["deal_contact"], deal_company=r["deal_company"],
+        deal_facts=r["deal_facts"], hubspot_deal_contacts=r["hubspot_deal_contacts"], rollups=r["contact_rollups"],
+        lifecycle=r["contact_lifecycle"], company_lifecycle=r["company_lifecycle"],
+        hubspot_pipelines=r["hubspot_pipelines"], company_pair_src=r["company_pair_src"],
+        deal_contact_src=r["deal_contact_src"], deal_company_src=r["deal_company_src"],
+        company_domains=r["company_domains"], company_links=r["company_links"],
+    )  # fmt: skip
+    build_lookups(result)
+    return result
+
+
+def result_tables(result: TransformResult, proposals: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Every declared table's rows in a full result."""
+    tables = {
+        "contact_identities": result.contacts.identities, "contact_members": result.contacts.members,
+        "contact_findings": result.contacts.findings, "company_identities": result.companies.identities,
+        "company_findings": result.companies.findings, "account_candidates": result.account_candidates,
+        "deal_identities": result.deals, "deal_stages": result.deal_stages, "owners": result.owners,
+        "field_findings": result.field_findings, "contact_company": result.contact_company,
+        "deal_contact": result.deal_contact, "deal_company": result.deal_company, "deal_facts": result.deal_facts,
+        "hubspot_deal_contacts": result.hubspot_deal_contacts, "contact_rollups": result.rollups,
+        "contact_lifecycle": result.lifecycle, "company_lifecycle": result.company_lifecycle,
+        "hubspot_pipelines": result.hubspot_pipelines, "company_pair_src": result.company_pair_src,
+        "deal_contact_src": result.deal_contact_src, "deal_company_src": result.deal_company_src,
+        "company_domains": result.company_domains, "company_links": result.company_links,
+    }  # fmt: skip
+    for (crm, obj), frame in result.fields.items():
+        tables[f"fields_{crm}_{obj.lower()}"] = unified.field_rows(frame)
+    if proposals is not None:
+        tables["stage_proposals"] = proposals
+    return tables
+
+
+def _table_of(change_name: str) -> str:
+    if change_name.startswith("fields:"):
+        crm, obj = change_name.removeprefix("fields:").split(".", 1)
+        return f"fields_{crm}_{obj.lower()}"
+    return {v: k for k, v in _CHANGE_NAMES.items()}.get(change_name, change_name)
+
+
+def _deleted_ids(mirrors: Mirrors) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for (crm, _obj), frame in mirrors.frames.items():
+        if "deleted" in frame and len(frame):
+            dead = frame.loc[frame["deleted"].astype(bool), "id"]
+            out |= {(crm, str(i)) for i in dead}
+    return out
+
+
+def _link_context(contacts: pd.DataFrame, members: pd.DataFrame, companies: pd.DataFrame) -> dict:
+    leads = members[(members["type"] == "Lead") & members["converted_contact_id"].notna()]
+    methods = {}
+    if len(companies):
+        how = companies["salesforce_method"].astype(object).fillna(companies["dynamics_method"].astype(object))
+        methods = dict(zip(companies["identity_id"].astype(object), how, strict=True))
+    return {
+        "converted": dict(zip(leads["id"], leads["converted_contact_id"], strict=True)),
+        "emails": dict(zip(contacts["identity_id"], contacts["email"], strict=True)),
+        "methods": {k: v for k, v in methods.items() if isinstance(v, str)},
+    }
+
+
+def _update_links(conn: Connection, new: pd.DataFrame, old: pd.DataFrame,
+                  deleted: set[tuple[str, str]], context: dict) -> int:
+    """Links as the identities now say (links the sync wrote through keep their origin)."""
+    sync = old[old["origin"] == "sync"].set_index(["kind", "hubspot_id"]).index
+    if len(sync):
+        at = new.set_index(["kind", "hubspot_id"]).index.isin(sync)
+        new.loc[at, "origin"] = "sync"
+    found = link_rules.changes(old, new, deleted=deleted, **context)
+    return link_store.apply(conn, new, found)
+
+
+def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = False,
+                   proposals=None) -> UnifiedUpdate:
+    """Bring the ``unified`` tables and the links up to date; ``proposals(mirrors)`` gives the stage-mapping
+    proposals a full update stores (DEAL-2)."""
+    started = time.perf_counter()
+    marks_now = _watermarks(engine)
+    stored_marks = get_cursor(engine, *CURSOR, "watermarks")
+    known = get_cursor(engine, *CURSOR, "fingerprint")
+    current = fingerprint(settings, engine)
+    reason = ("asked for" if full else "first update" if stored_marks is None or known is None
+              else "settings, code version, reference data or written links changed" if known != current else "")
+    if reason:
+        return _full(engine, settings, current, marks_now, reason, proposals, started)
+    delta = load_delta(engine, json.loads(stored_marks))
+    loaded = time.perf_counter()
+    rows = sum(len(f) for f in delta.frames.values())
+    if not rows:
+        return UnifiedUpdate("unchanged", "nothing extracted since the last update", 0,
+                             seconds={"read_s": loaded - started})
+    prev = load_result(engine)
+    prev_loaded = time.perf_counter()
+    sync_links = link_store.load(engine, origin="sync")
+    changes = incremental_changes(prev, delta, sync_links, settings)
+    computed = time.perf_counter()
+    report = UnifiedUpdate("incremental", f"{rows} mirror rows extracted since the last update", rows,
+                           changes=changes)
+    ident = changes.get("contact_identities")
+    companies = changes.get("company_identities")
+    new_contacts = ident.added if ident is not None else prev.contacts.identities.iloc[:0]
+    new_companies = companies.added if companies is not None else prev.companies.identities.iloc[:0]
+    new = link_rules.derive(new_contacts, new_companies)
+    gone_ids = set()
+    for change, frame in ((ident, prev.contacts.identities), (companies, prev.companies.identities)):
+        if change is not None and len(change.removed):
+            hit = frame[frame["identity_id"].isin(change.removed["identity_id"])]
+            gone_ids |= set(hit["hubspot_id"].dropna())
+    hubspot_ids = gone_ids | set(new["hubspot_id"])
+    old = link_store.load(engine, hubspot_ids=hubspot_ids) if hubspot_ids else link_rules.empty()
+    members = changes["contact_members"].added if "contact_members" in changes else prev.contacts.members.iloc[:0]
+    context = _link_context(new_contacts, members, new_companies)
+    with engine.begin() as conn:  # SQLite: no other connection may be opened until this commits
+        for name, change in changes.items():
+            table = _table_of(name)
+            removed, added = change.removed, change.added
+            if table.startswith("fields_"):
+                added = unified.field_rows(added)
+            report.written[table] = report.written.get(table, 0) + unified.write_change(conn, table, removed, added)
+        report.links_changed = _update_links(conn, new, old, _deleted_ids(delta), context)
+        write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks_now))
+    report.seconds = {"read_s": loaded - started, "load_state_s": prev_loaded - loaded,
+                      "transform_s": computed - prev_loaded, "write_s": time.perf_counter() - computed}
+    return report
+
+
+def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict[str, str], reason: str,
+          proposals, started: float) -> UnifiedUpdate:
+    mirrors = load_mirrors(engine)
+    loaded = time.perf_counter()
+    sync_links = link_store.load(engine, origin="sync")
+    result = run_transform(mirrors, sync_links, settings)
+    computed = time.perf_counter()
+    rows = sum(len(f) for f in mirrors.frames.values())
+    report = UnifiedUpdate("full", reason, rows, result=result)
+    tables = result_tables(result, proposals(mirrors) if proposals else None)
+    new = link_rules.derive(result.contacts.identities, result.companies.identities)
+    old = link_store.load(engine)
+    old = old[old["kind"].isin(["contact", "company"])]
+    context = _link_context(result.contacts.identities, result.contacts.members, result.companies.identities)
+    with engine.begin() as conn:
+        for name, frame in tables.items():
+            report.written[name] = unified.replace_by_difference(conn, name, frame)
+        report.links_changed = _update_links(conn, new, old, _deleted_ids(mirrors), context)
+        write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks))
+        write_cursor(conn, *CURSOR, "fingerprint", current)
+    report.seconds = {"read_s": loaded - started, "transform_s": computed - loaded,
+                      "write_s": time.perf_counter() - computed}
+    return report
+
+
+
+
+@dataclass(frozen=True)
+class SampleCheck:
+    passed: bool
+    records: int  # mirror records re-derived
+    differing: dict[str, int]  # table -> rows that differ from what is stored
+    sample: list[dict]
+
+
+def verify_sample(engine: Engine, settings: TransformSettings, result: TransformResult, size: int = 50,
+                  seed: int | None = None) -> SampleCheck:
+    """Incremental = full, on a sample: re-deriving ``size`` records per object from the mirror, as if they
+    had just changed, must give exactly the rows stored for them (what a full recompute gives them).
+    ``result``: the stored result, in memory (with its lookups)."""
+    frames = {}
+    for crm, obj in MIRROR_TABLES:
+        if (crm, obj) in REFERENCE:
+            continue
+        table = MIRROR_TABLES[(crm, obj)]
+        with engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(sa.select(table.c.id).order_by(sa.func.random()).limit(size))]
+        if ids:
+            frames[(crm, obj)] = mirror.read_records(engine, crm, obj, ids=ids)
+    delta = Mirrors(frames)
+    links = link_store.load(engine, origin="sync")
+    changes = incremental_changes(result, delta, links, settings)
+    differing, sample = {}, []
+    with engine.connect() as conn:
+        for name, change in changes.items():
+            table = _table_of(name)
+            declared = unified.BY_NAME[table]
+            added = unified.field_rows(change.added) if table.startswith("fields_") else change.added
+            stored = unified.rows_at_keys(conn, table, change.removed, added)
+            want = unified.fingerprint_rows(table, added)
+            have = unified.fingerprint_rows(table, stored)
+            if sorted(want) != sorted(have):
+                differing[table] = len(set(want) ^ set(have))
+                if len(sample) < 10:
+                    sample.append({"table": table, "key": list(declared.key),
+                                   "expected_rows": len(added), "stored_rows": len(stored)})
+    records = sum(len(f) for f in frames.values())
+    return SampleCheck(not differing, records, differing, sample)
+
+
+def updated_result(update: UnifiedUpdate, prev: TransformResult | None) -> TransformResult | None:
+    """The result after ``update`` in memory (for ``verify_sample``), without reading it back."""
+    if update.result is not None:
+        return update.result
+    if prev is None:
+        return None
+    after = apply_changes(prev, update.changes)
+    build_lookups(after)
+    return after

@@ -1,0 +1,184 @@
+"""Incremental ``unified`` (issue 11) through real Dagster runs on the three sandboxes, both state backends:
+after edits, creates, deletions, a merge and a Lead conversion made in the sandboxes' UIs and brought in by
+the change sensor's runs, the incremental update writes only what changed and leaves every result table
+and link exactly as a full recompute does; the link history says why a link changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+import yaml
+
+from crm_pipelines.defs.extract.assets import build_extract_assets
+from crm_pipelines.defs.extract.sensors import build_change_sensor
+from crm_pipelines.defs.partitions import daily_partitions
+from crm_pipelines.defs.resources import build_resources
+from crm_pipelines.defs.unified.assets import INCREMENTAL_EQUALS_FULL, TABLES_OF, build_unified_assets
+from crm_pipelines.settings import load_settings
+from crm_pipelines.state import links as link_store
+from crm_pipelines.state import unified
+from crm_pipelines.state.db import create_state_engine
+from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.sandbox.conftest import RunningSandbox, start_sandbox
+
+
+@pytest.fixture
+def three_sandboxes(tmp_path: Path) -> Iterator[RunningSandbox]:
+    sandbox = start_sandbox(
+        tmp_path / "sandbox", "--only", "salesforce", "--salesforce-port", "0", "--only", "dynamics",
+        "--dynamics-port", "0", scale=200, seed=11,
+    )  # fmt: skip
+    yield sandbox
+    sandbox.stop()
+
+
+def _ui(sandbox: RunningSandbox, crm: str) -> httpx.Client:
+    return httpx.Client(base_url=f"{sandbox.info[crm]['base_url']}/__sandbox__/ui", verify=sandbox.verify, timeout=30)
+
+
+def _snapshot(engine) -> dict[str, list[bytes]]:
+    return {d.name: sorted(unified.fingerprint_rows(d.name, unified.read(engine, d.name))) for d in unified.TABLES}
+
+
+def _links(engine) -> list[tuple]:
+    frame = link_store.load(engine)
+    return sorted(tuple(None if v is None else str(v) for v in row) for row in frame.itertuples(index=False))
+
+
+def _members(engine, crm: str, type_: str) -> list[dict]:
+    m = unified.read(engine, "contact_members")
+    return m[(m["crm"] == crm) & (m["type"] == type_)].to_dict("records")
+
+
+def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
+) -> None:
+    sandbox = three_sandboxes
+    settings_path = tmp_path / "crm_pipelines.yaml"
+    settings_path.write_text(yaml.safe_dump({
+        "state_database_url": state_url,
+        "sandbox": {"data_dir": str(sandbox.data_dir)},
+        "extract": {"partitions_per_run": 40, "start_date": (date.today() - timedelta(days=30)).isoformat()},
+    }))
+    settings = load_settings(settings_path)
+    resources = build_resources(settings, str(settings_path), state_url=state_url)
+    extract = build_extract_assets(settings)
+    unified_assets = build_unified_assets(settings)
+    backfill(instance, settings, extract, resources)
+
+    first = dg.materialize([unified_assets], instance=instance, resources=resources)
+    assert first.success
+    engine = create_state_engine(state_url)
+    meta = first.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["mode"].value == "full"
+    total_rows = sum(len(unified.read(engine, d.name)) for d in unified.TABLES)
+
+    # -- a person's edits in the three CRMs ------------------------------------------------------------------
+    identities = unified.read(engine, "contact_identities")
+    alone = identities[identities["hubspot_id"].isna() & identities["email"].notna()]
+    matched = identities[identities["hubspot_id"].notna() & (identities["salesforce_type"] == "Contact")]
+    sf_alone = alone[alone["salesforce_type"] == "Contact"].iloc[0]  # a Salesforce Contact HubSpot lacks
+    lead = next(m for m in _members(engine, "salesforce", "Lead")
+                if m["email_valid"] and not m["converted_contact_id"]
+                and m["identity_id"] in set(alone["identity_id"]))  # fmt: skip
+    merged = matched.iloc[0]  # its Salesforce Contact is merged away
+    with_deals = set(unified.read(engine, "contact_rollups")["contact_id"]) - {merged["hubspot_id"]}
+    doomed = sorted(with_deals)[0]  # a HubSpot contact with deals, deleted
+    taken = {merged["hubspot_id"], doomed}
+    free = [m for m in _members(engine, "hubspot", "contact") if m["id"] not in taken]
+    with _ui(sandbox, "hubspot") as ui:
+        # an existing HubSpot contact takes the Salesforce Contact's email: a new match
+        ui.patch(f"/contacts/{free[0]['id']}", json={"properties": {"email": sf_alone["email"]}}).raise_for_status()
+        # a new HubSpot contact with the Lead's email; the Lead is converted below
+        made = ui.post("/contacts", json={"properties": {"email": lead["email"], "firstname": "Conv"}})
+        made.raise_for_status()
+        hubspot_of_lead = str(made.json()["id"])
+        ui.delete(f"/contacts/{doomed}").raise_for_status()
+    with _ui(sandbox, "salesforce") as ui:
+        # CON-4: the Lead converted into a new Contact that carries no email
+        contact = ui.post("/Contact", json={"LastName": "Converted", "FirstName": "Lead"})
+        contact.raise_for_status()
+        contact_id = contact.json()["Id"]
+        ui.post(f"/Lead/{lead['id']}/convert", json={"contactId": contact_id}).raise_for_status()
+        # a merge: the losing duplicate is deleted (its data already moved to the winner)
+        ui.delete(f"/Contact/{merged['salesforce_id']}").raise_for_status()
+    with _ui(sandbox, "dynamics") as ui:
+        dyn = _members(engine, "dynamics", "contact")[0]
+        ui.patch(f"/contacts/{dyn['id']}", json={"emailaddress1": free[1]["email"]}).raise_for_status()
+
+    # -- the change sensor's runs bring them in; unified follows -------------------------------------------
+    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
+    result = evaluate(sensor, instance, resources)
+    assert result.run_requests
+    for request in result.run_requests:
+        run = dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
+                             partition_key=request.partition_key, tags=request.tags)
+        assert run.success
+    incremental = dg.materialize([unified_assets], instance=instance, resources=resources)
+    assert incremental.success
+    meta = incremental.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["mode"].value == "incremental"
+    assert 0 < meta["rows_written"].value < total_rows / 4  # what the edits touch, not the tables
+    sample = {e.check_name: e for e in incremental.get_asset_check_evaluations()}[INCREMENTAL_EQUALS_FULL]
+    assert sample.passed, sample.metadata
+
+    # CON-4: the converted Lead's HubSpot contact and the Contact it became are one identity, linked
+    identities = unified.read(engine, "contact_identities")
+    row = identities[identities["hubspot_id"] == hubspot_of_lead].iloc[0]
+    assert (row["salesforce_id"], row["salesforce_type"]) == (contact_id, "Contact")
+    assert not (identities["hubspot_id"] == doomed).any()
+    assert doomed not in set(unified.read(engine, "contact_rollups")["contact_id"])  # live contacts only
+    # the link history says why each link changed
+    made_link = link_store.history(engine, "contact", free[0]["id"])
+    assert made_link[-1]["after"]["salesforce_id"] == sf_alone["salesforce_id"]
+    assert f"new match by email {sf_alone['email']}" in made_link[-1]["reason"], made_link
+    lost = link_store.history(engine, "contact", merged["hubspot_id"])
+    assert "deleted or merged" in lost[-1]["reason"], lost
+
+    after_incremental, links_after = _snapshot(engine), _links(engine)
+    full = dg.materialize([unified_assets], instance=instance, resources=resources,
+                          run_config={"ops": {"unified_transform": {"config": {"full": True}}}})
+    assert full.success
+    written = {k: v.value for e in full.get_asset_materialization_events()
+               for k, v in e.materialization.metadata.items() if k.startswith("written_") and v.value}  # fmt: skip
+    meta = full.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["mode"].value == "full" and not written, written
+    assert meta["links_changed"].value == 0
+    assert _snapshot(engine) == after_incremental
+    assert _links(engine) == links_after
+
+
+def test_every_declared_table_is_shown_by_an_asset() -> None:
+    """Each declared result table reports its written rows on one of the ``unified`` assets."""
+    assert {t for tables in TABLES_OF.values() for t in tables} == {d.name for d in unified.TABLES}
+
+
+def test_unified_runs_by_itself_after_an_extract_materializes(
+    hubspot_sandbox: RunningSandbox, extract_defs, instance: dg.DagsterInstance
+) -> None:
+    """Issue 11 / OPS-1: nothing needs a person between an extract and an up-to-date ``unified``: its
+    automation condition requests it once an extract has materialized, and not again until the next one."""
+    settings, assets, resources = extract_defs
+    unified_assets = build_unified_assets(settings)
+    defs = dg.Definitions(assets=[*assets, unified_assets], resources=resources)
+    keys = set(unified_assets.keys)
+    start = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the daemon's first tick
+    backfill(instance, settings, assets, resources)
+
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=start.cursor)
+    assert {r.key for r in tick.results if r.true_subset.size} >= keys
+    dg.materialize([unified_assets], instance=instance, resources=resources)
+    quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert not {r.key for r in quiet.results if r.true_subset.size} & keys
+
+    contacts = next(a for a in assets if dg.AssetKey(["hubspot", "contacts"]) in a.keys)
+    partition = daily_partitions(settings.extract).get_last_partition_key()
+    dg.materialize([contacts], instance=instance, resources=resources, partition_key=partition,
+                   selection=[dg.AssetKey(["hubspot", "contacts"])])
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
+    assert {r.key for r in after.results if r.true_subset.size} >= keys
