@@ -173,6 +173,18 @@ def bench_extract(scale: int, seed: int, database_url: str | None, start_date: s
     sys.stdout.write(json.dumps(figures) + "\n")
 
 
+@bench.command("unified")
+@click.option("--scale", type=int, default=100_000, show_default=True, help="people in the generated universe")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--database-url", default=None, help="PostgreSQL URL; the bench works in its own new database there")
+def bench_unified(scale: int, seed: int, database_url: str | None) -> None:
+    """Full `unified` from the stored mirror, then incremental after 1,000 edits across the CRMs."""
+    from crm_pipelines.bench.unified import run_unified_bench
+
+    figures = run_unified_bench(scale, seed, database_url)
+    sys.stdout.write(json.dumps(figures) + "\n")
+
+
 @bench.command("transform")
 @click.option("--contacts", type=int, default=1_000_000, show_default=True)
 @click.option("--companies", type=int, default=300_000, show_default=True)

@@ -1,0 +1,194 @@
+"""``crm-pipelines bench unified``: a full ``unified`` from the stored mirror, then an incremental one after
+1,000 records are edited across the CRMs, each through real Dagster runs on a fresh state database.
+
+The bulk import runs as ``bench extract`` runs it (the CRMs side by side, each in its own process), with
+the sandboxes' rate limits lifted (the connectors still pace themselves at the published limits). Then:
+
+- ``full_s``: one full ``unified`` run (``full: true``) from the stored mirror: read, transform, write;
+- ``incremental_s``: after 1,000 records are edited in the sandboxes' UIs (about a third per CRM), the
+  change sensor's tick, the extract runs it requests, and the ``unified`` run the automation launches then,
+  from the tick to the end of that run;
+- ``changed_rows``: the result rows that incremental run wrote (deleted + inserted);
+- ``peak_rss_mb``: the largest ``unified`` run process;
+- ``incremental_parts_s``: where the incremental run's time went (reading the delta, loading the stored
+  result, the transform, the writes).
+
+Each ``unified`` run is its own spawned process, as a run worker is, so its memory is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import httpx
+import numpy as np
+import yaml
+
+from crm_pipelines.bench.extract import (
+    Lane,
+    _dagster_home,
+    _environment,
+    _fresh_database,
+    _run_lane,
+    _source_counts,
+)
+from crm_pipelines.bench.memory import peak_rss_mb
+from crm_pipelines.dagster_events import batch_partition_events
+from crm_pipelines.defs.extract.assets import build_extract_assets
+from crm_pipelines.defs.extract.sensors import build_change_sensor
+from crm_pipelines.defs.partitions import daily_partitions
+from crm_pipelines.defs.resources import build_resources
+from crm_pipelines.defs.unified.assets import build_unified_assets
+from crm_pipelines.sandbox.launch import running_sandboxes
+from crm_pipelines.sandbox.universe import TIME_RANGE
+from crm_pipelines.settings import load_settings
+from crm_pipelines.settings.load import STATE_DB_ENV
+from crm_pipelines.state import mirror
+from crm_pipelines.state.db import create_state_engine
+
+CRMS = ("hubspot", "salesforce", "dynamics")
+EDITS = 1_000
+# what a person edits in each CRM's UI: object, the field, where the record ids come from
+_EDIT = {
+    "hubspot": ("contacts", lambda v: {"properties": {"jobtitle": v}}),
+    "salesforce": ("Contact", lambda v: {"Title": v}),
+    "dynamics": ("contacts", lambda v: {"jobtitle": v}),
+}
+
+
+@contextmanager
+def _sandboxes(scale: int, seed: int):
+    """Each CRM's sandbox in its own process, rate limits lifted for the import."""
+    with ExitStack() as stack:
+        info: dict = {}
+        for crm in CRMS:
+            info.update(stack.enter_context(running_sandboxes([crm], scale=scale, seed=seed,
+                                                              extra=("--no-rate-limits",))))
+        yield info
+
+
+def _unified_run(settings_path: str, home: str | None, full: bool) -> dict[str, Any]:
+    """One ``unified`` run through Dagster, in this (spawned) process."""
+    batch_partition_events()
+    settings = load_settings(Path(settings_path))
+    resources = build_resources(settings, settings_path, state_url=settings.state_database_url)
+    started = time.perf_counter()
+    with dg.DagsterInstance.from_config(home) if home else dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [build_unified_assets(settings)],
+            instance=instance,
+            resources=resources,
+            run_config={"ops": {"unified_transform": {"config": {"full": full, "sample_size": 0}}}},
+            tags={"crm_pipelines/kind": "bench"},
+        )
+    if not result.success:
+        raise RuntimeError("the unified run failed")
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    return {
+        "seconds": time.perf_counter() - started,
+        "mode": meta["mode"].value,
+        "rows_written": meta["rows_written"].value,
+        "mirror_rows_read": meta["mirror_rows_read"].value,
+        "parts": {k: meta[k].value for k in ("read_s", "load_state_s", "transform_s", "write_s") if k in meta},
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _edit(info: dict, state_url: str, count: int, seed: int) -> dict[str, int]:
+    """``count`` records edited through the sandboxes' UI endpoints, spread over the three CRMs."""
+    engine = create_state_engine(state_url)
+    rng = np.random.default_rng(seed)
+    per_crm = {crm: count // len(CRMS) + (i < count % len(CRMS)) for i, crm in enumerate(CRMS)}
+    done = {}
+    for crm, n in per_crm.items():
+        obj, body = _EDIT[crm]
+        frame = mirror.read_records(engine, crm, obj)
+        ids = frame.loc[~frame["deleted"], "id"].to_numpy(dtype=object)
+        chosen = rng.choice(ids, size=min(n, len(ids)), replace=False)
+        base = f"{info[crm]['base_url']}/__sandbox__/ui/{obj}"
+        with httpx.Client(verify=False, timeout=60) as ui:
+            for i, record_id in enumerate(chosen):
+                ui.patch(f"{base}/{record_id}", json=body(f"Edited {seed}-{i}")).raise_for_status()
+        done[crm] = len(chosen)
+    engine.dispose()
+    return done
+
+
+def _incremental_extract(settings_path: str, home: str | None) -> int:
+    """The change sensor's tick and the extract runs it requests, as the daemon would launch them."""
+    batch_partition_events()
+    settings = load_settings(Path(settings_path))
+    resources = build_resources(settings, settings_path, state_url=settings.state_database_url)
+    assets = build_extract_assets(settings)
+    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
+    with dg.DagsterInstance.from_config(home) if home else dg.DagsterInstance.ephemeral() as instance:
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            requests = sensor(context).run_requests
+        for request in requests:
+            run = dg.materialize(assets, selection=request.asset_selection, instance=instance,
+                                 resources=resources, partition_key=request.partition_key, tags=request.tags)
+            if not run.success:
+                raise RuntimeError(f"incremental extract {request.asset_selection} failed")
+    return len(requests)
+
+
+def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[str, Any]:
+    spawn = multiprocessing.get_context("spawn")
+    with (
+        _sandboxes(scale, seed) as info,
+        _fresh_database(database_url) as state_url,
+        tempfile.TemporaryDirectory(prefix="crm-bench-") as tmp,
+        _environment(**{STATE_DB_ENV: state_url}),
+    ):
+        data_dir = Path(tmp)
+        (data_dir / "endpoints.json").write_text(json.dumps(info))
+        settings_path = str(data_dir / "settings.yaml")
+        Path(settings_path).write_text(yaml.safe_dump({
+            "state_database_url": state_url,
+            "sandbox": {"data_dir": str(data_dir)},
+            "extract": {"start_date": TIME_RANGE[0].date().isoformat()},
+        }))  # fmt: skip
+        with _dagster_home(database_url) as home:
+            started = time.perf_counter()
+            with ProcessPoolExecutor(max_workers=len(CRMS), mp_context=spawn) as pool:
+                list(pool.map(_run_lane, [Lane(crm, settings_path, home) for crm in CRMS]))
+            import_s = time.perf_counter() - started
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                full = pool.submit(_unified_run, settings_path, home, True).result()
+            edited = _edit(info, state_url, EDITS, seed)
+            started = time.perf_counter()
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                requested = pool.submit(_incremental_extract, settings_path, home).result()
+            extract_s = time.perf_counter() - started
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                incremental = pool.submit(_unified_run, settings_path, home, False).result()
+            incremental_s = time.perf_counter() - started
+        records = sum(_source_counts(info).values())
+    return {
+        "scale": scale,
+        "records": records,
+        "import_s": round(import_s, 1),
+        "full_s": round(full["seconds"], 2),
+        "full_rows_written": full["rows_written"],
+        "full_parts_s": {k: round(v, 2) for k, v in full["parts"].items()},
+        "edited": edited,
+        "extract_runs": requested,
+        "incremental_extract_s": round(extract_s, 2),
+        "incremental_unified_s": round(incremental["seconds"], 2),
+        "incremental_s": round(incremental_s, 2),
+        "incremental_ratio": round(incremental_s / full["seconds"], 4) if full["seconds"] else None,
+        "incremental_mode": incremental["mode"],
+        "delta_rows": incremental["mirror_rows_read"],
+        "changed_rows": incremental["rows_written"],
+        "incremental_parts_s": {k: round(v, 2) for k, v in incremental["parts"].items()},
+        "peak_rss_mb": max(full["peak_rss_mb"], incremental["peak_rss_mb"]),
+        "backend": "postgresql" if state_url.startswith("postgresql") else "sqlite",
+    }
