@@ -75,7 +75,7 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
                 status = "ok" if run.result.success else f"FAILED: {'; '.join(run.failures())}"
                 click.echo(f"  run {run.result.run_id[:8]} {run.label}: {status}")
             click.echo("Transform: identities, stage mapping, field values, rollups …")
-            unified = dg.materialize([build_unified_assets()], instance=instance, resources=resources)
+            unified = dg.materialize([build_unified_assets(settings)], instance=instance, resources=resources)
             click.echo(f"  run {unified.run_id[:8]}: {'ok' if unified.success else 'FAILED'}")
         engine = create_state_engine(settings.state_database_url)
         click.echo(f"\nMirror tables after {time.monotonic() - started:.0f} s (live / flagged deleted):")

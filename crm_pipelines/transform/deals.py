@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crm_pipelines import catalog
 from crm_pipelines.transform.frames import Mirrors, links_of, text
 
-DEAL_OBJECTS = {"hubspot": "deals", "salesforce": "Opportunity", "dynamics": "opportunities"}
+# crm -> its deal object (the catalog's), HubSpot first
+DEAL_OBJECTS = {crm: obj for crm in catalog.CRMS for c, obj in catalog.paired_with("deals") if c == crm}
 DEAL_COLUMNS = ("identity_id", "hubspot_id", "salesforce_id", "dynamics_id", "linked")
 
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crm_pipelines import catalog
 from crm_pipelines.transform import associations as assoc
 from crm_pipelines.transform.companies import (
     CompanyIdentities,
@@ -68,8 +69,7 @@ from crm_pipelines.transform.pipeline import TransformResult, TransformSettings
 from crm_pipelines.transform.rollups import contact_rollups, hubspot_deal_contacts, hubspot_deal_facts
 from crm_pipelines.transform.stages import deal_stage_keys, hubspot_stages, map_deal_stages
 
-CONTACT_OBJECTS = {("hubspot", "contacts"), ("salesforce", "Contact"), ("salesforce", "Lead"),
-                   ("dynamics", "contacts"), ("dynamics", "leads")}
+CONTACT_OBJECTS = catalog.paired_with("contacts")  # the catalog's contact-like objects of every CRM
 _MAX_CLOSURE = 20
 # the indexes of the result being updated (set for the duration of ``incremental_changes``, per thread)
 _LK: ContextVar[Lookups | None] = ContextVar("crm_pipelines_transform_lookups", default=None)
@@ -370,7 +370,7 @@ COMPANY_PAIR_OBJECTS = {("hubspot", "associations"), ("salesforce", "Contact"), 
 DEAL_CONTACT_OBJECTS = {("hubspot", "associations"), ("salesforce", "OpportunityContactRole"),
                         ("dynamics", "opportunities")}
 DEAL_COMPANY_OBJECTS = {("hubspot", "associations"), ("salesforce", "Opportunity"), ("dynamics", "opportunities")}
-COMPANY_OBJECTS = {("hubspot", "companies"), ("salesforce", "Account"), ("dynamics", "accounts")}
+COMPANY_OBJECTS = catalog.paired_with("companies")
 
 
 def _ix(values) -> pd.Index:
