@@ -13,8 +13,9 @@ record (``values``).
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+import csv
+import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,43 +142,88 @@ def sa_table(declared: Declared, metadata: sa.MetaData) -> sa.Table:
     return sa.Table(declared.table, metadata, *columns, *indexes)
 
 
-# -- values as stored, and back ----------------------------------------------------------------------------
+# -- values in one canonical form ---------------------------------------------------------------------------
+#
+# A frame from the transform and the same rows read back from either backend normalize to equal frames, so
+# rows are compared by a vectorized hash of their normalized values; column by column, never row by row in
+# Python (a full recompute compares millions of rows).
+
+_TRUE = ["true", "1", "t", "yes"]
 
 
-def _stored(declared: Declared, frame: pd.DataFrame) -> list[dict]:
-    """Rows as the database takes them: None for every missing value, Python scalars, JSON documents."""
-    out: dict[str, list] = {}
+def normalize(declared: Declared, frame: pd.DataFrame) -> pd.DataFrame:
+    """Every declared column in canonical form: text as ``str`` objects (None when missing), ``boolean``,
+    ``Int64``, ``Float64``, ``datetime64[us, UTC]``, JSON as sorted-key JSON text."""
     n = len(frame)
+    out = {}
     for name, kind in declared.columns:
-        if name not in frame.columns:
-            out[name] = [None] * n
-            continue
+        col = frame[name] if name in frame.columns else pd.Series([None] * n, dtype=object)
+        col = col.reset_index(drop=True)
+        if kind == "ts":
+            if not isinstance(col.dtype, pd.DatetimeTZDtype):
+                col = pd.to_datetime(col.astype(object).where(col.notna(), None), utc=True, errors="coerce",
+                                     format="ISO8601")  # fmt: skip
+            out[name] = col.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        elif kind == "bool":
+            if col.dtype == bool:
+                out[name] = col.astype("boolean")
+            else:
+                text = col.astype("string").str.strip().str.lower()
+                out[name] = text.isin(_TRUE).astype("boolean").where(text.notna(), pd.NA)
+        elif kind == "int":
+            out[name] = pd.to_numeric(col, errors="coerce").astype("Float64").round().astype("Int64")
+        elif kind == "float":
+            out[name] = pd.to_numeric(col, errors="coerce").astype("Float64")
+        elif kind == "json":
+            out[name] = pd.Series([None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+                                   else orjson.dumps(orjson.loads(v) if isinstance(v, str | bytes) else v,
+                                                     option=orjson.OPT_SORT_KEYS).decode()
+                                   for v in col.tolist()], dtype=object)  # fmt: skip
+        else:
+            if col.dtype == object and col.map(type).eq(str).all():
+                out[name] = col
+            else:
+                text = col.astype("string")
+                out[name] = text.astype(object).where(text.notna(), None)
+    return pd.DataFrame(out)
+
+
+def fingerprints(norm: pd.DataFrame) -> np.ndarray:
+    """One 64-bit hash per row of a normalized frame."""
+    if norm.empty:
+        return np.zeros(0, dtype=np.uint64)
+    return pd.util.hash_pandas_object(norm, index=False, categorize=False).to_numpy()
+
+
+def _key_strings(norm: pd.DataFrame, key: Sequence[str]) -> pd.Series:
+    out = norm[key[0]].astype(object).where(norm[key[0]].notna(), "\x00").astype(str)
+    for k in key[1:]:
+        out = out + "\x1f" + norm[k].astype(object).where(norm[k].notna(), "\x00").astype(str)
+    return out
+
+
+def _typed(declared: Declared, norm: pd.DataFrame) -> pd.DataFrame:
+    """A normalized frame with the dtypes the transform uses (plain ``bool``/``int64`` where nothing is
+    missing, nanosecond timestamps, parsed JSON)."""
+    frame = norm.copy()
+    for name, kind in declared.columns:
         col = frame[name]
         if kind == "ts":
-            ts = pd.to_datetime(col, utc=True, errors="coerce")
-            values = ts.astype(object).where(ts.notna(), None).tolist()
-        elif kind == "json":
-            values = col.tolist()
+            frame[name] = col.astype("datetime64[ns, UTC]")
         elif kind == "bool":
-            values = [_bool(v) for v in col.astype(object).tolist()]
-        elif kind in ("int", "float"):
-            num = pd.to_numeric(col, errors="coerce").astype("float64")
-            cast = int if kind == "int" else float
-            values = [None if np.isnan(v) else cast(v) for v in num.to_numpy()]
-        else:
-            obj = col.astype(object)
-            values = [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
-                      for v in obj.tolist()]  # fmt: skip
-        out[name] = values
-    names = list(out)
-    return [dict(zip(names, row, strict=True)) for row in zip(*out.values(), strict=True)] if n else []
+            frame[name] = col.astype(bool) if not col.isna().any() else col
+        elif kind == "int":
+            frame[name] = col.astype("int64") if not col.isna().any() else col
+        elif kind == "json":
+            frame[name] = [None if v is None else orjson.loads(v) for v in col.tolist()]
+    return frame
 
 
 def _bool(value: object) -> bool | None:
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return None
     if isinstance(value, str):  # APIs spell booleans as text too ("false" must not become True)
-        return value.strip().lower() in ("true", "1", "yes")
+        return value.strip().lower() in _TRUE
     return bool(value)
 
 
@@ -190,35 +236,72 @@ def field_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"id": frame["id"].astype(object).to_numpy(), "values": docs})
 
 
-def _typed(declared: Declared, rows: Sequence[Sequence], names: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=names)
-    for name, kind in declared.columns:
-        col = frame[name]
-        if kind == "ts":
-            frame[name] = pd.to_datetime(col, utc=True).astype("datetime64[ns, UTC]")
-        elif kind == "bool":
-            frame[name] = col.astype("boolean") if col.isna().any() else col.astype(bool)
-        elif kind == "int":
-            frame[name] = col.astype("int64") if len(col) and not col.isna().any() else col.astype("Int64")
-        elif kind == "float":
-            frame[name] = pd.to_numeric(col).astype("Float64")
-        else:
-            frame[name] = col.astype(object).where(col.notna(), None)
-    return frame
+# -- moving rows in and out: COPY on PostgreSQL, executemany on SQLite ---------------------------------------
 
 
-def read(engine_or_conn: Engine | Connection, name: str, where: sa.ColumnElement | None = None) -> pd.DataFrame:
-    declared = BY_NAME[name]
+def _is_pg(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _select(conn: Connection, declared: Declared, where: sa.ColumnElement | None = None) -> pd.DataFrame:
     table = _table(declared)
     query = sa.select(*[table.c[c] for c in declared.names])
     if where is not None:
         query = query.where(where)
+    if _is_pg(conn):
+        sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        buf = io.StringIO()
+        conn.connection.driver_connection.cursor().copy_expert(
+            f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, NULL '\\N')", buf)  # fmt: skip
+        buf.seek(0)
+        return pd.read_csv(buf, header=None, names=declared.names, dtype=str, keep_default_na=False,
+                           na_values=["\\N"], quoting=csv.QUOTE_MINIMAL)  # fmt: skip
+    rows = conn.execute(query).all()
+    return pd.DataFrame.from_records(rows, columns=declared.names)
+
+
+def _insert(conn: Connection, declared: Declared, norm: pd.DataFrame) -> None:
+    if norm.empty:
+        return
+    table = _table(declared)
+    if _is_pg(conn):
+        for start in range(0, len(norm), 200_000):
+            buf = io.StringIO()
+            norm.iloc[start : start + 200_000].to_csv(buf, index=False, header=False, na_rep="\\N")
+            buf.seek(0)
+            columns = ", ".join(f'"{c}"' for c in declared.names)
+            conn.connection.driver_connection.cursor().copy_expert(
+                f'COPY "{declared.table}" ({columns}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')', buf)  # fmt: skip
+        return
+    plain = norm.astype(object).where(norm.notna(), None)
+    for name, kind in declared.columns:
+        if kind == "json":  # the column type serializes: hand it the document
+            plain[name] = [None if v is None else orjson.loads(v) for v in plain[name].tolist()]
+    records = plain.to_dict("records")
+    for start in range(0, len(records), CHUNK):
+        conn.execute(table.insert(), records[start : start + CHUNK])
+
+
+def _delete_keys(conn: Connection, table: sa.Table, key: Sequence[str], keys: list[tuple]) -> int:
+    deleted = 0
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        if len(key) == 1:
+            cond = table.c[key[0]].in_([k[0] for k in chunk])
+        else:
+            cond = sa.tuple_(*[table.c[k] for k in key]).in_(chunk)
+        deleted += conn.execute(table.delete().where(cond)).rowcount or 0
+    return deleted
+
+
+def read(engine_or_conn: Engine | Connection, name: str, where: sa.ColumnElement | None = None) -> pd.DataFrame:
+    declared = BY_NAME[name]
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
-            rows = conn.execute(query).all()
+            raw = _select(conn, declared, where)
     else:
-        rows = engine_or_conn.execute(query).all()
-    return _typed(declared, rows, declared.names)
+        raw = _select(engine_or_conn, declared, where)
+    return _typed(declared, normalize(declared, raw))
 
 
 def column(name: str, col: str) -> sa.Column:
@@ -235,20 +318,44 @@ def _table(declared: Declared) -> sa.Table:
 # -- writing -----------------------------------------------------------------------------------------------
 
 
-def _row_keys(rows: Iterable[Mapping], key: Sequence[str]) -> list[tuple]:
-    return list(dict.fromkeys(tuple(r[k] for k in key) for r in rows))
+def _keys_of(norm: pd.DataFrame, key: Sequence[str]) -> list[tuple]:
+    return list(dict.fromkeys(zip(*[norm[k].astype(object).where(norm[k].notna(), None) for k in key],
+                                  strict=True)))  # fmt: skip
 
 
-def _delete_keys(conn: Connection, table: sa.Table, key: Sequence[str], keys: list[tuple]) -> int:
-    deleted = 0
+def rows_at_keys(conn: Connection, name: str, *frames: pd.DataFrame) -> pd.DataFrame:
+    """The stored rows (normalized) whose key is one of the keys in ``frames``."""
+    declared = BY_NAME[name]
+    table = _table(declared)
+    keyed = Declared(name, tuple((k, dict(declared.columns)[k]) for k in declared.key), declared.key)
+    keys = list(dict.fromkeys(k for f in frames if len(f) for k in _keys_of(normalize(keyed, f), declared.key)))
+    parts = []
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        if len(key) == 1:
-            cond = table.c[key[0]].in_([k[0] for k in chunk])
-        else:
-            cond = sa.tuple_(*[table.c[k] for k in key]).in_(chunk)
-        deleted += conn.execute(table.delete().where(cond)).rowcount or 0
-    return deleted
+        cond = (table.c[declared.key[0]].in_([k[0] for k in chunk]) if len(declared.key) == 1
+                else sa.tuple_(*[table.c[k] for k in declared.key]).in_(chunk))  # fmt: skip
+        parts.append(_select(conn, declared, cond))
+    raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=declared.names)
+    return normalize(declared, raw)
+
+
+def fingerprint_rows(name: str, frame: pd.DataFrame) -> list[int]:
+    """Row hashes of ``frame`` as stored (for comparing tables)."""
+    declared = BY_NAME[name]
+    return fingerprints(normalize(declared, frame)).tolist()
+
+
+def _rewrite(conn: Connection, declared: Declared, new: pd.DataFrame, changed: pd.Series, had_rows: bool) -> int:
+    """Delete the stored rows of the ``changed`` keys (key strings) and insert ``new``'s rows of them."""
+    if not len(changed):
+        return 0
+    rows = new[_key_strings(new, declared.key).isin(changed).to_numpy()] if len(new) else new
+    deleted = 0
+    if had_rows:
+        keys = sorted({tuple(None if p == "\x00" else p for p in k.split("\x1f")) for k in changed})
+        deleted = _delete_keys(conn, _table(declared), declared.key, keys)
+    _insert(conn, declared, rows)
+    return deleted + len(rows)
 
 
 def write_change(conn: Connection, name: str, removed: pd.DataFrame, added: pd.DataFrame) -> int:
@@ -256,82 +363,41 @@ def write_change(conn: Connection, name: str, removed: pd.DataFrame, added: pd.D
     Keys whose stored rows already are those rows are not touched; returns the rows written (deleted +
     inserted), so re-deriving an unchanged record costs a read and writes nothing."""
     declared = BY_NAME[name]
-    table = _table(declared)
-    key = declared.key
-    new = _stored(declared, added)
-    kinds = dict(declared.columns)
-    gone = _stored(Declared(name, tuple((k, kinds[k]) for k in key), key), removed)
-    keys = list(dict.fromkeys(_row_keys(gone, key) + _row_keys(new, key)))
-    if not keys:
-        return 0
-    stored = _stored(declared, rows_at_keys(conn, name, pd.DataFrame(keys, columns=list(key))))
-    want: dict[tuple, list[bytes]] = {k: [] for k in keys}
-    have: dict[tuple, list[bytes]] = {k: [] for k in keys}
-    for rows, into in ((new, want), (stored, have)):
-        for row, fp in zip(rows, _fingerprints(declared, rows), strict=True):
-            into.setdefault(tuple(row[k] for k in key), []).append(fp)
-    changed = {k for k in keys if sorted(want[k]) != sorted(have.get(k, []))}
-    if not changed:
-        return 0
-    deleted = _delete_keys(conn, table, key, list(changed))
-    rows = [r for r in new if tuple(r[k] for k in key) in changed]
-    for start in range(0, len(rows), CHUNK):
-        conn.execute(table.insert(), rows[start : start + CHUNK])
-    return deleted + len(rows)
+    new = normalize(declared, added)
+    stored = rows_at_keys(conn, name, removed, added)
+    return _rewrite(conn, declared, new, _changed_keys(declared, stored, new, removed), len(stored) > 0)
 
 
-def _fingerprints(declared: Declared, rows: list[dict]) -> pd.Series:
-    """One digest per row of its stored values (orjson of the row), to compare what is with what should be."""
-    return pd.Series([hashlib.blake2b(orjson.dumps([r[c] for c in declared.names], default=str,
-                                                   option=orjson.OPT_SORT_KEYS), digest_size=12).digest()
-                      for r in rows], dtype=object)  # fmt: skip
+def _changed_keys(declared: Declared, old: pd.DataFrame, new: pd.DataFrame,
+                  removed: pd.DataFrame | None = None) -> pd.Series:
+    """Key strings whose rows differ between ``old`` and ``new`` (and every key of ``removed`` that has rows
+    in ``old`` but none in ``new``)."""
+    old_fp, new_fp = fingerprints(old), fingerprints(new)
+    parts = []
+    if len(old):
+        parts.append(_key_strings(old[~np.isin(old_fp, new_fp)], declared.key))
+    if len(new):
+        parts.append(_key_strings(new[~np.isin(new_fp, old_fp)], declared.key))
+    if removed is not None and len(removed) and len(old):
+        keyed = Declared(declared.name, tuple((k, dict(declared.columns)[k]) for k in declared.key), declared.key)
+        gone = _key_strings(normalize(keyed, removed), declared.key)
+        kept = set(_key_strings(new, declared.key)) if len(new) else set()
+        parts.append(gone[gone.isin(set(_key_strings(old, declared.key))) & ~gone.isin(kept)])
+    if not parts:
+        return pd.Series([], dtype=object)
+    return pd.concat(parts, ignore_index=True).drop_duplicates()
 
 
 def replace_by_difference(conn: Connection, name: str, frame: pd.DataFrame) -> int:
     """Make the table hold exactly ``frame``, touching only the keys whose rows differ (a full recompute);
     returns the rows written (deleted + inserted)."""
     declared = BY_NAME[name]
-    table = _table(declared)
-    new = _stored(declared, frame)
-    current = conn.execute(sa.select(*[table.c[c] for c in declared.names])).all()
-    old = _stored(declared, pd.DataFrame.from_records(current, columns=declared.names)) if current else []
-    old_fp, new_fp = _fingerprints(declared, old), _fingerprints(declared, new)
+    new = normalize(declared, frame)
+    old = normalize(declared, _select(conn, declared))
     if declared.primary_key is None:  # no natural key: a changed table is rewritten whole (they are small)
-        if sorted(old_fp) == sorted(new_fp):
+        if sorted(fingerprints(old).tolist()) == sorted(fingerprints(new).tolist()):
             return 0
-        conn.execute(table.delete())
-        for start in range(0, len(new), CHUNK):
-            conn.execute(table.insert(), new[start : start + CHUNK])
+        conn.execute(_table(declared).delete())
+        _insert(conn, declared, new)
         return len(old) + len(new)
-    old_set, new_set = set(old_fp), set(new_fp)
-    key = declared.key
-    changed = {tuple(r[k] for k in key) for r, fp in zip(old, old_fp, strict=True) if fp not in new_set}
-    changed |= {tuple(r[k] for k in key) for r, fp in zip(new, new_fp, strict=True) if fp not in old_set}
-    if not changed:
-        return 0
-    deleted = _delete_keys(conn, table, key, list(changed))
-    rows = [r for r in new if tuple(r[k] for k in key) in changed]
-    for start in range(0, len(rows), CHUNK):
-        conn.execute(table.insert(), rows[start : start + CHUNK])
-    return deleted + len(rows)
-
-
-def rows_at_keys(conn: Connection, name: str, *frames: pd.DataFrame) -> pd.DataFrame:
-    """The stored rows whose key is one of the keys in ``frames`` (for comparing with expected rows)."""
-    declared = BY_NAME[name]
-    table = _table(declared)
-    kinds = dict(declared.columns)
-    keyed = Declared(name, tuple((k, kinds[k]) for k in declared.key), declared.key)
-    keys = list(dict.fromkeys(k for f in frames if len(f) for k in _row_keys(_stored(keyed, f), declared.key)))
-    rows = []
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        cond = (table.c[declared.key[0]].in_([k[0] for k in chunk]) if len(declared.key) == 1
-                else sa.tuple_(*[table.c[k] for k in declared.key]).in_(chunk))  # fmt: skip
-        rows += conn.execute(sa.select(*[table.c[c] for c in declared.names]).where(cond)).all()
-    return pd.DataFrame.from_records(rows, columns=declared.names)
-
-
-def fingerprint_rows(name: str, frame: pd.DataFrame) -> list[bytes]:
-    declared = BY_NAME[name]
-    return list(_fingerprints(declared, _stored(declared, frame)))
+    return _rewrite(conn, declared, new, _changed_keys(declared, old, new), len(old) > 0)
