@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
+import pandas as pd
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -75,6 +77,10 @@ def test_a_database_at_the_previous_version_upgrades_in_place_then_extracts_task
     old_contacts = sa.Table("mirror_hubspot_contacts", sa.MetaData(), autoload_with=old)
     with old.begin() as conn:
         conn.execute(old_contacts.insert().values(**kept, deleted=False))
+    # results as the unified asset stored them before they were declared (pandas ``to_sql``, replaced each run)
+    with old.begin() as conn:
+        pd.DataFrame({"identity_id": ["email:kept@example.com"], "hubspot_id": ["901"]}).to_sql(
+            "unified_contact_identities", conn, index=False)
     assert not sa.inspect(old).has_table("mirror_hubspot_tasks")
     old.dispose()
 
@@ -113,7 +119,27 @@ def test_a_database_at_the_previous_version_upgrades_in_place_then_extracts_task
         assert current_version(conn) == STEPS[-1][0]
     contacts = mirror.read_records(engine, "hubspot", "contacts")
     assert contacts["id"].tolist() == ["901"] and contacts["email"].tolist() == ["kept@example.com"]
+    # the undeclared result table became the declared one (derived data: the next unified run fills it)
+    declared = {c["name"] for c in sa.inspect(engine).get_columns("unified_contact_identities")}
+    assert declared == {c.name for c in schema.UNIFIED_TABLES["contact_identities"].columns}
     hubspot_tasks = mirror.read_records(engine, "hubspot", "tasks")
     assert sorted(hubspot_tasks["hs_task_subject"]) == ["Call back", "Send the contract"]
     assert mirror.counts(engine, "salesforce", "Task")["live"] == sf_tasks
     engine.dispose()
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_database_urls_are_taken_as_users_write_them(pg_url: str, scheme: str) -> None:
+    """Issue 11: a plain ``postgresql://`` (or ``postgres://``) URL works for the state database and for a
+    bench's ``--database-url`` (its own new database next to it), through one URL-to-engine function."""
+    from crm_pipelines.bench.extract import _fresh_database
+
+    plain = f"{scheme}://{pg_url.split('://', 1)[1]}"
+    engine = create_state_engine(plain)
+    with engine.connect() as conn:
+        assert current_version(conn) == STEPS[-1][0]
+    engine.dispose()
+    with _fresh_database(plain) as url:
+        fresh = create_state_engine(url)
+        assert sa.inspect(fresh).has_table("links")
+        fresh.dispose()
