@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import orjson
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from crm_pipelines.state.schema import link_history, links
+from crm_pipelines.state.sql import insert_frame
 
 COLUMNS = ("kind", "hubspot_id", "identity_id", "salesforce_id", "salesforce_type", "dynamics_id", "dynamics_type",
            "origin")
@@ -50,22 +52,16 @@ def apply(conn: Connection, new: pd.DataFrame, changes: pd.DataFrame, at: dateti
         return 0
     at = at or datetime.now(UTC)
     keys = list(zip(changes["kind"], changes["hubspot_id"], strict=True))
-    for start in range(0, len(keys), 500):
-        conn.execute(links.delete().where(sa.tuple_(links.c.kind, links.c.hubspot_id).in_(keys[start : start + 500])))
-    changed = set(keys)
-    created = dict(zip(zip(changes["kind"], changes["hubspot_id"], strict=True),
-                       changes["change"] == "created", strict=True))  # fmt: skip
-    rows = [
-        {**{c: (None if pd.isna(r[c]) else r[c]) for c in COLUMNS}, "created_at": at, "updated_at": at}
-        for r in new.to_dict("records")
-        if (r["kind"], r["hubspot_id"]) in changed
-    ]
-    for row in rows:
-        if not created.get((row["kind"], row["hubspot_id"])):
-            row["created_at"] = at  # the row is rewritten; its first appearance stays in the history
-    for start in range(0, len(rows), 5000):
-        conn.execute(links.insert(), rows[start : start + 5000])
-    events = [{"at": at, **r} for r in changes.to_dict("records")]
-    for start in range(0, len(events), 5000):
-        conn.execute(link_history.insert(), events[start : start + 5000])
+    first_time = changes["change"].eq("created").all() and not conn.execute(sa.select(links.c.kind).limit(1)).first()
+    if not first_time:
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            conn.execute(links.delete().where(sa.tuple_(links.c.kind, links.c.hubspot_id).in_(chunk)))
+    rows = new.merge(pd.DataFrame(keys, columns=["kind", "hubspot_id"]), on=["kind", "hubspot_id"])
+    rows = rows[list(COLUMNS)].astype(object).assign(created_at=at, updated_at=at)
+    insert_frame(conn, links, rows)
+    events = changes.assign(at=at)[["at", "kind", "hubspot_id", "change", "before", "after", "reason"]].copy()
+    for col in ("before", "after"):
+        events[col] = [None if v is None else orjson.dumps(v).decode() for v in events[col].tolist()]
+    insert_frame(conn, link_history, events, ["before", "after"])
     return len(keys)

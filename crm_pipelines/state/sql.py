@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,3 +114,29 @@ def ids_in_ranges(conn: Connection, table: sa.Table, prefixes: Sequence[str], *w
             *[sa.select(table.c.id).where(table.c.id >= lo, table.c.id < hi, *where) for lo, hi in ranges]
         )
     return [r[0] for r in conn.execute(stmt)]
+
+
+def insert_frame(conn: Connection, table: sa.Table, frame: Any, json_columns: Sequence[str] = ()) -> None:
+    """Append a frame's rows (columns named as the table's; None/NA for NULL): PostgreSQL's COPY, which
+    takes a million rows in seconds where INSERTs take minutes; an executemany on SQLite (in-process).
+    ``json_columns`` hold JSON text (canonical) on the way in."""
+    import pandas as pd
+
+    if not len(frame):
+        return
+    if conn.dialect.name == "postgresql":
+        columns = ", ".join(f'"{c}"' for c in frame.columns)
+        for start in range(0, len(frame), 200_000):
+            buf = io.StringIO()
+            frame.iloc[start : start + 200_000].to_csv(buf, index=False, header=False, na_rep="\\N")
+            buf.seek(0)
+            conn.connection.driver_connection.cursor().copy_expert(
+                f'COPY "{table.name}" ({columns}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')', buf
+            )
+        return
+    plain = frame.astype(object).where(pd.notna(frame), None)
+    for name in json_columns:  # the column type serializes: hand it the document
+        plain[name] = [None if v is None else orjson.loads(v) for v in plain[name].tolist()]
+    records = plain.to_dict("records")
+    for start in range(0, len(records), PG_PAGE):
+        conn.execute(table.insert(), records[start : start + PG_PAGE])

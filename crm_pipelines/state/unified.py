@@ -25,6 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
+from crm_pipelines.state.sql import insert_frame
+
 PREFIX = "unified_"
 CHUNK = 5_000
 FIELD_OBJECTS = (
@@ -219,12 +221,6 @@ def _typed(declared: Declared, norm: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _bool(value: object) -> bool | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, str):  # APIs spell booleans as text too ("false" must not become True)
-        return value.strip().lower() in _TRUE
-    return bool(value)
 
 
 def field_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -261,25 +257,7 @@ def _select(conn: Connection, declared: Declared, where: sa.ColumnElement | None
 
 
 def _insert(conn: Connection, declared: Declared, norm: pd.DataFrame) -> None:
-    if norm.empty:
-        return
-    table = _table(declared)
-    if _is_pg(conn):
-        for start in range(0, len(norm), 200_000):
-            buf = io.StringIO()
-            norm.iloc[start : start + 200_000].to_csv(buf, index=False, header=False, na_rep="\\N")
-            buf.seek(0)
-            columns = ", ".join(f'"{c}"' for c in declared.names)
-            conn.connection.driver_connection.cursor().copy_expert(
-                f'COPY "{declared.table}" ({columns}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')', buf)  # fmt: skip
-        return
-    plain = norm.astype(object).where(norm.notna(), None)
-    for name, kind in declared.columns:
-        if kind == "json":  # the column type serializes: hand it the document
-            plain[name] = [None if v is None else orjson.loads(v) for v in plain[name].tolist()]
-    records = plain.to_dict("records")
-    for start in range(0, len(records), CHUNK):
-        conn.execute(table.insert(), records[start : start + CHUNK])
+    insert_frame(conn, _table(declared), norm, [n for n, kind in declared.columns if kind == "json"])
 
 
 def _delete_keys(conn: Connection, table: sa.Table, key: Sequence[str], keys: list[tuple]) -> int:

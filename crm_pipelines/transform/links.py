@@ -78,16 +78,28 @@ def changes(old: pd.DataFrame, new: pd.DataFrame, *, deleted: set[tuple[str, str
     both = both[~same.to_numpy(dtype=bool)]
     if both.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in CHANGE_COLUMNS})
-    records = both.to_dict("records")
+    parts = []
+    created = both[both["_merge"] == "right_only"]
+    if len(created):  # the bulk of a first run: reasons built column-wise
+        ident = created["identity_id_new"].astype(object)
+        how = np.where(created["kind"] == "contact", ident.map(emails).radd("email ").to_numpy(dtype=object),
+                       ident.map(methods).to_numpy(dtype=object))
+        reason = pd.Series(how, index=created.index, dtype=object)
+        reason = ("new match by " + reason).where(reason.notna(), "new match")
+        after = created[[f"{c}_new" for c in cols]].rename(columns=lambda c: c.removesuffix("_new"))
+        after = after.assign(hubspot_id=created["hubspot_id"]).astype(object)
+        after = after.where(after.notna(), None).to_dict("records")
+        parts.append(pd.DataFrame({"kind": created["kind"].to_numpy(dtype=object),
+                                   "hubspot_id": created["hubspot_id"].to_numpy(dtype=object), "change": "created",
+                                   "before": None, "after": [_side(a) for a in after],
+                                   "reason": reason.to_numpy(dtype=object)}))  # fmt: skip
     out = []
-    for r in records:
+    for r in both[both["_merge"] != "right_only"].to_dict("records"):
         before = {c: r[f"{c}_old"] for c in cols} | {"hubspot_id": r["hubspot_id"]}
         after = {c: r[f"{c}_new"] for c in cols} | {"hubspot_id": r["hubspot_id"]}
         before = {k: (None if pd.isna(v) else v) for k, v in before.items()}
         after = {k: (None if pd.isna(v) else v) for k, v in after.items()}
-        if r["_merge"] == "right_only":
-            change, reason, before = "created", _matched(r["kind"], after, emails, methods), None
-        elif r["_merge"] == "left_only":
+        if r["_merge"] == "left_only":
             change, after = "removed", None
             reason = ("deleted in hubspot" if ("hubspot", r["hubspot_id"]) in deleted
                       else "; ".join(_why_side(crm, before, {}, deleted, converted, emails, methods, r["kind"])
@@ -99,7 +111,9 @@ def changes(old: pd.DataFrame, new: pd.DataFrame, *, deleted: set[tuple[str, str
                                if before.get(f"{crm}_id") != after.get(f"{crm}_id"))
         out.append({"kind": r["kind"], "hubspot_id": r["hubspot_id"], "change": change,
                     "before": _side(before), "after": _side(after), "reason": reason or "rematched"})
-    return pd.DataFrame(out, columns=list(CHANGE_COLUMNS))
+    if out:
+        parts.append(pd.DataFrame(out, columns=list(CHANGE_COLUMNS)))
+    return pd.concat(parts, ignore_index=True)[list(CHANGE_COLUMNS)]
 
 
 def _matched(kind: str, row: Mapping, emails: Mapping[str, str], methods: Mapping[str, str]) -> str:
