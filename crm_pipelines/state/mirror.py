@@ -26,6 +26,13 @@ class MirrorRow:
     deleted_at: datetime | None = None
 
 
+def stamp() -> datetime:
+    """``extracted_at`` for a write, taken once the write's transaction has begun (on SQLite: holds the
+    write lock): every row committed before it carries an earlier stamp, so ``unified``'s watermark (the
+    latest stamp it saw) never passes a write still in flight."""
+    return datetime.now(UTC)
+
+
 def table_for(crm: str, obj: str) -> sa.Table:
     try:
         return MIRROR_TABLES[(crm, obj)]
@@ -39,10 +46,10 @@ def upsert_rows(engine: Engine, crm: str, obj: str, rows: Iterable[MirrorRow]) -
     A live record written here clears an earlier deletion flag: the CRM says it exists (restored).
     """
     table = table_for(crm, obj)
-    now = datetime.now(UTC)
     written = 0
     batch: list[dict[str, Any]] = []
     with engine.begin() as conn:
+        now = stamp()
         for row in rows:
             batch.append(
                 {
@@ -70,9 +77,9 @@ def replace_groups(engine: Engine, crm: str, obj: str, prefixes: Sequence[str], 
     links must also retire the links that disappeared, so they are flagged deleted rather than left live.
     """
     table = table_for(crm, obj)
-    now = datetime.now(UTC)
     keep = {r.id for r in rows}
     with engine.begin() as conn:
+        now = stamp()
         for chunk in _chunks(list(prefixes), 200):  # SQLite allows 500 selects in one compound statement
             stale = [i for i in ids_in_ranges(conn, table, chunk, table.c.deleted.is_(False)) if i not in keep]
             for ids in _chunks(stale, 1000):
@@ -87,8 +94,8 @@ def mark_deleted(engine: Engine, crm: str, obj: str, deletions: Sequence[tuple[s
     if not deletions:
         return 0
     table = table_for(crm, obj)
-    now = datetime.now(UTC)
     with engine.begin() as conn:
+        now = stamp()
         known = {
             r[0]
             for chunk in _chunks([d[0] for d in deletions], 1000)

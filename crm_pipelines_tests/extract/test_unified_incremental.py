@@ -63,7 +63,7 @@ def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
     settings_path.write_text(yaml.safe_dump({
         "state_database_url": state_url,
         "sandbox": {"data_dir": str(sandbox.data_dir)},
-        "extract": {"partitions_per_run": 40, "start_date": (date.today() - timedelta(days=30)).isoformat()},
+        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
     }))
     settings = load_settings(settings_path)
     resources = build_resources(settings, str(settings_path), state_url=state_url)

@@ -41,10 +41,11 @@ from crm_pipelines.transform.pipeline import TransformResult, TransformSettings,
 
 # Bump when the transform's output for unchanged input changes: stored results are then recomputed in full.
 TRANSFORM_VERSION = "2026-12-04.1"
-# Rows committed late (stamped before the last update read them, committed after) are read again: a record
-# re-derived unchanged is compared and not written, so the overlap costs a little reading, never a wrong
-# result. Mirror writes commit within a page of records, well inside it.
-OVERLAP = timedelta(seconds=10)
+# A mirror write stamps its rows once its transaction has begun (``mirror.stamp``), and one writer at a time
+# writes a table (each connection's runs share a pool), so a row committed after the last update read has a
+# later stamp than every row that update saw. The second of overlap covers clocks of separate processes;
+# a record read again unchanged is compared and not written.
+OVERLAP = timedelta(seconds=1)
 CURSOR = ("unified", "*")
 REFERENCE = tuple((o.crm, o.name) for o in catalog.OBJECTS if o.kind is catalog.Kind.REFERENCE)
 
