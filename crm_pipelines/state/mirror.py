@@ -27,9 +27,9 @@ class MirrorRow:
 
 
 def stamp() -> datetime:
-    """``extracted_at`` for a write, taken once the write's transaction has begun (on SQLite: holds the
-    write lock): every row committed before it carries an earlier stamp, so ``unified``'s watermark (the
-    latest stamp it saw) never passes a write still in flight."""
+    """``extracted_at`` for a write, taken once the write's transaction has begun (on SQLite: holding the
+    write lock). One writer at a time per table (each connection's runs share one pool), so a write still
+    in flight when ``unified`` took its watermark (the latest stamp committed) stamps later than it."""
     return datetime.now(UTC)
 
 
@@ -157,15 +157,15 @@ def count_live_in_window(engine: Engine, crm: str, obj: str, start: datetime, en
 
 
 def read_records(
-    engine: Engine, crm: str, obj: str, *, since: datetime | None = None, ids: Sequence[str] | None = None
+    engine: Engine, crm: str, obj: str, *, after: datetime | None = None, ids: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """The mirror as a frame: ``id``, ``modified_at`` (UTC), ``deleted`` and the record's own fields,
-    named as the API names them (HubSpot's ``properties`` are lifted to columns). ``since``: only rows
-    extracted at or after it; ``ids``: only these records."""
+    named as the API names them (HubSpot's ``properties`` are lifted to columns). ``after``: only rows
+    stamped later (``extracted_at``); ``ids``: only these records."""
     table = table_for(crm, obj)
     query = sa.select(table.c.id, table.c.modified_at, table.c.deleted, table.c.record)
-    if since is not None:
-        query = query.where(table.c.extracted_at >= since)
+    if after is not None:
+        query = query.where(table.c.extracted_at > after)
     with engine.connect() as conn:
         if ids is None:
             rows = conn.execute(query).all()

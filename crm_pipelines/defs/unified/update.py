@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import orjson
 import pandas as pd
@@ -41,11 +41,10 @@ from crm_pipelines.transform.pipeline import TransformResult, TransformSettings,
 
 # Bump when the transform's output for unchanged input changes: stored results are then recomputed in full.
 TRANSFORM_VERSION = "2026-12-04.1"
-# A mirror write stamps its rows once its transaction has begun (``mirror.stamp``), and one writer at a time
-# writes a table (each connection's runs share a pool), so a row committed after the last update read has a
-# later stamp than every row that update saw. The second of overlap covers clocks of separate processes;
-# a record read again unchanged is compared and not written.
-OVERLAP = timedelta(seconds=1)
+# A mirror write stamps its rows once its transaction has begun (``mirror.stamp``) and one writer at a time
+# writes a table (each connection's runs share a pool), so the rows an update has not seen are exactly those
+# stamped after its watermark. (A table written by two runs at once could commit an earlier stamp late; the
+# ``incremental_equals_full`` check and a full run, ``full: true``, are the safety net.)
 CURSOR = ("unified", "*")
 REFERENCE = tuple((o.crm, o.name) for o in catalog.OBJECTS if o.kind is catalog.Kind.REFERENCE)
 
@@ -94,14 +93,13 @@ def _watermarks(engine: Engine) -> dict[str, str]:
 
 
 def load_delta(engine: Engine, watermarks: Mapping[str, str]) -> Mirrors:
-    """The mirror rows extracted since each table's watermark (less the overlap); tables with none are absent."""
+    """The mirror rows stamped after each table's watermark; tables with none are absent."""
     frames = {}
     for crm, obj in MIRROR_TABLES:
         if (crm, obj) in REFERENCE:
             continue  # reference data reaches every record: its changes make a full update (fingerprint)
         mark = watermarks.get(f"{crm}.{obj}")
-        since = datetime.fromisoformat(mark) - OVERLAP if mark else datetime(1970, 1, 1, tzinfo=UTC)
-        frame = mirror.read_records(engine, crm, obj, since=since)
+        frame = mirror.read_records(engine, crm, obj, after=datetime.fromisoformat(mark) if mark else None)
         if len(frame):
             frames[(crm, obj)] = frame
     return Mirrors(frames)
