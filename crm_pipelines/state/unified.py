@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -239,9 +240,12 @@ def _is_pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _select(conn: Connection, declared: Declared, where: sa.ColumnElement | None = None) -> pd.DataFrame:
+def _select(conn: Connection, declared: Declared, where: sa.ColumnElement | None = None,
+            from_: sa.FromClause | None = None) -> pd.DataFrame:
     table = _table(declared)
     query = sa.select(*[table.c[c] for c in declared.names])
+    if from_ is not None:
+        query = query.select_from(from_)
     if where is not None:
         query = query.where(where)
     if _is_pg(conn):
@@ -260,16 +264,35 @@ def _insert(conn: Connection, declared: Declared, norm: pd.DataFrame) -> None:
     insert_frame(conn, _table(declared), norm, [n for n, kind in declared.columns if kind == "json"])
 
 
+@contextmanager
+def _key_table(conn: Connection, key: Sequence[str], keys: list[tuple]) -> Iterator[sa.Table]:
+    """The keys as a temporary table, to join with: a list of composite keys in ``IN`` makes PostgreSQL scan
+    the whole table; a join with analyzed keys is an index lookup per key."""
+    text = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+    tmp = sa.Table("_unified_keys", sa.MetaData(), *[sa.Column(k, text) for k in key], prefixes=["TEMPORARY"])
+    tmp.drop(conn, checkfirst=True)
+    tmp.create(conn)
+    insert_frame(conn, tmp, pd.DataFrame(keys, columns=list(key), dtype=object))
+    if _is_pg(conn):
+        conn.exec_driver_sql("ANALYZE _unified_keys")
+    try:
+        yield tmp
+    finally:
+        tmp.drop(conn)
+
+
 def _delete_keys(conn: Connection, table: sa.Table, key: Sequence[str], keys: list[tuple]) -> int:
-    deleted = 0
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        if len(key) == 1:
-            cond = table.c[key[0]].in_([k[0] for k in chunk])
-        else:
-            cond = sa.tuple_(*[table.c[k] for k in key]).in_(chunk)
-        deleted += conn.execute(table.delete().where(cond)).rowcount or 0
-    return deleted
+    if not keys:
+        return 0
+    if len(key) == 1 and len(keys) <= 1000:
+        return conn.execute(table.delete().where(table.c[key[0]].in_([k[0] for k in keys]))).rowcount or 0
+    with _key_table(conn, key, keys) as tmp:
+        if _is_pg(conn):
+            stmt = sa.text(f'DELETE FROM "{table.name}" AS t USING _unified_keys AS k WHERE '
+                           + " AND ".join(f't."{k}" = k."{k}"' for k in key))  # fmt: skip
+            return conn.execute(stmt).rowcount or 0
+        cond = sa.tuple_(*[table.c[k] for k in key]).in_(sa.select(*[tmp.c[k] for k in key]))
+        return conn.execute(table.delete().where(cond)).rowcount or 0
 
 
 def read(engine_or_conn: Engine | Connection, name: str, where: sa.ColumnElement | None = None) -> pd.DataFrame:
@@ -307,13 +330,14 @@ def rows_at_keys(conn: Connection, name: str, *frames: pd.DataFrame) -> pd.DataF
     table = _table(declared)
     keyed = Declared(name, tuple((k, dict(declared.columns)[k]) for k in declared.key), declared.key)
     keys = list(dict.fromkeys(k for f in frames if len(f) for k in _keys_of(normalize(keyed, f), declared.key)))
-    parts = []
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        cond = (table.c[declared.key[0]].in_([k[0] for k in chunk]) if len(declared.key) == 1
-                else sa.tuple_(*[table.c[k] for k in declared.key]).in_(chunk))  # fmt: skip
-        parts.append(_select(conn, declared, cond))
-    raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=declared.names)
+    if not keys:
+        return normalize(declared, pd.DataFrame(columns=declared.names))
+    if len(declared.key) == 1 and len(keys) <= 1000:
+        raw = _select(conn, declared, table.c[declared.key[0]].in_([k[0] for k in keys]))
+    else:
+        with _key_table(conn, declared.key, keys) as tmp:
+            joined = table.join(tmp, sa.and_(*[table.c[k] == tmp.c[k] for k in declared.key]))
+            raw = _select(conn, declared, from_=joined)
     return normalize(declared, raw)
 
 

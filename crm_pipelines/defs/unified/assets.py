@@ -149,6 +149,9 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
         update = update_unified(engine, settings, full=config.full,
                                 proposals=lambda mirrors: stage_proposals(mirrors, current))
         context.log.info(f"unified: {update.mode} update ({update.reason}); {update.changed_rows} rows written")
+        if update.write_s:
+            slowest = sorted(update.write_s.items(), key=lambda kv: -kv[1])[:5]
+            context.log.info("slowest table writes: " + ", ".join(f"{t} {s:.2f} s" for t, s in slowest))
         common = {
             "mode": update.mode,
             "reason": update.reason,

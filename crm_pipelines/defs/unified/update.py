@@ -60,6 +60,7 @@ class UnifiedUpdate:
     written: dict[str, int] = field(default_factory=dict)  # result rows written per table
     links_changed: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    write_s: dict[str, float] = field(default_factory=dict)  # per table (incremental updates)
     result: TransformResult | None = None  # the full result (full updates only)
     changes: dict[str, TableChange] = field(default_factory=dict)  # incremental updates only
 
@@ -233,7 +234,9 @@ def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = 
             removed, added = change.removed, change.added
             if table.startswith("fields_"):
                 added = unified.field_rows(added)
+            began = time.perf_counter()
             report.written[table] = report.written.get(table, 0) + unified.write_change(conn, table, removed, added)
+            report.write_s[table] = report.write_s.get(table, 0.0) + time.perf_counter() - began
         report.links_changed = _update_links(conn, new, old, _deleted_ids(delta), context)
         write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks_now))
     report.seconds = {"read_s": loaded - started, "load_state_s": prev_loaded - loaded,
