@@ -1,12 +1,12 @@
 """Bringing the ``unified`` tables up to date with the mirror: incrementally from a watermark, or in full.
 
-An incremental update reads the mirror rows extracted since the last update (per table, with a small
-overlap for writes that committed late), the stored result it continues, and writes only the rows the
-incremental transform changes (Invariant 6). A full update recomputes everything from the mirror and
-writes the rows that differ from what is stored. A full update happens when asked, on the first run,
-and whenever something the incremental path does not follow changed: the settings, the code version
-(``TRANSFORM_VERSION``), the reference data (pipelines, stages, record types, owners, users) or the links
-the sync has written through. The result, the links and the watermark move in one transaction.
+An incremental update reads the mirror rows stamped after the last update's watermark (per table), the
+stored result it continues, and writes only the rows the incremental transform changes (Invariant 6). A
+full update recomputes everything from the mirror and writes the rows that differ from what is stored. A
+full update happens when asked, on the first run, and whenever something the incremental path does not
+follow changed: the settings, the code version (``TRANSFORM_VERSION``), the reference data (pipelines,
+stages, record types, owners, users) or the links the sync has written through. The result, the links and
+the watermark move in one transaction.
 
 Plain functions over an engine: the Dagster asset (``assets.py``), the bench and the tests call them.
 """
@@ -35,7 +35,7 @@ from crm_pipelines.transform import links as link_rules
 from crm_pipelines.transform.companies import CompanyIdentities
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.identities import ContactIdentities
-from crm_pipelines.transform.incremental import TableChange, apply_changes, incremental_changes
+from crm_pipelines.transform.incremental import TableChange, incremental_changes
 from crm_pipelines.transform.lookup import build_lookups
 from crm_pipelines.transform.pipeline import TransformResult, TransformSettings, run_transform
 
@@ -312,14 +312,3 @@ def verify_sample(engine: Engine, settings: TransformSettings, result: Transform
                                    "expected_rows": len(added), "stored_rows": len(stored)})
     records = sum(len(f) for f in frames.values())
     return SampleCheck(not differing, records, differing, sample)
-
-
-def updated_result(update: UnifiedUpdate, prev: TransformResult | None) -> TransformResult | None:
-    """The result after ``update`` in memory (for ``verify_sample``), without reading it back."""
-    if update.result is not None:
-        return update.result
-    if prev is None:
-        return None
-    after = apply_changes(prev, update.changes)
-    build_lookups(after)
-    return after
