@@ -43,6 +43,7 @@ from crm_pipelines.bench.extract import (
 )
 from crm_pipelines.crm.tokens import TOKENS
 from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
+from crm_pipelines.sandbox.faults import FaultConfig
 from crm_pipelines.sandbox.universe import TIME_RANGE
 from crm_pipelines.settings.load import STATE_DB_ENV
 from crm_pipelines.state.db import create_state_engine
@@ -171,9 +172,8 @@ def run_soak_bench(
 ) -> dict:
     """``timeout_seconds``: how long the sandboxes hold a request they time out (their default, 30 s, when
     None); the connectors wait up to their own 60 s timeout, so a held request ends as the server's 504."""
-    faults: dict[str, Any] = {**FAULT_MIX, "seed": fault_seed}
-    if timeout_seconds is not None:
-        faults["timeout_seconds"] = timeout_seconds
+    held = timeout_seconds if timeout_seconds is not None else FaultConfig().timeout_seconds
+    faults: dict[str, Any] = {**FAULT_MIX, "seed": fault_seed, "timeout_seconds": held}
     with _sandboxes_apart(CRMS, scale, seed) as info:
         clean = _import_pass(info, database_url, start_date)
         _set_faults(info, faults)
