@@ -185,6 +185,31 @@ def bench_unified(scale: int, seed: int, database_url: str | None) -> None:
     sys.stdout.write(json.dumps(figures) + "\n")
 
 
+@bench.command("soak")
+@click.option("--scale", type=int, default=5_000, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="the sandboxes' data seed")
+@click.option("--fault-seed", type=int, default=7, show_default=True, help="the sequence of injected faults")
+@click.option("--database-url", default=None, help="PostgreSQL URL; the bench works in its own new databases there")
+@click.option("--start-date", default=None, help="first daily partition (holds all older records); default: oldest")
+@click.option(
+    "--timeout-seconds", type=float, default=None, help="how long a sandbox holds a request it times out (default 30)"
+)
+def bench_soak(
+    scale: int,
+    seed: int,
+    fault_seed: int,
+    database_url: str | None,
+    start_date: str | None,
+    timeout_seconds: float | None,
+) -> None:
+    """The bulk import fault-free, then with every fault kind on (issue 18): failed runs, logins, time, and
+    whether the mirror ends the same."""
+    from crm_pipelines.bench.soak import run_soak_bench
+
+    figures = run_soak_bench(scale, seed, fault_seed, database_url, start_date, timeout_seconds)
+    sys.stdout.write(json.dumps(figures) + "\n")
+
+
 @bench.command("transform")
 @click.option("--contacts", type=int, default=1_000_000, show_default=True)
 @click.option("--companies", type=int, default=300_000, show_default=True)

@@ -29,7 +29,7 @@ async def bench_dynamics(info: dict[str, Any], ca_bundle: str | None = None) -> 
     # one client for the connection, as a sync holds it: its rate limiter knows the calls just made
     async with DynamicsClient("dynamics", info["base_url"], auth, meter=meter, ca_bundle=ca_bundle) as dynamics:
         for table in DYNAMICS_TABLES:
-            await auth.headers(dynamics.api.http)  # the token is fetched once, outside the timings
+            await auth.headers(dynamics.api)  # the token is fetched once, outside the timings
             meter.calls.clear()
             started = time.perf_counter()
             records = 0

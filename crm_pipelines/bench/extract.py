@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -124,6 +124,10 @@ class Lane:
     crm: str
     settings_path: str
     dagster_home: str | None
+    keep_going: bool = False  # count a failed run and go on to the next (the soak) instead of stopping there
+    # fields of the lane's CRM resource (the soak's HubSpot OAuth app of the sandbox), handed to the lane's
+    # process in memory, never written to the settings file
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 def _run_lane(lane: Lane) -> dict:
@@ -131,19 +135,31 @@ def _run_lane(lane: Lane) -> dict:
     batch_partition_events()
     settings = load_settings(Path(lane.settings_path))
     assets = [a for a in build_extract_assets(settings) if {k.path[0] for k in a.keys} == {lane.crm}]
-    resources = build_resources(settings, lane.settings_path, state_url=settings.state_database_url)
+    resources = build_resources(
+        settings, lane.settings_path, state_url=settings.state_database_url, secrets={lane.crm: lane.secrets}
+    )
     started = time.perf_counter()
-    runs = 0
+    runs, all_runs, failed = 0, 0, []
     home = lane.dagster_home
     with dg.DagsterInstance.from_config(home) if home else dg.DagsterInstance.ephemeral() as instance:
         for run in bulk_import(instance, settings, assets, resources):
             if not run.result.success:
                 why = "; ".join(run.failures()) or "see its log"
-                raise RuntimeError(f"{lane.crm} backfill run for {run.label} failed: {why}")
+                if not lane.keep_going:
+                    raise RuntimeError(f"{lane.crm} backfill run for {run.label} failed: {why}")
+                failed.append(f"{lane.crm} {run.label}: {why}")
             runs += run.first is not None
+            all_runs += 1
     wall = time.perf_counter() - started
     partitions = len(daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC)))
-    return {"runs": runs, "partitions": partitions, "wall_s": wall, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "runs": runs,
+        "partitions": partitions,
+        "wall_s": wall,
+        "peak_rss_mb": peak_rss_mb(),
+        "all_runs": all_runs,  # the reference objects' run included
+        "failed_runs": failed,
+    }
 
 
 def _bound_s(crm: str, obj: str, records: int) -> float:

@@ -105,7 +105,8 @@ def hubspot_client(
     if target_of(settings, "hubspot", secrets) == "sandbox":
         sandbox, ca_bundle = _sandbox(settings, "hubspot")
         token = PrivateAppToken(sandbox["credentials"]["access_token"])
-        client = HubSpotClient("hubspot", sandbox["base_url"], token, budget=budget, meter=meter, ca_bundle=ca_bundle)
+        client = HubSpotClient("hubspot", sandbox["base_url"], token, budget=budget, meter=meter, ca_bundle=ca_bundle,
+                               retry_budget_s=conn.retry_budget_s)
         client.target = "sandbox"
         return client
     base_url = str(conn.base_url).rstrip("/")
@@ -125,7 +126,7 @@ def hubspot_client(
             f"with {conn.oauth_refresh_token_env}, {conn.oauth_client_id_env} and {conn.oauth_client_secret_env})"
         )
     dial("hubspot", base_url, sandbox=False)
-    return HubSpotClient("hubspot", base_url, auth, budget=budget, meter=meter)
+    return HubSpotClient("hubspot", base_url, auth, budget=budget, meter=meter, retry_budget_s=conn.retry_budget_s)
 
 
 def dynamics_sandbox_auth(sandbox: dict) -> ClientCredentials:
@@ -151,7 +152,8 @@ def dynamics_client(
     if target_of(settings, "dynamics", secrets) == "sandbox":
         sandbox, ca_bundle = _sandbox(settings, "dynamics")
         auth = dynamics_sandbox_auth(sandbox)
-        client = DynamicsClient("dynamics", sandbox["base_url"], auth, budget=budget, meter=meter, ca_bundle=ca_bundle)
+        client = DynamicsClient("dynamics", sandbox["base_url"], auth, budget=budget, meter=meter, ca_bundle=ca_bundle,
+                                retry_budget_s=conn.retry_budget_s)
         client.target = "sandbox"
         return client
     names = [conn.tenant_id_env, conn.client_id_env, conn.client_secret_env]
@@ -171,7 +173,7 @@ def dynamics_client(
         authority_url=str(conn.authority_url).rstrip("/"),
     )
     dial("dynamics", org_url, sandbox=False)
-    return DynamicsClient("dynamics", org_url, auth, budget=budget, meter=meter)
+    return DynamicsClient("dynamics", org_url, auth, budget=budget, meter=meter, retry_budget_s=conn.retry_budget_s)
 
 
 def salesforce_client(
@@ -186,7 +188,8 @@ def salesforce_client(
             "salesforce", creds["consumer_key"], creds["consumer_secret"], login_url=sandbox["base_url"]
         )
         client = SalesforceClient(
-            "salesforce", auth, api_version=creds["api_version"], budget=budget, meter=meter, ca_bundle=ca_bundle
+            "salesforce", auth, api_version=creds["api_version"], budget=budget, meter=meter, ca_bundle=ca_bundle,
+            retry_budget_s=conn.retry_budget_s,
         )
         client.target = "sandbox"
         return client
@@ -211,7 +214,9 @@ def salesforce_client(
     except ValueError as e:
         raise ConnectionUnavailable(str(e)) from None
     dial("salesforce", auth.token_url, sandbox=False)
-    return SalesforceClient("salesforce", auth, api_version=conn.api_version, budget=budget, meter=meter)
+    return SalesforceClient(
+        "salesforce", auth, api_version=conn.api_version, budget=budget, meter=meter, retry_budget_s=conn.retry_budget_s
+    )
 
 
 OPENERS: dict[str, Callable[..., Any]] = {

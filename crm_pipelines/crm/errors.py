@@ -50,12 +50,19 @@ class TransientError(ApiError):
         self.retry_after = retry_after
 
 
-class RetriesExhausted(CrmError):
-    """A transient failure outlived every retry; ``last`` is the final one."""
+class IncompleteBody(Exception):
+    """A body that arrived whole by HTTP's account but not by the API's (cut short, or missing what every
+    answer of that endpoint carries): a transport fault, so the call is retried like a dropped connection."""
 
-    def __init__(self, connection: str, attempts: int, last: TransientError) -> None:
-        super().__init__(connection, f"gave up after {attempts} attempts: {last.args[0]}")
-        self.attempts, self.last = attempts, last
+
+class RetriesExhausted(CrmError):
+    """A transient failure outlived the call's retries (its time budget, or an attempt cap); ``last`` is the
+    final one, and its text is the API's last answer."""
+
+    def __init__(self, connection: str, attempts: int, last: TransientError, seconds: float | None = None) -> None:
+        spent = f" in {seconds:.0f} s" if seconds is not None else ""
+        super().__init__(connection, f"gave up after {attempts} attempts{spent}; last answer: {last.args[0]}")
+        self.attempts, self.last, self.seconds = attempts, last, seconds
 
 
 class BudgetExhausted(CrmError):
@@ -71,3 +78,13 @@ class BudgetExhausted(CrmError):
             "The remaining work is deferred, not dropped.",
         )
         self.limit, self.retry_at = limit, retry_at
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: first line of the message``, or the type alone: never empty, never an IndexError.
+
+    ``httpx.ReadError('')`` and friends have no message at all; a step's failure text must still name what
+    went wrong rather than lose the rest of the text to ``str(e).splitlines()[0]``.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__

@@ -2,9 +2,16 @@
 
 Each attempt passes the rate limiter and spends one call of the budget before it is sent (a retry is a
 call like any other), is metered, and is classified: transient failures (429, 5xx, timeouts, dropped
-connections, bodies that do not parse) are retried with exponential backoff and jitter, honouring the
-server's ``Retry-After``; an expired token is refreshed once; anything else is raised as a typed error
-carrying the API's code and message.
+connections, bodies that do not parse or are cut short) are retried with exponential backoff and jitter,
+honouring the server's ``Retry-After``; an expired token is refreshed once; anything else is raised as a
+typed error carrying the API's code and message. Token requests are calls like the others
+(``crm/tokens.py``): same loop, limiter, budget and meter, only without a bearer token of their own.
+
+A call waits faults out within a time budget rather than a count of attempts: backoff doubles up to
+``backoff_max_s`` (a minute), and the call gives up once its next wait would end more than
+``retry_budget_s`` after its first attempt, with the API's last answer in the error (issue 18). A run of
+bad luck (eleven faults in a row at a 40 % fault rate) is waited out; a service that is down for longer
+than the budget is reported, not waited on forever.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from typing import Any, Protocol
 
 import httpx
 import orjson
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_never
+from tenacity.stop import stop_base
+from tenacity.wait import wait_exponential_jitter
 
 from crm_pipelines.crm.budget import CallBudget
 from crm_pipelines.crm.errors import (
     ApiError,
     AuthenticationError,
     ConflictError,
+    IncompleteBody,
     NotFoundError,
     RetriesExhausted,
     TransientError,
@@ -34,6 +44,13 @@ from crm_pipelines.crm.metering import CallRecord, Meter
 from crm_pipelines.crm.ratelimit import RateLimiter, RateLimits
 
 log = logging.getLogger("crm_pipelines.crm")
+
+# Backoff doubles from BACKOFF_INITIAL_S up to BACKOFF_MAX_S; a call keeps retrying for RETRY_BUDGET_S in all.
+# Fifteen minutes outlast a load balancer's restart or a throttling window, and a wait capped at a minute
+# keeps the retries frequent enough to notice the API is back.
+BACKOFF_INITIAL_S = 0.5
+BACKOFF_MAX_S = 60.0
+RETRY_BUDGET_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -60,11 +77,23 @@ class Dialect(Protocol):
 
 
 class Auth(Protocol):
-    async def headers(self, http: httpx.AsyncClient) -> dict[str, str]: ...
+    """Credentials of a connection. A login is a call through ``api`` (``crm/tokens.py``), so it is retried,
+    rate limited, budgeted and metered like any other."""
 
-    async def refresh(self, http: httpx.AsyncClient) -> None: ...
+    async def headers(self, api: ApiClient) -> dict[str, str]: ...
+
+    async def refresh(self, api: ApiClient) -> None: ...
 
     def secrets(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """How a call differs from a plain authenticated one; see :meth:`ApiClient.request`."""
+
+    authenticate: bool = True
+    check: Callable[[ApiResponse], Any] | None = None
+    http: httpx.AsyncClient | None = None
 
 
 @dataclass
@@ -73,6 +102,21 @@ class ApiResponse:
     headers: httpx.Headers
     content: bytes
     data: Any = None  # the parsed JSON body, when one was expected
+
+
+class _OutOfTime(stop_base):
+    """Stop when the next wait would end past the call's time budget.
+
+    Time spent is the larger of the clock's and the waits' own account, so a test that sleeps on a virtual
+    clock (``sleep=`` injected) is held to the same budget as a real run.
+    """
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+
+    def __call__(self, state: RetryCallState) -> bool:
+        spent = max(state.seconds_since_start or 0.0, state.idle_for)
+        return spent + state.upcoming_sleep > self.budget_s
 
 
 def verify_option(ca_bundle: str | None, verify: bool = True) -> ssl.SSLContext | bool:
@@ -92,16 +136,19 @@ class ApiClient:
         meter: Meter | None = None,
         verify: ssl.SSLContext | bool = True,
         timeout_s: float = 60.0,
-        max_attempts: int = 8,
-        backoff_initial_s: float = 0.5,
-        backoff_max_s: float = 30.0,
+        retry_budget_s: float = RETRY_BUDGET_S,
+        max_attempts: int | None = None,
+        backoff_initial_s: float = BACKOFF_INITIAL_S,
+        backoff_max_s: float = BACKOFF_MAX_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``retry_budget_s``: how long one call may keep retrying in all; ``max_attempts``: an optional cap
+        on attempts besides (tests, and callers such as ``check`` that want a verdict soon)."""
         self.connection, self.base_url, self.dialect, self.auth = connection, base_url.rstrip("/"), dialect, auth
         self.limiter = RateLimiter(limits, sleep=sleep, shared_key=(connection, self.base_url))
         self.budget = budget or CallBudget(connection)
         self.meter = meter or Meter()
-        self.max_attempts, self.sleep = max_attempts, sleep
+        self.retry_budget_s, self.max_attempts, self.sleep = retry_budget_s, max_attempts, sleep
         self._backoff = wait_exponential_jitter(multiplier=backoff_initial_s, max=backoff_max_s)
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -137,41 +184,58 @@ class ApiClient:
         bucket: str = "default",
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        content: bytes | str | None = None,
+        content: bytes | str | Callable[[], bytes | str] | None = None,
         headers: Mapping[str, str] | None = None,
         expect_json: bool = True,
         ok: tuple[int, ...] = (),
+        authenticate: bool = True,
+        check: Callable[[ApiResponse], Any] | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> ApiResponse:
-        """One logical call, retried as needed. ``endpoint`` is the route template used for metering."""
+        """One logical call, retried as needed. ``endpoint`` is the route template used for metering.
+
+        ``content`` may be a function, called for each attempt (a signed assertion that must be fresh).
+        ``authenticate=False``: no bearer token and no refresh on 401 (the token request itself).
+        ``check`` runs inside the retry loop on each accepted answer and returns its ``data``; raising
+        ``IncompleteBody`` makes the attempt a transport fault, retried. ``http``: another client for this
+        call (a login host that needs its own network settings).
+        """
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
             hinted = getattr(error, "retry_after", None)
             return float(hinted) if hinted is not None else self._backoff(state)
 
+        stop: stop_base = _OutOfTime(self.retry_budget_s)
+        stop = stop | (stop_after_attempt(self.max_attempts) if self.max_attempts else stop_never)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop,
             wait=wait,
             retry=retry_if_exception_type(TransientError),
             sleep=self.sleep,
             reraise=True,
             before_sleep=lambda s: log.warning(
-                "%s: %s failed (attempt %d), retrying: %s",
+                "%s: %s failed (attempt %d), retrying in %.1f s: %s",
                 self.connection,
                 endpoint,
                 s.attempt_number,
+                s.upcoming_sleep,
                 s.outcome.exception() if s.outcome else "",
             ),
         )
+        call = CallOptions(authenticate, check, http)
+        number, started = 0, time.monotonic()
         try:
             async for attempt in retrying:
                 with attempt:
                     number = attempt.retry_state.attempt_number
                     return await self._attempt(
-                        method, url, endpoint, bucket, params, json, content, headers, expect_json, ok, number
+                        method, url, endpoint, bucket, params, json, content, headers, expect_json, ok, number,
+                        call=call,
                     )
         except TransientError as last:
-            raise RetriesExhausted(self.connection, self.max_attempts, last) from None
+            spent = max(time.monotonic() - started, retrying.statistics.get("idle_for", 0.0))
+            raise RetriesExhausted(self.connection, number, last, spent) from None
         raise AssertionError("unreachable")
 
     async def _attempt(
@@ -182,52 +246,64 @@ class ApiClient:
         bucket: str,
         params: Mapping[str, Any] | None,
         json: Any,
-        content: bytes | str | None,
+        content: bytes | str | Callable[[], bytes | str] | None,
         headers: Mapping[str, str] | None,
         expect_json: bool,
         ok: tuple[int, ...],
         number: int,
         refreshed: bool = False,
+        *,
+        call: CallOptions = CallOptions(),  # frozen: one shared default is harmless
     ) -> ApiResponse:
+        # Credentials first, outside the concurrency slot: a login is itself a call through this client, and
+        # calls that all held a slot while waiting for it would leave none for it.
+        sent = dict(await self.auth.headers(self)) if call.authenticate else {}
+        sent.update(headers or {})
+        body = orjson.dumps(json) if json is not None else (content() if callable(content) else content)
+        if json is not None:
+            sent.setdefault("Content-Type", "application/json")
         async with self.limiter.concurrency:
             stamps = await self.limiter.acquire(bucket)
             await self.budget.spend()
-            sent = {**(await self.auth.headers(self.http)), **(headers or {})}
             started = time.perf_counter()
-            body = orjson.dumps(json) if json is not None else content
-            if json is not None:
-                sent.setdefault("Content-Type", "application/json")
             try:
                 try:
-                    response = await self.http.request(method, url, params=params, content=body, headers=sent)
+                    response = await (call.http or self.http).request(
+                        method, url, params=params, content=body, headers=sent
+                    )
                 finally:
                     self.limiter.complete(stamps)
             except httpx.TimeoutException:
                 self._record(method, endpoint, "timeout", started, number)
                 raise self._transient(endpoint, 0, "TIMEOUT", "the request timed out") from None
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError) as e:
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as e:
+                # ReadError(''), RemoteProtocolError('peer closed connection …'): the connection died mid-call
                 self._record(method, endpoint, "dropped", started, number)
                 raise self._transient(endpoint, 0, "CONNECTION", f"connection failed: {type(e).__name__}") from None
-        self._record(method, endpoint, response.status_code, started, number)
         status = response.status_code
         if status < 400 or status in ok:
             hint = self.dialect.throttle_hint(response)
             if hint:
                 self.limiter.pause(bucket, hint)
-            data = None
-            if expect_json and response.content:
-                try:
-                    data = orjson.loads(response.content)
-                except orjson.JSONDecodeError:
-                    self.meter.calls[-1] = CallRecord(self.connection, method, endpoint, "malformed", 0.0, number)
-                    raise self._transient(
-                        endpoint, status, "MALFORMED", "the response body is not valid JSON"
-                    ) from None
-            return ApiResponse(status, response.headers, response.content, data)
-        if status == 401 and not refreshed and self.dialect.auth_expired(response):
-            await self.auth.refresh(self.http)
+            answer = ApiResponse(status, response.headers, response.content)
+            try:
+                if expect_json and response.content:
+                    try:
+                        answer.data = orjson.loads(response.content)
+                    except orjson.JSONDecodeError:
+                        raise IncompleteBody("the response body is not valid JSON") from None
+                if call.check is not None:
+                    answer.data = call.check(answer)
+            except IncompleteBody as incomplete:
+                self._record(method, endpoint, "malformed", started, number)
+                raise self._transient(endpoint, status, "MALFORMED", str(incomplete)) from None
+            self._record(method, endpoint, status, started, number)
+            return answer
+        self._record(method, endpoint, status, started, number)
+        if status == 401 and call.authenticate and not refreshed and self.dialect.auth_expired(response):
+            await self.auth.refresh(self)
             return await self._attempt(
-                method, url, endpoint, bucket, params, json, content, headers, expect_json, ok, number, True
+                method, url, endpoint, bucket, params, json, content, headers, expect_json, ok, number, True, call=call
             )
         parsed = self.dialect.parse_error(response)
         if status == 429 or status >= 500:

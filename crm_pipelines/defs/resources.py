@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
@@ -134,10 +135,16 @@ def _state_url(settings: Settings) -> str | dg.EnvVar:
 
 
 def build_resources(
-    settings: Settings, settings_path: str | None, *, state_url: str | None = None
+    settings: Settings,
+    settings_path: str | None,
+    *,
+    state_url: str | None = None,
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, dg.ConfigurableResource]:
     """Every resource of the code location, bound here and nowhere else. ``state_url`` pins the state
-    database (benches and tests that work in their own); else ``$CRM_PIPELINES_STATE_DB_URL`` or the settings."""
+    database (benches and tests that work in their own); else ``$CRM_PIPELINES_STATE_DB_URL`` or the settings.
+    ``secrets``: per CRM, resource fields given in memory (a bench's sandbox OAuth app) over the ``EnvVar``s."""
+    given = {crm: dict(values) for crm, values in (secrets or {}).items()}
     hs, sf, dy = settings.connections.hubspot, settings.connections.salesforce, settings.connections.dynamics
     crm_settings = CrmSettings(settings_path=settings_path)
     hubspot = HubSpotResource(
@@ -145,17 +152,17 @@ def build_resources(
         client_id=_env(hs.oauth_client_id_env),
         client_secret=_env(hs.oauth_client_secret_env),
         refresh_token=_env(hs.oauth_refresh_token_env),
-    )
+    ).model_copy(update=given.get("hubspot", {}))
     salesforce = SalesforceResource(
         client_id=_env(sf.client_id_env),
         client_secret=_env(sf.client_secret_env),
         username=_env(sf.username_env),
         private_key=_env(sf.private_key_env),
         refresh_token=_env(sf.refresh_token_env),
-    )
+    ).model_copy(update=given.get("salesforce", {}))
     dynamics = DynamicsResource(
         tenant_id=_env(dy.tenant_id_env), client_id=_env(dy.client_id_env), client_secret=_env(dy.client_secret_env)
-    )
+    ).model_copy(update=given.get("dynamics", {}))
     return {
         "state": StateDatabase(url=state_url or _state_url(settings)),
         "crm_settings": crm_settings,

@@ -56,6 +56,8 @@ class HubSpotConnection(_Strict):
     oauth_client_secret_env: str = "HUBSPOT_CLIENT_SECRET"
     oauth_refresh_token_env: str = "HUBSPOT_REFRESH_TOKEN"
     api_call_limit: int | None = Field(None, ge=1, description="OPS-2: at most this many calls in any 24 h")
+    # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
+    retry_budget_s: float = Field(900, gt=0)
 
 
 class SalesforceConnection(_Strict):
@@ -70,6 +72,8 @@ class SalesforceConnection(_Strict):
     private_key_env: str = "SALESFORCE_PRIVATE_KEY"  # JWT bearer flow (PEM)
     refresh_token_env: str = "SALESFORCE_REFRESH_TOKEN"
     api_call_limit: int | None = Field(None, ge=1, description="OPS-2")
+    # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
+    retry_budget_s: float = Field(900, gt=0)
 
 
 class DynamicsConnection(_Strict):
@@ -81,6 +85,8 @@ class DynamicsConnection(_Strict):
     client_id_env: str = "DYNAMICS_CLIENT_ID"
     client_secret_env: str = "DYNAMICS_CLIENT_SECRET"
     api_call_limit: int | None = Field(None, ge=1, description="OPS-2")
+    # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
+    retry_budget_s: float = Field(900, gt=0)
 
 
 class Connections(_Strict):

@@ -1,25 +1,32 @@
 """Microsoft Entra ID client credentials for the Dataverse Web API (FACTS §B).
 
 ``POST {authority}/{tenant}/oauth2/v2.0/token`` with the app's id and secret and ``scope=<org url>/.default``
-gives a bearer token for about an hour. It is cached, renewed a few minutes before it runs out, and renewed
-at once when the Web API answers 401 (revoked, or the clocks disagree).
+gives a bearer token for about an hour. It is kept for every client of the process (``crm/tokens.py``),
+renewed a few minutes before it runs out, and renewed at once when the Web API answers 401 (revoked, or the
+clocks disagree).
+
+The token request is an API call like any other, through the connection's client: a 429, a 5xx, a timeout,
+a dropped connection or a 200 whose body does not parse is retried within the call's time budget; only
+Entra's refusal (400/401 with its error body: ``invalid_client``, ``unauthorized_client`` …) is an
+``AuthenticationError``, raised at once with Entra's code and description (issue 18).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
-
-import httpx
-import orjson
+from typing import TYPE_CHECKING
 
 from crm_pipelines.crm.errors import AuthenticationError
+from crm_pipelines.crm.tokens import CachedLogin, Refusal, Token, redact, request_token
+
+if TYPE_CHECKING:
+    from crm_pipelines.crm.http import ApiClient
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 # Renew this long before expiry, so a request never leaves with a token that dies on the way.
 RENEW_BEFORE_S = 300.0
-TOKEN_ATTEMPTS = 5
+ENDPOINT = "POST /{tenant}/oauth2/v2.0/token"
 
 
 def token_url(authority_url: str, tenant_id: str) -> str:
@@ -30,7 +37,9 @@ def default_scope(org_url: str) -> str:
     return f"{org_url.rstrip('/')}/.default"
 
 
-class ClientCredentials:
+class ClientCredentials(CachedLogin):
+    renew_before_s = RENEW_BEFORE_S
+
     def __init__(
         self,
         connection: str,
@@ -43,82 +52,46 @@ class ClientCredentials:
         scope: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.connection = connection
+        super().__init__(connection, clock)
         self.token_url = token_url(authority_url, tenant_id)
         self.scope = scope or default_scope(org_url)
         self._client_id, self._client_secret = client_id, client_secret
-        self._access: str | None = None
-        self._expires_at = 0.0
-        self.clock = clock
-        self.issued = 0  # tokens fetched, for tests and run metadata
-        self._lock = asyncio.Lock()
 
-    async def headers(self, http: httpx.AsyncClient) -> dict[str, str]:
-        if self._access is None or self.clock() > self._expires_at - RENEW_BEFORE_S:
-            stale = self._access
-            async with self._lock:  # concurrent requests share one renewal
-                if self._access == stale:
-                    await self._fetch(http)
-        return {"Authorization": f"Bearer {self._access}"}
+    @property
+    def issued(self) -> int:
+        """Tokens this object fetched (tests, run metadata); one reused from another client is not counted."""
+        return self.logins
 
-    async def refresh(self, http: httpx.AsyncClient) -> None:
-        stale = self._access
-        async with self._lock:
-            if self._access == stale:  # another request may have renewed it meanwhile
-                await self._fetch(http)
+    def _identity(self) -> tuple[str | None, ...]:
+        return (self.token_url, "client_credentials", self._client_id, self._client_secret, self.scope)
 
-    async def _fetch(self, http: httpx.AsyncClient) -> None:
-        form = {
+    def _form(self) -> dict[str, str]:
+        return {
             "grant_type": "client_credentials",
             "client_id": self._client_id,
             "client_secret": self._client_secret,
             "scope": self.scope,
         }
-        for attempt in range(TOKEN_ATTEMPTS):
-            # The identity endpoint has bad moments too: 429/5xx and broken connections are retried here,
-            # a refusal (4xx) is final.
-            try:
-                response = await http.post(self.token_url, data=form)
-            except httpx.TransportError:
-                if attempt == TOKEN_ATTEMPTS - 1:
-                    raise AuthenticationError(
-                        self.connection,
-                        status=0,
-                        endpoint="POST /{tenant}/oauth2/v2.0/token",
-                        code="CONNECTION",
-                        message="the token endpoint could not be reached",
-                    ) from None
-            else:
-                if not (response.status_code == 429 or response.status_code >= 500) or attempt == TOKEN_ATTEMPTS - 1:
-                    break
-            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            body = {}
-        if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
-            body = body if isinstance(body, dict) else {}
-            codes = body.get("error_codes") or []
-            code = body.get("error") or "token_request_failed"
-            if codes:
-                code = f"{code}/AADSTS{codes[0]}"
-            raise AuthenticationError(
-                self.connection,
-                status=response.status_code,
-                endpoint="POST /{tenant}/oauth2/v2.0/token",
-                code=code,
-                # Entra's description names the app id at most, never the secret; redacted anyway
-                message=self._redact(str(body.get("error_description") or "the token request was refused")),
-                correlation_id=body.get("correlation_id"),
-            )
-        self._access = body["access_token"]
-        self._expires_at = self.clock() + float(body.get("expires_in") or 3599)
-        self.issued += 1
 
-    def _redact(self, text: str) -> str:
-        for secret in self.secrets():
-            text = text.replace(secret, "***")
-        return text
+    async def _login(self, api: ApiClient) -> Token:
+        body = await request_token(api, self.token_url, self._form, endpoint=ENDPOINT, refused=self._refused)
+        return Token(str(body["access_token"]), self.clock() + float(body.get("expires_in") or 3599))
+
+    def _refused(self, refusal: Refusal) -> AuthenticationError:
+        body = refusal.body
+        codes = body.get("error_codes") or []
+        code = str(body.get("error") or "token_request_refused")
+        if codes:
+            code = f"{code}/AADSTS{codes[0]}"
+        return AuthenticationError(
+            self.connection,
+            status=refusal.status,
+            endpoint=ENDPOINT,
+            code=code,
+            # Entra's description names the app id at most, never the secret; redacted anyway
+            message=redact(str(body.get("error_description") or "the token request was refused"), self.secrets()),
+            correlation_id=body.get("correlation_id"),
+        )
 
     def secrets(self) -> list[str]:
-        return [s for s in (self._client_secret, self._access) if s]
+        return [s for s in (self._client_secret, *self._access_token()) if s]

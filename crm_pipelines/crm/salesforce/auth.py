@@ -4,19 +4,26 @@ Each flow logs in on the production or the sandbox login host (SPEC OPS-3: ``log
 the URL overridable, e.g. by a My Domain) and learns the org's ``instance_url`` from the token response
 (FACTS §2). Salesforce sessions carry no expiry time; they end after inactivity, and the API then answers
 401 ``INVALID_SESSION_ID``, on which the shared HTTP layer calls :meth:`refresh`: a new login.
+
+A login is an API call through the connection's client (``crm/tokens.py``): a 5xx, a throttle, a timeout, a
+dropped connection or a body cut short is retried like any call; only the token endpoint's OAuth refusal
+(``invalid_grant``, ``invalid_client`` …) is an ``AuthenticationError``, raised at once. The session is
+shared by every client of the process that logs in with the same credentials (issue 18).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 import jwt
-import orjson
 
 from crm_pipelines.crm.errors import AuthenticationError
+from crm_pipelines.crm.tokens import CachedLogin, Refusal, Token, redact, request_token
+
+if TYPE_CHECKING:
+    from crm_pipelines.crm.http import ApiClient
 
 LOGIN_HOSTS = {"production": "https://login.salesforce.com", "sandbox": "https://test.salesforce.com"}
 Login = Literal["production", "sandbox"]
@@ -41,33 +48,30 @@ class SessionToken:
     def __init__(self, access_token: str, instance_url: str) -> None:
         self._token, self.instance_url = access_token, instance_url.rstrip("/")
 
-    async def ensure(self, http: httpx.AsyncClient) -> str:
+    async def ensure(self, api: ApiClient) -> str:
         return self.instance_url
 
-    async def headers(self, http: httpx.AsyncClient) -> dict[str, str]:
+    async def headers(self, api: ApiClient) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"}
 
-    async def refresh(self, http: httpx.AsyncClient) -> None:
+    async def refresh(self, api: ApiClient) -> None:
         """Nothing to renew with: the retried call gets the 401 again and it is raised."""
 
     def secrets(self) -> list[str]:
         return [self._token]
 
 
-class OAuthLogin:
+class OAuthLogin(CachedLogin):
     """What the three OAuth flows share: the token request, the session, the instance URL."""
 
     endpoint = f"POST {TOKEN_PATH}"
 
     def __init__(self, connection: str, login: Login, login_url_override: str | None, http: httpx.AsyncClient | None):
-        self.connection, self.login = connection, login
+        super().__init__(connection)
+        self.login = login
         self.token_url = login_url(login, login_url_override) + TOKEN_PATH
         # The login host may need other network settings than the instance (a proxy, another CA).
         self._own_http = http
-        self._access: str | None = None
-        self.instance_url: str | None = None
-        self._lock = asyncio.Lock()
-        self.logins = 0
 
     def _form(self) -> dict[str, str]:
         raise NotImplementedError
@@ -75,50 +79,41 @@ class OAuthLogin:
     def _secrets(self) -> list[str]:
         raise NotImplementedError
 
-    async def ensure(self, http: httpx.AsyncClient) -> str:
+    @property
+    def instance_url(self) -> str | None:
+        return self._token.instance_url if self._token is not None else None
+
+    async def ensure(self, api: ApiClient) -> str:
         """Log in unless a session is open; returns the instance URL."""
-        if self._access is None:
-            await self.refresh(http)
-        assert self.instance_url is not None
-        return self.instance_url
+        instance = (await self.token(api)).instance_url
+        assert instance is not None
+        return instance
 
-    async def headers(self, http: httpx.AsyncClient) -> dict[str, str]:
-        await self.ensure(http)
-        return {"Authorization": f"Bearer {self._access}"}
+    async def _login(self, api: ApiClient) -> Token:
+        body = await request_token(
+            api,
+            self.token_url,
+            self._form,
+            endpoint=self.endpoint,
+            refused=self._refused,
+            required=("access_token", "instance_url"),
+            http=self._own_http,
+        )
+        return Token(str(body["access_token"]), None, str(body["instance_url"]).rstrip("/"))
 
-    async def refresh(self, http: httpx.AsyncClient) -> None:
-        seen = self.logins
-        async with self._lock:
-            if self.logins != seen:
-                return  # calls that met the expired session together log in once: another one just did
-            response = await (self._own_http or http).post(self.token_url, data=self._form())
-            if response.status_code != 200:
-                raise self._refused(response)
-            body = orjson.loads(response.content)
-            self._access = body["access_token"]
-            self.instance_url = str(body["instance_url"]).rstrip("/")
-            self.logins += 1
-
-    def _refused(self, response: httpx.Response) -> AuthenticationError:
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
+    def _refused(self, refusal: Refusal) -> AuthenticationError:
+        body = refusal.body
         message = str(body.get("error_description") or "the OAuth token request was refused")
-        for secret in self.secrets():
-            message = message.replace(secret, "***")
         return AuthenticationError(
             self.connection,
-            status=response.status_code,
+            status=refusal.status,
             endpoint=self.endpoint,
             code=body.get("error"),
-            message=f"{message} (login host {self.token_url.removesuffix(TOKEN_PATH)})",
+            message=f"{redact(message, self.secrets())} (login host {self.token_url.removesuffix(TOKEN_PATH)})",
         )
 
     def secrets(self) -> list[str]:
-        return [s for s in (*self._secrets(), self._access) if s]
+        return [s for s in (*self._secrets(), *self._access_token()) if s]
 
 
 class ClientCredentials(OAuthLogin):
@@ -139,6 +134,9 @@ class ClientCredentials(OAuthLogin):
 
     def _form(self) -> dict[str, str]:
         return {"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._client_secret}
+
+    def _identity(self) -> tuple[str | None, ...]:
+        return (self.token_url, "client_credentials", self._client_id, self._client_secret)
 
     def _secrets(self) -> list[str]:
         return [self._client_secret]
@@ -166,6 +164,9 @@ class RefreshToken(OAuthLogin):
         if self._client_secret:
             form["client_secret"] = self._client_secret
         return form
+
+    def _identity(self) -> tuple[str | None, ...]:
+        return (self.token_url, "refresh_token", self._client_id, self._refresh_token, self._client_secret)
 
     def _secrets(self) -> list[str]:
         return [s for s in (self._refresh_token, self._client_secret) if s]
@@ -203,6 +204,9 @@ class JwtBearer(OAuthLogin):
 
     def _form(self) -> dict[str, str]:
         return {"grant_type": JWT_GRANT, "assertion": self.assertion()}
+
+    def _identity(self) -> tuple[str | None, ...]:
+        return (self.token_url, JWT_GRANT, self._client_id, self._username, self.audience, self._key)
 
     def _secrets(self) -> list[str]:
         # the PEM line by line too: a message quoting part of the key must not leak that part

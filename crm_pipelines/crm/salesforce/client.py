@@ -72,7 +72,7 @@ class SalesforceClient:
     # -- plumbing ------------------------------------------------------------------------------------
     async def url(self, path: str) -> str:
         """``/services/data/vXX.X/…`` paths as given; others relative to the API version's root."""
-        instance = await self.auth.ensure(self.api.http)
+        instance = await self.auth.ensure(self.api)  # a login is a call through the retry loop too
         if not path.startswith("/services/"):
             path = f"/services/data/v{self.version}/{path.lstrip('/')}"
         return instance + path

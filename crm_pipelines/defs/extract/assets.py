@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from crm_pipelines.crm.errors import describe_error
 from crm_pipelines.crm.metering import Meter
 from crm_pipelines.defs.partitions import backfill_policy, daily_partitions
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
@@ -169,7 +170,7 @@ def build_crm_extract(crm: str, objects: list[str], settings: Settings) -> dg.As
             first = failed.get(unread[0])
             raise RuntimeError(
                 f"{crm}: {', '.join(unread)} not extracted"
-                + (f"; {unread[0]}: {type(first).__name__}: {str(first).splitlines()[0]}" if first else "")
+                + (f"; {unread[0]}: {describe_error(first)}" if first else "")
             ) from first
 
     return _extract

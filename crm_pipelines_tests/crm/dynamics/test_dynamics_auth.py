@@ -10,6 +10,7 @@ import pytest
 from crm_pipelines.crm.dynamics.auth import RENEW_BEFORE_S
 from crm_pipelines.crm.errors import ApiError, AuthenticationError, NotFoundError, RetriesExhausted
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.crm.tokens import TOKENS
 from crm_pipelines_tests.crm.dynamics.conftest import client, credentials
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 from crm_pipelines_tests.sandbox.dynamics.conftest import set_faults
@@ -17,6 +18,7 @@ from crm_pipelines_tests.sandbox.dynamics.conftest import set_faults
 
 def test_token_is_refreshed_when_the_server_expires_it(dynamics_live: RunningSandbox) -> None:
     """Issue 5: a token the Web API no longer accepts (401) is replaced once and the call goes through."""
+    TOKENS.clear()  # no token left by an earlier test: this one starts without
     auth = credentials(dynamics_live)
     meter = Meter()
 
@@ -36,6 +38,7 @@ def test_token_is_refreshed_when_the_server_expires_it(dynamics_live: RunningSan
 
 def test_token_is_renewed_before_it_expires(dynamics_live: RunningSandbox) -> None:
     """Issue 5: the cached token is renewed shortly before its expiry, without waiting for a 401."""
+    TOKENS.clear()  # a token left by an earlier test has its expiry on the real clock, not this test's
     now = [1_000_000.0]
     auth = credentials(dynamics_live, clock=lambda: now[0])
     meter = Meter()

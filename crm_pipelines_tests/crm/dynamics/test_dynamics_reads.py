@@ -50,7 +50,7 @@ def test_full_read_returns_exactly_the_sandboxs_contacts_in_pages_of_5000(dynami
     assert live > 5000  # more than one page
     assert len(ids) == len(set(ids)) == live
     assert sorted(ids) == sorted(direct_ids(dynamics_live, "contacts", "contactid"))
-    assert meter.count() == math.ceil(live / 5000)
+    assert meter.count(endpoint="GET /contacts") == math.ceil(live / 5000)  # (and a login, unless one is kept)
     assert meter.statuses().get(429, 0) == 0
     assert "@odata.etag" in records[0] and set(SELECT) <= set(records[0])  # the row as the API returned it
 
