@@ -147,22 +147,27 @@ def build_resources(
     given = {crm: dict(values) for crm, values in (secrets or {}).items()}
     hs, sf, dy = settings.connections.hubspot, settings.connections.salesforce, settings.connections.dynamics
     crm_settings = CrmSettings(settings_path=settings_path)
-    hubspot = HubSpotResource(
-        access_token=_env(hs.access_token_env),
-        client_id=_env(hs.oauth_client_id_env),
-        client_secret=_env(hs.oauth_client_secret_env),
-        refresh_token=_env(hs.oauth_refresh_token_env),
-    ).model_copy(update=given.get("hubspot", {}))
-    salesforce = SalesforceResource(
-        client_id=_env(sf.client_id_env),
-        client_secret=_env(sf.client_secret_env),
-        username=_env(sf.username_env),
-        private_key=_env(sf.private_key_env),
-        refresh_token=_env(sf.refresh_token_env),
-    ).model_copy(update=given.get("salesforce", {}))
-    dynamics = DynamicsResource(
-        tenant_id=_env(dy.tenant_id_env), client_id=_env(dy.client_id_env), client_secret=_env(dy.client_secret_env)
-    ).model_copy(update=given.get("dynamics", {}))
+    hubspot = HubSpotResource(**{
+        "access_token": _env(hs.access_token_env),
+        "client_id": _env(hs.oauth_client_id_env),
+        "client_secret": _env(hs.oauth_client_secret_env),
+        "refresh_token": _env(hs.oauth_refresh_token_env),
+        **given.get("hubspot", {}),
+    })
+    salesforce = SalesforceResource(**{
+        "client_id": _env(sf.client_id_env),
+        "client_secret": _env(sf.client_secret_env),
+        "username": _env(sf.username_env),
+        "private_key": _env(sf.private_key_env),
+        "refresh_token": _env(sf.refresh_token_env),
+        **given.get("salesforce", {}),
+    })
+    dynamics = DynamicsResource(**{
+        "tenant_id": _env(dy.tenant_id_env),
+        "client_id": _env(dy.client_id_env),
+        "client_secret": _env(dy.client_secret_env),
+        **given.get("dynamics", {}),
+    })
     return {
         "state": StateDatabase(url=state_url or _state_url(settings)),
         "crm_settings": crm_settings,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from crm_pipelines.crm import check as credentials
 from crm_pipelines.crm.connections import Secrets
 from crm_pipelines.crm.metering import Meter
 from crm_pipelines.crm.salesforce.auth import TOKEN_PATH
 from crm_pipelines.crm.tokens import TOKENS
-from crm_pipelines.extract import credentials
 from crm_pipelines.settings import load_settings
 from crm_pipelines_tests.crm.faulty_logins import set_faults
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox, start_sandbox
