@@ -19,7 +19,7 @@ from crm_pipelines.crm.hubspot.auth import PrivateAppToken
 from crm_pipelines.crm.hubspot.client import HubSpotClient
 from crm_pipelines.crm.metering import Meter
 from crm_pipelines.defs.extract.assets import build_crm_extract
-from crm_pipelines.defs.resources import CrmConnections, StateDatabase
+from crm_pipelines.defs.resources import CrmConnections, StateDatabase, build_resources
 from crm_pipelines.settings import load_settings
 from crm_pipelines_tests.crm.faulty_logins import VirtualTime, failing, set_faults, statuses
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
@@ -115,10 +115,13 @@ def test_a_step_failing_with_an_empty_message_still_names_its_objects(tmp_path: 
     )
     settings = load_settings(settings_path)
     extract = build_crm_extract("hubspot", ["contacts", "companies"], settings)
-    resources = {
-        "state": StateDatabase(url=settings.state_database_url),
-        "crm_connections": Unreachable(settings_path=str(settings_path)),
-    }
+    resources = build_resources(settings, str(settings_path), state_url=settings.state_database_url)
+    resources["crm_connections"] = Unreachable(
+        crm_settings=resources["crm_settings"],
+        hubspot=resources["hubspot"],
+        salesforce=resources["salesforce"],
+        dynamics=resources["dynamics"],
+    )
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [extract],
