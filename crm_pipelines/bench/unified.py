@@ -10,8 +10,9 @@ the sandboxes' rate limits lifted (the connectors still pace themselves at the p
   from the tick to the end of that run;
 - ``changed_rows``: the result rows that incremental run wrote (deleted + inserted);
 - ``peak_rss_mb``: the largest ``unified`` run process;
-- ``incremental_parts_s``: where the incremental run's time went (reading the delta, loading the stored
-  result, the transform, the writes).
+- ``incremental_parts_s``: where the incremental run's time went (reading the delta, the transform with
+  its reads of the stored result, the writes); ``stored_rows_read``/``stored_read_rounds``: how much of the
+  stored result it read, in how many rounds (``defs/unified/stored_result.py``).
 
 Each ``unified`` run is its own spawned process, as a run worker is, so its memory is its own.
 """
@@ -97,7 +98,9 @@ def _unified_run(settings_path: str, home: str | None, full: bool) -> dict[str, 
         "mode": meta["mode"].value,
         "rows_written": meta["rows_written"].value,
         "mirror_rows_read": meta["mirror_rows_read"].value,
-        "parts": {k: meta[k].value for k in ("read_s", "load_state_s", "transform_s", "write_s") if k in meta},
+        "parts": {k: meta[k].value for k in ("read_s", "transform_s", "write_s") if k in meta},
+        "stored_rows_read": meta["stored_rows_read"].value if "stored_rows_read" in meta else None,
+        "stored_read_rounds": meta["stored_read_rounds"].value if "stored_read_rounds" in meta else None,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -189,6 +192,8 @@ def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[s
         "delta_rows": incremental["mirror_rows_read"],
         "changed_rows": incremental["rows_written"],
         "incremental_parts_s": {k: round(v, 2) for k, v in incremental["parts"].items()},
+        "stored_rows_read": incremental["stored_rows_read"],
+        "stored_read_rounds": incremental["stored_read_rounds"],
         "peak_rss_mb": max(full["peak_rss_mb"], incremental["peak_rss_mb"]),
         "backend": "postgresql" if state_url.startswith("postgresql") else "sqlite",
     }

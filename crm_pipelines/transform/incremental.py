@@ -157,8 +157,7 @@ def _contact_component(prev: ContactIdentities, delta: Mirrors, links: pd.DataFr
     idents = at(ident, hit) | {"email:" + k for k in keys}
     link = links_of(links, "contact")
     link_ident = "link:" + link["hubspot_id"]
-    # Lead conversions tie a Lead to its Contact: a small side table, scanned instead of all records
-    conv = members.loc[members["converted_contact_id"].notna(), ["id", "converted_contact_id"]]
+    conv_id = members["converted_contact_id"]
     ids = set(touched["id"]) | set(new_recs["converted_contact_id"].dropna())
     sel = np.zeros(len(members), dtype=bool)
     new_i, new_k, new_ids = idents, keys, ids
@@ -175,8 +174,9 @@ def _contact_component(prev: ContactIdentities, delta: Mirrors, links: pd.DataFr
         grow = grow | first
         first = False
         if new_ids:
-            extra = set(conv.loc[conv["id"].isin(new_ids), "converted_contact_id"]) | set(
-                conv.loc[conv["converted_contact_id"].isin(new_ids), "id"])
+            # Lead conversions tie a Lead to its Contact, both ways
+            extra = at(conv_id, _isin(members, "id", new_ids)) | at(m_id, _isin(members, "converted_contact_id",
+                                                                               new_ids))
             if len(link):
                 lk = link_ident.isin(new_i) | link["salesforce_id"].isin(new_ids) | link["hubspot_id"].isin(
                     new_ids) | link["dynamics_id"].isin(new_ids)
@@ -388,41 +388,52 @@ def _by_crm(frame: pd.DataFrame, col: str = "id") -> dict[str, set]:
 def _rows(frame: pd.DataFrame, col: str, records: pd.DataFrame, rec_col: str = "id") -> pd.DataFrame:
     """Rows of ``frame`` whose (crm, ``col``) is one of ``records``' (crm, ``rec_col``): scan by id, then
     confirm the CRM on the few hits (ids are unique per CRM only)."""
-    if records.empty or frame.empty:
+    if records.empty:  # (an empty ``frame`` is still asked: a partly read result notes what it lacks)
         return frame.iloc[:0]
     hit = frame[_isin(frame, col, records[rec_col].unique())]
     return hit[_crm_key(hit, col).isin(_ix(_crm_key(records, rec_col)))]
 
 
-class _Pairs:
-    """A record-pair table after the delta's records replaced their pairs, read without copying it."""
+class _Replaced:
+    """A record-level table after the delta's records replaced their rows (``keys``: crm + ``key_col``), read
+    without copying it: every read is a lookup in the previous table plus the new rows."""
+
+    def __init__(self, prev: pd.DataFrame, keys: pd.DataFrame | None, added: pd.DataFrame, key_col: str) -> None:
+        self.prev, self.added = prev, added
+        self.removed = _rows(prev, key_col, keys, key_col) if keys is not None and len(keys) else prev.iloc[:0]
+
+    def _old(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return rows[~rows.index.isin(self.removed.index)] if len(self.removed) and len(rows) else rows
+
+    def where(self, col: str, records: pd.DataFrame, rec_col: str = "id") -> pd.DataFrame:
+        """New-state rows whose (crm, ``col``) is among ``records``."""
+        old = self._old(_rows(self.prev, col, records, rec_col))
+        return pd.concat([old, _rows(self.added, col, records, rec_col)], ignore_index=True)
+
+    def where_value(self, col: str, values) -> pd.DataFrame:
+        """New-state rows whose ``col`` is one of ``values`` (any CRM)."""
+        values = _ix(values)
+        old = self._old(self.prev[_isin(self.prev, col, values)])
+        return pd.concat([old, self.added[self.added[col].isin(values)]], ignore_index=True)
+
+    def changed(self) -> pd.DataFrame:
+        return pd.concat([self.removed, self.added], ignore_index=True)
+
+
+class _Pairs(_Replaced):
+    """A record-pair table after the delta's records replaced their pairs."""
 
     def __init__(self, prev: pd.DataFrame, delta: Mirrors, objects: set, build) -> None:
         keys = [pd.DataFrame({"crm": crm, "src": text(f["id"]).to_numpy(dtype=object)})
                 for (crm, obj), f in delta.frames.items() if (crm, obj) in objects]
-        self.prev = prev
-        self.keep = None
-        self.removed = prev.iloc[:0]
+        self.change = None
         if keys:
             keys = pd.concat(keys, ignore_index=True).drop_duplicates()
-            gone = _rows(prev, "src", keys, "src")
-            self.keep = True
-            self.removed = gone
-            self.added = build(Mirrors({k: f for k, f in delta.frames.items() if k in objects}), src=True)
-            self.change = TableChange(("crm", "src"), keys, self.added)
+            added = build(Mirrors({k: f for k, f in delta.frames.items() if k in objects}), src=True)
+            self.change = TableChange(("crm", "src"), keys, added)
+            super().__init__(prev, keys, added, "src")
         else:
-            self.added = prev.iloc[:0]
-            self.change = None
-
-    def where(self, col: str, records: pd.DataFrame, rec_col: str = "id") -> pd.DataFrame:
-        """New-state pairs whose (crm, ``col``) is among ``records``."""
-        old = _rows(self.prev, col, records, rec_col)
-        if self.keep is not None and len(old):
-            old = old[~old.index.isin(self.removed.index)]
-        return pd.concat([old, _rows(self.added, col, records, rec_col)], ignore_index=True)
-
-    def changed(self) -> pd.DataFrame:
-        return pd.concat([self.removed, self.added], ignore_index=True)
+            super().__init__(prev, None, prev.iloc[:0], "src")
 
 
 class _Overlay:
@@ -562,11 +573,9 @@ def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame |
 
     # companies: the records the change touches, closed over links, shared contact identities and domains
     dom_keys = _touched(delta, COMPANY_OBJECTS)
-    domains = prev.company_domains
     dom_added = company_domains(Mirrors({k: f for k, f in delta.frames.items() if k in COMPANY_OBJECTS}))
+    domains = _Replaced(prev.company_domains, dom_keys, dom_added, "id")
     if len(dom_keys):
-        gone = _rows(domains, "id", dom_keys)
-        domains = pd.concat([domains[~domains.index.isin(gone.index)], dom_added], ignore_index=True)
         changes["company_domains"] = TableChange(("crm", "id"), dom_keys, dom_added)
     link = links_of(links, "company")
     old_link = prev.company_links if len(prev.company_links.columns) else links_of(None, "company")
@@ -601,10 +610,10 @@ def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame |
         nodes = pd.concat([nodes, frontier], ignore_index=True)
         grow = []
         # equal domains
-        doms = set(_rows(domains, "id", frontier)["domain"].dropna()) - seen_dom
+        doms = set(domains.where("id", frontier)["domain"].dropna()) - seen_dom
         seen_dom |= doms
         if doms:
-            grow.append(domains.loc[_isin(domains, "domain", doms), ["crm", "id"]])
+            grow.append(domains.where_value("domain", doms)[["crm", "id"]])
         # links, and the previous matches (a row being rebuilt takes all its records with it)
         prev_rows = prev_co[in_rows(prev_co, frontier)]
         for table in (link[in_rows(link, frontier)], prev_rows):
@@ -637,7 +646,7 @@ def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame |
     lmask = np.zeros(len(link), dtype=bool)
     for crm, ids in node_sets.items():
         lmask |= link[f"{crm}_id"].isin(_ix(ids)).to_numpy()
-    sub = match_companies(_rows(domains, "id", nodes), sub_pairs[["crm", "company_id", "identity_id"]], link[lmask])
+    sub = match_companies(domains.where("id", nodes), sub_pairs[["crm", "company_id", "identity_id"]], link[lmask])
     if len(nodes):
         changes["company_identities"] = TableChange(("identity_id",), pd.DataFrame({"identity_id": sorted(dead_co)}),
                                                     sub.identities)

@@ -64,6 +64,10 @@ class Lookups:
             return got[2]
         return None
 
+    def observe(self, frame: pd.DataFrame, col: str, values: pd.Index) -> None:
+        """Every lookup passes here first: a result that holds only part of its rows (the stored result read
+        on demand, ``defs/unified/stored_result.py``) notes which rows it still lacks."""
+
 
 def _values(values) -> pd.Index:
     if isinstance(values, (set, frozenset)):
@@ -74,8 +78,10 @@ def _values(values) -> pd.Index:
 
 def isin(lookups: Lookups | None, frame: pd.DataFrame, col: str, values) -> np.ndarray:
     """``frame[col].isin(values)`` as a bool array, through an index when ``frame`` has one."""
-    ix = lookups.get(frame, col) if lookups is not None else None
     vals = _values(values)
+    if lookups is not None:
+        lookups.observe(frame, col, vals)
+    ix = lookups.get(frame, col) if lookups is not None else None
     if ix is None:
         return np.array(frame[col].isin(vals).to_numpy(dtype=bool))  # writable
     m = np.zeros(len(frame), dtype=bool)
@@ -92,7 +98,7 @@ def lookups_of(result) -> Lookups | None:
 # the (frame, column) pairs the incremental run looks up most (queries x rows, 1M-contact bench), by result
 # attribute path. Each index costs ~0.1-0.4 s of the full run; the other lookups scan (~0.3 s in all).
 INDEXED = (
-    ("contacts.members", ("id", "identity_id", "email")),
+    ("contacts.members", ("id", "identity_id", "email", "converted_contact_id")),
     ("company_pair_src", ("contact_id", "company_id")),
     ("contact_company", ("contact_identity", "company_identity")),
     ("companies.identities", ("identity_id", "hubspot_id", "salesforce_id", "dynamics_id")),

@@ -124,6 +124,8 @@ def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
     meta = incremental.get_asset_materialization_events()[0].materialization.metadata
     assert meta["mode"].value == "incremental"
     assert 0 < meta["rows_written"].value < total_rows / 4  # what the edits touch, not the tables
+    # Invariant 6: it read of the stored result only what the edits reach, not the tables
+    assert 0 < meta["stored_rows_read"].value < total_rows / 4, meta["stored_rows_read"].value
     sample = {e.check_name: e for e in incremental.get_asset_check_evaluations()}[INCREMENTAL_EQUALS_FULL]
     assert sample.passed, sample.metadata
 

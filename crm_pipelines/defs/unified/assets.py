@@ -12,7 +12,7 @@ from pydantic import Field
 
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.mirrors import transform_settings
-from crm_pipelines.defs.unified.update import load_result, update_unified, verify_sample
+from crm_pipelines.defs.unified.update import update_unified, verify_sample
 from crm_pipelines.extract.catalog import EXTRACTED
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import unified
@@ -160,6 +160,8 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
             "links_changed": update.links_changed,
             **{k: round(v, 2) for k, v in update.seconds.items()},
         }
+        if update.reads is not None:  # Invariant 6: what the incremental run read of the stored result
+            common |= {"stored_rows_read": update.reads.rows, "stored_read_rounds": update.reads.rounds}
         for key, tables in TABLES_OF.items():
             metadata = {**common, **{f"written_{t}": update.written.get(t, 0) for t in tables}}
             if key == DEALS and update.result is not None:
@@ -169,8 +171,7 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
         yield from _read_checks(engine)
         if config.sample_size and update.mode != "unchanged":
-            prev = update.result if update.result is not None else load_result(engine)
-            outcome = verify_sample(engine, settings, prev, config.sample_size)
+            outcome = verify_sample(engine, settings, update.result, config.sample_size)
             yield dg.AssetCheckResult(
                 asset_key=CONTACTS, check_name=INCREMENTAL_EQUALS_FULL, passed=outcome.passed,
                 severity=dg.AssetCheckSeverity.ERROR,

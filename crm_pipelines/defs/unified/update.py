@@ -27,16 +27,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from crm_pipelines import catalog
 from crm_pipelines.defs.unified.mirrors import load_mirrors
+from crm_pipelines.defs.unified.stored_result import Reads, StoredResult
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.cursors import get_cursor, write_cursor
 from crm_pipelines.state.schema import MIRROR_TABLES
 from crm_pipelines.transform import links as link_rules
-from crm_pipelines.transform.companies import CompanyIdentities
 from crm_pipelines.transform.frames import Mirrors
-from crm_pipelines.transform.identities import ContactIdentities
 from crm_pipelines.transform.incremental import TableChange, incremental_changes
-from crm_pipelines.transform.lookup import build_lookups
 from crm_pipelines.transform.pipeline import TransformResult, TransformSettings, run_transform
 
 # Bump when the transform's output for unchanged input changes: stored results are then recomputed in full.
@@ -63,6 +61,7 @@ class UnifiedUpdate:
     write_s: dict[str, float] = field(default_factory=dict)  # per table (incremental updates)
     result: TransformResult | None = None  # the full result (full updates only)
     changes: dict[str, TableChange] = field(default_factory=dict)  # incremental updates only
+    reads: Reads | None = None  # the stored rows an incremental update read (incremental updates only)
 
     @property
     def changed_rows(self) -> int:
@@ -104,26 +103,6 @@ def load_delta(engine: Engine, watermarks: Mapping[str, str]) -> Mirrors:
         if len(frame):
             frames[(crm, obj)] = frame
     return Mirrors(frames)
-
-
-def load_result(engine: Engine) -> TransformResult:
-    """The stored result as the incremental transform continues it (field values are not needed)."""
-    r = {name: unified.read(engine, name) for name in (d.name for d in unified.TABLES)
-         if not name.startswith("fields_") and name not in ("field_findings", "stage_proposals")}
-    result = TransformResult(
-        contacts=ContactIdentities(r["contact_identities"], r["contact_members"], r["contact_findings"]),
-        companies=CompanyIdentities(r["company_identities"], r["company_findings"]),
-        account_candidates=r["account_candidates"], deals=r["deal_identities"], deal_stages=r["deal_stages"],
-        owners=r["owners"], fields={}, field_findings=unified.read(engine, "field_findings", sa.false()),
-        contact_company=r["contact_company"], deal_contact=r["deal_contact"], deal_company=r["deal_company"],
-        deal_facts=r["deal_facts"], hubspot_deal_contacts=r["hubspot_deal_contacts"], rollups=r["contact_rollups"],
-        lifecycle=r["contact_lifecycle"], company_lifecycle=r["company_lifecycle"],
-        hubspot_pipelines=r["hubspot_pipelines"], company_pair_src=r["company_pair_src"],
-        deal_contact_src=r["deal_contact_src"], deal_company_src=r["deal_company_src"],
-        company_domains=r["company_domains"], company_links=r["company_links"],
-    )  # fmt: skip
-    build_lookups(result)
-    return result
 
 
 def result_tables(result: TransformResult, proposals: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
@@ -207,23 +186,22 @@ def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = 
     if not rows:
         return UnifiedUpdate("unchanged", "nothing extracted since the last update", 0,
                              seconds={"read_s": loaded - started})
-    prev = load_result(engine)
-    prev_loaded = time.perf_counter()
+    stored = StoredResult(engine)
     sync_links = link_store.load(engine, origin="sync")
-    changes = incremental_changes(prev, delta, sync_links, settings)
+    changes = stored.changes(delta, sync_links, settings)
     computed = time.perf_counter()
     report = UnifiedUpdate("incremental", f"{rows} mirror rows extracted since the last update", rows,
-                           changes=changes)
+                           changes=changes, reads=stored.reads)
     ident = changes.get("contact_identities")
     companies = changes.get("company_identities")
+    prev = stored.result()
     new_contacts = ident.added if ident is not None else prev.contacts.identities.iloc[:0]
     new_companies = companies.added if companies is not None else prev.companies.identities.iloc[:0]
     new = link_rules.derive(new_contacts, new_companies)
     gone_ids = set()
-    for change, frame in ((ident, prev.contacts.identities), (companies, prev.companies.identities)):
+    for change, name in ((ident, "contact_identities"), (companies, "company_identities")):
         if change is not None and len(change.removed):
-            hit = frame[frame["identity_id"].isin(change.removed["identity_id"])]
-            gone_ids |= set(hit["hubspot_id"].dropna())
+            gone_ids |= set(stored.rows(name, "identity_id", change.removed["identity_id"])["hubspot_id"].dropna())
     hubspot_ids = gone_ids | set(new["hubspot_id"])
     old = link_store.load(engine, hubspot_ids=hubspot_ids) if hubspot_ids else link_rules.empty()
     members = changes["contact_members"].added if "contact_members" in changes else prev.contacts.members.iloc[:0]
@@ -239,8 +217,8 @@ def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = 
             report.write_s[table] = report.write_s.get(table, 0.0) + time.perf_counter() - began
         report.links_changed = _update_links(conn, new, old, _deleted_ids(delta), context)
         write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks_now))
-    report.seconds = {"read_s": loaded - started, "load_state_s": prev_loaded - loaded,
-                      "transform_s": computed - prev_loaded, "write_s": time.perf_counter() - computed}
+    report.seconds = {"read_s": loaded - started, "transform_s": computed - loaded,
+                      "write_s": time.perf_counter() - computed}
     return report
 
 
@@ -279,11 +257,12 @@ class SampleCheck:
     sample: list[dict]
 
 
-def verify_sample(engine: Engine, settings: TransformSettings, result: TransformResult, size: int = 50,
-                  seed: int | None = None) -> SampleCheck:
+def verify_sample(engine: Engine, settings: TransformSettings, result: TransformResult | None = None,
+                  size: int = 50, seed: int | None = None) -> SampleCheck:
     """Incremental = full, on a sample: re-deriving ``size`` records per object from the mirror, as if they
     had just changed, must give exactly the rows stored for them (what a full recompute gives them).
-    ``result``: the stored result, in memory (with its lookups)."""
+    ``result``: the stored result in memory (with its lookups) when there is one, else it is read from the
+    state database as the sample asks for it."""
     frames = {}
     for crm, obj in MIRROR_TABLES:
         if (crm, obj) in REFERENCE:
@@ -295,7 +274,8 @@ def verify_sample(engine: Engine, settings: TransformSettings, result: Transform
             frames[(crm, obj)] = mirror.read_records(engine, crm, obj, ids=ids)
     delta = Mirrors(frames)
     links = link_store.load(engine, origin="sync")
-    changes = incremental_changes(result, delta, links, settings)
+    changes = incremental_changes(result, delta, links, settings) if result is not None else \
+        StoredResult(engine).changes(delta, links, settings)
     differing, sample = {}, []
     with engine.connect() as conn:
         for name, change in changes.items():
