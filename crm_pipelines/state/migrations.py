@@ -191,11 +191,37 @@ def _v4_links_and_unified(conn: Connection) -> None:
     md.create_all(conn, checkfirst=True)
 
 
+# v5: the columns an incremental ``unified`` run looks rows up by (``defs/unified/stored_result.py``), where
+# no primary key or key index already starts with them
+_V5_LOOKUPS = {
+    "contact_members": ("id", "identity_id", "email", "converted_contact_id"),
+    "contact_identities": ("hubspot_id",),
+    "company_identities": ("hubspot_id", "salesforce_id", "dynamics_id"),
+    "deal_identities": ("hubspot_id", "salesforce_id", "dynamics_id"),
+    "company_pair_src": ("src", "contact_id", "company_id"),
+    "deal_contact_src": ("src", "deal_id", "contact_id"),
+    "deal_company_src": ("src", "deal_id", "company_id"),
+    "contact_company": ("company_identity",),
+    "deal_contact": ("contact_identity",),
+    "deal_company": ("company_identity",),
+    "company_domains": ("id", "domain"),
+    "hubspot_deal_contacts": ("contact_id",),
+}
+
+
+def _v5_lookup_indexes(conn: Connection) -> None:
+    for table, columns in _V5_LOOKUPS.items():
+        for col in columns:
+            conn.exec_driver_sql(f'CREATE INDEX IF NOT EXISTS "ix_unified_{table}_{col}" '
+                                 f'ON "unified_{table}" ("{col}")')
+
+
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_api_usage),
     (2, _v2_mirror_and_cursors),
     (3, _v3_tasks_and_extracted_at),
     (4, _v4_links_and_unified),
+    (5, _v5_lookup_indexes),
 ]
 
 

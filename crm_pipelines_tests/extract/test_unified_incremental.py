@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from crm_pipelines.defs.extract.assets import build_extract_assets
@@ -19,10 +20,15 @@ from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import INCREMENTAL_EQUALS_FULL, TABLES_OF, build_unified_assets
+from crm_pipelines.defs.unified.mirrors import transform_settings
+from crm_pipelines.defs.unified.stored_result import StoredResult
+from crm_pipelines.defs.unified.update import REFERENCE
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import links as link_store
-from crm_pipelines.state import unified
+from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.db import create_state_engine
+from crm_pipelines.state.schema import MIRROR_TABLES
+from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines_tests.extract.test_extract import backfill, evaluate
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox, start_sandbox
 
@@ -153,6 +159,18 @@ def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
     assert meta["links_changed"].value == 0
     assert _snapshot(engine) == after_incremental
     assert _links(engine) == links_after
+
+    # every column the incremental run reads stored rows by is indexed (else each lookup scans a table)
+    stored = StoredResult(engine)
+    delta = Mirrors({(crm, obj): mirror.read_records(engine, crm, obj).head(20) for crm, obj in MIRROR_TABLES
+                     if (crm, obj) not in REFERENCE})
+    stored.changes(delta, link_store.load(engine, origin="sync"), transform_settings(settings))
+    inspector = sa.inspect(engine)
+    leading = {(d.name, col) for d in unified.TABLES for col in (d.primary_key or ())[:1]}
+    leading |= {(t.removeprefix(unified.PREFIX), ix["column_names"][0]) for t in inspector.get_table_names()
+                if t.startswith(unified.PREFIX) for ix in inspector.get_indexes(t)}
+    assert len(stored.reads.looked_up) > 10
+    assert stored.reads.looked_up <= leading, stored.reads.looked_up - leading
 
 
 def test_every_declared_table_is_shown_by_an_asset() -> None:

@@ -38,6 +38,7 @@ class Reads:
     rows: int = 0  # stored rows read
     queries: int = 0
     by_table: dict[str, int] = field(default_factory=dict)
+    looked_up: set[tuple[str, str]] = field(default_factory=set)  # (table, column) the run read rows by
 
 
 class _Recorder(Lookups):
@@ -130,6 +131,7 @@ class StoredResult:
                     if len(rows):
                         grown.setdefault(name, []).append(rows)
                 self.fetched.setdefault((name, col), set()).update(values)
+                self.reads.looked_up.add((name, col))
         for name, parts in grown.items():
             declared = unified.BY_NAME[name]
             pieces = [f for f in (self.frames[name], *parts) if len(f)]
