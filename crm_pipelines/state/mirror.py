@@ -15,6 +15,7 @@ from crm_pipelines.state.schema import MIRROR_TABLES
 from crm_pipelines.state.sql import ids_in_ranges, upsert
 
 UPSERT_CHUNK = 5_000
+READ_CHUNK = 50_000
 
 
 @dataclass(frozen=True)
@@ -168,10 +169,13 @@ def read_records(
         query = query.where(table.c.extracted_at > after)
     with engine.connect() as conn:
         if ids is None:
-            rows = conn.execute(query).all()
+            # streamed a chunk at a time: the parsed JSON of one chunk is alive at once, not the whole table's
+            result = conn.execution_options(stream_results=True, yield_per=READ_CHUNK).execute(query)
+            parts = [_frame(crm, rows) for rows in result.partitions()]
         else:
-            rows = [r for chunk in _chunks(list(ids), 1000) for r in conn.execute(query.where(table.c.id.in_(chunk)))]
-    if not rows:
+            parts = [_frame(crm, rows) for chunk in _chunks(list(ids), 1000)
+                     if (rows := conn.execute(query.where(table.c.id.in_(chunk))).all())]  # fmt: skip
+    if not parts:
         return pd.DataFrame(
             {
                 "id": pd.Series(dtype="string"),
@@ -179,6 +183,13 @@ def read_records(
                 "deleted": pd.Series(dtype=bool),
             }
         )
+    if len(parts) == 1:
+        return parts[0]
+    # the dtypes one frame of every row would have had (a column all missing in one chunk is ``object`` there)
+    return pd.concat(parts, ignore_index=True).infer_objects()
+
+
+def _frame(crm: str, rows: Sequence[Any]) -> pd.DataFrame:
     fields = pd.DataFrame.from_records([_fields(crm, r[3]) for r in rows])
     base = pd.DataFrame(
         {
