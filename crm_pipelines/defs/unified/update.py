@@ -232,14 +232,16 @@ def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict
     rows = sum(len(f) for f in mirrors.frames.values())
     report = UnifiedUpdate("full", reason, rows, result=result)
     tables = result_tables(result, proposals(mirrors) if proposals else None)
+    deleted = _deleted_ids(mirrors)
+    del mirrors  # the largest thing alive: the writes below reuse its memory
     new = link_rules.derive(result.contacts.identities, result.companies.identities)
     old = link_store.load(engine)
     old = old[old["kind"].isin(["contact", "company"])]
     context = _link_context(result.contacts.identities, result.contacts.members, result.companies.identities)
     with engine.begin() as conn:
-        for name, frame in tables.items():
-            report.written[name] = unified.replace_by_difference(conn, name, frame)
-        report.links_changed = _update_links(conn, new, old, _deleted_ids(mirrors), context)
+        for name in list(tables):
+            report.written[name] = unified.replace_by_difference(conn, name, tables.pop(name))
+        report.links_changed = _update_links(conn, new, old, deleted, context)
         write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks))
         write_cursor(conn, *CURSOR, "fingerprint", current)
     report.seconds = {"read_s": loaded - started, "transform_s": computed - loaded,
