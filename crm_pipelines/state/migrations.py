@@ -216,12 +216,29 @@ def _v5_lookup_indexes(conn: Connection) -> None:
                                  f'ON "unified_{table}" ("{col}")')
 
 
+def _v6_baselines(conn: Connection) -> None:
+    md = sa.MetaData()
+    sa.Table(
+        "sync_baselines",
+        md,
+        sa.Column("kind", _ID, primary_key=True),
+        sa.Column("hubspot_id", _ID, primary_key=True),
+        sa.Column("other_crm", _ID, primary_key=True),
+        sa.Column("field", _ID, primary_key=True),
+        sa.Column("value", sa.Text, nullable=True),
+        sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("write_id", sa.Text, nullable=False),
+    )
+    md.create_all(conn, checkfirst=True)
+
+
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_api_usage),
     (2, _v2_mirror_and_cursors),
     (3, _v3_tasks_and_extracted_at),
     (4, _v4_links_and_unified),
     (5, _v5_lookup_indexes),
+    (6, _v6_baselines),
 ]
 
 

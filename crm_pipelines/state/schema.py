@@ -112,6 +112,20 @@ link_history = sa.Table(
     sa.Index("ix_link_history_record", "kind", "hubspot_id"),
 )
 
+# -- baselines (issue 12): per linked record and mapped field, the value last synced (CONF-5, Invariant 2) ----
+
+baselines = sa.Table(
+    "sync_baselines",
+    metadata,
+    sa.Column("kind", _ID, primary_key=True),  # contact, company, deal
+    sa.Column("hubspot_id", _ID, primary_key=True),
+    sa.Column("other_crm", _ID, primary_key=True),  # salesforce, dynamics
+    sa.Column("field", _ID, primary_key=True),  # the HubSpot property of the mapping
+    sa.Column("value", sa.Text, nullable=True),  # in the merge's comparable text form; None: synced blank
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("write_id", sa.Text, nullable=False),  # the write that set it (the outbox's, writes issue)
+)
+
 # -- unified result tables (issue 11), declared in ``unified.py`` -----------------------------------------
 
 UNIFIED_TABLES: dict[str, sa.Table] = {d.name: unified.sa_table(d, metadata) for d in unified.TABLES}
