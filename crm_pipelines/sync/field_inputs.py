@@ -49,7 +49,7 @@ def merge_inputs(links: pd.DataFrame, hubspot: pd.DataFrame, other: pd.DataFrame
     ``kinds`` per field (default two-way, text). Returns one row per linked record and field with the
     columns ``merge_fields`` takes, plus ``KEY``."""
     rules, kinds = rules or {}, kinds or {}
-    fields = [f for f in fields if f in hubspot.columns and f in other.columns]
+    fields = [f for f in dict.fromkeys(fields) if f in hubspot.columns and f in other.columns]
     pairs = links[["hubspot_id", "other_id"]].astype(object).drop_duplicates()
 
     def long(frame: pd.DataFrame, id_col: str, side: str) -> pd.DataFrame:

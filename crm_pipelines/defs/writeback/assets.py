@@ -1,0 +1,66 @@
+"""The ``writeback`` group's plans (OPS-5: a dry run): what the sync would write to each CRM, and why.
+
+So far the plan covers the mapped fields of linked contacts, merged under the conflict rules (CONF-1..6,
+CON-1; ``sync/merge.py``); creates, associations, deletions, companies and deals come with the rest of
+issue 12. Nothing is written: each plan shows its updates (record, field, old -> new, the rule that decided)
+and the conflicts and who won, in the materialization's metadata."""
+
+# No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
+
+import dagster as dg
+import pandas as pd
+
+from crm_pipelines.defs.resources import CrmSettings, StateDatabase
+from crm_pipelines.defs.unified.assets import AUTOMATION, CONTACTS, FIELDS
+from crm_pipelines.defs.writeback.plan_inputs import contact_merges
+from crm_pipelines.sync.field_plan import field_updates
+
+TARGETS = ("hubspot", "salesforce", "dynamics")
+PLANS = {crm: dg.AssetKey(["writeback", f"{crm}_plan"]) for crm in TARGETS}
+SAMPLE = 20
+SCOPE = "field updates of linked contacts (creates, associations, deletions, companies, deals: not yet planned)"
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_none_"
+    cols = ["record_id", "field", "old", "new", "decided_by"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in frame[cols].head(SAMPLE).itertuples(index=False):
+        cells = ["" if v is None or v != v else str(v).replace("|", "\\\\|") for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plan_metadata(updates: pd.DataFrame) -> dict:
+    conflicts = updates[updates["conflict"]]
+    return {
+        "scope": SCOPE,
+        "updates": len(updates),
+        "records": int(updates["record_id"].nunique()),
+        "by_field": dg.MetadataValue.json({str(k): int(v) for k, v in updates["field"].value_counts().items()}),
+        "by_rule": dg.MetadataValue.json({str(k): int(v) for k, v in updates["decided_by"].value_counts().items()}),
+        "conflicts": len(conflicts),
+        "sample_updates": dg.MetadataValue.md(_markdown(updates)),
+        "sample_conflicts": dg.MetadataValue.md(_markdown(conflicts)),
+    }
+
+
+def build_plan_assets() -> dg.AssetsDefinition:
+    specs = [
+        dg.AssetSpec(key, deps=[CONTACTS, FIELDS], group_name="writeback", kinds={"pandas"},
+                     description=f"What the sync would write to {crm} (a dry run, OPS-5): {SCOPE}",
+                     automation_condition=AUTOMATION)
+        for crm, key in PLANS.items()
+    ]
+
+    @dg.multi_asset(specs=specs, name="writeback_plans")
+    def writeback_plans(context: dg.AssetExecutionContext, state: StateDatabase, crm_settings: CrmSettings):
+        merged = contact_merges(state.engine(), crm_settings.settings)
+        updates = field_updates(merged, "contact")
+        for crm, key in PLANS.items():
+            planned = updates.get(crm, pd.DataFrame(columns=["record_id", "field", "decided_by", "conflict"]))
+            context.log.info(f"{crm} plan: {len(planned)} field updates of linked contacts")
+            yield dg.MaterializeResult(asset_key=key, metadata=plan_metadata(planned))
+
+    return writeback_plans

@@ -1,0 +1,79 @@
+"""What the contact field plan reads from the state database: the contact links, the linked records' mapped
+values (``unified`` field tables), their modification times (the mirror) and the baselines; merged per
+connection with its settings (``sync/merge.py``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from crm_pipelines.settings import Settings
+from crm_pipelines.state import baselines, mirror, unified
+from crm_pipelines.state import links as link_store
+from crm_pipelines.sync.field_inputs import merge_inputs
+from crm_pipelines.sync.merge import HUBSPOT, OTHER, MergeSettings, merge_fields
+from crm_pipelines.transform.fields import DEFAULT_FIELDS
+
+# the link's record type -> the object holding it, per CRM
+CONTACT_OBJECTS = {"salesforce": {"Contact": "Contact", "Lead": "Lead"},
+                   "dynamics": {"contact": "contacts", "lead": "leads"}}  # fmt: skip
+_CHUNK = 1_000
+
+
+def _values(engine: Engine, crm: str, obj: str, ids: list[str]) -> pd.DataFrame:
+    """``id``, ``modified_at`` and one column per mapped HubSpot property of these records."""
+    name = f"fields_{crm}_{obj.lower()}"
+    table = mirror.table_for(crm, obj)
+    parts, times = [], []
+    with engine.connect() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            parts.append(unified.read(conn, name, unified.column(name, "id").in_(chunk)))
+            times += conn.execute(sa.select(table.c.id, table.c.modified_at).where(table.c.id.in_(chunk))).all()
+    stored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"id": [], "values": []})
+    wide = pd.DataFrame([v or {} for v in stored["values"].tolist()])
+    wide.insert(0, "id", stored["id"].astype(object).to_numpy())
+    when = pd.DataFrame(times, columns=["id", "modified_at"]).astype({"id": object})
+    when["modified_at"] = pd.to_datetime(when["modified_at"], utc=True)
+    return wide.merge(when, on="id", how="left")
+
+
+def merge_settings(settings: Settings, crm: str) -> MergeSettings:
+    conn = getattr(settings.sync, crm)
+    return MergeSettings(direction=conn.contacts.direction,
+                         default_app=HUBSPOT if conn.default_app == "hubspot" else OTHER,
+                         window_minutes=conn.conflict_window_minutes)  # fmt: skip
+
+
+def contact_merges(engine: Engine, settings: Settings) -> dict[str, pd.DataFrame]:
+    """Other CRM -> the merge of every linked contact's mapped fields with HubSpot (``merge_fields`` output,
+    with ``hubspot_id``, ``other_id``, ``other_object``, ``field``)."""
+    links = link_store.load(engine, kind="contact")
+    out: dict[str, pd.DataFrame] = {}
+    hubspot_ids = links["hubspot_id"].dropna().astype(str).tolist()
+    hubspot = _values(engine, "hubspot", "contacts", hubspot_ids)
+    for crm, objects in CONTACT_OBJECTS.items():
+        conn = getattr(settings.sync, crm)
+        if not conn.contacts.enabled:
+            continue
+        linked = links[links[f"{crm}_id"].notna()]
+        rules = {m.hubspot: m.rule for m in conn.field_mappings}
+        merged = []
+        for link_type, obj in objects.items():
+            pairs = linked[linked[f"{crm}_type"] == link_type]
+            if pairs.empty:
+                continue
+            pairs = pd.DataFrame({"hubspot_id": pairs["hubspot_id"].astype(str).to_numpy(),
+                                  "other_id": pairs[f"{crm}_id"].astype(str).to_numpy()})  # fmt: skip
+            maps = DEFAULT_FIELDS.get((crm, obj), ())
+            customs = [m for m in conn.field_mappings if m.object == obj]  # DEAL-1 custom mappings
+            fields = [m.hubspot for m in maps] + [m.hubspot for m in customs]
+            kinds = {m.hubspot: m.kind for m in maps} | {m.hubspot: m.type for m in customs}
+            other = _values(engine, crm, obj, pairs["other_id"].tolist())
+            base = baselines.load(engine, "contact", crm, pairs["hubspot_id"].tolist())
+            rows = merge_inputs(pairs, hubspot, other, fields, base, rules, kinds)
+            merged.append(merge_fields(rows, merge_settings(settings, crm)).assign(other_object=obj))
+        if merged:
+            out[crm] = pd.concat(merged, ignore_index=True)
+    return out

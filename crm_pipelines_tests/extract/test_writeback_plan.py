@@ -1,0 +1,87 @@
+"""The contact field plan (issue 12, OPS-5 dry run) through real Dagster runs on the three sandboxes, both
+state backends: an edit made in a CRM's UI and brought in by the change sensor's runs shows up in the other
+CRM's plan as old -> new with the rule that decided it (CONF-2), the plans write nothing, and a field under
+``dont_sync`` (CONF-6) is never planned."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from crm_pipelines.defs.extract.assets import build_extract_assets
+from crm_pipelines.defs.extract.sensors import build_change_sensor
+from crm_pipelines.defs.partitions import daily_partitions
+from crm_pipelines.defs.resources import build_resources
+from crm_pipelines.defs.unified.assets import build_unified_assets
+from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
+from crm_pipelines.defs.writeback.plan_inputs import contact_merges
+from crm_pipelines.settings import load_settings
+from crm_pipelines.state import links as link_store
+from crm_pipelines.state import mirror
+from crm_pipelines.state.db import create_state_engine
+from crm_pipelines.sync import merge
+from crm_pipelines.sync.field_plan import field_updates
+from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
+from crm_pipelines_tests.sandbox.conftest import RunningSandbox
+
+
+def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance  # noqa: F811
+) -> None:
+    sandbox = three_sandboxes
+    settings_path = tmp_path / "crm_pipelines.yaml"
+    settings_path.write_text(yaml.safe_dump({
+        "state_database_url": state_url,
+        "sandbox": {"data_dir": str(sandbox.data_dir)},
+        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
+        "sync": {"salesforce": {"field_mappings": [
+            {"hubspot": "phone", "other": "Phone", "object": "Contact", "rule": "dont_sync"}]}},
+    }))  # fmt: skip
+    settings = load_settings(settings_path)
+    resources = build_resources(settings, str(settings_path), state_url=state_url)
+    extract = build_extract_assets(settings)
+    unified_assets, plans = build_unified_assets(settings), build_plan_assets()
+    backfill(instance, settings, extract, resources)
+    assert dg.materialize([unified_assets], instance=instance, resources=resources).success
+    engine = create_state_engine(state_url)
+
+    links = link_store.load(engine, kind="contact")
+    pairs = links[(links["salesforce_type"] == "Contact") & links["salesforce_id"].notna()]
+    hs_id, sf_id = str(pairs.iloc[0]["hubspot_id"]), str(pairs.iloc[0]["salesforce_id"])
+    before = {crm: mirror.read_records(engine, crm, obj) for crm, obj in (("hubspot", "contacts"),
+                                                                          ("salesforce", "Contact"))}
+    with _ui(sandbox, "hubspot") as ui:
+        ui.patch(f"/contacts/{hs_id}", json={"properties": {"firstname": "Zebediah", "phone": "+1 555 0100"}}
+                 ).raise_for_status()  # fmt: skip
+
+    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
+    for request in evaluate(sensor, instance, resources).run_requests:
+        run = dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
+                             partition_key=request.partition_key, tags=request.tags)
+        assert run.success
+    assert dg.materialize([unified_assets], instance=instance, resources=resources).success
+    result = dg.materialize([unified_assets, plans], selection=list(PLANS.values()), instance=instance,
+                            resources=resources)
+    assert result.success
+
+    updates = field_updates(contact_merges(engine, settings), "contact")
+    sf = updates["salesforce"].set_index(["record_id", "field"])
+    # HubSpot's edit is the later change (no baseline yet: a first sync), so it goes to Salesforce (CONF-2)
+    row = sf.loc[(sf_id, "firstname")]
+    assert row["new"] == "Zebediah" and row["decided_by"] == merge.LATEST
+    # CONF-6: the phone is not synced with Salesforce, edited or not
+    assert not (updates["salesforce"]["field"] == "phone").any()
+    assert not ((updates["hubspot"]["source_crm"] == "salesforce") & (updates["hubspot"]["field"] == "phone")).any()
+    # the plans are shown, and nothing was written to any CRM (a dry run)
+    meta = {e.materialization.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert meta[PLANS["salesforce"]]["updates"].value == len(updates["salesforce"]) > 0
+    assert "Zebediah" in meta[PLANS["salesforce"]]["sample_updates"].value or len(updates["salesforce"]) > 20
+    after = {crm: mirror.read_records(engine, crm, obj) for crm, obj in (("hubspot", "contacts"),
+                                                                         ("salesforce", "Contact"))}
+    sf_before = before["salesforce"].set_index("id").loc[sf_id]
+    sf_after = after["salesforce"].set_index("id").loc[sf_id]
+    assert sf_after["FirstName"] == sf_before["FirstName"] and sf_after["modified_at"] == sf_before["modified_at"]
