@@ -130,6 +130,45 @@ def check(settings_path: str | None) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="settings YAML (default: $CRM_PIPELINES_SETTINGS, else built-in defaults)",
+)
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "dynamics"]), default=None,
+              help="one target CRM's plan (default: all three)")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
+    """What the sync would write to each CRM (a dry run, OPS-5), from the state database as it is: the mapped
+    fields of linked contacts so far, each with old -> new and the rule that decided it."""
+    from crm_pipelines.defs.writeback.plan_inputs import contact_merges
+    from crm_pipelines.settings import SettingsError, load_settings
+    from crm_pipelines.state.db import create_state_engine
+    from crm_pipelines.sync.field_plan import field_updates
+
+    try:
+        settings = load_settings(settings_path)
+    except SettingsError as e:
+        raise click.ClickException(str(e)) from None
+    engine = create_state_engine(settings.state_database_url)
+    updates = field_updates(contact_merges(engine, settings), "contact")
+    targets = [crm] if crm else ["hubspot", "salesforce", "dynamics"]
+    if fmt == "json":
+        click.echo(json.dumps({t: updates[t].astype(object).where(updates[t].notna(), None).to_dict("records")
+                               for t in targets if t in updates}, default=str))  # fmt: skip
+        return
+    for target in targets:
+        rows = updates.get(target)
+        count = 0 if rows is None else len(rows)
+        click.echo(f"{target}: {count} field updates of linked contacts")
+        for r in ([] if rows is None else rows.itertuples(index=False)):
+            click.echo(f"  {r.record_id:<20} {r.field:<18} {r.old!s:>24} -> {r.new!s:<24} {r.decided_by}"
+                       + ("  [conflict]" if r.conflict else ""))
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks; the last line each prints is one JSON object of figures."""

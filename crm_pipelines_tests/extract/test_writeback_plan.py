@@ -5,12 +5,15 @@ CRM's plan as old -> new with the rule that decided it (CONF-2), the plans write
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import yaml
+from click.testing import CliRunner
 
+from crm_pipelines.cli import main
 from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
@@ -85,3 +88,13 @@ def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
     sf_before = before["salesforce"].set_index("id").loc[sf_id]
     sf_after = after["salesforce"].set_index("id").loc[sf_id]
     assert sf_after["FirstName"] == sf_before["FirstName"] and sf_after["modified_at"] == sf_before["modified_at"]
+
+    # `crm-pipelines plan` prints the same, from the state database
+    printed = CliRunner().invoke(main, ["plan", "--settings", str(settings_path), "--crm", "salesforce",
+                                        "--format", "json"])
+    assert printed.exit_code == 0, printed.output
+    planned = json.loads(printed.output)["salesforce"]
+    assert {"record_id": sf_id, "field": "firstname", "new": "Zebediah"}.items() <= next(
+        u for u in planned if u["record_id"] == sf_id and u["field"] == "firstname").items()
+    table = CliRunner().invoke(main, ["plan", "--settings", str(settings_path)])
+    assert table.exit_code == 0 and "Zebediah" in table.output and "salesforce:" in table.output
