@@ -62,6 +62,15 @@ def target_of(settings: Settings, crm: str, secrets: Secrets) -> str:
     return "api" if any(secrets.get(name) for name in secret_names(settings, crm)) else "sandbox"
 
 
+def writes_on(settings: Settings, crm: str, secrets: Secrets) -> bool:
+    """OPS-10: whether the sync writes to this CRM: as stated, else on for the sandbox and off for the real
+    API until someone turns it on (a plan is made and shown either way)."""
+    stated = getattr(settings.connections, crm).writes
+    if stated is not None:
+        return stated
+    return target_of(settings, crm, secrets) == "sandbox"
+
+
 def secret_names(settings: Settings, crm: str) -> list[str]:
     conn = getattr(settings.connections, crm)
     return [getattr(conn, field) for field in type(conn).model_fields if field.endswith("_env")]

@@ -58,6 +58,8 @@ class HubSpotConnection(_Strict):
     api_call_limit: int | None = Field(None, ge=1, description="OPS-2: at most this many calls in any 24 h")
     # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
     retry_budget_s: float = Field(900, gt=0)
+    # OPS-10: writing back to this CRM; unset: on for the sandbox, off for the real API (plans are made either way)
+    writes: bool | None = None  # `on`/`off` (YAML reads them as booleans; pydantic takes either spelling)
 
 
 class SalesforceConnection(_Strict):
@@ -74,6 +76,8 @@ class SalesforceConnection(_Strict):
     api_call_limit: int | None = Field(None, ge=1, description="OPS-2")
     # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
     retry_budget_s: float = Field(900, gt=0)
+    # OPS-10: writing back to this CRM; unset: on for the sandbox, off for the real API (plans are made either way)
+    writes: bool | None = None  # `on`/`off` (YAML reads them as booleans; pydantic takes either spelling)
 
 
 class DynamicsConnection(_Strict):
@@ -87,6 +91,8 @@ class DynamicsConnection(_Strict):
     api_call_limit: int | None = Field(None, ge=1, description="OPS-2")
     # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
     retry_budget_s: float = Field(900, gt=0)
+    # OPS-10: writing back to this CRM; unset: on for the sandbox, off for the real API (plans are made either way)
+    writes: bool | None = None  # `on`/`off` (YAML reads them as booleans; pydantic takes either spelling)
 
 
 class Connections(_Strict):

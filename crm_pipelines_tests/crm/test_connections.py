@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_pipelines.crm.connections import ConnectionUnavailable, Secrets, open_client, target_of
+from crm_pipelines.crm.connections import ConnectionUnavailable, Secrets, open_client, target_of, writes_on
 from crm_pipelines.extract.dynamics import CursorDeltaLinks
 from crm_pipelines.settings.model import Settings
 
@@ -78,3 +78,13 @@ def test_delta_links_are_stored_relative_to_the_connection(state_engine) -> None
     set_cursor(state_engine, "dynamics", "leads", "delta_link:changes",
                "https://org.crm.dynamics.com/api/data/v9.2/leads?$select=leadid&$deltatoken=1")
     assert links.get("leads", "changes") == "leads?$select=leadid&$deltatoken=1"
+
+
+def test_ops10_writes_are_on_for_the_sandbox_and_off_for_a_real_crm_until_turned_on(tmp_path: Path) -> None:
+    """OPS-10: a new deployment against a real CRM only plans; the sandboxes write back by default."""
+    secrets = Secrets({"SALESFORCE_CLIENT_ID": "x"})
+    assert writes_on(_settings(tmp_path), "salesforce", Secrets({}))  # the sandbox
+    assert not writes_on(_settings(tmp_path), "salesforce", secrets)  # the real API
+    for spelled in ("on", True, "true"):
+        assert writes_on(_settings(tmp_path, salesforce={"writes": spelled}), "salesforce", secrets)
+    assert not writes_on(_settings(tmp_path, hubspot={"writes": "off"}), "hubspot", Secrets({}))

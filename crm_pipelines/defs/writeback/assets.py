@@ -10,6 +10,8 @@ and the conflicts and who won, in the materialization's metadata."""
 import dagster as dg
 import pandas as pd
 
+from crm_pipelines.crm.check import environment_secrets
+from crm_pipelines.crm.connections import writes_on
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.assets import AUTOMATION, CONTACTS, FIELDS
 from crm_pipelines.defs.writeback.plan_inputs import contact_merges
@@ -56,11 +58,14 @@ def build_plan_assets() -> dg.AssetsDefinition:
 
     @dg.multi_asset(specs=specs, name="writeback_plans")
     def writeback_plans(context: dg.AssetExecutionContext, state: StateDatabase, crm_settings: CrmSettings):
-        merged = contact_merges(state.engine(), crm_settings.settings)
+        settings = crm_settings.settings
+        merged = contact_merges(state.engine(), settings)
         updates = field_updates(merged, "contact")
+        secrets = environment_secrets()
         for crm, key in PLANS.items():
             planned = updates.get(crm, pd.DataFrame(columns=["record_id", "field", "decided_by", "conflict"]))
-            context.log.info(f"{crm} plan: {len(planned)} field updates of linked contacts")
-            yield dg.MaterializeResult(asset_key=key, metadata=plan_metadata(planned))
+            writes = "on" if writes_on(settings, crm, secrets) else "off (the plan is all that is made)"
+            context.log.info(f"{crm} plan: {len(planned)} field updates of linked contacts; writes {writes}")
+            yield dg.MaterializeResult(asset_key=key, metadata={**plan_metadata(planned), "writes": writes})
 
     return writeback_plans
