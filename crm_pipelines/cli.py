@@ -142,9 +142,10 @@ def check(settings_path: str | None) -> None:
               help="one target CRM's plan (default: all three)")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
-    """What the sync would write to each CRM (a dry run, OPS-5), from the state database as it is: the mapped
-    fields of linked contacts so far, each with old -> new and the rule that decided it."""
-    from crm_pipelines.defs.writeback.plan_inputs import contact_merges
+    """What the sync would write to each CRM (a dry run, OPS-5), from the state database as it is: contacts
+    to create (and those left out, with why) and the mapped fields of linked contacts, old -> new with the
+    rule that decided."""
+    from crm_pipelines.defs.writeback.plan_inputs import contact_create_plan, contact_merges
     from crm_pipelines.settings import SettingsError, load_settings
     from crm_pipelines.state.db import create_state_engine
     from crm_pipelines.sync.field_plan import field_updates
@@ -155,18 +156,29 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
         raise click.ClickException(str(e)) from None
     engine = create_state_engine(settings.state_database_url)
     updates = field_updates(contact_merges(engine, settings), "contact")
+    creates, left_out = contact_create_plan(engine, settings)
     targets = [crm] if crm else ["hubspot", "salesforce", "dynamics"]
+
+    def records(frame):
+        return [] if frame is None else frame.astype(object).where(frame.notna(), None).to_dict("records")
+
     if fmt == "json":
-        click.echo(json.dumps({t: updates[t].astype(object).where(updates[t].notna(), None).to_dict("records")
-                               for t in targets if t in updates}, default=str))  # fmt: skip
+        click.echo(json.dumps({t: {"creates": records(creates.get(t)), "updates": records(updates.get(t)),
+                                   "not_created": records(left_out[left_out["target_crm"] == t])}
+                               for t in targets}, default=str))  # fmt: skip
         return
     for target in targets:
-        rows = updates.get(target)
-        count = 0 if rows is None else len(rows)
-        click.echo(f"{target}: {count} field updates of linked contacts")
-        for r in ([] if rows is None else rows.itertuples(index=False)):
-            click.echo(f"  {r.record_id:<20} {r.field:<18} {r.old!s:>24} -> {r.new!s:<24} {r.decided_by}"
+        made, planned = creates.get(target), updates.get(target)
+        skipped = left_out[left_out["target_crm"] == target]
+        click.echo(f"{target}: {0 if made is None else len(made)} contacts to create, "
+                   f"{0 if planned is None else len(planned)} field updates of linked contacts")
+        for r in ([] if made is None else made.itertuples(index=False)):
+            click.echo(f"  create {r.object_type:<8} from {r.source_crm} {r.source_id:<20} {r.email or ''}")
+        for r in ([] if planned is None else planned.itertuples(index=False)):
+            click.echo(f"  update {r.record_id:<20} {r.field:<18} {r.old!s:>24} -> {r.new!s:<24} {r.decided_by}"
                        + ("  [conflict]" if r.conflict else ""))
+        for reason, count in skipped["reason"].value_counts().items():
+            click.echo(f"  not created: {count} ({reason})")
 
 
 @main.group()

@@ -65,3 +65,23 @@ def apply(conn: Connection, new: pd.DataFrame, changes: pd.DataFrame, at: dateti
         events[col] = [None if v is None else orjson.dumps(v).decode() for v in events[col].tolist()]
     insert_frame(conn, link_history, events, ["before", "after"])
     return len(keys)
+
+
+def deletions(engine: Engine, kind: str) -> pd.DataFrame:
+    """Links that lost a record because it was deleted (or merged away) in its CRM, from the history:
+    ``hubspot_id``, ``other_id`` (the other CRM's record of the link), ``deleted_crm``, ``at`` (DEL-4)."""
+    query = (sa.select(link_history.c.at, link_history.c.hubspot_id, link_history.c.before, link_history.c.reason)
+             .where(link_history.c.kind == kind, link_history.c.reason.like("%deleted%")))  # fmt: skip
+    rows = []
+    with engine.connect() as conn:
+        for at, hubspot_id, before, reason in conn.execute(query):
+            before = orjson.loads(before) if isinstance(before, str | bytes) else (before or {})
+            for crm in ("salesforce", "dynamics"):
+                other = before.get(f"{crm}_id")
+                if reason.startswith("deleted in hubspot") and other:
+                    rows.append((hubspot_id, other, "hubspot", at))
+                elif f"{crm} " in reason and "deleted" in reason and other:
+                    rows.append((hubspot_id, other, crm, at))
+    frame = pd.DataFrame(rows, columns=["hubspot_id", "other_id", "deleted_crm", "at"])
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame

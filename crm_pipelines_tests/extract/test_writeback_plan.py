@@ -20,10 +20,10 @@ from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
-from crm_pipelines.defs.writeback.plan_inputs import contact_merges
+from crm_pipelines.defs.writeback.plan_inputs import contact_create_plan, contact_merges
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import links as link_store
-from crm_pipelines.state import mirror
+from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.sync import merge
 from crm_pipelines.sync.field_plan import field_updates
@@ -60,6 +60,10 @@ def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
     with _ui(sandbox, "hubspot") as ui:
         ui.patch(f"/contacts/{hs_id}", json={"properties": {"firstname": "Zebediah", "phone": "+1 555 0100"}}
                  ).raise_for_status()  # fmt: skip
+        # a new HubSpot contact: created in Salesforce as a Lead (CON-5 default) and in Dynamics
+        made = ui.post("/contacts", json={"properties": {"email": "new.person@example.org", "firstname": "New"}})
+        made.raise_for_status()
+        new_id = str(made.json()["id"])
 
     sensor = build_change_sensor(settings, daily_partitions(settings.extract))
     for request in evaluate(sensor, instance, resources).run_requests:
@@ -89,11 +93,22 @@ def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
     sf_after = after["salesforce"].set_index("id").loc[sf_id]
     assert sf_after["FirstName"] == sf_before["FirstName"] and sf_after["modified_at"] == sf_before["modified_at"]
 
+    creates, left_out = contact_create_plan(engine, settings)
+    to_sf = creates["salesforce"].set_index("source_id")
+    assert to_sf.loc[new_id, "object_type"] == "Lead" and to_sf.loc[new_id, "email"] == "new.person@example.org"
+    assert new_id in set(creates["dynamics"]["source_id"])
+    assert meta[PLANS["salesforce"]]["creates"].value == len(creates["salesforce"])
+    # every HubSpot contact missing in Salesforce is either planned or left out with a reason
+    identities = unified.read(engine, "contact_identities")
+    missing = set(identities.loc[identities["hubspot_id"].notna() & identities["salesforce_id"].isna(), "hubspot_id"])
+    skipped = left_out[left_out["target_crm"] == "salesforce"]
+    assert missing == set(to_sf.index) | set(skipped["source_id"])
+
     # `crm-pipelines plan` prints the same, from the state database
     printed = CliRunner().invoke(main, ["plan", "--settings", str(settings_path), "--crm", "salesforce",
                                         "--format", "json"])
     assert printed.exit_code == 0, printed.output
-    planned = json.loads(printed.output)["salesforce"]
+    planned = json.loads(printed.output)["salesforce"]["updates"]
     assert {"record_id": sf_id, "field": "firstname", "new": "Zebediah"}.items() <= next(
         u for u in planned if u["record_id"] == sf_id and u["field"] == "firstname").items()
     table = CliRunner().invoke(main, ["plan", "--settings", str(settings_path)])

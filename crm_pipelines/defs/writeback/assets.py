@@ -1,9 +1,10 @@
 """The ``writeback`` group's plans (OPS-5: a dry run): what the sync would write to each CRM, and why.
 
-So far the plan covers the mapped fields of linked contacts, merged under the conflict rules (CONF-1..6,
-CON-1; ``sync/merge.py``); creates, associations, deletions, companies and deals come with the rest of
-issue 12. Nothing is written: each plan shows its updates (record, field, old -> new, the rule that decided)
-and the conflicts and who won, in the materialization's metadata."""
+So far the plan covers contacts: those to create in each CRM (CON-1/3/5/6/7/8, DEL-4;
+``sync/contact_creates.py``) with every candidate left out and why, and the mapped fields of linked contacts
+merged under the conflict rules (CONF-1..6, CON-1; ``sync/merge.py``). Associations, deletions, companies and
+deals come with the rest of issue 12. Nothing is written: each plan shows, in its materialization's metadata,
+its creates, its updates (record, field, old -> new, the rule that decided) and the conflicts and who won."""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
@@ -14,13 +15,14 @@ from crm_pipelines.crm.check import environment_secrets
 from crm_pipelines.crm.connections import writes_on
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.assets import AUTOMATION, CONTACTS, FIELDS
-from crm_pipelines.defs.writeback.plan_inputs import contact_merges
+from crm_pipelines.defs.writeback.plan_inputs import contact_create_plan, contact_merges
 from crm_pipelines.sync.field_plan import field_updates
 
 TARGETS = ("hubspot", "salesforce", "dynamics")
 PLANS = {crm: dg.AssetKey(["writeback", f"{crm}_plan"]) for crm in TARGETS}
 SAMPLE = 20
-SCOPE = "field updates of linked contacts (creates, associations, deletions, companies, deals: not yet planned)"
+SCOPE = "contacts: creates and field updates of linked records (associations, deletions, companies, deals: " \
+        "not yet planned)"
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -34,10 +36,27 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def plan_metadata(updates: pd.DataFrame) -> dict:
+def _creates_markdown(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_none_"
+    lines = ["| from | record | as | email |", "|---|---|---|---|"]
+    for r in frame.head(SAMPLE).itertuples(index=False):
+        lines.append(f"| {r.source_crm} | {r.source_id} | {r.object_type} | {r.email or ''} |")
+    return "\n".join(lines)
+
+
+def plan_metadata(updates: pd.DataFrame, creates: pd.DataFrame | None = None,
+                  left_out: pd.DataFrame | None = None) -> dict:
     conflicts = updates[updates["conflict"]]
+    creates = creates if creates is not None else pd.DataFrame(columns=["object_type"])
+    left_out = left_out if left_out is not None else pd.DataFrame(columns=["reason"])
     return {
         "scope": SCOPE,
+        "creates": len(creates),
+        "creates_by_type": dg.MetadataValue.json({str(k): int(v) for k, v in
+                                                  creates["object_type"].value_counts().items()}),
+        "sample_creates": dg.MetadataValue.md(_creates_markdown(creates)),
+        "not_created": dg.MetadataValue.json({str(k): int(v) for k, v in left_out["reason"].value_counts().items()}),
         "updates": len(updates),
         "records": int(updates["record_id"].nunique()),
         "by_field": dg.MetadataValue.json({str(k): int(v) for k, v in updates["field"].value_counts().items()}),
@@ -61,11 +80,14 @@ def build_plan_assets() -> dg.AssetsDefinition:
         settings = crm_settings.settings
         merged = contact_merges(state.engine(), settings)
         updates = field_updates(merged, "contact")
+        creates, left_out = contact_create_plan(state.engine(), settings)
         secrets = environment_secrets()
         for crm, key in PLANS.items():
             planned = updates.get(crm, pd.DataFrame(columns=["record_id", "field", "decided_by", "conflict"]))
             writes = "on" if writes_on(settings, crm, secrets) else "off (the plan is all that is made)"
-            context.log.info(f"{crm} plan: {len(planned)} field updates of linked contacts; writes {writes}")
-            yield dg.MaterializeResult(asset_key=key, metadata={**plan_metadata(planned), "writes": writes})
+            made = len(creates.get(crm, ()))
+            context.log.info(f"{crm} plan: {made} contacts to create, {len(planned)} field updates; writes {writes}")
+            meta = plan_metadata(planned, creates.get(crm), left_out[left_out["target_crm"] == crm])
+            yield dg.MaterializeResult(asset_key=key, metadata={**meta, "writes": writes})
 
     return writeback_plans

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import baselines, mirror, unified
 from crm_pipelines.state import links as link_store
+from crm_pipelines.sync.contact_creates import ContactCreateSettings, contact_creates
 from crm_pipelines.sync.field_inputs import merge_inputs
 from crm_pipelines.sync.merge import HUBSPOT, OTHER, MergeSettings, merge_fields
 from crm_pipelines.transform.fields import DEFAULT_FIELDS
@@ -77,3 +78,34 @@ def contact_merges(engine: Engine, settings: Settings) -> dict[str, pd.DataFrame
         if merged:
             out[crm] = pd.concat(merged, ignore_index=True)
     return out
+
+
+def create_settings(settings: Settings) -> dict[str, ContactCreateSettings]:
+    """The settings' contact create rules per connection (enabled connections only)."""
+    sf, dy = settings.sync.salesforce, settings.sync.dynamics
+    out = {}
+    if settings.connections.salesforce.enabled:
+        out["salesforce"] = ContactCreateSettings(
+            enabled=sf.contacts.enabled, direction=sf.contacts.direction, valid_email_only=sf.valid_email_only,
+            new_type=sf.new_contact_type, inclusion=tuple(sf.inclusion_list) if sf.inclusion_list is not None else None,
+            filters=tuple(sf.contacts.filters),
+            create_from={"Lead": sf.create_contact_when_lead_created,
+                         "Contact": sf.create_contact_when_contact_created},
+        )  # fmt: skip
+    if settings.connections.dynamics.enabled:
+        out["dynamics"] = ContactCreateSettings(
+            enabled=dy.contacts.enabled, direction=dy.contacts.direction, valid_email_only=dy.valid_email_only,
+            new_type=dy.contact_entity, filters=tuple(dy.contacts.filters))  # fmt: skip
+    return out
+
+
+def contact_create_plan(engine: Engine, settings: Settings) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Contacts to create per target CRM, and those left out with why (``sync/contact_creates.py``)."""
+    rules = create_settings(settings)
+    identities = unified.read(engine, "contact_identities")
+    members = unified.read(engine, "contact_members")
+    filtered = {f.property for r in rules.values() for f in r.filters}
+    hubspot = pd.DataFrame({"id": identities["hubspot_id"].dropna().to_numpy()})
+    if filtered:  # CON-8 reads HubSpot properties the mapped fields may not hold
+        hubspot = mirror.read_records(engine, "hubspot", "contacts")
+    return contact_creates(identities, members, hubspot, rules, link_store.deletions(engine, "contact"))
