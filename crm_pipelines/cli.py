@@ -145,7 +145,7 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
     """What the sync would write to each CRM (a dry run, OPS-5), from the state database as it is: contacts
     to create (and those left out, with why) and the mapped fields of linked contacts, old -> new with the
     rule that decided."""
-    from crm_pipelines.defs.writeback.plan_inputs import contact_create_plan, contact_merges
+    from crm_pipelines.defs.writeback.plan_inputs import budget_split, contact_create_plan, contact_merges
     from crm_pipelines.settings import SettingsError, load_settings
     from crm_pipelines.state.db import create_state_engine
     from crm_pipelines.sync.field_plan import field_updates
@@ -170,8 +170,10 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
     for target in targets:
         made, planned = creates.get(target), updates.get(target)
         skipped = left_out[left_out["target_crm"] == target]
+        _kept, deferred, left = budget_split(engine, settings, target, planned, made)
         click.echo(f"{target}: {0 if made is None else len(made)} contacts to create, "
-                   f"{0 if planned is None else len(planned)} field updates of linked contacts")
+                   f"{0 if planned is None else len(planned)} field updates of linked contacts; "
+                   f"{len(deferred)} records deferred (24 h calls left: {'no limit' if left is None else left})")
         for r in ([] if made is None else made.itertuples(index=False)):
             click.echo(f"  create {r.object_type:<8} from {r.source_crm} {r.source_id:<20} {r.email or ''}")
         for r in ([] if planned is None else planned.itertuples(index=False)):

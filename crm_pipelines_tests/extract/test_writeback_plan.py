@@ -98,6 +98,10 @@ def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
     assert to_sf.loc[new_id, "object_type"] == "Lead" and to_sf.loc[new_id, "email"] == "new.person@example.org"
     assert new_id in set(creates["dynamics"]["source_id"])
     assert meta[PLANS["salesforce"]]["creates"].value == len(creates["salesforce"])
+    # OPS-8: the calls the plan takes at 200 records a call (creates and updates batched apart); no limit set
+    sf_records = creates["salesforce"]["source_id"].nunique(), updates["salesforce"]["record_id"].nunique()
+    assert meta[PLANS["salesforce"]]["api_calls_planned"].value == sum(-(-n // 200) for n in sf_records if n)
+    assert meta[PLANS["salesforce"]]["deferred_records"].value == 0
     # every HubSpot contact missing in Salesforce is either planned or left out with a reason
     identities = unified.read(engine, "contact_identities")
     missing = set(identities.loc[identities["hubspot_id"].notna() & identities["salesforce_id"].isna(), "hubspot_id"])

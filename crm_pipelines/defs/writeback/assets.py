@@ -15,7 +15,8 @@ from crm_pipelines.crm.check import environment_secrets
 from crm_pipelines.crm.connections import writes_on
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.assets import AUTOMATION, CONTACTS, FIELDS
-from crm_pipelines.defs.writeback.plan_inputs import contact_create_plan, contact_merges
+from crm_pipelines.defs.writeback.plan_inputs import budget_split, contact_create_plan, contact_merges
+from crm_pipelines.sync.calls import calls_needed
 from crm_pipelines.sync.field_plan import field_updates
 
 TARGETS = ("hubspot", "salesforce", "dynamics")
@@ -88,6 +89,15 @@ def build_plan_assets() -> dg.AssetsDefinition:
             made = len(creates.get(crm, ()))
             context.log.info(f"{crm} plan: {made} contacts to create, {len(planned)} field updates; writes {writes}")
             meta = plan_metadata(planned, creates.get(crm), left_out[left_out["target_crm"] == crm])
+            kept, deferred, left = budget_split(state.engine(), settings, crm, updates.get(crm), creates.get(crm))
+            meta |= {
+                "api_calls_planned": calls_needed(crm, kept) + calls_needed(crm, deferred),  # OPS-8
+                "api_calls_left_24h": "no limit set" if left is None else left,  # OPS-2
+                "deferred_records": len(deferred),
+            }
+            if len(deferred):
+                context.log.warning(f"{crm}: {len(deferred)} records deferred: the plan needs more calls than the "
+                                    f"24 h budget has left ({left})")
             yield dg.MaterializeResult(asset_key=key, metadata={**meta, "writes": writes})
 
     return writeback_plans

@@ -4,6 +4,8 @@ connection with its settings (``sync/merge.py``)."""
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -11,6 +13,8 @@ from sqlalchemy.engine import Engine
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import baselines, mirror, unified
 from crm_pipelines.state import links as link_store
+from crm_pipelines.state.api_usage import SqlCallLedger
+from crm_pipelines.sync.calls import fit_budget
 from crm_pipelines.sync.contact_creates import ContactCreateSettings, contact_creates
 from crm_pipelines.sync.field_inputs import merge_inputs
 from crm_pipelines.sync.merge import HUBSPOT, OTHER, MergeSettings, merge_fields
@@ -109,3 +113,21 @@ def contact_create_plan(engine: Engine, settings: Settings) -> tuple[dict[str, p
     if filtered:  # CON-8 reads HubSpot properties the mapped fields may not hold
         hubspot = mirror.read_records(engine, "hubspot", "contacts")
     return contact_creates(identities, members, hubspot, rules, link_store.deletions(engine, "contact"))
+
+
+def budget_split(engine: Engine, settings: Settings, crm: str, updates: pd.DataFrame | None,
+                 creates: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame, int | None]:
+    """A target's records to write (one row per record and action), split into what fits the calls left in
+    its 24 h budget and what is deferred (OPS-2, OPS-8); and the calls left (None: no limit set)."""
+    parts = []
+    if updates is not None and len(updates):
+        parts.append(pd.DataFrame({"action": "update", "object": updates["kind"].to_numpy(),
+                                   "record_id": updates["record_id"].astype(str).to_numpy()}).drop_duplicates())
+    if creates is not None and len(creates):
+        parts.append(pd.DataFrame({"action": "create", "object": "contact",
+                                   "record_id": creates["source_id"].astype(str).to_numpy()}))
+    work = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["action", "object", "record_id"])
+    limit = getattr(settings.connections, crm).api_call_limit
+    left = None if limit is None else limit - SqlCallLedger(engine).used(crm, time.time())
+    kept, deferred = fit_budget(crm, work, left)
+    return kept, deferred, left
