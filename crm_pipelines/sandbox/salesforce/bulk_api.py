@@ -97,6 +97,9 @@ class BulkQueryApi:
         cursor = self.ctx.engine.prepare(str(body.get("query", "")), include_deleted=operation == "queryAll")
         if cursor.compiled.count or cursor.compiled.offset:
             raise SalesforceError(400, "API_ERROR", "COUNT() and OFFSET are not supported by Bulk API 2.0 queries")
+        if any(c.field.compound for c in cursor.compiled.columns):
+            # compound fields cannot be exported (FACTS §16); select their components instead
+            raise SalesforceError(400, "API_ERROR", "FeatureNotEnabled : Compound data not supported in Bulk Query")
         job_id = make_id("750", next(self._seq))
         stamp = now()
         info = {

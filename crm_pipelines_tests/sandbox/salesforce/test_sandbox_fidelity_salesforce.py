@@ -91,3 +91,65 @@ def test_the_bulk_run_time_setting_is_validated(salesforce: RunningSandbox) -> N
     with salesforce.admin() as admin:
         assert admin.put("/settings", json={"bulk_query_seconds": -1}).status_code == 400
         assert admin.get("/settings").json()["bulk_query_seconds"] == 0
+
+
+# -- compound address fields (issue 16; FACTS §16) ----------------------------------------------------------
+ADDRESS_KEYS = {"city", "country", "geocodeAccuracy", "latitude", "longitude", "postalCode", "state", "street"}
+
+
+def test_describe_lists_compound_addresses_with_their_components(salesforce: RunningSandbox) -> None:
+    sf = sdk(salesforce)
+    for sobject, compounds in (("Contact", ("MailingAddress", "OtherAddress")), ("Lead", ("Address",)),
+                               ("Account", ("BillingAddress", "ShippingAddress"))):
+        fields = {f["name"]: f for f in getattr(sf, sobject).describe()["fields"]}
+        for name in compounds:
+            compound = fields[name]
+            assert compound["type"] == "address" and not compound["createable"] and not compound["updateable"]
+            assert not compound["filterable"] and not compound["sortable"]
+            prefix = name.removesuffix("Address")
+            for part in ("Street", "City", "State", "PostalCode", "Country", "Latitude", "Longitude",
+                         "GeocodeAccuracy"):
+                assert fields[prefix + part]["compoundFieldName"] == name, (sobject, prefix + part)
+        assert fields["Id"]["compoundFieldName"] is None
+
+
+def test_soql_and_rest_return_compound_addresses_as_salesforce_does(salesforce: RunningSandbox) -> None:
+    """simple-salesforce reads MailingAddress as a structure of its components, null when all are empty."""
+    sf = sdk(salesforce)
+    rows = sf.query("SELECT Id, MailingCity, MailingCountry, MailingAddress, OtherAddress, Account.BillingAddress "
+                    "FROM Contact WHERE MailingCity != null AND AccountId != null LIMIT 5")["records"]
+    assert rows
+    for row in rows:
+        address = row["MailingAddress"]
+        assert set(address) == ADDRESS_KEYS
+        assert address["city"] == row["MailingCity"] and address["country"] == row["MailingCountry"]
+        assert row["OtherAddress"] is None  # no component set
+        billing = row["Account"]["BillingAddress"]
+        assert billing is None or set(billing) == ADDRESS_KEYS
+    record = sf.Contact.get(rows[0]["Id"])
+    assert record["MailingAddress"] == rows[0]["MailingAddress"] and record["OtherAddress"] is None
+    created = sf.Lead.create({"LastName": "Compound", "Company": "Acme", "Street": "1 Main St", "City": "Springfield"})
+    lead = sf.Lead.get(created["id"])
+    assert lead["Address"]["street"] == "1 Main St" and lead["Address"]["city"] == "Springfield"
+    assert lead["Address"]["postalCode"] is None
+
+
+def test_compound_addresses_are_read_only_and_not_filterable(salesforce: RunningSandbox) -> None:
+    with rest(salesforce) as client:
+        for soql in ("SELECT Id FROM Contact WHERE MailingAddress != null", "SELECT Id FROM Contact ORDER BY "
+                     "MailingAddress"):
+            r = client.get("/query", params={"q": soql})
+            assert r.status_code == 400 and r.json()[0]["errorCode"] == "INVALID_FIELD", r.text
+        write = client.post("/sobjects/Contact", json={"LastName": "X", "MailingAddress": {"city": "Paris"}})
+        assert write.status_code == 400 and "MailingAddress" in write.text
+
+
+def test_bulk_queries_refuse_compound_fields(salesforce: RunningSandbox) -> None:
+    """Compound fields cannot be exported: a Bulk API 2.0 query naming one is refused; components work."""
+    with rest(salesforce) as client:
+        refused = client.post("/jobs/query", json={"operation": "query",
+                                                   "query": "SELECT Id, MailingAddress FROM Contact"})
+        assert refused.status_code == 400
+        assert "Compound data not supported in Bulk Query" in refused.json()[0]["message"]
+        fine = client.post("/jobs/query", json={"operation": "query", "query": "SELECT Id, MailingCity FROM Contact"})
+        assert fine.status_code == 200
