@@ -177,6 +177,8 @@ def test_manifest_matches_counts_recomputed_from_the_frames(multi):
         "companies": f.companies["in_hubspot"].sum(),
         "deals": f.deals["in_hubspot"].sum(),
         "deal_contacts": dc["hubspot_record_id"].notna().sum(),
+        "tasks": (dc["hubspot_record_id"].notna() & dc["is_primary"]).sum(),
+        "calls": (dc["hubspot_record_id"].notna() & dc["is_primary"]).sum(),
         "owners": 5,
     }
     s = m["crms"]["salesforce"]

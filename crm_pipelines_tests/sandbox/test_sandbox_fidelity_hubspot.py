@@ -184,8 +184,8 @@ def test_every_standard_object_answers_on_objects_search_batch_and_properties(
 def test_sdk_on_calls_tickets_and_tasks(hubspot: RunningSandbox) -> None:
     """HubSpot's SDK creates, searches (top-level filters included) and associates calls, tickets and tasks."""
     sdk = hubspot.sdk()
-    contact = fetch_all(sdk.crm.contacts.basic_api)[0]
     subject = f"sdk-{uuid.uuid4().hex[:8]}"
+    contact = sdk.crm.contacts.basic_api.create({"properties": {"firstname": subject}})
     call = sdk.crm.objects.calls.basic_api.create(ObjectInput(properties={
         "hs_timestamp": "2026-01-05T10:00:00Z", "hs_call_title": subject, "hs_call_direction": "OUTBOUND"},
         associations=[{"to": {"id": contact.id},
@@ -246,3 +246,32 @@ def test_legacy_pipelines_carry_created_and_updated_stamps(hubspot: RunningSandb
         for s in p["stages"]:
             assert s["createdAt"] == epoch_ms(stages[s["stageId"]]["createdAt"])
             assert s["updatedAt"] == epoch_ms(stages[s["stageId"]]["updatedAt"])
+
+
+def test_generated_tasks_and_calls_match_the_manifest(pristine_hubspot: RunningSandbox) -> None:
+    """OPS-4 needs engagements: one task and one logged call per deal's primary contact, each associated with
+    that contact and the deal, read through the SDK (search with a top-level filter included)."""
+    sdk = pristine_hubspot.sdk()
+    with pristine_hubspot.admin() as admin:
+        manifest = admin.get("/manifest").json()["crms"]["hubspot"]
+        stats = admin.get("/stats").json()
+    assert manifest["tasks"] == manifest["calls"] > 0
+    assert stats["tasks"]["live"] == manifest["tasks"] and stats["calls"]["live"] == manifest["calls"]
+    tasks = fetch_all(sdk.crm.objects.tasks.basic_api, properties=["hs_task_subject", "hs_timestamp",
+                                                                   "hs_task_status", "hubspot_owner_id"])
+    assert len(tasks) == manifest["tasks"]
+    assert all(t.properties["hs_task_subject"] and t.properties["hs_timestamp"] for t in tasks)
+    assert {t.properties["hs_task_status"] for t in tasks} == {"COMPLETED", "NOT_STARTED"}
+    done = sdk.crm.objects.tasks.search_api.do_search(
+        {"filters": [{"propertyName": "hs_task_status", "operator": "EQ", "value": "COMPLETED"}], "limit": 200})
+    assert 0 < done.total < len(tasks)
+    calls = fetch_all(sdk.crm.objects.calls.basic_api, properties=["hs_call_title", "hs_call_direction"],
+                      associations=["contacts", "deals"])
+    assert len(calls) == manifest["calls"]
+    for call in calls[:20]:
+        assert len(call.associations["contacts"].results) == 1 and len(call.associations["deals"].results) == 1
+    first = tasks[0]
+    contacts = sdk.crm.associations.v4.basic_api.get_page("tasks", first.id, "contacts").results
+    deals = sdk.crm.associations.v4.basic_api.get_page("tasks", first.id, "deals").results
+    assert [a.association_types[0].type_id for a in contacts] == [204]
+    assert [a.association_types[0].type_id for a in deals] == [216]

@@ -93,7 +93,7 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
 
 def scope_matches(scope: str, org_url: str) -> bool:
     """``<org url>/.default``: host case-insensitive, the default port written or not
-    (``https://host/.default`` = ``https://host:443/.default``), a doubled slash tolerated (FACTS §18)."""
+    (``https://host/.default`` = ``https://host:443/.default``), a doubled slash tolerated (FACTS K)."""
     resource, sep, suffix = scope.strip().rstrip("/").rpartition("/")
     if not sep or suffix != ".default":
         return False

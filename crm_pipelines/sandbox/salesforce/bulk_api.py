@@ -3,7 +3,7 @@
 A full import of a million records costs a handful of calls: one job, a few polls, and result pages of up to
 ``maxRecords`` rows each. The query is compiled when the job is created (the data is local), but the job
 reports ``UploadComplete``, then ``InProgress``, and only after ``bulk_query_seconds`` ``JobComplete``, as a
-real org's jobs take time (FACTS §15), so clients' polling is exercised. ``sandbox serve`` defaults to
+real org's jobs take time (FACTS §17), so clients' polling is exercised. ``sandbox serve`` defaults to
 ``DEFAULT_BULK_QUERY_SECONDS``; tests, benches and the demo start sandboxes with 0 (``launch.py``, the
 tests' ``start_sandbox``), where a job is complete at its first poll as before. The results are read from
 the compiled query with the same keyset paging as ``query``, so memory stays flat however big the result.

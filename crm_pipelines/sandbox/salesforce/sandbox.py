@@ -31,7 +31,7 @@ from crm_pipelines.sandbox.salesforce.rest_api import RestApi, record_body
 from crm_pipelines.sandbox.salesforce.seed import seed_org
 from crm_pipelines.sandbox.salesforce.store import SalesforceStore
 
-# Header names as Salesforce spells them (FACTS §14); the rest are title-cased (Content-Type, Retry-After).
+# Header names as Salesforce spells them (FACTS §15); the rest are title-cased (Content-Type, Retry-After).
 SALESFORCE_HEADER_SPELLINGS = {
     "sforce-limit-info": "Sforce-Limit-Info",
     "sforce-locator": "Sforce-Locator",

@@ -1,6 +1,6 @@
 """Issue 16, Dynamics: the org URL is a setting of the sandbox, and token scopes match it as Entra ID does.
 
-Wire-level over HTTP against a sandbox started with ``--dynamics-org-url`` (FACTS §n is
+Wire-level over HTTP against a sandbox started with ``--dynamics-org-url`` (FACTS K and B are sections of
 shared/specs/dynamics/FACTS.md).
 """
 
@@ -67,7 +67,7 @@ def test_scopes_naming_the_org_with_or_without_its_default_port_get_a_token(cont
      f"{ORG}/user_impersonation", f"{ORG}/api/.default", ""],
 )
 def test_other_scopes_are_refused_as_entra_id_does(contoso: RunningSandbox, scope: str) -> None:
-    """AADSTS70011 invalid_scope (FACTS: Entra ID token errors)."""
+    """AADSTS70011 invalid_scope, as Entra ID answers a scope that is not the org URL (FACTS K)."""
     r = token(contoso, scope)
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_scope" and 70011 in r.json()["error_codes"]

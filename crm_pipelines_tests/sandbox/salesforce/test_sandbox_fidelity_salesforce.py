@@ -33,7 +33,7 @@ def slow_bulk(salesforce: RunningSandbox) -> Iterator[RunningSandbox]:
 
 def test_header_names_are_spelled_as_salesforce_sends_them(salesforce: RunningSandbox) -> None:
     """``Content-Type``, ``Sforce-Limit-Info``, ``Sforce-Locator``, ``Sforce-NumberOfRecords``: clients that
-    look headers up case-sensitively find them (issue 16; FACTS §14)."""
+    look headers up case-sensitively find them (issue 16; FACTS §15)."""
     with rest(salesforce) as client:
         answer = client.get("/query", params={"q": "SELECT Id FROM Contact LIMIT 1"})
         assert {"Content-Type", "Sforce-Limit-Info", "Content-Length"} <= raw_names(answer)
