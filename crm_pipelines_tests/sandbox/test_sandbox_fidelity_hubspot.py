@@ -275,3 +275,41 @@ def test_generated_tasks_and_calls_match_the_manifest(pristine_hubspot: RunningS
     deals = sdk.crm.associations.v4.basic_api.get_page("tasks", first.id, "deals").results
     assert [a.association_types[0].type_id for a in contacts] == [204]
     assert [a.association_types[0].type_id for a in deals] == [216]
+
+
+# -- a realistic property catalogue (issue 16) --------------------------------------------------------------
+@pytest.mark.parametrize(("object_type", "at_least"), [("contacts", 200), ("companies", 150), ("deals", 120)])
+def test_a_new_portal_has_hundreds_of_default_properties(
+    hubspot: RunningSandbox, object_type: str, at_least: int
+) -> None:
+    """Read through the SDK's properties client (models validated): HubSpot's defaults, typed and grouped."""
+    props = hubspot.sdk().crm.properties.core_api.get_all(object_type).results
+    assert len(props) >= at_least
+    names = [p.name for p in props]
+    assert len(names) == len(set(names))
+    assert {"hs_object_id", "hs_analytics_source", "hs_all_owner_ids", "notes_last_contacted"} <= set(names)
+    assert {p.group_name for p in props} >= {"analyticsinformation", "sales_properties"}
+    source = next(p for p in props if p.name == "hs_analytics_source")
+    assert source.type == "enumeration" and "ORGANIC_SEARCH" in {o.value for o in source.options}
+    assert source.modification_metadata.read_only_value is True
+    with hubspot.api() as client:
+        v2 = client.get(f"/properties/v2/{object_type}/properties").json()
+    assert [p["name"] for p in v2] == names
+
+
+def test_reading_every_property_gives_responses_of_realistic_size(hubspot: RunningSandbox) -> None:
+    """A client asking for all properties gets every name back, unset ones as null, as HubSpot answers."""
+    with hubspot.api() as client:
+        names = [p["name"] for p in client.get("/crm/v3/properties/contacts").json()["results"]]
+        page = client.get(CONTACTS, params={"limit": 100, "properties": ",".join(names)})
+        assert page.status_code == 200
+        results = page.json()["results"]
+        assert all(set(r["properties"]) == set(names) for r in results)
+        assert len(page.content) > 100 * 4_000  # a few KB a record, as with a real portal's catalogue
+        found = client.post(f"{CONTACTS}/search", json={"limit": 10, "properties": names}).json()["results"]
+        assert all(len(r["properties"]) == len(names) for r in found)
+        one = f"{CONTACTS}/{results[0]['id']}"
+        refused = client.patch(one, json={"properties": {"hs_analytics_source": "OFFLINE"}})
+        assert refused.status_code == 400 and "READ_ONLY_VALUE" in refused.text
+        accepted = client.patch(one, json={"properties": {"salutation": "Dr."}})
+        assert accepted.status_code == 200 and accepted.json()["properties"]["salutation"] == "Dr."

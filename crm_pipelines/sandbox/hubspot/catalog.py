@@ -7,6 +7,7 @@ Facts are from ``shared/specs/hubspot/FACTS.md`` (section numbers in comments); 
 from __future__ import annotations
 
 from crm_pipelines.sandbox.hubspot.association_types import ASSOCIATION_TYPES
+from crm_pipelines.sandbox.hubspot.default_properties import default_properties
 from crm_pipelines.sandbox.hubspot.definitions import ObjectType, PropertyDef
 from crm_pipelines.sandbox.hubspot.standard_objects import STANDARD_OBJECT_TYPES, standard_properties
 
@@ -286,7 +287,8 @@ def base_properties() -> dict[str, dict[str, PropertyDef]]:
         owner_prop = PropertyDef(
             owner.name, owner.label, owner.type, owner.field_type, f"{o.singular}information", extra=owner.extra
         )
-        result[o.name] = {p.name: p for p in [*_system_props(o), *props, owner_prop]}
+        # the hand-written ones (what the data fills) win over the bulk catalogue of defaults
+        result[o.name] = {p.name: p for p in [*default_properties(o.name), *_system_props(o), *props, owner_prop]}
     return result
 
 
