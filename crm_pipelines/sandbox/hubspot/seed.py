@@ -17,7 +17,7 @@ from crm_pipelines.sandbox.hubspot.store import HubSpotStore
 from crm_pipelines.sandbox.universe import Universe
 
 OWNER_ID_BASE = 70_000_000
-_TASK_SUBJECTS = np.array(["Call back", "Send proposal", "Follow up", "Book a demo", "Send contract"], dtype=object)
+_TASK_SUBJECTS = np.array(["Follow-up call", "Send proposal", "Follow up", "Book a demo", "Send contract"], dtype=object)
 _TASK_TYPES = np.array(["CALL", "EMAIL", "TODO"], dtype=object)
 _CALL_TITLES = np.array(["Discovery call", "Pricing call", "Check-in", "Negotiation call"], dtype=object)
 USER_ID_BASE = 9_000_000
