@@ -249,13 +249,13 @@ def test_legacy_pipelines_carry_created_and_updated_stamps(hubspot: RunningSandb
 
 
 def test_generated_tasks_and_calls_match_the_manifest(pristine_hubspot: RunningSandbox) -> None:
-    """OPS-4 needs engagements: one task and one logged call per deal's primary contact, each associated with
-    that contact and the deal, read through the SDK (search with a top-level filter included)."""
+    """OPS-4 needs engagements: per deal's primary contact a task (open deal) or a logged call (closed deal),
+    associated with that contact and the deal, read through the SDK (search with a top-level filter included)."""
     sdk = pristine_hubspot.sdk()
     with pristine_hubspot.admin() as admin:
         manifest = admin.get("/manifest").json()["crms"]["hubspot"]
         stats = admin.get("/stats").json()
-    assert manifest["tasks"] == manifest["calls"] > 0
+    assert manifest["tasks"] > 0 and manifest["calls"] > 0
     assert stats["tasks"]["live"] == manifest["tasks"] and stats["calls"]["live"] == manifest["calls"]
     tasks = fetch_all(sdk.crm.objects.tasks.basic_api, properties=["hs_task_subject", "hs_timestamp",
                                                                    "hs_task_status", "hubspot_owner_id"])
