@@ -113,6 +113,8 @@ def test_search_bodies_hubspot_rejects_get_a_400_not_every_record(
 def test_unknown_routes_answer_hubspots_json_error_shape(
     hubspot: RunningSandbox, method: str, path: str, status: int
 ) -> None:
+    """Issue 16: every unknown route (and a known path with another method) answers HubSpot's JSON error body
+    (FACTS §5), never the framework's plain-text ``Not Found``."""
     with hubspot.api() as client:
         r = client.request(method, path)
     assert r.status_code == status
@@ -123,7 +125,8 @@ def test_unknown_routes_answer_hubspots_json_error_shape(
 
 
 def test_schemas_of_a_portal_without_custom_objects(hubspot: RunningSandbox) -> None:
-    """``GET /crm/v3/schemas``: ``{"results": []}``, read through the SDK's schemas client."""
+    """Issue 16: ``GET /crm/v3/schemas`` (and the SDK's ``/crm-object-schemas/v3/schemas``): ``{"results": []}``
+    for a portal without custom objects, read through the SDK's schemas client (FACTS §14)."""
     page = hubspot.sdk().crm.schemas.core_api.get_all()
     assert page.results == []
 
@@ -148,6 +151,7 @@ def test_correlation_id_header_equals_the_body_on_every_answer(hubspot: RunningS
 
 @pytest.mark.parametrize("fault", ["rate_429", "rate_503"])
 def test_injected_faults_carry_the_same_correlation_id_in_header_and_body(hubspot: RunningSandbox, fault: str) -> None:
+    """Issue 16: the fault middleware's 429 and 5xx answers carry one correlation id, header == body."""
     with hubspot.admin() as admin:
         admin.put("/faults", json={fault: 1.0}).raise_for_status()
     with hubspot.api() as client:
@@ -165,6 +169,8 @@ STANDARD = ["calls", "emails", "meetings", "notes", "tasks", "tickets", "product
 def test_every_standard_object_answers_on_objects_search_batch_and_properties(
     hubspot: RunningSandbox, object_type: str
 ) -> None:
+    """Issue 16: each standard object type answers on objects, search, batch, properties (v3 and v2) and
+    associations v4 — empty where the portal has no such record, never 400 "Unable to infer object type"."""
     with hubspot.api() as client:
         listed = client.get(f"/crm/v3/objects/{object_type}", params={"limit": 100})
         assert listed.status_code == 200 and isinstance(listed.json()["results"], list)

@@ -55,7 +55,11 @@ def test_the_org_url_is_announced_and_named_in_every_url_the_api_writes(contoso:
     [f"{ORG}/.default", f"{ORG}:443/.default", f"{ORG}//.default", "https://CONTOSO.crm.dynamics.com/.default",
      f"{ORG}:443//.default"],
 )
-def test_scopes_naming_the_org_with_or_without_its_default_port_get_a_token(contoso: RunningSandbox, scope: str):
+def test_scopes_naming_the_org_with_or_without_its_default_port_get_a_token(
+    contoso: RunningSandbox, scope: str
+) -> None:
+    """Issue 16: ``https://host/.default`` = ``https://host:443/.default``; host case and a doubled slash do not
+    matter (FACTS K)."""
     r = token(contoso, scope)
     assert r.status_code == 200, r.text
     assert r.json()["token_type"] == "Bearer" and r.json()["access_token"]
@@ -74,7 +78,7 @@ def test_other_scopes_are_refused_as_entra_id_does(contoso: RunningSandbox, scop
 
 
 def test_own_address_scope_still_works_without_the_setting(dynamics: RunningSandbox) -> None:
-    """Default: the org URL is the sandbox's own address (non-default port, so it must be written)."""
+    """Issue 16, default: the org URL is the sandbox's own address (non-default port, so it must be written)."""
     assert dynamics.credentials["org_url"] == dynamics.base_url
     creds = dynamics.credentials
     r = httpx.post(creds["token_url"], verify=dynamics.verify, data={
@@ -84,6 +88,7 @@ def test_own_address_scope_still_works_without_the_setting(dynamics: RunningSand
 
 
 def test_an_org_url_that_is_not_an_origin_is_refused(tmp_path: Path) -> None:
+    """Issue 16: ``--dynamics-org-url`` takes an origin (scheme and host); anything else stops the sandbox."""
     with pytest.raises(RuntimeError, match="dynamics-org-url"):
         start_sandbox(tmp_path / "bad", "--dynamics-org-url", "contoso.crm.dynamics.com/api", crm="dynamics",
                       scale=100)

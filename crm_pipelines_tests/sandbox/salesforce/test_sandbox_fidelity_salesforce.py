@@ -88,6 +88,7 @@ def test_simple_salesforce_polls_a_slow_bulk_job_to_completion(slow_bulk: Runnin
 
 
 def test_the_bulk_run_time_setting_is_validated(salesforce: RunningSandbox) -> None:
+    """Issue 16: a negative run time is refused; the tests' sandbox runs jobs instantly (suite time)."""
     with salesforce.admin() as admin:
         assert admin.put("/settings", json={"bulk_query_seconds": -1}).status_code == 400
         assert admin.get("/settings").json()["bulk_query_seconds"] == 0
@@ -98,6 +99,8 @@ ADDRESS_KEYS = {"city", "country", "geocodeAccuracy", "latitude", "longitude", "
 
 
 def test_describe_lists_compound_addresses_with_their_components(salesforce: RunningSandbox) -> None:
+    """Issue 16: describe lists each standard address as a read-only compound field of type ``address`` and
+    names it as ``compoundFieldName`` of its components (FACTS §16), read through simple-salesforce."""
     sf = sdk(salesforce)
     for sobject, compounds in (("Contact", ("MailingAddress", "OtherAddress")), ("Lead", ("Address",)),
                                ("Account", ("BillingAddress", "ShippingAddress"))):
@@ -135,6 +138,7 @@ def test_soql_and_rest_return_compound_addresses_as_salesforce_does(salesforce: 
 
 
 def test_compound_addresses_are_read_only_and_not_filterable(salesforce: RunningSandbox) -> None:
+    """Issue 16: compound fields cannot be filtered, sorted or written, only their components (FACTS §16)."""
     with rest(salesforce) as client:
         for soql in ("SELECT Id FROM Contact WHERE MailingAddress != null", "SELECT Id FROM Contact ORDER BY "
                      "MailingAddress"):
