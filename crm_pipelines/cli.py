@@ -58,6 +58,18 @@ def _port_options(f):
 @click.option("--reset", is_flag=True, help="discard the data directory's records and regenerate")
 @click.option("--no-rate-limits", is_flag=True, help="lift the APIs' rate limits (benchmarks, bulk loads)")
 @click.option("--json", "as_json", is_flag=True, help="first output line: one JSON object for scripts")
+@click.option(
+    "--salesforce-bulk-seconds",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="how long a Salesforce Bulk API 2.0 query job runs before JobComplete (0 = done at once)",
+)
+@click.option(
+    "--dynamics-org-url",
+    default=None,
+    help="the Dynamics org URL the sandbox answers as, e.g. https://contoso.crm.dynamics.com (default: its own)",
+)
 def serve(
     only: tuple[str, ...],
     host: str,
@@ -70,6 +82,8 @@ def serve(
     reset: bool,
     no_rate_limits: bool,
     as_json: bool,
+    salesforce_bulk_seconds: float,
+    dynamics_org_url: str | None,
     **ports: int,
 ) -> None:
     """Serve the CRM sandboxes on loopback until interrupted."""
@@ -89,6 +103,10 @@ def serve(
             reset=reset,
             rate_limits=not no_rate_limits,
             as_json=as_json,
+            settings={
+                "salesforce": {"bulk_query_seconds": salesforce_bulk_seconds},
+                "dynamics": {"org_url": dynamics_org_url} if dynamics_org_url else {},
+            },
         )
     )
 

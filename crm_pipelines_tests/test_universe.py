@@ -168,6 +168,8 @@ def test_manifest_matches_counts_recomputed_from_the_frames(multi):
     def invalid(frame):
         return int((frame["email"].notna() & ~frame["email"].str.strip().str.lower().str.match(VALID)).sum())
 
+    engaged = dc["hubspot_record_id"].notna() & dc["is_primary"]
+    closed = dc["deal_id"].map(f.deals.set_index("deal_id")["is_closed"]).astype(bool)
     assert m["crms"]["hubspot"] == {
         "contacts": len(hs),
         "contacts_without_email": hs["email"].isna().sum(),
@@ -177,6 +179,8 @@ def test_manifest_matches_counts_recomputed_from_the_frames(multi):
         "companies": f.companies["in_hubspot"].sum(),
         "deals": f.deals["in_hubspot"].sum(),
         "deal_contacts": dc["hubspot_record_id"].notna().sum(),
+        "tasks": (engaged & ~closed).sum(),
+        "calls": (engaged & closed).sum(),
         "owners": 5,
     }
     s = m["crms"]["salesforce"]

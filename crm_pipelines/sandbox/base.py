@@ -7,6 +7,7 @@ are never rate limited or faulted, so a test can always observe and steer the sa
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,8 @@ ADMIN_ENDPOINTS = {
     f"POST {ADMIN_PREFIX}/ui/{{object}}": "create a record as a person in the CRM's UI would (the API's object name)",
     f"PATCH {ADMIN_PREFIX}/ui/{{object}}/{{id}}": "edit a record as a person would (bumps modification times)",
     f"DELETE {ADMIN_PREFIX}/ui/{{object}}/{{id}}": "delete a record as a person would",
-    f"GET|PUT {ADMIN_PREFIX}/settings": '(Salesforce) org settings, e.g. {"state_country_picklists": true}',
+    f"GET|PUT {ADMIN_PREFIX}/settings": '(Salesforce) org settings, e.g. {"state_country_picklists": true}, '
+    '{"bulk_query_seconds": 5}',
     f"POST {ADMIN_PREFIX}/oauth/expire": "let every issued OAuth access token expire now",
 }
 
@@ -87,6 +89,15 @@ class CrmSandbox(abc.ABC):
 
     @abc.abstractmethod
     def fault_bodies(self) -> FaultBodies: ...
+
+    def http_protocol(self) -> str | type[asyncio.Protocol]:
+        """uvicorn's ``http`` protocol for this sandbox (a sandbox may re-spell header names, see header_case)."""
+        return "httptools"
+
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        """Per-sandbox options from ``sandbox serve`` (e.g. ``--salesforce-bulk-seconds``); none by default."""
+        if settings:
+            raise ValueError(f"unknown {self.name} settings {sorted(settings)}")
 
     def configure_faults(self, config: FaultConfig) -> None:
         """Subclasses extend this to apply the rate-limit part of the configuration."""

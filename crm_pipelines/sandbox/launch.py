@@ -43,6 +43,9 @@ def running_sandboxes(
                 "--scale",
                 str(scale),
                 "--json",
+                # Benchmarks and the demo must not wait on simulated job run times (they measure the sync).
+                "--salesforce-bulk-seconds",
+                "0",
                 *extra,
             ],
             stdout=subprocess.PIPE,

@@ -31,6 +31,8 @@ class ServeOptions:
     rate_limits: bool = True
     as_json: bool = False
     demo: bool = False
+    # per sandbox: {"salesforce": {"bulk_query_seconds": 0}, "dynamics": {"org_url": "https://..."}}
+    settings: dict[str, dict] = field(default_factory=dict)
 
 
 def _tls(options: ServeOptions) -> Tls | None:
@@ -94,6 +96,10 @@ def run(options: ServeOptions) -> None:
         sock = bind(options.host, options.ports.get(name, cls.default_port))
         sandbox = cls(options.data_dir, spec)
         sandbox.set_base_url(base_url(options.host, sock, tls))
+        try:
+            sandbox.apply_settings(options.settings.get(name, {}))
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
         sandbox.open(reset=options.reset, progress=log)
         sandbox.configure_faults(FaultConfig(rate_limits_enabled=options.rate_limits))
         bound.append((sandbox, sock))

@@ -63,7 +63,7 @@ async def serve_all(
             log_level="warning",
             access_log=False,
             lifespan="off",
-            http="httptools",
+            http=sandbox.http_protocol(),
             ssl_certfile=str(tls.certfile) if tls else None,
             ssl_keyfile=str(tls.keyfile) if tls else None,
             timeout_keep_alive=30,

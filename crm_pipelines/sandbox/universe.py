@@ -1104,7 +1104,7 @@ def _tally(ch: UniverseChunk) -> dict[str, int]:
     """Counts of one chunk, summed over chunks by ``Universe.chunks``."""
     t = dict.fromkeys((
         "people", "deals", "deal_contacts", "people_without_email", "people_invalid_email",
-        "hs_contacts", "hs_noemail", "hs_invalid", "hs_dup", "hs_people", "hs_deals", "hs_dc",
+        "hs_contacts", "hs_noemail", "hs_invalid", "hs_dup", "hs_people", "hs_deals", "hs_dc", "hs_tasks", "hs_calls",
         "sf_Lead", "sf_Contact", "sf_conv", "sf_noemail", "sf_invalid", "sf_dup", "sf_people", "sf_opp", "sf_ocr",
         "dy_contact", "dy_lead", "dy_noemail", "dy_invalid", "dy_dup", "dy_people", "dy_opp", "dy_oc", "dy_parent",
         "v_canonical", "v_case", "v_whitespace", "v_missing", "v_alternate", "in0", "in1", "in2", "in3"), 0)
@@ -1142,6 +1142,11 @@ def _tally(ch: UniverseChunk) -> dict[str, int]:
     t["sf_opp"] += int(de["in_salesforce"].sum())
     t["dy_opp"] += int(de["in_dynamics"].sum())
     t["hs_dc"] += int(dc["hubspot_record_id"].notna().sum())
+    # HubSpot engagements: a task per open deal's primary contact, a logged call per closed one's
+    engaged = (dc["hubspot_record_id"].notna() & dc["is_primary"]).to_numpy()
+    closed = dc["deal_id"].map(pd.Series(de["is_closed"].to_numpy(), index=de["deal_id"])).to_numpy(dtype=bool)
+    t["hs_tasks"] += int((engaged & ~closed).sum())
+    t["hs_calls"] += int((engaged & closed).sum())
     t["sf_ocr"] += int(dc["salesforce_record_id"].notna().sum())
     t["dy_oc"] += int(dc["dynamics_record_id"].notna().sum())
     t["dy_parent"] += int((dc["dynamics_record_id"].notna() & dc["is_primary"]).sum())
@@ -1176,6 +1181,9 @@ def _summarize(universe: Universe, t: dict[str, int]) -> dict:
                 "companies": int(companies["in_hubspot"].sum()),
                 "deals": t["hs_deals"],
                 "deal_contacts": t["hs_dc"],
+                # one engagement per deal's primary contact (OPS-4): a task if the deal is open, else a call
+                "tasks": t["hs_tasks"],
+                "calls": t["hs_calls"],
                 "owners": n_owners,
             },
             "salesforce": {

@@ -79,7 +79,9 @@ def start_sandbox(
     log = data_dir / "sandbox.log"  # the server's own log, shown when it fails to start
     proc = subprocess.Popen(
         [sys.executable, "-m", "crm_pipelines.cli", "sandbox", "serve", "--only", crm, f"--{crm}-port", "0",
-         "--data-dir", str(data_dir), "--seed", str(seed), "--scale", str(scale), "--json", *extra],
+         "--data-dir", str(data_dir), "--seed", str(seed), "--scale", str(scale), "--json",
+         # Bulk jobs complete at once in tests (the suite's time); tests of job progression set it per test.
+         "--salesforce-bulk-seconds", "0", *extra],
         stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
     )
     assert proc.stdout is not None

@@ -12,6 +12,7 @@ import datetime as dt
 import secrets
 import time
 import uuid
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -66,13 +67,39 @@ async def token_endpoint(request: Request, store: DynamicsStore, org_url: str) -
     if form.get("client_secret") != app["client_secret"]:
         return _entra_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
     scope = str(form.get("scope") or "")
-    if scope.rstrip("/") not in (f"{org_url}/.default", f"{org_url}//.default"):
+    if not scope_matches(scope, org_url):
         return _entra_error(400, "invalid_scope", 70011,
                             f"The provided value for the input parameter 'scope' is not valid. "
                             f"The scope {scope} is not valid.")
     token = issue(store, app["client_id"])
     return JSONResponse({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_S,
                          "ext_expires_in": TOKEN_LIFETIME_S, "access_token": token})
+
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) with the scheme's default port made explicit; None when not a URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+def scope_matches(scope: str, org_url: str) -> bool:
+    """``<org url>/.default``: host case-insensitive, the default port written or not
+    (``https://host/.default`` = ``https://host:443/.default``), a doubled slash tolerated (FACTS K)."""
+    resource, sep, suffix = scope.strip().rstrip("/").rpartition("/")
+    if not sep or suffix != ".default":
+        return False
+    wanted = _origin(org_url)
+    return wanted is not None and _origin(resource.rstrip("/")) == wanted and urlsplit(
+        resource.rstrip("/")).path in ("", "/")
 
 
 def challenge(tenant_id: str, org_url: str, reason: str) -> Response:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -50,13 +51,36 @@ class DynamicsSandbox(CrmSandbox):
         self.limits = ServiceProtection()
         self.org: Organization | None = None
         self.api: WebApi | None = None
+        self.org_url: str | None = None  # the URL clients know the org by; default: the sandbox's own
+
+    @property
+    def public_url(self) -> str:
+        return self.org_url or self.base_url
+
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        """``org_url`` (``--dynamics-org-url``): serve as e.g. ``https://contoso.crm.dynamics.com`` (issue 16).
+
+        Scopes, ``@odata.context``/``nextLink`` URLs and 401 challenges name the org URL; the token
+        endpoint stays on the sandbox's own address, as Entra ID is a host of its own."""
+        unknown = set(settings) - {"org_url"}
+        if unknown:
+            raise ValueError(f"unknown dynamics settings {sorted(unknown)}")
+        if settings.get("org_url"):
+            url = str(settings["org_url"]).rstrip("/")
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+                raise ValueError(f"--dynamics-org-url must be an origin like https://contoso.crm.dynamics.com, "
+                                 f"not {url}")
+            self.org_url = url
+            if self.org is not None:
+                self.org.base_url = self.public_url
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def open(self, *, reset: bool, progress: Callable[[str], Any] = print) -> None:
         if self.store is None:
             self.store = DynamicsStore(self.data_dir / "dynamics.sqlite3")
             self.org = Organization(self.store, self.limits)
-            self.org.base_url = self.base_url
+            self.org.base_url = self.public_url
             self.api = WebApi(self.org)
         store = self.store
         seeded = store.get_meta("universe")
@@ -87,7 +111,7 @@ class DynamicsSandbox(CrmSandbox):
     def set_base_url(self, base_url: str) -> None:
         super().set_base_url(base_url)
         if self.org is not None:
-            self.org.base_url = base_url
+            self.org.base_url = self.public_url
 
     def configure_faults(self, config: FaultConfig) -> None:
         super().configure_faults(config)
@@ -104,9 +128,9 @@ class DynamicsSandbox(CrmSandbox):
             "client_secret": app["client_secret"],
             "authority": authority,
             "token_url": f"{authority}/oauth2/v2.0/token",
-            "scope": f"{self.base_url}/.default",
-            "org_url": self.base_url,
-            "api_url": f"{self.base_url}{API_PATH}",
+            "scope": f"{self.public_url}/.default",
+            "org_url": self.public_url,
+            "api_url": f"{self.public_url}{API_PATH}",
             "access_token": app["access_token"],
         }
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
 
 from crm_pipelines.sandbox.hubspot import errors
 from crm_pipelines.sandbox.hubspot.catalog import (
@@ -46,14 +46,13 @@ def endpoint(ctx: Context, handler: Handler, *, search: bool = False, auth: bool
         try:
             if auth:
                 app, is_oauth = authenticate(ctx.portal.store, request)
-                throttled, headers = ctx.limits.check(app, search, is_oauth)
+                throttled, headers = ctx.limits.check(app, search, is_oauth, cid)
                 if throttled is not None:
-                    throttled.headers["X-HubSpot-Correlation-Id"] = cid
                     return throttled
             response = await handler(request)
         except errors.HubSpotError as err:
-            response = errors.json_response(err.body(cid), err.status, err.headers)
-        response.headers["X-HubSpot-Correlation-Id"] = cid
+            response = err.response(cid)
+        response.headers[errors.CORRELATION_HEADER] = cid
         for k, v in headers.items():
             response.headers[k] = v
         return response
@@ -334,3 +333,32 @@ class ObjectsApi:
                 if record is not None:
                     self.portal.archive(record)
         return Response(status_code=204)
+
+
+def unmatched_route(ctx: Context, api: list[BaseRoute]) -> Route:
+    """Every path no endpoint serves: HubSpot's JSON error body, never the framework's plain-text 404.
+
+    A path served for other methods answers 405 (FACTS §5: the body text of both is unverified).
+    """
+
+    async def unmatched(request: Request) -> Response:
+        allowed = sorted(
+            {
+                m
+                for r in api
+                if isinstance(r, Route) and r.matches(request.scope)[0] == Match.PARTIAL
+                for m in (r.methods or ())
+                if m != "HEAD"
+            }
+        )
+        if allowed:
+            raise errors.HubSpotError(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP method {request.method} is not supported by this resource; allowed: {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        raise errors.HubSpotError(404, "OBJECT_NOT_FOUND", f"Resource not found: {request.url.path}")
+
+    methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"]
+    return Route("/{path:path}", endpoint(ctx, unmatched, auth=False), methods=methods)

@@ -65,10 +65,9 @@ class AssociationsApi:
         ]
 
     def _pair(self, request: Request) -> tuple[str, str]:
-        frm, to = resolve(request).name, resolve(request, "to_type").name
-        if (frm, to) not in ASSOCIATION_TYPES:
-            raise errors.validation(f"Associations between {frm} and {to} are not supported")
-        return frm, to
+        """Any two object types: reads answer (empty where nothing is linked); writes without explicit type
+        ids need a pair HubSpot defines a default type for (``Portal.default_type_id`` says 400 otherwise)."""
+        return resolve(request).name, resolve(request, "to_type").name
 
     def _existing(self, object_type: str, object_id: int) -> None:
         if self.portal.store.get(object_type, object_id) is None:
@@ -226,6 +225,8 @@ class AssociationsApi:
 
     async def labels(self, request: Request) -> Response:
         frm, to = self._pair(request)
+        if (frm, to) not in ASSOCIATION_TYPES:
+            return errors.json_response({"results": []})
         default, primary = ASSOCIATION_TYPES[(frm, to)]
         results = [{"category": "HUBSPOT_DEFINED", "typeId": default, "label": None}]
         if primary is not None:

@@ -6,7 +6,10 @@ Facts are from ``shared/specs/hubspot/FACTS.md`` (section numbers in comments); 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from crm_pipelines.sandbox.hubspot.association_types import ASSOCIATION_TYPES
+from crm_pipelines.sandbox.hubspot.default_properties import default_properties
+from crm_pipelines.sandbox.hubspot.definitions import ObjectType, PropertyDef
+from crm_pipelines.sandbox.hubspot.standard_objects import STANDARD_OBJECT_TYPES, standard_properties
 
 # §4: Professional tier, private app. Daily resets at midnight (the sandbox uses UTC as the account zone).
 TEN_SECONDLY_LIMIT = 190
@@ -26,19 +29,6 @@ ASSOC_BATCH_WRITE_MAX = 100  # §3, unverified: "assume 100 to be safe"
 ASSOC_PAGE_MAX = 500  # §1
 ARCHIVE_RETENTION_DAYS = 90  # SPEC DEL-5
 OAUTH_ACCESS_TOKEN_TTL_S = 1800
-
-
-@dataclass(frozen=True)
-class ObjectType:
-    name: str  # plural path segment, e.g. "contacts"
-    singular: str  # "contact", as in v3 association type names
-    type_id: str  # "0-1"
-    created_prop: str
-    modified_prop: str
-    id_base: int  # ids of different objects never collide, which catches clients mixing types up
-    default_properties: tuple[str, ...]  # §2
-    query_fields: tuple[str, ...]  # §2, free-text `query` searches these
-    required_on_create: tuple[str, ...] = ()
 
 
 OBJECT_TYPES: dict[str, ObjectType] = {
@@ -94,33 +84,19 @@ OBJECT_TYPES: dict[str, ObjectType] = {
             ("hs_task_body", "hs_task_subject"),
             required_on_create=("hs_timestamp",),
         ),
+        *STANDARD_OBJECT_TYPES,
     )
 }
+# The four the universe fills with records; the others answer, empty until a client writes to them.
+SEEDED_OBJECT_TYPES = ("contacts", "companies", "deals", "tasks")
 
-_ALIASES = {alias: o.name for o in OBJECT_TYPES.values() for alias in (o.name, o.singular, o.type_id)}
+_ALIASES = {alias: o.name for o in OBJECT_TYPES.values() for alias in (o.name, o.singular, o.type_id) if alias}
 
 
 def object_type(segment: str) -> ObjectType | None:
     """Paths accept the plural, singular or numeric type id (``contacts``, ``contact``, ``0-1``)."""
     name = _ALIASES.get(segment.lower())
     return OBJECT_TYPES[name] if name else None
-
-
-# §10: HUBSPOT_DEFINED association type ids per direction: (default/unlabeled, primary or None).
-ASSOCIATION_TYPES: dict[tuple[str, str], tuple[int, int | None]] = {
-    ("contacts", "companies"): (279, 1),
-    ("companies", "contacts"): (280, 2),
-    ("deals", "contacts"): (3, None),
-    ("contacts", "deals"): (4, None),
-    ("deals", "companies"): (341, 5),
-    ("companies", "deals"): (342, 6),
-    ("contacts", "tasks"): (203, None),
-    ("tasks", "contacts"): (204, None),
-    ("companies", "tasks"): (191, None),
-    ("tasks", "companies"): (192, None),
-    ("deals", "tasks"): (215, None),
-    ("tasks", "deals"): (216, None),
-}
 
 
 def inverse_type_id(from_type: str, to_type: str, type_id: int) -> int | None:
@@ -147,22 +123,6 @@ def v3_association_type_name(from_type: str, to_type: str, type_id: int) -> str:
     if pair and pair[1] is not None and type_id == pair[0]:
         return f"{frm}_to_{to}_unlabeled"
     return f"{frm}_to_{to}"
-
-
-@dataclass(frozen=True)
-class PropertyDef:
-    name: str
-    label: str
-    type: str  # string | number | date | datetime | enumeration | bool
-    field_type: str  # text | textarea | number | date | select | radio | booleancheckbox | calculation_equation
-    group_name: str
-    options: tuple[tuple[str, str], ...] = ()  # (value, label)
-    read_only: bool = False
-    unique: bool = False
-    calculated: bool = False
-    hubspot_defined: bool = True
-    description: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _text(name: str, label: str, group: str, **kw) -> PropertyDef:
@@ -321,12 +281,14 @@ def base_properties() -> dict[str, dict[str, PropertyDef]]:
         ),
     ]
     result: dict[str, dict[str, PropertyDef]] = {}
-    for name, props in (("contacts", contacts), ("companies", companies), ("deals", deals), ("tasks", tasks)):
-        o = OBJECT_TYPES[name]
+    own = {"contacts": contacts, "companies": companies, "deals": deals, "tasks": tasks}
+    for o in OBJECT_TYPES.values():
+        props = own.get(o.name) or standard_properties(o.name)
         owner_prop = PropertyDef(
             owner.name, owner.label, owner.type, owner.field_type, f"{o.singular}information", extra=owner.extra
         )
-        result[name] = {p.name: p for p in [*_system_props(o), *props, owner_prop]}
+        # the hand-written ones (what the data fills) win over the bulk catalogue of defaults
+        result[o.name] = {p.name: p for p in [*default_properties(o.name), *_system_props(o), *props, owner_prop]}
     return result
 
 

@@ -9,6 +9,8 @@ import orjson
 from starlette.responses import Response
 
 JSON_TYPE = "application/json;charset=utf-8"
+# Every answer carries one id, in this header and as the body's correlationId when there is one (FACTS §4).
+CORRELATION_HEADER = "X-HubSpot-Correlation-Id"
 
 
 def correlation_id() -> str:
@@ -63,8 +65,10 @@ class HubSpotError(Exception):
             "links": {},
         }
 
-    def response(self) -> Response:
-        return json_response(self.body(), self.status, self.headers)
+    def response(self, cid: str | None = None) -> Response:
+        """The error answer, its correlation id the same in the body and the header."""
+        cid = cid or correlation_id()
+        return json_response(self.body(cid), self.status, {**(self.headers or {}), CORRELATION_HEADER: cid})
 
 
 def validation(message: str, **kw: Any) -> HubSpotError:

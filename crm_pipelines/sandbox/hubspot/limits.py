@@ -20,21 +20,25 @@ from crm_pipelines.sandbox.hubspot.values import iso_ms
 from crm_pipelines.sandbox.ratelimit import DailyCounter, Decision, RollingWindow, scaled
 
 
-def rate_limited(policy: str, message: str, retry_after_s: float) -> Response:
+def rate_limited(policy: str, message: str, retry_after_s: float, cid: str) -> Response:
+    """The 429 body; ``cid`` is also the response's X-HubSpot-Correlation-Id (one id per answer)."""
     body = {
         "status": "error",
         "message": message,
         "errorType": "RATE_LIMIT",
-        "correlationId": errors.correlation_id(),
+        "correlationId": cid,
         "policyName": policy,
         "requestId": errors.correlation_id(),
     }
     # Seconds, as urllib3's Retry (the SDK's documented retry) reads it (FACTS §4).
-    return errors.json_response(body, 429, {"Retry-After": str(max(1, round(retry_after_s + 0.499)))})
+    headers = {"Retry-After": str(max(1, round(retry_after_s + 0.499))), errors.CORRELATION_HEADER: cid}
+    return errors.json_response(body, 429, headers)
 
 
-def ten_secondly_exceeded(retry_after_s: float = TEN_SECONDLY_WINDOW_S) -> Response:
-    return rate_limited("TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.", retry_after_s)
+def ten_secondly_exceeded(cid: str, retry_after_s: float = TEN_SECONDLY_WINDOW_S) -> Response:
+    return rate_limited(
+        "TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.", retry_after_s, cid
+    )
 
 
 class Limits:
@@ -55,7 +59,7 @@ class Limits:
     def _limit(self, published: int) -> int:
         return scaled(published, self.config.rate_limit_multiplier)
 
-    def check(self, app: str, is_search: bool, is_oauth: bool) -> tuple[Response | None, dict[str, str]]:
+    def check(self, app: str, is_search: bool, is_oauth: bool, cid: str) -> tuple[Response | None, dict[str, str]]:
         """A 429 response when over a limit, else the rate-limit headers for the answer."""
         if not self.config.rate_limits_enabled:
             return None, {}
@@ -65,8 +69,8 @@ class Limits:
                 self._search = RollingWindow(self._limit(SEARCH_PER_SECOND), 1.0)
             d = self._search.acquire(now)
             if not d.allowed:
-                return rate_limited("SECONDLY", "You have reached your secondly limit.", d.retry_after_s), {}
-            return self._daily_check(time.time(), {}) if not is_oauth else (None, {})
+                return rate_limited("SECONDLY", "You have reached your secondly limit.", d.retry_after_s, cid), {}
+            return self._daily_check(time.time(), {}, cid) if not is_oauth else (None, {})
         window = self._windows.get(app)
         if window is None:
             window = self._windows[app] = RollingWindow(self._limit(TEN_SECONDLY_LIMIT), TEN_SECONDLY_WINDOW_S)
@@ -77,17 +81,19 @@ class Limits:
             "X-HubSpot-RateLimit-Remaining": str(d.remaining),
         }
         if not d.allowed:
-            return ten_secondly_exceeded(d.retry_after_s), {}
+            return ten_secondly_exceeded(cid, d.retry_after_s), {}
         if is_oauth:  # daily headers are not sent for OAuth-authorized calls (FACTS §4)
             return None, headers
-        return self._daily_check(time.time(), headers)
+        return self._daily_check(time.time(), headers, cid)
 
-    def _daily_check(self, now: float, headers: dict[str, str]) -> tuple[Response | None, dict[str, str]]:
+    def _daily_check(
+        self, now: float, headers: dict[str, str], cid: str
+    ) -> tuple[Response | None, dict[str, str]]:
         if self._daily is None:
             self._daily = DailyCounter(self.config.daily_limit or self._limit(DAILY_LIMIT))
         d: Decision = self._daily.acquire(now)
         if not d.allowed:
-            return rate_limited("DAILY", "You have reached your daily limit.", d.retry_after_s), {}
+            return rate_limited("DAILY", "You have reached your daily limit.", d.retry_after_s, cid), {}
         if headers:
             headers = {
                 **headers,

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from crm_pipelines.sandbox.hubspot import errors
 from crm_pipelines.sandbox.hubspot.api import Context, endpoint, flag, json_body, resolve
 from crm_pipelines.sandbox.hubspot.catalog import OAUTH_ACCESS_TOKEN_TTL_S, PropertyDef
-from crm_pipelines.sandbox.hubspot.values import iso_ms
+from crm_pipelines.sandbox.hubspot.values import iso_ms, parse_timestamp_ms
 
 PORTAL_ID = 48_151_623
 OAUTH_APP = "oauth-app"
@@ -51,6 +51,10 @@ FIELD_TYPES = {
 }
 
 
+def _epoch_ms(iso: str) -> int:
+    return parse_timestamp_ms(iso) or 0
+
+
 def _pipeline_not_found(pipeline_id: str) -> errors.HubSpotError:
     return errors.HubSpotError(404, "OBJECT_NOT_FOUND", f"Unable to find pipeline {pipeline_id}")
 
@@ -80,6 +84,12 @@ class MetaApi:
             Route(props + "/{name}", e(self.get_property), methods=["GET"]),
             Route("/properties/v2/{object_type}/properties", e(self.list_properties_v2), methods=["GET"]),
             Route("/crm-pipelines/v1/pipelines/{object_type}", e(self.list_pipelines_v1), methods=["GET"]),
+            # the documented path and the one HubSpot's SDK (12.x) calls
+            *(
+                Route(base, e(handler), methods=["GET"])
+                for prefix in ("/crm/v3/schemas", "/crm-object-schemas/v3/schemas")
+                for base, handler in ((prefix, self.list_schemas), (prefix + "/{object_type}", self.get_schema))
+            ),
             Route("/oauth/v1/access-tokens/{token}", e(self.introspect, auth=False), methods=["GET"]),
             Route("/oauth/v1/token", e(self.token, auth=False), methods=["POST"]),
         ]
@@ -176,6 +186,9 @@ class MetaApi:
                     "displayOrder": p["displayOrder"],
                     "active": not p["archived"],
                     "default": p["id"] == "default",
+                    # Legacy APIs stamp in epoch ms; Airbyte's HubSpot source reads both keys of v1 pipelines.
+                    "createdAt": _epoch_ms(p["createdAt"]),
+                    "updatedAt": _epoch_ms(p["updatedAt"]),
                     "stages": [
                         {
                             "stageId": s["id"],
@@ -183,12 +196,23 @@ class MetaApi:
                             "displayOrder": s["displayOrder"],
                             "metadata": s["metadata"],
                             "active": not s["archived"],
+                            "createdAt": _epoch_ms(s["createdAt"]),
+                            "updatedAt": _epoch_ms(s["updatedAt"]),
                         }
                         for s in p["stages"]
                     ],
                 }
             )
         return errors.json_response({"results": results})
+
+    # -- custom object schemas: a portal without custom objects ------------------------------------
+    async def list_schemas(self, request: Request) -> Response:
+        return errors.json_response({"results": []})
+
+    async def get_schema(self, request: Request) -> Response:
+        raise errors.HubSpotError(
+            404, "OBJECT_NOT_FOUND", f"Unable to find object schema {request.path_params['object_type']}"
+        )
 
     # -- owners -------------------------------------------------------------------------------------
     @staticmethod

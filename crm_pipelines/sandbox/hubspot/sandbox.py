@@ -15,8 +15,9 @@ from starlette.routing import BaseRoute, Route
 from crm_pipelines.sandbox.base import CrmSandbox, UniverseSpec
 from crm_pipelines.sandbox.faults import ADMIN_PREFIX, FaultBodies, FaultConfig
 from crm_pipelines.sandbox.hubspot import errors
-from crm_pipelines.sandbox.hubspot.api import Context, ObjectsApi, resolve
+from crm_pipelines.sandbox.hubspot.api import Context, ObjectsApi, resolve, unmatched_route
 from crm_pipelines.sandbox.hubspot.associations_api import AssociationsApi
+from crm_pipelines.sandbox.hubspot.catalog import OBJECT_TYPES
 from crm_pipelines.sandbox.hubspot.limits import Limits, ten_secondly_exceeded
 from crm_pipelines.sandbox.hubspot.meta_api import OAUTH_APP, PRIVATE_APP, SCOPES, MetaApi, new_token
 from crm_pipelines.sandbox.hubspot.portal import SOURCE_UI, Portal
@@ -26,8 +27,9 @@ from crm_pipelines.sandbox.hubspot.store import HubSpotStore
 
 
 class HubSpotFaultBodies(FaultBodies):
+    # Injected answers carry a correlation id too, the header equal to the body's (FACTS §4).
     def throttled(self, request: Request) -> Response:
-        return ten_secondly_exceeded()
+        return ten_secondly_exceeded(errors.correlation_id())
 
     def server_error(self, request: Request, status: int) -> Response:
         messages = {500: "internal error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
@@ -105,7 +107,7 @@ class HubSpotSandbox(CrmSandbox):
         counts = self.store.counts()
         out = {
             name: {"live": counts.get(name, (0, 0))[0], "deleted": counts.get(name, (0, 0))[1]}
-            for name in ("contacts", "companies", "deals", "tasks")
+            for name in OBJECT_TYPES
         }
         out["owners"] = {"live": len(self.store.owners()), "deleted": len(self.store.owners(archived=True))}
         return out
@@ -119,7 +121,8 @@ class HubSpotSandbox(CrmSandbox):
 
     def api_routes(self) -> list[BaseRoute]:
         assert self.ctx is not None
-        return [*ObjectsApi(self.ctx).routes(), *AssociationsApi(self.ctx).routes(), *MetaApi(self.ctx).routes()]
+        api = [*ObjectsApi(self.ctx).routes(), *AssociationsApi(self.ctx).routes(), *MetaApi(self.ctx).routes()]
+        return [*api, unmatched_route(self.ctx, api)]
 
     # -- a person in HubSpot's UI -------------------------------------------------------------------
     def ui_routes(self) -> list[BaseRoute]:

@@ -68,7 +68,7 @@ class SearchPlan:
 def plan_search(o: ObjectType, body: Mapping[str, Any], defs: Mapping[str, PropertyDef]) -> SearchPlan:
     if not isinstance(body, Mapping):
         raise errors.validation("Invalid input JSON on line 1")
-    groups = body.get("filterGroups") or []
+    groups = _filter_groups(body)
     if len(groups) > SEARCH_MAX_GROUPS:
         raise errors.validation(f"Too many filter groups ({len(groups)}). The maximum is {SEARCH_MAX_GROUPS}.")
     total_filters = sum(len(g.get("filters") or []) for g in groups)
@@ -79,12 +79,14 @@ def plan_search(o: ObjectType, body: Mapping[str, Any], defs: Mapping[str, Prope
     ors: list[str] = []
     for group in groups:
         filters = group.get("filters") or []
-        if len(filters) > SEARCH_MAX_FILTERS_PER_GROUP:
+        if len(filters) > SEARCH_MAX_FILTERS_PER_GROUP and not group.get(_TOP_LEVEL):
             raise errors.validation(
                 f"Too many filters in a group ({len(filters)}). The maximum is {SEARCH_MAX_FILTERS_PER_GROUP}."
             )
         ands = []
         for f in filters:
+            if not isinstance(f, Mapping):
+                raise errors.validation("Invalid input JSON: each filter must be an object")
             sql, p = _filter_sql(o, f, defs)
             ands.append(sql)
             params += p
@@ -119,6 +121,27 @@ def plan_search(o: ObjectType, body: Mapping[str, Any], defs: Mapping[str, Prope
         limit,
         list(props) if props else None,
     )
+
+
+_TOP_LEVEL = "__top_level__"  # marks the group made of a top-level ``filters`` list
+
+
+def _filter_groups(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``filterGroups`` plus a top-level ``filters`` list, which HubSpot applies as one more group (FACTS §2).
+
+    Clients written against the API, not the SDK, send ``{"filters": [...]}`` without groups (HubSpot's
+    Node SDK issue 491: the API ANDs them and does not hold them to the per-group cap). Ignoring the list
+    would silently return every record; a list of anything but filter objects is refused, never skipped.
+    """
+    groups = body.get("filterGroups") or []
+    top = body.get("filters")
+    if not isinstance(groups, list) or not all(isinstance(g, Mapping) for g in groups):
+        raise errors.validation("Invalid input JSON: filterGroups must be a list of objects with filters")
+    if top is None:
+        return groups
+    if not isinstance(top, list) or not all(isinstance(f, Mapping) for f in top):
+        raise errors.validation("Invalid input JSON: filters must be a list of filter objects")
+    return [*groups, {"filters": top, _TOP_LEVEL: True}] if top else groups
 
 
 def _int(value: Any, name: str) -> int:

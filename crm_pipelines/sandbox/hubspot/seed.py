@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from crm_pipelines.sandbox.hubspot.catalog import ASSOCIATION_TYPES, HUBSPOT_PIPELINES, OBJECT_TYPES
@@ -16,6 +17,9 @@ from crm_pipelines.sandbox.hubspot.store import HubSpotStore
 from crm_pipelines.sandbox.universe import Universe
 
 OWNER_ID_BASE = 70_000_000
+_TASK_SUBJECTS = np.array(["Follow-up call", "Send proposal", "Follow up", "Book a demo", "Send contract"])
+_TASK_TYPES = np.array(["CALL", "EMAIL", "TODO"])
+_CALL_TITLES = np.array(["Discovery call", "Pricing call", "Check-in", "Negotiation call"])
 USER_ID_BASE = 9_000_000
 _NULL_PROPERTY = re.compile(r'"[^"]+":null,?')
 
@@ -43,7 +47,9 @@ def _json_lines(frame: pd.DataFrame) -> list[str]:
     if frame.empty:
         return []
     text = frame.to_json(orient="records", lines=True, force_ascii=False)
-    return [_NULL_PROPERTY.sub("", line).replace(",}", "}") for line in text.splitlines()]
+    # one pass over the whole text, not one per line: a null property cannot span lines, and 100k calls of
+    # sub/replace cost more than the scan itself
+    return _NULL_PROPERTY.sub("", text).replace(",}", "}").splitlines()
 
 
 def _pair_rows(frm: str, to: str, from_ids: pd.Series, to_ids: pd.Series, primary: bool) -> list[tuple]:
@@ -59,6 +65,14 @@ def _pair_rows(frm: str, to: str, from_ids: pd.Series, to_ids: pd.Series, primar
 
 
 def seed_portal(store: HubSpotStore, universe: Universe, progress: Callable[[str], None] = lambda _: None) -> None:
+    store.drop_record_indexes()
+    try:
+        _seed(store, universe, progress)
+    finally:
+        store.create_record_indexes()  # also enforces unique contact emails over what was seeded
+
+
+def _seed(store: HubSpotStore, universe: Universe, progress: Callable[[str], None]) -> None:
     owners = universe.owners()
     owner_ids = OWNER_ID_BASE + owners["owner_id"].astype("int64")
     with store.transaction():
@@ -120,6 +134,7 @@ def seed_portal(store: HubSpotStore, universe: Universe, progress: Callable[[str
         (key, stage): sid for key, p in HUBSPOT_PIPELINES.items() for stage, (sid, _, _) in p["stages"].items()
     }
     max_contact, max_deal, n_contacts, n_deals = contact_base, deal_base, 0, 0
+    n_engagements = {"tasks": 0, "calls": 0}
     for chunk in universe.chunks():
         recs = chunk.appearances[chunk.appearances["crm"] == "hubspot"].merge(
             chunk.people.drop(columns=["email", "created_at", "modified_at", "company_id"]),
@@ -163,6 +178,7 @@ def seed_portal(store: HubSpotStore, universe: Universe, progress: Callable[[str
         )
         dc = chunk.deal_contacts[chunk.deal_contacts["hubspot_record_id"].notna()]
         dco = deals[deals["company_id"].notna()]
+        engagements = _engagements(dc, deals, d_ids, contact_base, owner_of, n_engagements)
         with store.transaction():
             store.insert_records(
                 "contacts",
@@ -209,14 +225,64 @@ def seed_portal(store: HubSpotStore, universe: Universe, progress: Callable[[str
                     "deals", "companies", dco["deal_id"].map(d_ids), dco["company_id"].map(company_hs_id), primary=True
                 )
             )
+            for object_type, rows, links in engagements:
+                store.insert_records(object_type, rows)
+                for to, from_ids, to_ids in links:
+                    store.add_associations(_pair_rows(object_type, to, from_ids, to_ids, primary=False))
         n_contacts += len(recs)
         n_deals += len(deals)
+        for object_type, rows, _ in engagements:
+            n_engagements[object_type] += len(rows)
         max_contact = max(max_contact, int(ids.max()) if len(ids) else 0)
         max_deal = max(max_deal, int(d_ids.max()) if len(d_ids) else 0)
         progress(f"hubspot: {n_contacts} contacts, {n_deals} deals")
     with store.transaction():
         store.allocate_ids("contacts", max_contact, 0)
         store.allocate_ids("deals", max_deal, 0)
+        for object_type in ("tasks", "calls"):
+            store.allocate_ids(object_type, OBJECT_TYPES[object_type].id_base + n_engagements[object_type], 0)
+    progress(f"hubspot: {n_engagements['tasks']} tasks, {n_engagements['calls']} calls")
+
+
+def _engagements(
+    dc: pd.DataFrame, deals: pd.DataFrame, d_ids: pd.Series, contact_base: int, owner_of: dict, start: dict[str, int]
+) -> list[tuple[str, list[tuple], list[tuple[str, pd.Series, pd.Series]]]]:
+    """One engagement per deal's primary contact, with the deal's owner and times, associated with the contact
+    and the deal (OPS-4 syncs them): a follow-up task on an open deal, a logged call on a closed one. Ids are
+    numbered in universe order; ``start`` holds how many of each came before."""
+    primary = dc[dc["is_primary"].astype(bool) & dc["deal_id"].isin(d_ids.index)]
+    dd = deals.set_index("deal_id").loc[primary["deal_id"].to_numpy()]
+    closed = dd["is_closed"].to_numpy(dtype=bool)
+    out = []
+    for object_type, mask in (("tasks", ~closed), ("calls", closed)):
+        d = dd[mask]
+        seq = np.arange(start[object_type], start[object_type] + len(d))
+        owners = d["owner_id"].map(owner_of).to_numpy()
+        if object_type == "tasks":
+            props = pd.DataFrame({
+                "hs_task_subject": _TASK_SUBJECTS[seq % len(_TASK_SUBJECTS)],
+                "hs_timestamp": _iso(d["close_date"]).to_numpy(),
+                "hs_task_status": np.where(seq % 3 == 0, "COMPLETED", "NOT_STARTED"),
+                "hs_task_priority": np.where(seq % 4 == 0, "HIGH", "MEDIUM"),
+                "hs_task_type": _TASK_TYPES[seq % len(_TASK_TYPES)],
+                "hubspot_owner_id": owners,
+            })
+        else:
+            props = pd.DataFrame({
+                "hs_call_title": _CALL_TITLES[seq % len(_CALL_TITLES)],
+                "hs_timestamp": _iso(d["close_date"]).to_numpy(),
+                "hs_call_direction": np.where(seq % 3 == 0, "INBOUND", "OUTBOUND"),
+                "hs_call_duration": ((seq % 29 + 1) * 60_000).astype(str),
+                "hs_call_status": "COMPLETED",
+                "hubspot_owner_id": owners,
+            })
+        ids = pd.Series(OBJECT_TYPES[object_type].id_base + 1 + seq)
+        contacts = pd.Series(contact_base + primary["hubspot_record_id"].astype("int64").to_numpy()[mask])
+        deal_ids = pd.Series(d_ids.reindex(primary["deal_id"].to_numpy()[mask]).to_numpy())
+        rows = list(zip(ids.tolist(), _json_lines(props), _ms(d["created_at"]).tolist(),
+                        _ms(d["modified_at"]).tolist(), [None] * len(d), strict=True))
+        out.append((object_type, rows, [("contacts", ids, contacts), ("deals", ids, deal_ids)]))
+    return out
 
 
 def _pipeline(spec: dict, order: int) -> dict:

@@ -1,8 +1,12 @@
 """Bulk API 2.0 query jobs: create, poll, CSV results paged by ``Sforce-Locator`` / ``maxRecords``.
 
-A full import of a million records costs a handful of calls: one job, one poll, and result pages of up to
-``maxRecords`` rows each. The job runs when it is created (the data is local); the results are read from the
-compiled query with the same keyset paging as ``query``, so memory stays flat however big the result.
+A full import of a million records costs a handful of calls: one job, a few polls, and result pages of up to
+``maxRecords`` rows each. The query is compiled when the job is created (the data is local), but the job
+reports ``UploadComplete``, then ``InProgress``, and only after ``bulk_query_seconds`` ``JobComplete``, as a
+real org's jobs take time (FACTS §17), so clients' polling is exercised. ``sandbox serve`` defaults to
+``DEFAULT_BULK_QUERY_SECONDS``; tests, benches and the demo start sandboxes with 0 (``launch.py``, the
+tests' ``start_sandbox``), where a job is complete at its first poll as before. The results are read from
+the compiled query with the same keyset paging as ``query``, so memory stays flat however big the result.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import base64
 import csv
 import io
 import itertools
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +30,7 @@ from crm_pipelines.sandbox.salesforce.query import Cursor, csv_value
 from crm_pipelines.sandbox.salesforce.values import now
 
 DEFAULT_MAX_RECORDS = 50_000
+DEFAULT_BULK_QUERY_SECONDS = 3.0  # `sandbox serve`: a few seconds, like a small job on a real org
 FETCH = 10_000  # rows per SQLite round trip while writing a page
 
 
@@ -32,6 +38,17 @@ FETCH = 10_000  # rows per SQLite round trip while writing a page
 class Job:
     info: dict[str, Any]
     cursor: Cursor | None
+    started: float = 0.0  # time.monotonic() at creation
+    seconds: float = 0.0  # how long this job runs
+
+    def state(self) -> str:
+        """UploadComplete for the first third of the run time, InProgress until it is over, then JobComplete."""
+        if self.info["state"] != "UploadComplete":
+            return self.info["state"]  # Aborted
+        elapsed = time.monotonic() - self.started
+        if elapsed >= self.seconds:
+            return "JobComplete"
+        return "UploadComplete" if elapsed < self.seconds / 3 else "InProgress"
 
 
 def _locator(offset: int) -> str:
@@ -80,6 +97,9 @@ class BulkQueryApi:
         cursor = self.ctx.engine.prepare(str(body.get("query", "")), include_deleted=operation == "queryAll")
         if cursor.compiled.count or cursor.compiled.offset:
             raise SalesforceError(400, "API_ERROR", "COUNT() and OFFSET are not supported by Bulk API 2.0 queries")
+        if any(c.field.compound for c in cursor.compiled.columns):
+            # compound fields cannot be exported (FACTS §16); select their components instead
+            raise SalesforceError(400, "API_ERROR", "FeatureNotEnabled : Compound data not supported in Bulk Query")
         job_id = make_id("750", next(self._seq))
         stamp = now()
         info = {
@@ -88,15 +108,15 @@ class BulkQueryApi:
             "concurrencyMode": "Parallel", "contentType": "CSV", "apiVersion": float(call.version),
             "lineEnding": "LF", "columnDelimiter": "COMMA",
         }
-        self.jobs[job_id] = Job(info, cursor)
+        self.jobs[job_id] = Job(info, cursor, time.monotonic(), self.ctx.bulk_query_seconds)
         return info
 
     def _status(self, job: Job) -> dict[str, Any]:
         info = dict(job.info)
-        if info["state"] == "UploadComplete":
-            info["state"] = "JobComplete"
-        info.update(jobType="V2Query", numberRecordsProcessed=job.cursor.total if job.cursor else 0, retries=0,
-                    totalProcessingTime=1)
+        info["state"] = job.state()
+        done = info["state"] == "JobComplete"
+        info.update(jobType="V2Query", numberRecordsProcessed=job.cursor.total if job.cursor and done else 0,
+                    retries=0, totalProcessingTime=int(job.seconds * 1000) if done else 0)
         return info
 
     async def status(self, call: Call) -> dict[str, Any]:
@@ -123,6 +143,8 @@ class BulkQueryApi:
         job = self._job(call)
         if job.cursor is None:
             raise SalesforceError(400, "INVALIDJOBSTATE", f"Job {job.info['id']} was aborted")
+        if job.state() != "JobComplete":  # results exist only once the job is complete (wording unverified)
+            raise SalesforceError(400, "INVALIDJOBSTATE", f"Job {job.info['id']} is not complete: {job.state()}")
         q = call.request.query_params
         offset = _offset(q["locator"]) if q.get("locator") else 0
         raw_max = q.get("maxRecords", "")

@@ -6,7 +6,7 @@ and write validation, so they cannot disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 API_VERSIONS = ("58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0")
 VERSION_LABELS = {"58.0": "Summer '23", "59.0": "Winter '24", "60.0": "Spring '24", "61.0": "Summer '24",
@@ -42,6 +42,13 @@ class Field:
     unique: bool = False
     default: object = None
     needs_picklists: bool = False  # exists only while the org has state and country picklists on
+    compound_name: str | None = None  # the compound field this one is a component of (MailingAddress)
+    address_prefix: str | None = None  # set on a compound address field: its components' prefix ("Mailing")
+
+    @property
+    def compound(self) -> bool:
+        """A compound field has no column of its own; it is read from its components (FACTS §16)."""
+        return self.address_prefix is not None
 
     @property
     def sql_type(self) -> str:
@@ -160,15 +167,27 @@ STATES = {"US": {"CA": "California", "NY": "New York", "TX": "Texas", "WA": "Was
                  "IL": "Illinois", "FL": "Florida"},
           "CA": {"ON": "Ontario", "QC": "Quebec", "BC": "British Columbia", "AB": "Alberta"}}
 STATE_CODES = tuple(sorted({code for states in STATES.values() for code in states}))
-ADDRESS_PREFIXES = ("Billing", "Mailing", "")
+ADDRESS_PREFIXES = ("Billing", "Shipping", "Mailing", "Other", "")
+GEOCODE_ACCURACIES = ("Address", "NearAddress", "Block", "Street", "ExtendedZip", "Zip", "Neighborhood", "City",
+                      "County", "State", "Unknown")
+# The compound value's keys (REST/SOAP, API 30.0+) and the component field each reads, by suffix (FACTS §16).
+ADDRESS_PARTS = (("city", "City"), ("country", "Country"), ("countryCode", "CountryCode"),
+                 ("geocodeAccuracy", "GeocodeAccuracy"), ("latitude", "Latitude"), ("longitude", "Longitude"),
+                 ("postalCode", "PostalCode"), ("state", "State"), ("stateCode", "StateCode"), ("street", "Street"))
 
 
 def _address(prefix: str) -> list[Field]:
+    """The components of a standard address, then the read-only compound ``<prefix>Address`` (type address)."""
     codes = dict(needs_picklists=True, restricted=True, length=10)
-    return [_s(f"{prefix}Street", 255), _s(f"{prefix}City", 40), _s(f"{prefix}State", 80),
-            _s(f"{prefix}PostalCode", 20), _s(f"{prefix}Country", 80),
-            Field(f"{prefix}StateCode", "picklist", picklist=STATE_CODES, **codes),  # type: ignore[arg-type]
-            Field(f"{prefix}CountryCode", "picklist", picklist=tuple(COUNTRIES), **codes)]  # type: ignore[arg-type]
+    compound = f"{prefix}Address"
+    parts = [_s(f"{prefix}Street", 255), _s(f"{prefix}City", 40), _s(f"{prefix}State", 80),
+             _s(f"{prefix}PostalCode", 20), _s(f"{prefix}Country", 80),
+             Field(f"{prefix}StateCode", "picklist", picklist=STATE_CODES, **codes),  # type: ignore[arg-type]
+             Field(f"{prefix}CountryCode", "picklist", picklist=tuple(COUNTRIES), **codes),  # type: ignore[arg-type]
+             Field(f"{prefix}Latitude", "double"), Field(f"{prefix}Longitude", "double"),
+             Field(f"{prefix}GeocodeAccuracy", "picklist", length=40, picklist=GEOCODE_ACCURACIES, restricted=True)]
+    parts = [replace(f, compound_name=compound) for f in parts]
+    return [*parts, Field(compound, "address", createable=False, updateable=False, address_prefix=prefix)]
 
 
 OBJECT_FIELDS: dict[str, list[Field]] = {
@@ -203,7 +222,7 @@ OBJECT_FIELDS: dict[str, list[Field]] = {
         Field("Website", "url", length=255), Field("Phone", "phone", length=40),
         Field("Industry", "picklist", length=255, picklist=INDUSTRIES),
         Field("NumberOfEmployees", "int"), Field("AnnualRevenue", "currency"),
-        *_address("Billing"), Field("Description", "textarea", length=32000), EXTERNAL_ID,
+        *_address("Billing"), *_address("Shipping"), Field("Description", "textarea", length=32000), EXTERNAL_ID,
     ],
     "Contact": [
         *_audit(True),
@@ -211,7 +230,7 @@ OBJECT_FIELDS: dict[str, list[Field]] = {
         _s("FirstName", 40), Field("LastName", "string", length=80, nillable=False, required=True),
         _ro("Name", "string", length=121), _s("Title", 128),
         Field("Email", "email", length=80), Field("Phone", "phone", length=40),
-        Field("MobilePhone", "phone", length=40), *_address("Mailing"),
+        Field("MobilePhone", "phone", length=40), *_address("Mailing"), *_address("Other"),
         Field("LeadSource", "picklist", length=255, picklist=LEAD_SOURCES),
         Field("HasOptedOutOfEmail", "boolean", nillable=False, default=False),
         _ref("ReportsToId", "Contact", "ReportsTo"), EXTERNAL_ID,
@@ -312,6 +331,11 @@ class ObjectDef:
     @property
     def ordered(self) -> list[Field]:
         return list(self.fields.values())
+
+    @property
+    def columns(self) -> list[Field]:
+        """The fields stored as columns: every field but the compound ones."""
+        return [f for f in self.fields.values() if not f.compound]
 
     def visible(self, picklists: bool) -> list[Field]:
         return [f for f in self.fields.values() if picklists or not f.needs_picklists]

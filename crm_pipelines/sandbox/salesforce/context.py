@@ -31,6 +31,7 @@ class Context:
     engine: QueryEngine
     usage: ApiUsage
     base_url: str = ""
+    bulk_query_seconds: float = 0.0  # how long a Bulk API 2.0 query job runs before JobComplete
 
 
 @dataclass

@@ -49,6 +49,14 @@ def _picklist(f: Field) -> list[dict[str, Any]]:
 def describe_field(o: ObjectDef, f: Field) -> dict[str, Any]:
     writable = o.name not in QUERY_ONLY
     numeric = f.type in ("currency", "double", "percent")
+    if f.compound:  # read-only, not filterable, sortable or groupable (FACTS §16)
+        return {**_describe_plain(o, f, writable, numeric), "filterable": False, "sortable": False,
+                "groupable": False, "aggregatable": False, "length": 0, "byteLength": 0, "soapType": "urn:address",
+                "createable": False, "updateable": False, "defaultedOnCreate": False}
+    return _describe_plain(o, f, writable, numeric)
+
+
+def _describe_plain(o: ObjectDef, f: Field, writable: bool, numeric: bool) -> dict[str, Any]:
     return {
         "aggregatable": f.type not in ("textarea",), "autoNumber": False,
         "byteLength": f.length * 3 if f.sql_type.startswith("TEXT") else 0,
@@ -64,7 +72,7 @@ def describe_field(o: ObjectDef, f: Field) -> dict[str, Any]:
         "restrictedPicklist": f.restricted, "scale": 2 if numeric else 0, "soapType": f.soap_type,
         "sortable": f.type != "textarea", "type": f.type, "unique": f.unique,
         "updateable": f.updateable and writable,
-        "polymorphicForeignKey": len(f.reference_to) > 1,
+        "polymorphicForeignKey": len(f.reference_to) > 1, "compoundFieldName": f.compound_name,
     }
 
 

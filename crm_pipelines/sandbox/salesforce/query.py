@@ -60,7 +60,11 @@ def render(compiled: Compiled, rows: list[tuple], version: str) -> list[dict[str
                 if target is None:
                     break
             else:
-                target[col.field.name] = _value(col.field.type, row[col.index])
+                if col.parts:
+                    value = {k: row[i] for k, i in col.parts}
+                    target[col.field.name] = value if any(v is not None for v in value.values()) else None
+                else:
+                    target[col.field.name] = _value(col.field.type, row[col.index])
         out.append(record)
     return out
 

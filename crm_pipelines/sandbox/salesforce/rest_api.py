@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from crm_pipelines.sandbox.salesforce import errors
 from crm_pipelines.sandbox.salesforce.catalog import API_VERSIONS, QUERY_BATCH, VERSION_LABELS
+from crm_pipelines.sandbox.salesforce.compound import address_value
 from crm_pipelines.sandbox.salesforce.context import DATA, Call, Context, routes
 from crm_pipelines.sandbox.salesforce.describe import describe, describe_global, object_summary
 from crm_pipelines.sandbox.salesforce.errors import SalesforceError
@@ -30,6 +31,9 @@ def record_body(o: Any, row: dict[str, Any], version: str, fields: list[str] | N
     chosen = [o.lookup(n, picklists) for n in fields] if fields else o.visible(picklists)
     for f in chosen:
         if f is None:
+            continue
+        if f.compound:
+            body[f.name] = address_value(f, row.get, picklists)
             continue
         value = row.get(f.name)
         body[f.name] = bool(value) if f.type == "boolean" and value is not None else value

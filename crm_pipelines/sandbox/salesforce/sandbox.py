@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -15,9 +16,10 @@ from starlette.routing import BaseRoute, Match, Route
 
 from crm_pipelines.sandbox.base import CrmSandbox, UniverseSpec
 from crm_pipelines.sandbox.faults import ADMIN_PREFIX, FaultBodies, FaultConfig
+from crm_pipelines.sandbox.header_case import header_spelling_protocol
 from crm_pipelines.sandbox.salesforce import errors
 from crm_pipelines.sandbox.salesforce.auth import LOGIN_HOSTS, TokenEndpoint, issue_connected_app, new_session_token
-from crm_pipelines.sandbox.salesforce.bulk_api import BulkQueryApi
+from crm_pipelines.sandbox.salesforce.bulk_api import DEFAULT_BULK_QUERY_SECONDS, BulkQueryApi
 from crm_pipelines.sandbox.salesforce.catalog import LATEST, ORG_ID
 from crm_pipelines.sandbox.salesforce.composite_api import CompositeApi
 from crm_pipelines.sandbox.salesforce.context import Context
@@ -28,6 +30,14 @@ from crm_pipelines.sandbox.salesforce.records import Org, sobject_or_404
 from crm_pipelines.sandbox.salesforce.rest_api import RestApi, record_body
 from crm_pipelines.sandbox.salesforce.seed import seed_org
 from crm_pipelines.sandbox.salesforce.store import SalesforceStore
+
+# Header names as Salesforce spells them (FACTS §15); the rest are title-cased (Content-Type, Retry-After).
+SALESFORCE_HEADER_SPELLINGS = {
+    "sforce-limit-info": "Sforce-Limit-Info",
+    "sforce-locator": "Sforce-Locator",
+    "sforce-numberofrecords": "Sforce-NumberOfRecords",
+    "www-authenticate": "WWW-Authenticate",
+}
 
 COUNTED = ("Lead", "Contact", "Account", "Opportunity", "OpportunityContactRole", "User", "Task")
 
@@ -56,6 +66,20 @@ class SalesforceSandbox(CrmSandbox):
         self.usage = ApiUsage()
         self.ctx: Context | None = None
         self.tokens: TokenEndpoint | None = None
+        self.bulk_query_seconds = DEFAULT_BULK_QUERY_SECONDS
+
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        """``bulk_query_seconds``: how long a Bulk API 2.0 query job takes (``--salesforce-bulk-seconds``)."""
+        unknown = set(settings) - {"bulk_query_seconds"}
+        if unknown:
+            raise ValueError(f"unknown salesforce settings {sorted(unknown)}")
+        if "bulk_query_seconds" in settings:
+            seconds = float(settings["bulk_query_seconds"])
+            if seconds < 0:
+                raise ValueError("bulk_query_seconds must not be negative")
+            self.bulk_query_seconds = seconds
+            if self.ctx is not None:
+                self.ctx.bulk_query_seconds = seconds
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def open(self, *, reset: bool, progress: Callable[[str], Any] = print) -> None:
@@ -81,7 +105,7 @@ class SalesforceSandbox(CrmSandbox):
         settings = self.store.get_meta("settings") or {}
         org = Org(self.store, creds["user_id"], bool(settings.get("state_country_picklists", False)))
         if self.ctx is None:
-            self.ctx = Context(self.store, org, self._engine(), self.usage, self.base_url)
+            self.ctx = Context(self.store, org, self._engine(), self.usage, self.base_url, self.bulk_query_seconds)
             self.tokens = TokenEndpoint(self.store, self.base_url)
         else:  # a reset: the routes hold this context, so it is refreshed in place
             self.ctx.org, self.ctx.engine = org, self._engine()
@@ -150,6 +174,10 @@ class SalesforceSandbox(CrmSandbox):
 
     def fault_bodies(self) -> FaultBodies:
         return SalesforceFaultBodies()
+
+    def http_protocol(self) -> str | type[asyncio.Protocol]:
+        # Every answer, injected faults included, leaves with Salesforce's header spelling (issue 16).
+        return header_spelling_protocol(SALESFORCE_HEADER_SPELLINGS)
 
     def api_routes(self) -> list[BaseRoute]:
         assert self.ctx is not None and self.tokens is not None
@@ -233,16 +261,24 @@ class SalesforceSandbox(CrmSandbox):
 
     async def _get_settings(self, request: Request) -> Response:
         assert self.ctx is not None
-        return errors.json_response({"state_country_picklists": self.ctx.org.state_country_picklists})
+        return errors.json_response({"state_country_picklists": self.ctx.org.state_country_picklists,
+                                     "bulk_query_seconds": self.ctx.bulk_query_seconds})
 
     async def _put_settings(self, request: Request) -> Response:
-        """Org settings: ``{"state_country_picklists": true}`` turns on state and country picklists."""
+        """Org settings: ``{"state_country_picklists": true}`` turns on state and country picklists;
+        ``{"bulk_query_seconds": 5}`` makes Bulk API 2.0 query jobs take that long (not persisted)."""
         assert self.ctx is not None and self.store is not None
         body = orjson.loads(await request.body() or b"{}")
-        unknown = set(body) - {"state_country_picklists"}
+        unknown = set(body) - {"state_country_picklists", "bulk_query_seconds"}
         if unknown:
             return errors.json_response({"error": f"unknown settings {sorted(unknown)}"}, 400)
-        self.ctx.org.state_country_picklists = bool(body.get("state_country_picklists", False))
-        self.store.set_meta("settings", {"state_country_picklists": self.ctx.org.state_country_picklists})
+        if "bulk_query_seconds" in body:
+            try:
+                self.apply_settings({"bulk_query_seconds": body["bulk_query_seconds"]})
+            except (TypeError, ValueError) as e:
+                return errors.json_response({"error": str(e)}, 400)
+        if "state_country_picklists" in body:
+            self.ctx.org.state_country_picklists = bool(body["state_country_picklists"])
+            self.store.set_meta("settings", {"state_country_picklists": self.ctx.org.state_country_picklists})
         return await self._get_settings(request)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crm_pipelines.sandbox.salesforce.catalog import Field, ObjectDef, sobject
+from crm_pipelines.sandbox.salesforce.compound import component_names
 from crm_pipelines.sandbox.salesforce.errors import SalesforceError
 from crm_pipelines.sandbox.salesforce.ids import is_valid_id, to_18
 from crm_pipelines.sandbox.salesforce.soql import (
@@ -37,6 +38,8 @@ class Column:
     objects: tuple[str, ...]  # the sObject at each relationship step
     field: Field
     index: int
+    # a compound address: (key, row index) of each component, its value built from them (FACTS §16)
+    parts: tuple[tuple[str, int], ...] = ()
 
     @property
     def header(self) -> str:
@@ -120,6 +123,8 @@ class _Builder:
             return f"(NOT {self.condition(c.items[0])})"
         assert c.field is not None
         expr, f, _, _ = self.resolve(c.field)
+        if f.compound:
+            raise self.filter_error(c.field, f"field '{f.name}' can not be filtered in a query call")
         if c.op == "LIKE":
             if f.type not in _TEXT_TYPES and f.type not in ("id", "reference"):
                 raise self.filter_error(c.field, f"invalid operator on {f.type} field: LIKE", "INVALID_FIELD")
@@ -229,8 +234,14 @@ def compile_query(query: Query, *, include_deleted: bool, picklists: bool = Fals
         if key in seen:
             raise query_error("MALFORMED_QUERY", query.text, path.pos, f"duplicate field selected: {path.text}")
         seen.add(key)
-        columns.append(Column(rels, objs, f, len(select)))
-        select.append(expr)
+        if f.compound:
+            alias = expr.split(".", 1)[0]
+            parts = tuple((k, len(select) + i) for i, (k, _) in enumerate(component_names(f, picklists)))
+            columns.append(Column(rels, objs, f, len(select), parts))
+            select.extend(f'{alias}."{name}"' for _, name in component_names(f, picklists))
+        else:
+            columns.append(Column(rels, objs, f, len(select)))
+            select.append(expr)
         for depth in range(len(rels) + 1):
             prefix = rels[:depth]
             if prefix not in id_columns:
@@ -244,6 +255,9 @@ def compile_query(query: Query, *, include_deleted: bool, picklists: bool = Fals
     keyset_exprs: list[str] = []
     for path, desc, nulls_first in query.order:
         expr, f, rels, _ = b.resolve(path)
+        if f.compound:
+            raise query_error("INVALID_FIELD", query.text, path.pos,
+                              f"field '{f.name}' can not be sorted in a query call")
         nulls = nulls_first if nulls_first is not None else not desc
         order_parts.append(f"{expr} {'DESC' if desc else 'ASC'} NULLS {'FIRST' if nulls else 'LAST'}")
         # Keyset paging needs non-null root columns (a row-value comparison with NULL matches nothing).

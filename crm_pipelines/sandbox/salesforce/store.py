@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 def table_schema(object_name: str) -> str:
     o = SOBJECTS[object_name]
-    cols = [f'"{f.name}" {f.sql_type}' + (" PRIMARY KEY" if f.name == "Id" else "") for f in o.ordered]
+    cols = [f'"{f.name}" {f.sql_type}' + (" PRIMARY KEY" if f.name == "Id" else "") for f in o.columns]
     cols.append(f'"{DELETED_AT}" TEXT')
     stmts = [f'CREATE TABLE IF NOT EXISTS "{object_name}" ({", ".join(cols)});']
     for cols_ in INDEXES["*"] + INDEXES.get(object_name, []):
@@ -72,6 +72,14 @@ class SalesforceStore:
             if not indexes:
                 script = "\n".join(s for s in script.splitlines() if not s.startswith("CREATE INDEX"))
             self.db.executescript(script)
+            self._add_missing_columns(name)
+
+    def _add_missing_columns(self, name: str) -> None:
+        """A data directory from an older sandbox gains the fields added since (e.g. OtherStreet), as null."""
+        have = {row[1] for row in self.db.execute(f'PRAGMA table_info("{name}")')}
+        for f in SOBJECTS[name].columns:
+            if f.name not in have:
+                self.db.execute(f'ALTER TABLE "{name}" ADD COLUMN "{f.name}" {f.sql_type}')
 
     def wipe(self) -> None:
         """Forget every record and issued session; the org's connected app and credentials stay valid.
