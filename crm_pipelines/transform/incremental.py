@@ -31,6 +31,12 @@ its result (``lookup.build_lookups``; a binary search per looked-up value instea
 frames without one - a result rebuilt by ``apply_changes``, small frames - are scanned with ``isin``, with the
 same answer. Call ``build_lookups(result)`` on a result that will serve several incremental runs.
 
+Every read of a big previous table is such a lookup (``_isin``, ``_rows``, ``_Replaced``, ``_Overlay``): the
+``unified`` asset runs this over a result that holds only the rows looked up so far and reads the rest from
+the state database as they are asked for (``defs/unified/stored_result.py``). Reading a big previous table
+any other way (a scan, a filter on another column, its length) would see only part of it; the small ones
+read whole are listed there.
+
 Not incremental: a change of the owners, the HubSpot pipelines, Salesforce stages/record types, the deal
 links or the settings (they reach every record) - run ``run_transform`` for those.
 """
