@@ -132,7 +132,7 @@ def _warm() -> None:
     batch_partition_events()
 
 
-def _started() -> int:
+def _started(_: int = 0) -> int:
     time.sleep(0.5)  # long enough that every worker of the pool takes one
     return multiprocessing.current_process().pid or 0
 
