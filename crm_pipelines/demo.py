@@ -48,6 +48,7 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
     from crm_pipelines.defs.partitions import daily_partitions
     from crm_pipelines.defs.resources import build_resources
     from crm_pipelines.defs.unified.assets import build_unified_assets
+    from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
     from crm_pipelines.settings import load_settings
     from crm_pipelines.state import mirror
     from crm_pipelines.state.db import create_state_engine
@@ -77,6 +78,10 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
             click.echo("Transform: identities, stage mapping, field values, rollups …")
             unified = dg.materialize([build_unified_assets(settings)], instance=instance, resources=resources)
             click.echo(f"  run {unified.run_id[:8]}: {'ok' if unified.success else 'FAILED'}")
+            click.echo("Plans (a dry run: what the sync would write) …")
+            plans = dg.materialize([build_unified_assets(settings), build_plan_assets()], instance=instance,
+                                   resources=resources, selection=list(PLANS.values()))  # fmt: skip
+            click.echo(f"  run {plans.run_id[:8]}: {'ok' if plans.success else 'FAILED'}")
         engine = create_state_engine(settings.state_database_url)
         click.echo(f"\nMirror tables after {time.monotonic() - started:.0f} s (live / flagged deleted):")
         for crm, obj in MIRROR_TABLES:
@@ -84,6 +89,14 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
             if n["live"] or n["deleted"]:
                 click.echo(f"  {crm + '.' + obj:<40} {n['live']:>7} / {n['deleted']}")
         _summarize_transform(engine)
+        if plans.success:
+            click.echo("\nPlans (nothing written yet; `crm-pipelines plan` lists every record):")
+            for event in plans.get_asset_materialization_events():
+                meta = event.materialization.metadata
+                crm = event.materialization.asset_key.path[-1].removesuffix("_plan")
+                click.echo(f"  {crm:<11} {meta['creates'].value:>6} contacts to create, {meta['updates'].value:>6} "
+                           f"field updates, {meta['conflicts'].value} conflicts, {meta['api_calls_planned'].value} "
+                           f"API calls")
         click.echo(
             "\nNext:\n"
             f"  DAGSTER_HOME={DAGSTER_HOME.resolve()} CRM_PIPELINES_SETTINGS={settings_path.resolve()} \\\n"
@@ -91,6 +104,7 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
             "    .venv/bin/dagster dev -w workspace.yaml      # the runs, assets, checks and the change sensor\n"
             "  .venv/bin/crm-pipelines sandbox serve          # keep the sandboxes up (same data dir)\n"
             "  .venv/bin/crm-pipelines check                  # credentials of each connection\n"
+            f"  CRM_PIPELINES_SETTINGS={settings_path.resolve()} .venv/bin/crm-pipelines plan   # the plans\n"
         )
         if failed:  # the mirror keeps what the other runs read
             raise click.ClickException(f"{failed} bulk-import run(s) failed (above; their logs in the Dagster UI)")
