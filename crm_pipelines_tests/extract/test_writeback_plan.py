@@ -102,6 +102,9 @@ def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
     sf_records = creates["salesforce"]["source_id"].nunique(), updates["salesforce"]["record_id"].nunique()
     assert meta[PLANS["salesforce"]]["api_calls_planned"].value == sum(-(-n // 200) for n in sf_records if n)
     assert meta[PLANS["salesforce"]]["deferred_records"].value == 0
+    checks = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert checks[(PLANS["salesforce"], "plan_within_budget")].passed  # no call limit set
+    assert checks[(PLANS["salesforce"], "conflicts_resolved_by_window")].metadata["count"].value == 0
     # every HubSpot contact missing in Salesforce is either planned or left out with a reason
     identities = unified.read(engine, "contact_identities")
     missing = set(identities.loc[identities["hubspot_id"].notna() & identities["salesforce_id"].isna(), "hubspot_id"])

@@ -22,6 +22,8 @@ from crm_pipelines.sync.field_plan import field_updates
 TARGETS = ("hubspot", "salesforce", "dynamics")
 PLANS = {crm: dg.AssetKey(["writeback", f"{crm}_plan"]) for crm in TARGETS}
 SAMPLE = 20
+CONFLICTS = "conflicts_resolved_by_window"
+WITHIN_BUDGET = "plan_within_budget"
 SCOPE = "contacts: creates and field updates of linked records (associations, deletions, companies, deals: " \
         "not yet planned)"
 
@@ -76,7 +78,18 @@ def build_plan_assets() -> dg.AssetsDefinition:
         for crm, key in PLANS.items()
     ]
 
-    @dg.multi_asset(specs=specs, name="writeback_plans")
+    check_specs = [
+        spec
+        for crm, key in PLANS.items()
+        for spec in (
+            dg.AssetCheckSpec(CONFLICTS, asset=key, description=f"CONF-1/2: fields changed in {crm} and the "
+                              "other CRM within the window, and who won (a warning when there are any)"),
+            dg.AssetCheckSpec(WITHIN_BUDGET, asset=key, description="OPS-2/OPS-8: the plan fits the calls left "
+                              "in the 24 h budget (else records are deferred)"),
+        )
+    ]
+
+    @dg.multi_asset(specs=specs, check_specs=check_specs, name="writeback_plans")
     def writeback_plans(context: dg.AssetExecutionContext, state: StateDatabase, crm_settings: CrmSettings):
         settings = crm_settings.settings
         merged = contact_merges(state.engine(), settings)
@@ -99,5 +112,12 @@ def build_plan_assets() -> dg.AssetsDefinition:
                 context.log.warning(f"{crm}: {len(deferred)} records deferred: the plan needs more calls than the "
                                     f"24 h budget has left ({left})")
             yield dg.MaterializeResult(asset_key=key, metadata={**meta, "writes": writes})
+            conflicts = planned[planned["conflict"].astype(bool)] if len(planned) else planned
+            yield dg.AssetCheckResult(
+                asset_key=key, check_name=CONFLICTS, passed=conflicts.empty, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"count": len(conflicts), "sample": dg.MetadataValue.md(_markdown(conflicts))})
+            yield dg.AssetCheckResult(
+                asset_key=key, check_name=WITHIN_BUDGET, passed=deferred.empty, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"deferred": len(deferred), "calls_left_24h": -1 if left is None else left})
 
     return writeback_plans
