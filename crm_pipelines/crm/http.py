@@ -269,7 +269,8 @@ class ApiClient:
                             call=dataclasses.replace(call, timeout_s=timeout),
                         )
                     except TransientError as error:
-                        timed_out += error.code == TIMEOUT_CODE
+                        if error.code == TIMEOUT_CODE:  # the next attempt waits longer for the server
+                            timed_out += 1
                         raise
         except TransientError as last:
             spent = max(time.monotonic() - started, retrying.statistics.get("idle_for", 0.0))
