@@ -101,6 +101,11 @@ def dial(crm: str, url: str, *, sandbox: bool) -> None:
         raise ConnectionUnavailable(f"{crm}: nothing answers at {host}:{port} ({reason}){hint}") from None
 
 
+def _waits(conn: Any) -> dict[str, float]:
+    """How long the connection's calls wait for faults and for answers (issue 18), as its settings say."""
+    return {"retry_budget_s": conn.retry_budget_s, "read_timeout_s": conn.read_timeout_s}
+
+
 def _missing(crm: str, names: list[str], what: str) -> ConnectionUnavailable:
     listed = ", ".join(names)
     return ConnectionUnavailable(f"{crm}: target is the API but {listed} {what} not set ({what} a secret)")
@@ -115,7 +120,7 @@ def hubspot_client(
         sandbox, ca_bundle = _sandbox(settings, "hubspot")
         token = PrivateAppToken(sandbox["credentials"]["access_token"])
         client = HubSpotClient("hubspot", sandbox["base_url"], token, budget=budget, meter=meter, ca_bundle=ca_bundle,
-                               retry_budget_s=conn.retry_budget_s)
+                               **_waits(conn))
         client.target = "sandbox"
         return client
     base_url = str(conn.base_url).rstrip("/")
@@ -135,7 +140,7 @@ def hubspot_client(
             f"with {conn.oauth_refresh_token_env}, {conn.oauth_client_id_env} and {conn.oauth_client_secret_env})"
         )
     dial("hubspot", base_url, sandbox=False)
-    return HubSpotClient("hubspot", base_url, auth, budget=budget, meter=meter, retry_budget_s=conn.retry_budget_s)
+    return HubSpotClient("hubspot", base_url, auth, budget=budget, meter=meter, **_waits(conn))
 
 
 def dynamics_sandbox_auth(sandbox: dict) -> ClientCredentials:
@@ -162,7 +167,7 @@ def dynamics_client(
         sandbox, ca_bundle = _sandbox(settings, "dynamics")
         auth = dynamics_sandbox_auth(sandbox)
         client = DynamicsClient("dynamics", sandbox["base_url"], auth, budget=budget, meter=meter, ca_bundle=ca_bundle,
-                                retry_budget_s=conn.retry_budget_s)
+                                **_waits(conn))
         client.target = "sandbox"
         return client
     names = [conn.tenant_id_env, conn.client_id_env, conn.client_secret_env]
@@ -182,7 +187,7 @@ def dynamics_client(
         authority_url=str(conn.authority_url).rstrip("/"),
     )
     dial("dynamics", org_url, sandbox=False)
-    return DynamicsClient("dynamics", org_url, auth, budget=budget, meter=meter, retry_budget_s=conn.retry_budget_s)
+    return DynamicsClient("dynamics", org_url, auth, budget=budget, meter=meter, **_waits(conn))
 
 
 def salesforce_client(
@@ -198,7 +203,7 @@ def salesforce_client(
         )
         client = SalesforceClient(
             "salesforce", auth, api_version=creds["api_version"], budget=budget, meter=meter, ca_bundle=ca_bundle,
-            retry_budget_s=conn.retry_budget_s,
+            **_waits(conn),
         )
         client.target = "sandbox"
         return client
@@ -224,7 +229,7 @@ def salesforce_client(
         raise ConnectionUnavailable(str(e)) from None
     dial("salesforce", auth.token_url, sandbox=False)
     return SalesforceClient(
-        "salesforce", auth, api_version=conn.api_version, budget=budget, meter=meter, retry_budget_s=conn.retry_budget_s
+        "salesforce", auth, api_version=conn.api_version, budget=budget, meter=meter, **_waits(conn)
     )
 
 

@@ -7,17 +7,24 @@ honouring the server's ``Retry-After``; an expired token is refreshed once; anyt
 typed error carrying the API's code and message. Token requests are calls like the others
 (``crm/tokens.py``): same loop, limiter, budget and meter, only without a bearer token of their own.
 
-A call waits faults out within a time budget rather than a count of attempts: backoff doubles up to
-``backoff_max_s`` (a minute), and the call gives up once its next wait would end more than
-``retry_budget_s`` after its first attempt, with the API's last answer in the error (issue 18). A run of
-bad luck (eleven faults in a row at a 40 % fault rate) is waited out; a service that is down for longer
-than the budget is reported, not waited on forever.
+A call waits faults out within a time budget rather than a count of attempts: the backoff's ceiling grows
+1.6 times per attempt from a second up to ``backoff_max_s`` (a minute), each wait drawn at random below it
+("full jitter"), and the call gives up once its next wait would end more than ``retry_budget_s`` after its
+first attempt, with the API's last answer in the error (issue 18). A run of bad luck (eleven faults in a
+row at a 40 % fault rate) is waited out; a service that is down for longer than the budget is reported,
+not waited on forever.
+
+An attempt waits ``read_timeout_s`` for the server (ten seconds for a read; a minute for a write), and
+four times longer after each attempt of the call that timed out, up to ten minutes: a request the server
+holds on to is given up on soon, and one that is legitimately slow still completes on a later attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,7 +35,6 @@ import httpx
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_never
 from tenacity.stop import stop_base
-from tenacity.wait import wait_exponential_jitter
 
 from crm_pipelines.crm.budget import CallBudget
 from crm_pipelines.crm.errors import (
@@ -45,12 +51,27 @@ from crm_pipelines.crm.ratelimit import RateLimiter, RateLimits
 
 log = logging.getLogger("crm_pipelines.crm")
 
-# Backoff doubles from BACKOFF_INITIAL_S up to BACKOFF_MAX_S; a call keeps retrying for RETRY_BUDGET_S in all.
-# Fifteen minutes outlast a load balancer's restart or a throttling window, and a wait capped at a minute
-# keeps the retries frequent enough to notice the API is back.
-BACKOFF_INITIAL_S = 0.5
+# A call keeps retrying for RETRY_BUDGET_S in all. Fifteen minutes outlast a load balancer's restart or a
+# throttling window, and a wait capped at a minute keeps the retries frequent enough to notice the API is back.
+# The n-th wait is drawn uniformly from [0, min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * BACKOFF_GROWTH ** (n - 1))]:
+# gRPC's retry policy (initial 1 s, multiplier 1.6) with AWS's "full jitter". Faults that come and go (a 500
+# here, a dropped connection there) cost half a second on average instead of a doubling streak, clients that
+# failed together do not retry together, and an outage still reaches the minute's ceiling by the tenth try.
+BACKOFF_INITIAL_S = 1.0
+BACKOFF_GROWTH = 1.6
 BACKOFF_MAX_S = 60.0
 RETRY_BUDGET_S = 900.0
+# How long an attempt waits for the server: to connect, and between the bytes of its answer (not for the
+# whole body, so a large page that keeps arriving is never cut). Ten seconds is what the Dataverse SDK
+# allows a GET (specs/dynamics/FACTS.md A3); CRM reads answer within a few. Writes keep a minute (a batch of
+# a thousand changes is slow by nature). After a timed-out attempt the next waits TIMEOUT_GROWTH times
+# longer, up to TIMEOUT_MAX_S, Salesforce's own limit on a REST request (specs/salesforce/FACTS.md §4).
+READ_TIMEOUT_S = 10.0
+WRITE_TIMEOUT_S = 60.0
+TIMEOUT_GROWTH = 4.0
+TIMEOUT_MAX_S = 600.0
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TIMEOUT_CODE = "TIMEOUT"
 
 
 @dataclass(frozen=True)
@@ -94,6 +115,7 @@ class CallOptions:
     authenticate: bool = True
     check: Callable[[ApiResponse], Any] | None = None
     http: httpx.AsyncClient | None = None
+    timeout_s: float | None = None  # this attempt's wait for the server; None: the client's default
 
 
 @dataclass
@@ -135,7 +157,9 @@ class ApiClient:
         budget: CallBudget | None = None,
         meter: Meter | None = None,
         verify: ssl.SSLContext | bool = True,
-        timeout_s: float = 60.0,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        write_timeout_s: float = WRITE_TIMEOUT_S,
+        timeout_s: float | None = None,
         retry_budget_s: float = RETRY_BUDGET_S,
         max_attempts: int | None = None,
         backoff_initial_s: float = BACKOFF_INITIAL_S,
@@ -143,17 +167,22 @@ class ApiClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """``retry_budget_s``: how long one call may keep retrying in all; ``max_attempts``: an optional cap
-        on attempts besides (tests, and callers such as ``check`` that want a verdict soon)."""
+        on attempts besides (tests, and callers such as ``check`` that want a verdict soon).
+        ``read_timeout_s`` / ``write_timeout_s``: a first attempt's wait for the server, for calls that only
+        read (GET, or ``idempotent=True``) and for the others; ``timeout_s`` sets both (tests)."""
         self.connection, self.base_url, self.dialect, self.auth = connection, base_url.rstrip("/"), dialect, auth
         self.limiter = RateLimiter(limits, sleep=sleep, shared_key=(connection, self.base_url))
         self.budget = budget or CallBudget(connection)
         self.meter = meter or Meter()
         self.retry_budget_s, self.max_attempts, self.sleep = retry_budget_s, max_attempts, sleep
-        self._backoff = wait_exponential_jitter(multiplier=backoff_initial_s, max=backoff_max_s)
+        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.read_timeout_s = timeout_s if timeout_s is not None else read_timeout_s
+        self.write_timeout_s = timeout_s if timeout_s is not None else write_timeout_s
+        self._random = random.Random()
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             verify=verify,
-            timeout=timeout_s,
+            timeout=self.write_timeout_s,
             limits=httpx.Limits(
                 max_connections=limits.max_concurrency, max_keepalive_connections=limits.max_concurrency
             ),
@@ -191,6 +220,7 @@ class ApiClient:
         authenticate: bool = True,
         check: Callable[[ApiResponse], Any] | None = None,
         http: httpx.AsyncClient | None = None,
+        idempotent: bool | None = None,
     ) -> ApiResponse:
         """One logical call, retried as needed. ``endpoint`` is the route template used for metering.
 
@@ -198,7 +228,8 @@ class ApiClient:
         ``authenticate=False``: no bearer token and no refresh on 401 (the token request itself).
         ``check`` runs inside the retry loop on each accepted answer and returns its ``data``; raising
         ``IncompleteBody`` makes the attempt a transport fault, retried. ``http``: another client for this
-        call (a login host that needs its own network settings).
+        call (a login host that needs its own network settings). ``idempotent``: the call only reads and
+        gets the read timeout (default: GET, HEAD and OPTIONS do; a search sent as a POST says so).
         """
 
         def wait(state: RetryCallState) -> float:
@@ -223,20 +254,33 @@ class ApiClient:
                 s.outcome.exception() if s.outcome else "",
             ),
         )
-        call = CallOptions(authenticate, check, http)
-        number, started = 0, time.monotonic()
+        reads = idempotent if idempotent is not None else method.upper() in IDEMPOTENT_METHODS
+        first_timeout = self.read_timeout_s if reads else self.write_timeout_s
+        call = CallOptions(authenticate, check, http, first_timeout)
+        number, timed_out, started = 0, 0, time.monotonic()
         try:
             async for attempt in retrying:
                 with attempt:
                     number = attempt.retry_state.attempt_number
-                    return await self._attempt(
-                        method, url, endpoint, bucket, params, json, content, headers, expect_json, ok, number,
-                        call=call,
-                    )
+                    timeout = min(first_timeout * TIMEOUT_GROWTH**timed_out, max(TIMEOUT_MAX_S, first_timeout))
+                    try:
+                        return await self._attempt(
+                            method, url, endpoint, bucket, params, json, content, headers, expect_json, ok, number,
+                            call=dataclasses.replace(call, timeout_s=timeout),
+                        )
+                    except TransientError as error:
+                        if error.code == TIMEOUT_CODE:  # the next attempt waits longer for the server
+                            timed_out += 1
+                        raise
         except TransientError as last:
             spent = max(time.monotonic() - started, retrying.statistics.get("idle_for", 0.0))
             raise RetriesExhausted(self.connection, number, last, spent) from None
         raise AssertionError("unreachable")
+
+    def _backoff(self, state: RetryCallState) -> float:
+        """Full jitter below a ceiling that grows ``BACKOFF_GROWTH`` times per attempt, up to the cap."""
+        ceiling = min(self.backoff_max_s, self.backoff_initial_s * BACKOFF_GROWTH ** (state.attempt_number - 1))
+        return self._random.uniform(0.0, ceiling)
 
     async def _attempt(
         self,
@@ -269,13 +313,19 @@ class ApiClient:
             try:
                 try:
                     response = await (call.http or self.http).request(
-                        method, url, params=params, content=body, headers=sent
+                        method,
+                        url,
+                        params=params,
+                        content=body,
+                        headers=sent,
+                        timeout=call.timeout_s if call.timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
                     )
                 finally:
                     self.limiter.complete(stamps)
             except httpx.TimeoutException:
                 self._record(method, endpoint, "timeout", started, number)
-                raise self._transient(endpoint, 0, "TIMEOUT", "the request timed out") from None
+                waited = f" after {call.timeout_s:g} s" if call.timeout_s is not None else ""
+                raise self._transient(endpoint, 0, TIMEOUT_CODE, f"no answer{waited}: the request timed out") from None
             except (httpx.NetworkError, httpx.RemoteProtocolError) as e:
                 # ReadError(''), RemoteProtocolError('peer closed connection …'): the connection died mid-call
                 self._record(method, endpoint, "dropped", started, number)

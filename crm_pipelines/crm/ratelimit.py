@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -63,6 +64,11 @@ class _RollingWindow:
 # Window state per connection and API, shared by every client of this process: a Dagster run opens a client
 # per asset step, and a fresh, empty window would send a burst the server still counts against the last step.
 _SHARED_WINDOWS: dict[tuple[str, ...], dict[str, list[_RollingWindow]]] = {}
+# The concurrency bound likewise, per event loop (a semaphore belongs to one): a step that reads a CRM's
+# objects side by side opens a client per object, and together they stay within the API's concurrency.
+_SHARED_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, ...], asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class RateLimiter:
@@ -80,8 +86,21 @@ class RateLimiter:
             _SHARED_WINDOWS.setdefault((*shared_key, repr(limits)), self._fresh()) if shared else self._fresh()
         )
         self._lock = asyncio.Lock()
-        self.concurrency = asyncio.Semaphore(limits.max_concurrency)
+        self._slots_key = (*shared_key, str(limits.max_concurrency)) if shared_key is not None else None
+        self._own_slots: asyncio.Semaphore | None = None
         self.waited_s = 0.0
+
+    @property
+    def concurrency(self) -> asyncio.Semaphore:
+        """Slots for requests in flight: shared by the connection's clients on this event loop."""
+        if self._slots_key is None:
+            if self._own_slots is None:
+                self._own_slots = asyncio.Semaphore(self.limits.max_concurrency)
+            return self._own_slots
+        slots = _SHARED_SLOTS.setdefault(asyncio.get_running_loop(), {})
+        if self._slots_key not in slots:
+            slots[self._slots_key] = asyncio.Semaphore(self.limits.max_concurrency)
+        return slots[self._slots_key]
 
     def _fresh(self) -> dict[str, list[_RollingWindow]]:
         return {b: [_RollingWindow(w, self.limits.margin_s) for w in ws] for b, ws in self.limits.buckets.items()}

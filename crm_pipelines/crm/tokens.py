@@ -164,6 +164,7 @@ async def request_token(
         authenticate=False,
         check=_token_answer(required),
         http=http,
+        idempotent=True,  # asking again only issues another token: a login waits like a read
     )
     if isinstance(answer.data, Refusal):
         raise refused(answer.data)

@@ -58,6 +58,9 @@ class HubSpotConnection(_Strict):
     api_call_limit: int | None = Field(None, ge=1, description="OPS-2: at most this many calls in any 24 h")
     # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
     retry_budget_s: float = Field(900, gt=0)
+    # issue 18: how long a read waits for an answer (to connect, or for the next bytes of its body) before it
+    # is given up on and retried, four times longer after each timeout, up to ten minutes
+    read_timeout_s: float = Field(10, gt=0)
     # OPS-10: writing back to this CRM; unset: on for the sandbox, off for the real API (plans are made either way)
     writes: bool | None = None  # `on`/`off` (YAML reads them as booleans; pydantic takes either spelling)
 
@@ -76,6 +79,9 @@ class SalesforceConnection(_Strict):
     api_call_limit: int | None = Field(None, ge=1, description="OPS-2")
     # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
     retry_budget_s: float = Field(900, gt=0)
+    # issue 18: how long a read waits for an answer (to connect, or for the next bytes of its body) before it
+    # is given up on and retried, four times longer after each timeout, up to ten minutes
+    read_timeout_s: float = Field(10, gt=0)
     # OPS-10: writing back to this CRM; unset: on for the sandbox, off for the real API (plans are made either way)
     writes: bool | None = None  # `on`/`off` (YAML reads them as booleans; pydantic takes either spelling)
 
@@ -91,6 +97,9 @@ class DynamicsConnection(_Strict):
     api_call_limit: int | None = Field(None, ge=1, description="OPS-2")
     # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
     retry_budget_s: float = Field(900, gt=0)
+    # issue 18: how long a read waits for an answer (to connect, or for the next bytes of its body) before it
+    # is given up on and retried, four times longer after each timeout, up to ten minutes
+    read_timeout_s: float = Field(10, gt=0)
     # OPS-10: writing back to this CRM; unset: on for the sandbox, off for the real API (plans are made either way)
     writes: bool | None = None  # `on`/`off` (YAML reads them as booleans; pydantic takes either spelling)
 
@@ -200,6 +209,10 @@ class Extract(_Strict):
     # runs rather than thousands of tiny ones or a single giant one. Each run costs about a second of
     # Dagster bookkeeping and a fresh window per object; 1,000 days makes eight years three runs.
     partitions_per_run: int = Field(1000, ge=1, le=3660)
+    # issue 18: a CRM's objects read side by side in one step, within the connection's rate limits and
+    # concurrency, so one object's waits on a flaky API overlap the others' instead of adding up. Each
+    # object in flight holds a page or two in memory (a Salesforce bulk page is up to 50,000 rows).
+    objects_in_parallel: int = Field(3, ge=1, le=16)
     sensor_interval_s: int = Field(60, ge=10)
 
 

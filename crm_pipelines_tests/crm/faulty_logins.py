@@ -28,9 +28,11 @@ SOAK_MIX = {
     "rate_drop": 0.05,
     "rate_malformed": 0.05,
 }
-# A hung request is given up on after a second (the sandbox holds it for HELD_S); backoff is virtual.
+# A hung request is given up on after a second, the next after four (each retry after a timeout waits four
+# times longer); the sandbox holds it for HELD_S, longer than both, so two timeouts in a row are two timeouts
+# on the client's side. Backoff is virtual.
 FAST = {"timeout_s": 1.0}
-HELD_S = 3.0
+HELD_S = 6.0
 
 
 def set_faults(sandbox: RunningSandbox, **config: object) -> None:

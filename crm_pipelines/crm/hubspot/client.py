@@ -193,6 +193,7 @@ class HubSpotClient:
             endpoint="POST /crm/v3/objects/{type}/search",
             bucket="search",
             json=body,
+            idempotent=True,  # a query sent as a POST: it only reads
         )
         return response.data
 
@@ -219,6 +220,7 @@ class HubSpotClient:
                 endpoint="POST /crm/v4/associations/{from}/{to}/batch/read",
                 json={"inputs": [{"id": str(i)} for i in chunk]},
                 ok=(207,),
+                idempotent=True,  # a batch read: it only reads
             )
             for result in response.data.get("results", []):
                 out[str(result["from"]["id"])] = result.get("to", [])
