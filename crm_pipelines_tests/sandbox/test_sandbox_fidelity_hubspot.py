@@ -160,6 +160,19 @@ def test_injected_faults_carry_the_same_correlation_id_in_header_and_body(hubspo
     assert r.json()["correlationId"] == r.headers["X-HubSpot-Correlation-Id"]
 
 
+def test_an_injected_429_on_search_is_the_secondly_limit(hubspot: RunningSandbox) -> None:
+    """Search is exempt from the ten-secondly limit (FACTS §2): a throttled search names its own per-second
+    limit and asks to wait a second, not ten; other endpoints keep the ten-secondly answer."""
+    with hubspot.admin() as admin:
+        admin.put("/faults", json={"rate_429": 1.0}).raise_for_status()
+    with hubspot.api() as client:
+        search = client.post(f"{CONTACTS}/search", json={"limit": 1})
+        listed = client.get(CONTACTS)
+    assert search.status_code == 429 and search.json()["policyName"] == "SECONDLY"
+    assert float(search.headers["Retry-After"]) <= 1
+    assert listed.status_code == 429 and listed.json()["policyName"] == "TEN_SECONDLY_ROLLING"
+
+
 # -- every standard object type answers (issue 16) ----------------------------------------------------------
 STANDARD = ["calls", "emails", "meetings", "notes", "tasks", "tickets", "products", "line_items", "quotes",
             "leads", "deal_split", "goal_targets", "communications", "postal_mail", "feedback_submissions"]

@@ -18,7 +18,7 @@ from crm_pipelines.sandbox.hubspot import errors
 from crm_pipelines.sandbox.hubspot.api import Context, ObjectsApi, resolve, unmatched_route
 from crm_pipelines.sandbox.hubspot.associations_api import AssociationsApi
 from crm_pipelines.sandbox.hubspot.catalog import OBJECT_TYPES
-from crm_pipelines.sandbox.hubspot.limits import Limits, ten_secondly_exceeded
+from crm_pipelines.sandbox.hubspot.limits import Limits, rate_limited, ten_secondly_exceeded
 from crm_pipelines.sandbox.hubspot.meta_api import OAUTH_APP, PRIVATE_APP, SCOPES, MetaApi, new_token
 from crm_pipelines.sandbox.hubspot.portal import SOURCE_UI, Portal
 from crm_pipelines.sandbox.hubspot.search import token_match
@@ -29,6 +29,10 @@ from crm_pipelines.sandbox.hubspot.store import HubSpotStore
 class HubSpotFaultBodies(FaultBodies):
     # Injected answers carry a correlation id too, the header equal to the body's (FACTS §4).
     def throttled(self, request: Request) -> Response:
+        # search has its own per-second limit and is exempt from the ten-secondly one (FACTS §2): its 429 says
+        # so and asks for a second, as the sandbox's own search limiter does
+        if request.url.path.endswith("/search"):
+            return rate_limited("SECONDLY", "You have reached your secondly limit.", 1.0, errors.correlation_id())
         return ten_secondly_exceeded(errors.correlation_id())
 
     def server_error(self, request: Request, status: int) -> Response:
