@@ -118,29 +118,38 @@ def serve(
 @click.option("--scale", type=int, default=DEFAULT_SCALE, show_default=True)
 @click.option("--keep-serving", is_flag=True, help="leave the sandboxes running afterwards (Ctrl-C stops)")
 def demo(data_dir: Path, scale: int, keep_serving: bool) -> None:
-    """The pipeline end to end against the sandboxes: bulk import through Dagster, then the transform."""
+    """The pipeline end to end against the sandboxes: bulk import through Dagster, the transform, the plans."""
     from crm_pipelines.demo import run_demo
 
     run_demo(data_dir, scale, DEFAULT_SEED, keep_serving)
 
 
-@main.command()
-@click.option(
+_settings_option = click.option(
     "--settings",
     "settings_path",
     type=click.Path(dir_okay=False),
     default=None,
     help="settings YAML (default: $CRM_PIPELINES_SETTINGS, else built-in defaults)",
 )
-def check(settings_path: str | None) -> None:
-    """Check each configured connection's credentials against its API (OPS-3); no secret is printed."""
-    from crm_pipelines.crm.check import check_connections, environment_secrets
+
+
+def _load_settings(settings_path: str | None):
+    """The settings, or a clear error naming the key path (and nothing else)."""
     from crm_pipelines.settings import SettingsError, load_settings
 
     try:
-        settings = load_settings(settings_path)
+        return load_settings(settings_path)
     except SettingsError as e:
         raise click.ClickException(str(e)) from None
+
+
+@main.command()
+@_settings_option
+def check(settings_path: str | None) -> None:
+    """Check each configured connection's credentials against its API (OPS-3); no secret is printed."""
+    from crm_pipelines.crm.check import check_connections, environment_secrets
+
+    settings = _load_settings(settings_path)
     results = asyncio.run(check_connections(settings, environment_secrets()))
     for r in results:
         click.echo(f"{r.connection:<11} {'valid' if r.valid else 'INVALID':<8} ({r.target}) {r.reason}")
@@ -149,13 +158,7 @@ def check(settings_path: str | None) -> None:
 
 
 @main.command()
-@click.option(
-    "--settings",
-    "settings_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="settings YAML (default: $CRM_PIPELINES_SETTINGS, else built-in defaults)",
-)
+@_settings_option
 @click.option("--crm", type=click.Choice(["hubspot", "salesforce", "dynamics"]), default=None,
               help="one target CRM's plan (default: all three)")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -164,14 +167,10 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
     to create (and those left out, with why) and the mapped fields of linked contacts, old -> new with the
     rule that decided."""
     from crm_pipelines.defs.writeback.plan_inputs import budget_split, contact_create_plan, contact_merges
-    from crm_pipelines.settings import SettingsError, load_settings
     from crm_pipelines.state.db import create_state_engine
     from crm_pipelines.sync.field_plan import field_updates
 
-    try:
-        settings = load_settings(settings_path)
-    except SettingsError as e:
-        raise click.ClickException(str(e)) from None
+    settings = _load_settings(settings_path)
     engine = create_state_engine(settings.state_database_url)
     updates = field_updates(contact_merges(engine, settings), "contact")
     creates, left_out = contact_create_plan(engine, settings)

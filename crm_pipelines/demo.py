@@ -1,8 +1,9 @@
 """``crm-pipelines demo`` (``make demo``): the whole pipeline against the bundled sandboxes, end to end.
 
 Starts the three sandboxes with generated data, runs the bulk import (a backfill of every extract asset)
-through real Dagster runs into a local state database, then the transform, and prints what came out and
-what to try next. Dagster keeps its runs in ``.dagster_home`` so ``dagster dev`` shows them afterwards.
+through real Dagster runs into a local state database, then the transform and the plans (a dry run), and
+prints what came out and what to try next. Dagster keeps its runs in ``.dagster_home`` so ``dagster dev``
+shows them afterwards.
 """
 
 from __future__ import annotations
