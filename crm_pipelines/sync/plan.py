@@ -57,23 +57,20 @@ class TargetPlan:
     def work(self) -> pd.DataFrame:
         """One row per write the plan takes (``action``, ``object``, ``record_id``): a record's updates are
         one write, however many fields (and single-valued associations, which are fields) change."""
+        assoc = self.associations
+        # a single-valued association is a field of the record's update: written by the same call
+        as_field = assoc["via"].map(_FIELD_OWNER)
+        assoc_object = as_field.where(assoc["action"].eq("update") & as_field.notna(), assoc["object"])
         parts = [
             pd.DataFrame({"action": "update", "object": self.updates["kind"].astype(object).to_numpy(),
                           "record_id": self.updates["record_id"].astype(str).to_numpy()}),
             pd.DataFrame({"action": "create", "object": self.creates["object"].astype(object).to_numpy(),
                           "record_id": self.creates["source_id"].astype(str).to_numpy()}),
-            pd.DataFrame({"action": self.associations["action"].astype(object).to_numpy(),
-                          "object": self.associations["object"].astype(object).to_numpy(),
-                          "record_id": self.associations["record_id"].astype(str).to_numpy()}),
+            pd.DataFrame({"action": assoc["action"].astype(object).to_numpy(),
+                          "object": assoc_object.astype(object).to_numpy(),
+                          "record_id": assoc["record_id"].astype(str).to_numpy()}),
         ]  # fmt: skip
-        # a single-valued association is a field of the record's update: written by the same call
-        assoc_updates = parts[2]["action"] == "update"
-        parts[2].loc[assoc_updates, "object"] = self.associations.loc[assoc_updates.to_numpy(), "via"].map(
-            _FIELD_OWNER).fillna(parts[2].loc[assoc_updates, "object"]).to_numpy()
-        work = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
-        if work is None:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in ("action", "object", "record_id")})
-        return work.drop_duplicates(ignore_index=True)
+        return pd.concat(parts, ignore_index=True).astype(object).drop_duplicates(ignore_index=True)
 
     def counts(self) -> pd.DataFrame:
         """Records per object and action (``create``, ``update``, ``associate``, ``left out``, ``finding``)."""
