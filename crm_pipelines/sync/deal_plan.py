@@ -180,3 +180,52 @@ def pipeline_creates(deal_creates_to_hubspot: pd.DataFrame, hubspot_pipelines: p
     created = fresh.assign(object="pipeline", identity_id=None, source_crm="salesforce", source_id=fresh["pipeline"],
                            object_type="deal pipeline", detail=fresh["label"], stage=None)
     return concat(CREATE_COLUMNS, [created, added])
+
+
+STAGE_FIELD = "pipeline_stage"  # a deal's HubSpot pipeline and stage, merged as one value: "<pipeline>:<stage>"
+
+
+def stage_values(stages: pd.DataFrame, hubspot_deals: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """CRM -> ``id`` + ``STAGE_FIELD`` in HubSpot's terms, for merging a linked deal's stage like a field
+    (DEAL-2): HubSpot's own, and the other CRMs' mapped ones (a deal in an unmapped stage has none)."""
+    out = {"hubspot": pd.DataFrame({"id": hubspot_deals["deal_id"].astype(object).to_numpy(),
+                                    STAGE_FIELD: (hubspot_deals["pipeline"].astype(str) + ":"
+                                                  + hubspot_deals["dealstage"].astype(str)).to_numpy()})}
+    mapped = stages[stages["status"] == "mapped"]
+    for crm in ("salesforce", "dynamics"):
+        m = mapped[mapped["crm"] == crm]
+        out[crm] = pd.DataFrame({"id": m["id"].astype(object).to_numpy(),
+                                 STAGE_FIELD: (m["hubspot_pipeline"].astype(str) + ":"
+                                               + m["hubspot_stage"].astype(str)).to_numpy()})
+    return out
+
+
+def drop_unmapped_stages(merged: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The merges without the stage rows of deals whose stage one side cannot state in HubSpot's terms (an
+    unmapped stage): a stage is never blank, so a missing one is unknown, not cleared (DEAL-2: not guessed)."""
+    out = {}
+    for crm, m in merged.items():
+        unknown = (m["field"] == STAGE_FIELD) & (m["other_value"].isna() | m["hubspot_value"].isna())
+        out[crm] = m[~unknown.to_numpy(dtype=bool)].reset_index(drop=True)
+    return out
+
+
+def stage_updates(updates: pd.DataFrame, crm: str, rules: DealCreateSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A linked deal's stage update to ``crm`` (``STAGE_FIELD`` rows of its field updates) in the stage names
+    ``crm`` takes, through the mapping read backwards (DEAL-2); rows without one become findings. The other
+    rows pass unchanged; ``old`` stays in HubSpot's terms (the other record's stage as mapped)."""
+    is_stage = (updates["field"] == STAGE_FIELD).to_numpy()
+    if not is_stage.any():
+        return updates, frame(FINDING_COLUMNS)
+    rows = updates[is_stage]
+    back = reverse_stages(rules)
+    key = back["hubspot_pipeline"].astype(str) + ":" + back["hubspot_stage"].astype(str)
+    named = pd.Series((back["other_pipeline"].astype(str) + ":" + back["other_stage"].astype(str)).to_numpy(),
+                      index=key.to_numpy())
+    new = rows["new"].astype(str).map(named)
+    found = rows[new.isna().to_numpy()]
+    findings = frame(FINDING_COLUMNS, found.assign(object="deal", crm="hubspot", id=found["hubspot_id"], target_crm=crm,
+                                                   reason="DEAL-2 HubSpot " + found["new"].astype(str)
+                                                   + f" has no stage mapped in {crm}"))  # fmt: skip
+    kept = rows[new.notna().to_numpy()].assign(new=new.dropna().to_numpy())
+    return pd.concat([updates[~is_stage], kept], ignore_index=True), findings

@@ -7,8 +7,20 @@ from __future__ import annotations
 import pandas as pd
 
 from crm_pipelines.settings.model import Filter
-from crm_pipelines.sync.deal_plan import DealCreateSettings, StagePairs, deal_creates, pipeline_creates
+from crm_pipelines.sync.deal_plan import (
+    STAGE_FIELD,
+    DealCreateSettings,
+    StagePairs,
+    deal_creates,
+    drop_unmapped_stages,
+    pipeline_creates,
+    stage_updates,
+    stage_values,
+)
+from crm_pipelines.sync.field_inputs import merge_inputs
+from crm_pipelines.sync.field_plan import field_updates
 from crm_pipelines.sync.lifecycle_plan import contact_lifecycle_updates, won_deal_contacts
+from crm_pipelines.sync.merge import merge_fields
 from crm_pipelines.transform.stages import PipelineMapping, StageSettings, map_deal_stages
 
 HUBSPOT_STAGES = pd.DataFrame([
@@ -133,3 +145,33 @@ def test_deal_7_a_closed_won_opportunity_makes_its_contacts_customers():
     assert updates["decided_by"].iloc[0].startswith("DEAL-7")
     assert stages.set_index("id")["new_stage"].to_dict() == {"h1": "customer", "h2": "evangelist", "h3": "lead"}
     assert won_deal_contacts(_stages(), DEALS, pairs, contacts, []).empty  # setting off: nothing
+
+
+def test_deal_2_a_linked_deals_stage_is_merged_in_hubspots_terms_and_written_back_in_the_other_crms():
+    """DEAL-2 for linked deals: the stage is merged like a field (CONF-2: the later change wins), in HubSpot's
+    terms; written to Salesforce as the Salesforce stage the mapping names, or reported when none is mapped;
+    never written over a stage the other side cannot state (unmapped)."""
+    t0 = pd.Timestamp("2026-11-01T10:00:00Z")
+    hubspot_deals = pd.DataFrame({"deal_id": ["d1", "d2", "d3"], "pipeline": "default",
+                                  "dealstage": ["closedwon", "contractsent", "appointmentscheduled"]})
+    values = stage_values(_stages(), hubspot_deals)
+    links = pd.DataFrame({"hubspot_id": ["d1", "d2", "d3"], "other_id": ["006A", "006B", "006C"]})
+    # d1 changed in HubSpot after 006A; d2 changed before 006B; 006C's stage is unmapped
+    hubspot = values["hubspot"].assign(modified_at=[t0 + pd.Timedelta(hours=1), t0, t0 + pd.Timedelta(hours=1)])
+    other = values["salesforce"].set_index("id").reindex(["006A", "006B", "006C"]).reset_index().assign(
+        modified_at=[t0, t0 + pd.Timedelta(hours=1), t0])
+    base = pd.DataFrame(columns=["hubspot_id", "field", "value"])
+    merged = {"salesforce": merge_fields(merge_inputs(links, hubspot, other, [STAGE_FIELD], base))}
+    updates = field_updates(drop_unmapped_stages(merged), "deal")
+    to_hubspot = updates["hubspot"].set_index("record_id")
+    assert to_hubspot.loc["d2", "new"] == "default:closedwon" and "d3" not in to_hubspot.index
+    to_sf, findings = stage_updates(updates["salesforce"], "salesforce", _rules()["salesforce"])
+    assert to_sf[["record_id", "new"]].values.tolist() == [["006A", "standard:Closed Won"]]
+    assert findings.empty
+    # a HubSpot stage without a Salesforce stage mapped onto it is reported, not written
+    hubspot.loc[0, STAGE_FIELD] = "default:contractsent"
+    merged = {"salesforce": merge_fields(merge_inputs(links, hubspot, other, [STAGE_FIELD], base))}
+    to_sf, findings = stage_updates(field_updates(drop_unmapped_stages(merged), "deal")["salesforce"], "salesforce",
+                                    _rules()["salesforce"])
+    assert to_sf.empty and findings["reason"].tolist() == [
+        "DEAL-2 HubSpot default:contractsent has no stage mapped in salesforce"]

@@ -62,15 +62,23 @@ def merge_settings(settings: Settings, crm: str, kind: str = "contact") -> Merge
                          window_minutes=conn.conflict_window_minutes)  # fmt: skip
 
 
-def linked_merges(engine: Engine, settings: Settings, kind: str) -> dict[str, pd.DataFrame]:
+def linked_merges(engine: Engine, settings: Settings, kind: str,
+                  extra: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
     """Other CRM -> the merge of every linked record's (of ``kind``: contact, company, deal) mapped fields
     with HubSpot (``merge_fields`` output, with ``hubspot_id``, ``other_id``, ``other_object``, ``field``),
-    under the connection's direction for that object (CON-1) and its switch."""
+    under the connection's direction for that object (CON-1) and its switch. ``extra``: CRM -> ``id`` + more
+    values (in HubSpot's terms) to merge alongside the mapped fields (a deal's pipeline and stage)."""
+    extra = extra or {}
+
+    def with_extra(values: pd.DataFrame, crm: str) -> pd.DataFrame:
+        more = extra.get(crm)
+        return values if more is None else values.merge(more.astype({"id": object}), on="id", how="left")
+
     hubspot_obj, objects_by_crm = LINKED[kind]
     links = link_store.load(engine, kind=kind)
     out: dict[str, pd.DataFrame] = {}
     hubspot_ids = links["hubspot_id"].dropna().astype(str).tolist()
-    hubspot = _values(engine, "hubspot", hubspot_obj, hubspot_ids) if hubspot_ids else None
+    hubspot = with_extra(_values(engine, "hubspot", hubspot_obj, hubspot_ids), "hubspot") if hubspot_ids else None
     for crm, objects in objects_by_crm.items():
         conn = getattr(settings.sync, crm)
         if hubspot is None or not getattr(settings.connections, crm).enabled \
@@ -87,9 +95,10 @@ def linked_merges(engine: Engine, settings: Settings, kind: str) -> dict[str, pd
                                   "other_id": pairs[f"{crm}_id"].astype(str).to_numpy()})  # fmt: skip
             maps = DEFAULT_FIELDS.get((crm, obj), ())
             customs = [m for m in conn.field_mappings if m.object == obj]  # DEAL-1 custom mappings
-            fields = [m.hubspot for m in maps] + [m.hubspot for m in customs]
+            fields = [m.hubspot for m in maps] + [m.hubspot for m in customs] + [
+                c for c in extra.get(crm, pd.DataFrame()).columns if c != "id"]
             kinds = {m.hubspot: m.kind for m in maps} | {m.hubspot: m.type for m in customs}
-            other = _values(engine, crm, obj, pairs["other_id"].tolist())
+            other = with_extra(_values(engine, crm, obj, pairs["other_id"].tolist()), crm)
             base = baselines.load(engine, kind, crm, pairs["hubspot_id"].tolist())
             rows = merge_inputs(pairs, hubspot, other, fields, base, rules, kinds)
             merged.append(merge_fields(rows, merge_settings(settings, crm, kind)).assign(other_object=obj))

@@ -20,7 +20,15 @@ from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.sync.association_plan import association_changes
 from crm_pipelines.sync.company_plan import CompanyCreateSettings, company_creates, lifecycle_updates
-from crm_pipelines.sync.deal_plan import DealCreateSettings, StagePairs, deal_creates, pipeline_creates
+from crm_pipelines.sync.deal_plan import (
+    DealCreateSettings,
+    StagePairs,
+    deal_creates,
+    drop_unmapped_stages,
+    pipeline_creates,
+    stage_updates,
+    stage_values,
+)
 from crm_pipelines.sync.field_plan import UPDATE_COLUMNS, field_updates
 from crm_pipelines.sync.lifecycle_plan import contact_lifecycle_updates, won_deal_contacts
 from crm_pipelines.sync.plan import CREATE_COLUMNS, FINDING_COLUMNS, LEFT_OUT_COLUMNS, TargetPlan, concat, frame
@@ -119,7 +127,15 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
     deal_made, deal_left, deal_findings = deal_creates(deals, read["deal_stages"], read["deal_facts"], deal_rules,
                                                        values)
     pipelines = pipeline_creates(deal_made.get("hubspot", frame(CREATE_COLUMNS)), read["hubspot_pipelines"])
-    deal_updates = field_updates(linked_merges(engine, settings, "deal"), "deal")
+    # linked deals: mapped fields and the stage (in HubSpot's terms, back to the other CRM's names)
+    deal_merged = linked_merges(engine, settings, "deal", stage_values(read["deal_stages"], read["deal_facts"]))
+    deal_updates = field_updates(drop_unmapped_stages(deal_merged), "deal")
+    stage_findings = []
+    for crm, rules in deal_rules.items():
+        if crm in deal_updates:
+            deal_updates[crm], found = stage_updates(deal_updates[crm], crm, rules)
+            stage_findings.append(found)
+    deal_findings = concat(FINDING_COLUMNS, [deal_findings, *stage_findings])
 
     # lifecycle: DEAL-7 (and CON-9) on HubSpot contacts, then COM-4 on their companies
     won_from = [crm for crm in _enabled(settings) if getattr(settings.sync, crm).deals.closed_won_sets_customer]
