@@ -163,41 +163,60 @@ def check(settings_path: str | None) -> None:
               help="one target CRM's plan (default: all three)")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
-    """What the sync would write to each CRM (a dry run, OPS-5), from the state database as it is: contacts
-    to create (and those left out, with why) and the mapped fields of linked contacts, old -> new with the
-    rule that decided."""
-    from crm_pipelines.defs.writeback.plan_inputs import budget_split, contact_create_plan, contact_merges
+    """What the sync would write to each CRM (a dry run, OPS-5), from the state database as it is: contacts,
+    companies and deals to create (and those left out, with why), field updates of linked records old -> new
+    with the rule that decided, associations to make, findings (unmapped stages), and the API calls against
+    the 24 h budget (what does not fit is deferred)."""
+    from crm_pipelines.defs.writeback.assets import calls_table
+    from crm_pipelines.defs.writeback.plan_inputs import budget_split
+    from crm_pipelines.defs.writeback.plans import build_plans
     from crm_pipelines.state.db import create_state_engine
-    from crm_pipelines.sync.field_plan import field_updates
+    from crm_pipelines.sync.calls import calls_needed
 
     settings = _load_settings(settings_path)
     engine = create_state_engine(settings.state_database_url)
-    updates = field_updates(contact_merges(engine, settings), "contact")
-    creates, left_out = contact_create_plan(engine, settings)
+    plans = build_plans(engine, settings)
     targets = [crm] if crm else ["hubspot", "salesforce", "dynamics"]
 
     def records(frame):
-        return [] if frame is None else frame.astype(object).where(frame.notna(), None).to_dict("records")
+        return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
+    out = {}
+    for target in targets:
+        p = plans[target]
+        kept, deferred, left = budget_split(engine, settings, target, p.work())
+        out[target] = {
+            "creates": records(p.creates), "updates": records(p.updates), "associations": records(p.associations),
+            "not_created": records(p.left_out), "findings": records(p.findings),
+            "counts": records(p.counts().reset_index()),
+            "api_calls": {"planned": calls_needed(target, kept) + calls_needed(target, deferred),
+                          "left_24h": left, "deferred": records(deferred),
+                          "by_object": records(calls_table(target, kept, deferred))},
+        }  # fmt: skip
     if fmt == "json":
-        click.echo(json.dumps({t: {"creates": records(creates.get(t)), "updates": records(updates.get(t)),
-                                   "not_created": records(left_out[left_out["target_crm"] == t])}
-                               for t in targets}, default=str))  # fmt: skip
+        click.echo(json.dumps(out, default=str))
         return
     for target in targets:
-        made, planned = creates.get(target), updates.get(target)
-        skipped = left_out[left_out["target_crm"] == target]
-        _kept, deferred, left = budget_split(engine, settings, target, planned, made)
-        click.echo(f"{target}: {0 if made is None else len(made)} contacts to create, "
-                   f"{0 if planned is None else len(planned)} field updates of linked contacts; "
-                   f"{len(deferred)} records deferred (24 h calls left: {'no limit' if left is None else left})")
-        for r in ([] if made is None else made.itertuples(index=False)):
-            click.echo(f"  create {r.object_type:<8} from {r.source_crm} {r.source_id:<20} {r.email or ''}")
-        for r in ([] if planned is None else planned.itertuples(index=False)):
-            click.echo(f"  update {r.record_id:<20} {r.field:<18} {r.old!s:>24} -> {r.new!s:<24} {r.decided_by}"
-                       + ("  [conflict]" if r.conflict else ""))
-        for reason, count in skipped["reason"].value_counts().items():
+        p, calls = plans[target], out[target]["api_calls"]
+        click.echo(f"{target}: {len(p.creates)} to create, {len(p.updates)} field updates of linked records, "
+                   f"{len(p.associations)} associations, {len(p.findings)} findings; {calls['planned']} API calls, "
+                   f"{len(calls['deferred'])} records deferred "
+                   f"(24 h calls left: {'no limit' if calls['left_24h'] is None else calls['left_24h']})")
+        for row in out[target]["counts"]:
+            click.echo("  " + "  ".join(f"{k} {v}" for k, v in row.items()))
+        for r in p.creates.itertuples(index=False):
+            where = f" in {r.pipeline} / {r.stage}" if isinstance(r.pipeline, str) else ""
+            click.echo(f"  create {r.object:<8} {r.object_type:<12} from {r.source_crm} {r.source_id!s:<20} "
+                       f"{r.detail or ''}{where}")
+        for r in p.updates.itertuples(index=False):
+            click.echo(f"  update {r.kind:<8} {r.record_id!s:<20} {r.field:<18} {r.old!s:>24} -> {r.new!s:<24} "
+                       f"{r.decided_by}" + ("  [conflict]" if r.conflict else ""))
+        for r in p.associations.itertuples(index=False):
+            click.echo(f"  associate {r.object:<16} {r.from_id} -> {r.to_id} via {r.via} (from {r.source_crm})")
+        for reason, count in p.left_out["reason"].value_counts().items():
             click.echo(f"  not created: {count} ({reason})")
+        for reason, count in p.findings["reason"].value_counts().items():
+            click.echo(f"  finding: {count} ({reason})")
 
 
 @main.group()

@@ -95,9 +95,10 @@ def run_demo(data_dir: Path, scale: int, seed: int, keep_serving: bool) -> None:
             for event in plans.get_asset_materialization_events():
                 meta = event.materialization.metadata
                 crm = event.materialization.asset_key.path[-1].removesuffix("_plan")
-                click.echo(f"  {crm:<11} {meta['creates'].value:>6} contacts to create, {meta['updates'].value:>6} "
-                           f"field updates, {meta['conflicts'].value} conflicts, {meta['api_calls_planned'].value} "
-                           f"API calls")
+                click.echo(f"  {crm:<11} {meta['creates'].value:>6} records to create "
+                           f"{meta['creates_by_object'].value}, {meta['updates'].value:>6} field updates, "
+                           f"{meta['associations'].value} associations, {meta['findings'].value} findings, "
+                           f"{meta['conflicts'].value} conflicts, {meta['api_calls_planned'].value} API calls")
         click.echo(
             "\nNext:\n"
             f"  DAGSTER_HOME={DAGSTER_HOME.resolve()} CRM_PIPELINES_SETTINGS={settings_path.resolve()} \\\n"

@@ -5,7 +5,7 @@ Rule IDs are SPEC.md's; each option says which rule it serves.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -136,6 +136,18 @@ class ObjectSync(_Strict):
     filters: list[Filter] = []  # CON-8, all must hold
 
 
+class CompanySync(ObjectSync):
+    """COM-1 switch (``enabled``) and direction, with the company creation rules."""
+
+    # COM-2: HubSpot company ids a user asked to create in the other CRM (whatever their contacts)
+    requested: list[str] = []
+    # COM-3: when company sync was switched on; an Account (account) not modified since then existed before
+    # and syncs only when imported (``import_ids``) or associated with a syncing contact. None: every record
+    # counts as new.
+    enabled_since: datetime | None = None
+    import_ids: list[str] = []  # COM-3: pre-existing Accounts / accounts to import into HubSpot
+
+
 class FieldMapping(_Strict):
     """A mapped field (DEAL-1 custom mappings) with its rule (CONF-6) and value map for picklists."""
 
@@ -169,7 +181,7 @@ class DealSync(ObjectSync):
 
 class SalesforceSync(_Strict):
     contacts: ObjectSync = ObjectSync()
-    companies: ObjectSync = ObjectSync()  # COM-1
+    companies: CompanySync = CompanySync()  # COM-1..3
     deals: DealSync = DealSync()
     tasks: ObjectSync = ObjectSync()  # OPS-4
     new_contact_type: Literal["Lead", "Contact"] = "Lead"  # CON-5
@@ -187,7 +199,7 @@ class SalesforceSync(_Strict):
 class DynamicsSync(_Strict):
     contact_entity: Literal["contact", "lead"] = "contact"  # TOP-1: one, chosen per connection
     contacts: ObjectSync = ObjectSync()
-    companies: ObjectSync = ObjectSync()
+    companies: CompanySync = CompanySync()  # COM-1..3
     deals: DealSync = DealSync()
     lifecycle_stage: str | None = None  # CON-9: given to contacts created/updated from Dynamics
     valid_email_only: bool = True  # CON-3

@@ -21,6 +21,7 @@ from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
 from crm_pipelines.defs.writeback.plan_inputs import contact_create_plan, contact_merges
+from crm_pipelines.defs.writeback.plans import build_plans
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror, unified
@@ -97,9 +98,10 @@ def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
     to_sf = creates["salesforce"].set_index("source_id")
     assert to_sf.loc[new_id, "object_type"] == "Lead" and to_sf.loc[new_id, "email"] == "new.person@example.org"
     assert new_id in set(creates["dynamics"]["source_id"])
-    assert meta[PLANS["salesforce"]]["creates"].value == len(creates["salesforce"])
-    # OPS-8: the calls the plan takes at 200 records a call (creates and updates batched apart); no limit set
-    sf_records = creates["salesforce"]["source_id"].nunique(), updates["salesforce"]["record_id"].nunique()
+    assert meta[PLANS["salesforce"]]["creates_by_object"].value["contact"] == len(creates["salesforce"])
+    # OPS-8: the calls the plan takes at 200 records a call (each object and action batched apart); no limit set
+    plan = build_plans(engine, settings)["salesforce"]
+    sf_records = plan.work().groupby(["action", "object"]).size()
     assert meta[PLANS["salesforce"]]["api_calls_planned"].value == sum(-(-n // 200) for n in sf_records if n)
     assert meta[PLANS["salesforce"]]["deferred_records"].value == 0
     checks = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}

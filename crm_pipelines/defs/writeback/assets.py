@@ -1,10 +1,11 @@
 """The ``writeback`` group's plans (OPS-5: a dry run): what the sync would write to each CRM, and why.
 
-So far the plan covers contacts: those to create in each CRM (CON-1/3/5/6/7/8, DEL-4;
-``sync/contact_creates.py``) with every candidate left out and why, and the mapped fields of linked contacts
-merged under the conflict rules (CONF-1..6, CON-1; ``sync/merge.py``). Associations, deletions, companies and
-deals come with the rest of issue 12. Nothing is written: each plan shows, in its materialization's metadata,
-its creates, its updates (record, field, old -> new, the rule that decided) and the conflicts and who won."""
+Each plan (``defs/writeback/plans.py``) holds the contacts, companies and deals to create (CON-1/3/5/6/7/8,
+DEL-4, COM-1..3, DEAL-2..5, with the HubSpot pipelines DEAL-3 needs), the field updates of linked records
+merged under the conflict rules (CONF-1..6, CON-1) and the lifecycle rules (CON-9, COM-4, DEAL-7), the
+association changes (DEAL-6), every candidate left out and why, the records reported instead of guessed
+(unmapped stages), and the API calls it takes against the 24 h budget (OPS-2, OPS-8). Nothing is written: each
+plan shows it in its materialization's metadata."""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
@@ -14,65 +15,88 @@ import pandas as pd
 from crm_pipelines.crm.check import environment_secrets
 from crm_pipelines.crm.connections import writes_on
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
-from crm_pipelines.defs.unified.assets import AUTOMATION, CONTACTS, FIELDS
-from crm_pipelines.defs.writeback.plan_inputs import budget_split, contact_create_plan, contact_merges
+from crm_pipelines.defs.unified.assets import ASSOCIATIONS, AUTOMATION, COMPANIES, CONTACTS, DEALS, FIELDS
+from crm_pipelines.defs.writeback.plan_inputs import budget_split
+from crm_pipelines.defs.writeback.plans import build_plans
 from crm_pipelines.sync.calls import calls_needed
-from crm_pipelines.sync.field_plan import field_updates
+from crm_pipelines.sync.plan import TargetPlan
 
 TARGETS = ("hubspot", "salesforce", "dynamics")
 PLANS = {crm: dg.AssetKey(["writeback", f"{crm}_plan"]) for crm in TARGETS}
 SAMPLE = 20
 CONFLICTS = "conflicts_resolved_by_window"
 WITHIN_BUDGET = "plan_within_budget"
-SCOPE = "contacts: creates and field updates of linked records (associations, deletions, companies, deals: " \
-        "not yet planned)"
+SCOPE = "contacts, companies and deals: creates (with the pipelines they need), field updates of linked " \
+        "records, lifecycle stages, associations; findings (deletions: not yet planned)"
 
 
-def _markdown(frame: pd.DataFrame) -> str:
+def _table(frame: pd.DataFrame, cols: list[str], sample: int = SAMPLE) -> str:
+    """A Markdown table of ``frame``'s first ``sample`` rows."""
     if frame.empty:
         return "_none_"
-    cols = ["record_id", "field", "old", "new", "decided_by"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in frame[cols].head(SAMPLE).itertuples(index=False):
-        cells = ["" if v is None or v != v else str(v).replace("|", "\\\\|") for v in row]
+    for row in frame[cols].head(sample).itertuples(index=False):
+        cells = ["" if _missing(v) else str(v).replace("|", "\\|") for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _creates_markdown(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "_none_"
-    lines = ["| from | record | as | email |", "|---|---|---|---|"]
-    for r in frame.head(SAMPLE).itertuples(index=False):
-        lines.append(f"| {r.source_crm} | {r.source_id} | {r.object_type} | {r.email or ''} |")
-    return "\n".join(lines)
+def _missing(value: object) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
-def plan_metadata(updates: pd.DataFrame, creates: pd.DataFrame | None = None,
-                  left_out: pd.DataFrame | None = None) -> dict:
-    conflicts = updates[updates["conflict"]]
-    creates = creates if creates is not None else pd.DataFrame(columns=["object_type"])
-    left_out = left_out if left_out is not None else pd.DataFrame(columns=["reason"])
+def _markdown(frame: pd.DataFrame) -> str:
+    return _table(frame, ["kind", "record_id", "field", "old", "new", "decided_by"])
+
+
+def _counts(frame: pd.DataFrame, column: str) -> dict:
+    return {str(k): int(v) for k, v in frame[column].value_counts().items()} if len(frame) else {}
+
+
+def plan_metadata(plan: TargetPlan) -> dict:
+    """What a plan's materialization shows: counts per object and action, samples, findings."""
+    updates, creates = plan.updates, plan.creates
+    conflicts = updates[updates["conflict"].astype(bool)]
+    counts = plan.counts().reset_index()
     return {
         "scope": SCOPE,
+        "counts": dg.MetadataValue.md(_table(counts, list(counts.columns), sample=len(counts))),
         "creates": len(creates),
-        "creates_by_type": dg.MetadataValue.json({str(k): int(v) for k, v in
-                                                  creates["object_type"].value_counts().items()}),
-        "sample_creates": dg.MetadataValue.md(_creates_markdown(creates)),
-        "not_created": dg.MetadataValue.json({str(k): int(v) for k, v in left_out["reason"].value_counts().items()}),
+        "creates_by_object": dg.MetadataValue.json(_counts(creates, "object")),
+        "creates_by_type": dg.MetadataValue.json(_counts(creates, "object_type")),
+        "sample_creates": dg.MetadataValue.md(_table(
+            creates, ["object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"])),
+        "not_created": dg.MetadataValue.json(_counts(plan.left_out, "reason")),
         "updates": len(updates),
         "records": int(updates["record_id"].nunique()),
-        "by_field": dg.MetadataValue.json({str(k): int(v) for k, v in updates["field"].value_counts().items()}),
-        "by_rule": dg.MetadataValue.json({str(k): int(v) for k, v in updates["decided_by"].value_counts().items()}),
+        "by_field": dg.MetadataValue.json(_counts(updates, "field")),
+        "by_rule": dg.MetadataValue.json(_counts(updates, "decided_by")),
         "conflicts": len(conflicts),
         "sample_updates": dg.MetadataValue.md(_markdown(updates)),
         "sample_conflicts": dg.MetadataValue.md(_markdown(conflicts)),
+        "associations": len(plan.associations),
+        "associations_by_kind": dg.MetadataValue.json(_counts(plan.associations, "object")),
+        "sample_associations": dg.MetadataValue.md(_table(
+            plan.associations, ["object", "from_id", "to_id", "source_crm", "via"])),
+        "findings": len(plan.findings),
+        "findings_by_reason": dg.MetadataValue.json(_counts(plan.findings, "reason")),
+        "sample_findings": dg.MetadataValue.md(_table(plan.findings, ["object", "crm", "id", "reason"])),
     }
+
+
+def calls_table(crm: str, kept: pd.DataFrame, deferred: pd.DataFrame) -> pd.DataFrame:
+    """Per action and object: records and calls planned, records deferred (OPS-8)."""
+    rows = []
+    both = pd.concat([kept.assign(_d=False), deferred.assign(_d=True)], ignore_index=True)
+    for (action, obj), part in both.groupby(["action", "object"], sort=True):
+        rows.append((action, obj, len(part), calls_needed(crm, part), int(part["_d"].sum())))
+    return pd.DataFrame(rows, columns=["action", "object", "records", "calls", "deferred"])
 
 
 def build_plan_assets() -> dg.AssetsDefinition:
     specs = [
-        dg.AssetSpec(key, deps=[CONTACTS, FIELDS], group_name="writeback", kinds={"pandas"},
+        dg.AssetSpec(key, deps=[CONTACTS, COMPANIES, DEALS, FIELDS, ASSOCIATIONS], group_name="writeback",
+                     kinds={"pandas"},
                      description=f"What the sync would write to {crm} (a dry run, OPS-5): {SCOPE}",
                      automation_condition=AUTOMATION)
         for crm, key in PLANS.items()
@@ -92,21 +116,24 @@ def build_plan_assets() -> dg.AssetsDefinition:
     @dg.multi_asset(specs=specs, check_specs=check_specs, name="writeback_plans")
     def writeback_plans(context: dg.AssetExecutionContext, state: StateDatabase, crm_settings: CrmSettings):
         settings = crm_settings.settings
-        merged = contact_merges(state.engine(), settings)
-        updates = field_updates(merged, "contact")
-        creates, left_out = contact_create_plan(state.engine(), settings)
+        engine = state.engine()
+        plans = build_plans(engine, settings)
         secrets = environment_secrets()
         for crm, key in PLANS.items():
-            planned = updates.get(crm, pd.DataFrame(columns=["record_id", "field", "decided_by", "conflict"]))
+            plan = plans[crm]
+            planned = plan.updates
             writes = "on" if writes_on(settings, crm, secrets) else "off (the plan is all that is made)"
-            made = len(creates.get(crm, ()))
-            context.log.info(f"{crm} plan: {made} contacts to create, {len(planned)} field updates; writes {writes}")
-            meta = plan_metadata(planned, creates.get(crm), left_out[left_out["target_crm"] == crm])
-            kept, deferred, left = budget_split(state.engine(), settings, crm, updates.get(crm), creates.get(crm))
+            context.log.info(f"{crm} plan: {len(plan.creates)} creates, {len(planned)} field updates, "
+                             f"{len(plan.associations)} associations, {len(plan.findings)} findings; writes {writes}")
+            meta = plan_metadata(plan)
+            kept, deferred, left = budget_split(engine, settings, crm, plan.work())
+            calls = calls_table(crm, kept, deferred)
             meta |= {
                 "api_calls_planned": calls_needed(crm, kept) + calls_needed(crm, deferred),  # OPS-8
+                "api_calls_by_object": dg.MetadataValue.md(_table(calls, list(calls.columns), sample=len(calls))),
                 "api_calls_left_24h": "no limit set" if left is None else left,  # OPS-2
                 "deferred_records": len(deferred),
+                "deferred_by_object": dg.MetadataValue.json(_counts(deferred, "object")),
             }
             if len(deferred):
                 context.log.warning(f"{crm}: {len(deferred)} records deferred: the plan needs more calls than the "

@@ -1,6 +1,7 @@
-"""What the contact field plan reads from the state database: the contact links, the linked records' mapped
-values (``unified`` field tables), their modification times (the mirror) and the baselines; merged per
-connection with its settings (``sync/merge.py``)."""
+"""What the plans read from the state database: the links of contacts, companies and deals, the linked
+records' mapped values (``unified`` field tables), their modification times (the mirror) and the baselines,
+merged per connection with its settings (``sync/merge.py``); the contact identities for the contact creates;
+the calls left in each CRM's 24 h budget."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ from crm_pipelines.sync.field_inputs import merge_inputs
 from crm_pipelines.sync.merge import HUBSPOT, OTHER, MergeSettings, merge_fields
 from crm_pipelines.transform.fields import DEFAULT_FIELDS
 
-# the link's record type -> the object holding it, per CRM
-CONTACT_OBJECTS = {"salesforce": {"Contact": "Contact", "Lead": "Lead"},
-                   "dynamics": {"contact": "contacts", "lead": "leads"}}  # fmt: skip
+# per kind of linked record: the HubSpot object, and per other CRM the link's record type -> the object
+# holding it (None: whatever type the link names; deals are linked only by the sync's own writes)
+LINKED = {
+    "contact": ("contacts", {"salesforce": {"Contact": "Contact", "Lead": "Lead"},
+                             "dynamics": {"contact": "contacts", "lead": "leads"}}),
+    "company": ("companies", {"salesforce": {None: "Account"}, "dynamics": {None: "accounts"}}),
+    "deal": ("deals", {"salesforce": {None: "Opportunity"}, "dynamics": {None: "opportunities"}}),
+}  # fmt: skip
 _CHUNK = 1_000
 
 
@@ -44,44 +50,66 @@ def _values(engine: Engine, crm: str, obj: str, ids: list[str]) -> pd.DataFrame:
     return wide.merge(when, on="id", how="left")
 
 
-def merge_settings(settings: Settings, crm: str) -> MergeSettings:
+def _object_sync(settings: Settings, crm: str, kind: str):
     conn = getattr(settings.sync, crm)
-    return MergeSettings(direction=conn.contacts.direction,
+    return {"contact": conn.contacts, "company": conn.companies, "deal": conn.deals}[kind]
+
+
+def merge_settings(settings: Settings, crm: str, kind: str = "contact") -> MergeSettings:
+    conn = getattr(settings.sync, crm)
+    return MergeSettings(direction=_object_sync(settings, crm, kind).direction,
                          default_app=HUBSPOT if conn.default_app == "hubspot" else OTHER,
                          window_minutes=conn.conflict_window_minutes)  # fmt: skip
 
 
-def contact_merges(engine: Engine, settings: Settings) -> dict[str, pd.DataFrame]:
-    """Other CRM -> the merge of every linked contact's mapped fields with HubSpot (``merge_fields`` output,
-    with ``hubspot_id``, ``other_id``, ``other_object``, ``field``)."""
-    links = link_store.load(engine, kind="contact")
+def linked_merges(engine: Engine, settings: Settings, kind: str,
+                  extra: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
+    """Other CRM -> the merge of every linked record's (of ``kind``: contact, company, deal) mapped fields
+    with HubSpot (``merge_fields`` output, with ``hubspot_id``, ``other_id``, ``other_object``, ``field``),
+    under the connection's direction for that object (CON-1) and its switch. ``extra``: CRM -> ``id`` + more
+    values (in HubSpot's terms) to merge alongside the mapped fields (a deal's pipeline and stage)."""
+    extra = extra or {}
+
+    def with_extra(values: pd.DataFrame, crm: str) -> pd.DataFrame:
+        more = extra.get(crm)
+        return values if more is None else values.merge(more.astype({"id": object}), on="id", how="left")
+
+    hubspot_obj, objects_by_crm = LINKED[kind]
+    links = link_store.load(engine, kind=kind)
     out: dict[str, pd.DataFrame] = {}
     hubspot_ids = links["hubspot_id"].dropna().astype(str).tolist()
-    hubspot = _values(engine, "hubspot", "contacts", hubspot_ids)
-    for crm, objects in CONTACT_OBJECTS.items():
+    hubspot = with_extra(_values(engine, "hubspot", hubspot_obj, hubspot_ids), "hubspot") if hubspot_ids else None
+    for crm, objects in objects_by_crm.items():
         conn = getattr(settings.sync, crm)
-        if not conn.contacts.enabled:
+        if hubspot is None or not getattr(settings.connections, crm).enabled \
+                or not _object_sync(settings, crm, kind).enabled:
             continue
         linked = links[links[f"{crm}_id"].notna()]
         rules = {m.hubspot: m.rule for m in conn.field_mappings}
         merged = []
         for link_type, obj in objects.items():
-            pairs = linked[linked[f"{crm}_type"] == link_type]
+            pairs = linked if link_type is None else linked[linked[f"{crm}_type"] == link_type]
             if pairs.empty:
                 continue
             pairs = pd.DataFrame({"hubspot_id": pairs["hubspot_id"].astype(str).to_numpy(),
                                   "other_id": pairs[f"{crm}_id"].astype(str).to_numpy()})  # fmt: skip
             maps = DEFAULT_FIELDS.get((crm, obj), ())
             customs = [m for m in conn.field_mappings if m.object == obj]  # DEAL-1 custom mappings
-            fields = [m.hubspot for m in maps] + [m.hubspot for m in customs]
+            fields = [m.hubspot for m in maps] + [m.hubspot for m in customs] + [
+                c for c in extra.get(crm, pd.DataFrame()).columns if c != "id"]
             kinds = {m.hubspot: m.kind for m in maps} | {m.hubspot: m.type for m in customs}
-            other = _values(engine, crm, obj, pairs["other_id"].tolist())
-            base = baselines.load(engine, "contact", crm, pairs["hubspot_id"].tolist())
+            other = with_extra(_values(engine, crm, obj, pairs["other_id"].tolist()), crm)
+            base = baselines.load(engine, kind, crm, pairs["hubspot_id"].tolist())
             rows = merge_inputs(pairs, hubspot, other, fields, base, rules, kinds)
-            merged.append(merge_fields(rows, merge_settings(settings, crm)).assign(other_object=obj))
+            merged.append(merge_fields(rows, merge_settings(settings, crm, kind)).assign(other_object=obj))
         if merged:
             out[crm] = pd.concat(merged, ignore_index=True)
     return out
+
+
+def contact_merges(engine: Engine, settings: Settings) -> dict[str, pd.DataFrame]:
+    """``linked_merges`` of the contacts."""
+    return linked_merges(engine, settings, "contact")
 
 
 def create_settings(settings: Settings) -> dict[str, ContactCreateSettings]:
@@ -115,19 +143,16 @@ def contact_create_plan(engine: Engine, settings: Settings) -> tuple[dict[str, p
     return contact_creates(identities, members, hubspot, rules, link_store.deletions(engine, "contact"))
 
 
-def budget_split(engine: Engine, settings: Settings, crm: str, updates: pd.DataFrame | None,
-                 creates: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame, int | None]:
-    """A target's records to write (one row per record and action), split into what fits the calls left in
-    its 24 h budget and what is deferred (OPS-2, OPS-8); and the calls left (None: no limit set)."""
-    parts = []
-    if updates is not None and len(updates):
-        parts.append(pd.DataFrame({"action": "update", "object": updates["kind"].to_numpy(),
-                                   "record_id": updates["record_id"].astype(str).to_numpy()}).drop_duplicates())
-    if creates is not None and len(creates):
-        parts.append(pd.DataFrame({"action": "create", "object": "contact",
-                                   "record_id": creates["source_id"].astype(str).to_numpy()}))
-    work = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["action", "object", "record_id"])
+def calls_left(engine: Engine, settings: Settings, crm: str) -> int | None:
+    """The calls left in ``crm``'s 24 h budget now (OPS-2); None: no limit set."""
     limit = getattr(settings.connections, crm).api_call_limit
-    left = None if limit is None else limit - SqlCallLedger(engine).used(crm, time.time())
+    return None if limit is None else limit - SqlCallLedger(engine).used(crm, time.time())
+
+
+def budget_split(engine: Engine, settings: Settings, crm: str, work: pd.DataFrame,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, int | None]:
+    """A target's writes (``TargetPlan.work``), split into what fits the calls left in its 24 h budget and
+    what is deferred (OPS-2, OPS-8); and the calls left (None: no limit set)."""
+    left = calls_left(engine, settings, crm)
     kept, deferred = fit_budget(crm, work, left)
     return kept, deferred, left

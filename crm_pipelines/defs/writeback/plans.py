@@ -1,0 +1,180 @@
+"""Every target CRM's plan from the state database as it is: the one function the plan assets and
+``crm-pipelines plan`` both call.
+
+Contacts (creates CON-1/3/5/6/7/8, DEL-4; field updates CONF-*), companies (creates COM-1..3, field updates,
+lifecycle COM-4), deals (creates DEAL-2..5 with the pipelines DEAL-3 needs, field updates, findings),
+contact lifecycle (DEAL-7, CON-9) and associations (DEAL-6): read here, decided by the pure functions of
+``crm_pipelines/sync/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from crm_pipelines.defs.writeback.plan_inputs import _values, contact_create_plan, linked_merges
+from crm_pipelines.settings import Settings
+from crm_pipelines.state import mirror, unified
+from crm_pipelines.sync.association_plan import association_changes
+from crm_pipelines.sync.company_plan import CompanyCreateSettings, company_creates, lifecycle_updates
+from crm_pipelines.sync.deal_plan import (
+    DealCreateSettings,
+    StagePairs,
+    deal_creates,
+    drop_unmapped_stages,
+    pipeline_creates,
+    stage_updates,
+    stage_values,
+)
+from crm_pipelines.sync.field_plan import UPDATE_COLUMNS, field_updates
+from crm_pipelines.sync.lifecycle_plan import contact_lifecycle_updates, won_deal_contacts
+from crm_pipelines.sync.plan import CREATE_COLUMNS, FINDING_COLUMNS, LEFT_OUT_COLUMNS, TargetPlan, concat, frame
+
+TARGETS = ("hubspot", "salesforce", "dynamics")
+OTHERS = ("salesforce", "dynamics")
+_ACCOUNT_OBJECT = {"salesforce": "Account", "dynamics": "accounts"}
+_DEAL_OBJECT = {"hubspot": "deals", "salesforce": "Opportunity", "dynamics": "opportunities"}
+
+
+@dataclass
+class ContactPlan:
+    """The contact part of every target's plan."""
+
+    updates: dict[str, pd.DataFrame]  # target -> field updates of linked contacts (UPDATE_COLUMNS)
+    creates: dict[str, pd.DataFrame]  # target -> contacts to create (contact_creates.CREATE_COLUMNS)
+    left_out: pd.DataFrame  # candidates not created and why (contact_creates.SKIP_COLUMNS)
+
+
+def contact_plan(engine: Engine, settings: Settings) -> ContactPlan:
+    """Contacts to create in each CRM and the field updates of linked contacts."""
+    updates = field_updates(linked_merges(engine, settings, "contact"), "contact")
+    creates, left_out = contact_create_plan(engine, settings)
+    return ContactPlan(updates, creates, left_out)
+
+
+def _enabled(settings: Settings) -> list[str]:
+    return [crm for crm in OTHERS if getattr(settings.connections, crm).enabled]
+
+
+def company_settings(settings: Settings) -> dict[str, CompanyCreateSettings]:
+    out = {}
+    for crm in _enabled(settings):
+        c = getattr(settings.sync, crm).companies
+        out[crm] = CompanyCreateSettings(
+            enabled=c.enabled, direction=c.direction, requested=tuple(c.requested),
+            enabled_since=None if c.enabled_since is None else pd.Timestamp(c.enabled_since),
+            import_ids=tuple(c.import_ids))  # fmt: skip
+    return out
+
+
+def deal_settings(settings: Settings) -> dict[str, DealCreateSettings]:
+    out = {}
+    for crm in _enabled(settings):
+        d = getattr(settings.sync, crm).deals
+        out[crm] = DealCreateSettings(
+            enabled=d.enabled, direction=d.direction, filters=tuple(d.filters),
+            pipelines=tuple(StagePairs(m.other_pipeline, m.hubspot_pipeline, dict(m.stages)) for m in d.pipelines))
+    return out
+
+
+def _modified(engine: Engine, crm: str, ids: list[str]) -> pd.DataFrame:
+    """``crm``, ``id``, ``modified_at`` of these company records (COM-3)."""
+    table = mirror.table_for(crm, _ACCOUNT_OBJECT[crm])
+    with engine.connect() as conn:
+        rows = [r for start in range(0, len(ids), 1000)
+                for r in conn.execute(sa.select(table.c.id, table.c.modified_at)
+                                      .where(table.c.id.in_(ids[start : start + 1000])))]  # fmt: skip
+    out = pd.DataFrame(rows, columns=["id", "modified_at"]).assign(crm=crm)
+    out["modified_at"] = pd.to_datetime(out["modified_at"], utc=True)
+    return out
+
+
+def _contact_creates(contacts: ContactPlan) -> dict[str, pd.DataFrame]:
+    return {crm: made.assign(object="contact", detail=made["email"]) for crm, made in contacts.creates.items()}
+
+
+def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
+    """Target CRM -> its plan."""
+    contacts = contact_plan(engine, settings)
+    read = {name: unified.read(engine, name) for name in (
+        "contact_identities", "company_identities", "account_candidates", "deal_identities", "deal_stages",
+        "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle", "company_lifecycle",
+        "hubspot_pipelines")}  # fmt: skip
+    contact_ids, companies, deals = read["contact_identities"], read["company_identities"], read["deal_identities"]
+    planned = {crm: made["identity_id"] for crm, made in contacts.creates.items()}
+
+    # companies: creates (COM-1..3), field updates of linked companies
+    company_rules = company_settings(settings)
+    modified = None
+    if any(r.enabled_since is not None for r in company_rules.values()):
+        free = companies[companies["hubspot_id"].isna()]
+        modified = pd.concat([_modified(engine, crm, free[f"{crm}_id"].dropna().astype(str).tolist())
+                              for crm in company_rules], ignore_index=True)  # fmt: skip
+    company_made, company_left = company_creates(companies, read["account_candidates"], read["contact_company"],
+                                                 contact_ids, company_rules, planned, modified)
+    company_updates = field_updates(linked_merges(engine, settings, "company"), "company")
+
+    # deals: creates (DEAL-2..5), the pipelines they need (DEAL-3), field updates of linked deals
+    deal_rules = deal_settings(settings)
+    values = {}
+    if any(r.filters for r in deal_rules.values()):  # CON-8 reads the deals' mapped values
+        for crm, column in (("hubspot", "hubspot_id"), ("salesforce", "salesforce_id"), ("dynamics", "dynamics_id")):
+            ids = deals.loc[deals["linked"].eq(False) & deals[column].notna(), column].astype(str).tolist()
+            values[crm] = _values(engine, crm, _DEAL_OBJECT[crm], ids) if ids else None
+    deal_made, deal_left, deal_findings = deal_creates(deals, read["deal_stages"], read["deal_facts"], deal_rules,
+                                                       values)
+    pipelines = pipeline_creates(deal_made.get("hubspot", frame(CREATE_COLUMNS)), read["hubspot_pipelines"])
+    # linked deals: mapped fields and the stage (in HubSpot's terms, back to the other CRM's names)
+    deal_merged = linked_merges(engine, settings, "deal", stage_values(read["deal_stages"], read["deal_facts"]))
+    deal_updates = field_updates(drop_unmapped_stages(deal_merged), "deal")
+    stage_findings = []
+    for crm, rules in deal_rules.items():
+        if crm in deal_updates:
+            deal_updates[crm], found = stage_updates(deal_updates[crm], crm, rules)
+            stage_findings.append(found)
+    deal_findings = concat(FINDING_COLUMNS, [deal_findings, *stage_findings])
+
+    # lifecycle: DEAL-7 (and CON-9) on HubSpot contacts, then COM-4 on their companies
+    won_from = [crm for crm in _enabled(settings) if getattr(settings.sync, crm).deals.closed_won_sets_customer]
+    won = won_deal_contacts(read["deal_stages"], deals, read["deal_contact"], contact_ids, won_from)
+    lifecycle, stages = contact_lifecycle_updates(read["contact_lifecycle"], won)
+    company_sync_on = any(r.enabled for r in company_rules.values())
+    company_lifecycle = (lifecycle_updates(stages, read["company_lifecycle"], read["contact_company"], contact_ids,
+                                           companies) if company_sync_on else None)  # fmt: skip
+
+    # associations (DEAL-6) between identities both ends of which the target holds
+    pairs = {"contact_company": read["contact_company"], "deal_contact": read["deal_contact"],
+             "deal_company": read["deal_company"]}  # fmt: skip
+    identities = {"contact": contact_ids, "company": companies, "deal": deals}
+    syncing = {crm: {obj: (getattr(getattr(settings.sync, crm), attr).enabled,
+                           getattr(getattr(settings.sync, crm), attr).direction)
+                     for obj, attr in (("contact", "contacts"), ("company", "companies"), ("deal", "deals"))}
+               for crm in _enabled(settings)}  # fmt: skip
+    contact_made = _contact_creates(contacts)
+
+    plans = {}
+    for target in TARGETS:
+        creates = [contact_made.get(target), company_made.get(target), deal_made.get(target)]
+        if target == "hubspot":
+            creates.insert(0, pipelines)  # DEAL-3: before the deals created into them
+        updates = [contacts.updates.get(target), company_updates.get(target), deal_updates.get(target)]
+        if target == "hubspot":
+            updates += [lifecycle, company_lifecycle]
+        made, assoc_left = association_changes(target, pairs, identities, syncing)
+        contact_left = contacts.left_out[contacts.left_out["target_crm"] == target].assign(object="contact")
+        left = [contact_left, company_left[company_left["target_crm"] == target],
+                deal_left[deal_left["target_crm"] == target], assoc_left]
+        plans[target] = TargetPlan(
+            crm=target, creates=concat(CREATE_COLUMNS, creates), updates=_updates(updates), associations=made,
+            left_out=concat(LEFT_OUT_COLUMNS, left),
+            findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target]]))
+    return plans
+
+
+def _updates(parts: list[pd.DataFrame | None]) -> pd.DataFrame:
+    """The field updates, one per record and field (a lifecycle rule's value replaces a merged one)."""
+    out = concat(UPDATE_COLUMNS, parts)
+    return out.drop_duplicates(["kind", "record_id", "field"], keep="last").reset_index(drop=True)
