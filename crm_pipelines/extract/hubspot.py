@@ -26,6 +26,12 @@ PROPERTIES = {
         "hubspot_owner_id",
         "createdate",
         "lastmodifieddate",
+        # ROLL-1: HubSpot's own calculated rollups, compared with ours by the rollup drift check
+        "num_associated_deals",
+        "first_deal_created_date",
+        "recent_deal_close_date",
+        "recent_deal_amount",
+        "total_revenue",
     ],
     "companies": [
         "name",

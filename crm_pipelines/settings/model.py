@@ -9,7 +9,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -179,6 +179,41 @@ class DealSync(ObjectSync):
     closed_won_sets_customer: bool = False
 
 
+# ROLL-1: HubSpot's own calculated, read-only contact rollups (SPEC's rollup table): the sync never writes them
+HUBSPOT_CALCULATED_ROLLUPS = ("num_associated_deals", "first_deal_created_date", "recent_deal_close_date",
+                              "recent_deal_amount", "total_revenue")  # fmt: skip
+
+
+class RollupTargets(_Strict):
+    """ROLL-2: the field of this CRM's contact records each cross-CRM rollup is written to (a HubSpot contact
+    property; a field on Salesforce Contact and Lead; an attribute of the Dynamics contact or lead). Unset: that
+    figure is not written. Default: none configured, nothing is written."""
+
+    num_associated_deals: str | None = None
+    first_deal_created_date: str | None = None
+    recent_deal_close_date: str | None = None
+    recent_deal_amount: str | None = None
+    total_revenue: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        """figure -> target field, for the configured ones."""
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class HubSpotRollupTargets(RollupTargets):
+    @field_validator("*")
+    @classmethod
+    def _not_calculated(cls, value: str | None) -> str | None:
+        if value in HUBSPOT_CALCULATED_ROLLUPS:  # ROLL-1
+            raise ValueError(f"{value} is one of HubSpot's calculated, read-only contact properties (ROLL-1): the "
+                             "sync never writes it; name a custom contact property instead")  # fmt: skip
+        return value
+
+
+class HubSpotSync(_Strict):
+    rollup_targets: HubSpotRollupTargets = HubSpotRollupTargets()  # ROLL-2
+
+
 class SalesforceSync(_Strict):
     contacts: ObjectSync = ObjectSync()
     companies: CompanySync = CompanySync()  # COM-1..3
@@ -194,6 +229,7 @@ class SalesforceSync(_Strict):
     default_app: Literal["hubspot", "salesforce"] = "hubspot"  # CONF-2
     conflict_window_minutes: float = Field(5, gt=0)  # CONF-1
     field_mappings: list[FieldMapping] = []
+    rollup_targets: RollupTargets = RollupTargets()  # ROLL-2: fields on Contact and Lead
 
 
 class DynamicsSync(_Strict):
@@ -206,11 +242,16 @@ class DynamicsSync(_Strict):
     default_app: Literal["hubspot", "dynamics"] = "hubspot"  # CONF-2
     conflict_window_minutes: float = Field(5, gt=0)  # CONF-1
     field_mappings: list[FieldMapping] = []
+    rollup_targets: RollupTargets = RollupTargets()  # ROLL-2: attributes of the contact_entity
 
 
 class Sync(_Strict):
+    hubspot: HubSpotSync = HubSpotSync()
     salesforce: SalesforceSync = SalesforceSync()
     dynamics: DynamicsSync = DynamicsSync()
+    # ROLL-2: the currency cross-CRM amounts are summed in (deals whose CRM gives no converted value count only
+    # when in this currency or of unknown currency); unset: the CRMs' home currencies are taken as one
+    rollup_home_currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
 
 
 class Extract(_Strict):

@@ -196,3 +196,10 @@ TABLES_OF = {
     ROLLUPS: ("contact_rollups", "deal_facts", "hubspot_deal_contacts"),
     ASSOCIATIONS: ("contact_company", "deal_contact", "deal_company", "deal_contact_src", "deal_company_src"),
 }
+
+
+def build_unified_checks() -> list[dg.AssetChecksDefinition]:
+    """Checks defined apart from the transform: ROLL-1, our rollups against HubSpot's (``rollup_check.py``)."""
+    from crm_pipelines.defs.unified.rollup_check import build_rollup_drift_check
+
+    return [build_rollup_drift_check(ROLLUPS)]

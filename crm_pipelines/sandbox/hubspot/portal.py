@@ -24,6 +24,14 @@ from crm_pipelines.sandbox.hubspot.catalog import (
     inverse_type_id,
     v3_association_type_name,
 )
+from crm_pipelines.sandbox.hubspot.rollups import (
+    DEAL_INPUTS,
+    SOURCE_CALCULATED,
+    changed,
+    deal_facts,
+    figures,
+    won_stages,
+)
 from crm_pipelines.sandbox.hubspot.store import HubSpotStore, Record, email_key
 from crm_pipelines.sandbox.hubspot.values import InvalidValue, iso_ms, normalize, parse_timestamp_ms
 
@@ -91,7 +99,8 @@ class Portal:
                 continue
             if prop.read_only and not (creating and name == o.created_prop):
                 problems.append(
-                    (name, "READ_ONLY_VALUE", f'"{name}" is a read only property; its value cannot be set.')
+                    # HubSpot's own wording for every read-only value (docs/hubspot_rollups.md)
+                    (name, "READ_ONLY_VALUE", f'"{name}" is a calculated property; its value cannot be set.')
                 )
                 continue
             try:
@@ -157,6 +166,8 @@ class Portal:
             self.store.add_history((o.name, record_id, k, v, stamp, source) for k, v in stored.items())
             for to_type, to_id, type_ids in links:
                 self.associate(o.name, record_id, to_type, to_id, type_ids)
+        if o.name == "contacts" and any(to_type == "deals" for to_type, _, _ in links):
+            return self.store.get(o.name, record_id) or Record(o.name, record_id, stored, created, stamp, False, None)
         return Record(o.name, record_id, stored, created, stamp, False, None)
 
     def update(self, o: ObjectType, record: Record, values: Mapping[str, Any], *, source: str = SOURCE_API) -> Record:
@@ -174,6 +185,8 @@ class Portal:
             self._seed_history(record, changed)
             self.store.save(updated)
             self.store.add_history((o.name, record.id, k, v, stamp, source) for k, v in changed.items())
+            if o.name == "deals" and DEAL_INPUTS & changed.keys():
+                self.recompute_rollups(self.store.associations_of("deals", record.id, "contacts"))
         return updated
 
     def _seed_history(self, record: Record, changed: Mapping[str, Any]) -> None:
@@ -187,7 +200,40 @@ class Portal:
 
     def archive(self, record: Record) -> None:
         stamp = max(now_ms(), record.updated_ms + 1)
-        self.store.save(replace(record, archived=True, archived_ms=stamp, updated_ms=stamp))
+        with self.store.transaction():
+            self.store.save(replace(record, archived=True, archived_ms=stamp, updated_ms=stamp))
+            if record.object_type == "deals":  # only live deals count
+                self.recompute_rollups(self.store.associations_of("deals", record.id, "contacts"))
+
+    # -- HubSpot's calculated rollups (ROLL-1) ------------------------------------------------------
+    def recompute_rollups(self, contact_ids) -> None:
+        """Recompute the deal rollups of these contacts (``rollups.py``) and store those that changed, as
+        HubSpot does after a deal or an association changes: the contact's modification time moves and the
+        property history says the calculation set the value."""
+        ids = sorted({int(i) for i in contact_ids})
+        if not ids:
+            return
+        contacts = self.store.get_many("contacts", ids)
+        if not contacts:
+            return
+        won = won_stages(self.store.pipelines("deals"))
+        deals = self.store.contact_deals(list(contacts))
+        for contact_id, record in contacts.items():
+            linked = deals.get(contact_id, [])
+            facts = [deal_facts(d, created, orjson.loads(props), won) for d, created, props in linked]
+            new = changed(record.properties, figures(facts))
+            if new:
+                self._store_calculated(record, new)
+
+    def _store_calculated(self, record: Record, values: Mapping[str, str | None]) -> None:
+        merged = {k: v for k, v in {**record.properties, **values}.items() if v is not None}
+        stamp = max(now_ms(), record.updated_ms + 1)
+        with self.store.transaction():
+            self._seed_history(record, values)
+            self.store.save(replace(record, properties=merged, updated_ms=stamp))
+            self.store.add_history(
+                (record.object_type, record.id, k, v, stamp, SOURCE_CALCULATED) for k, v in values.items()
+            )
 
     def find(self, o: ObjectType, key: str, id_property: str | None, *, archived: bool = False) -> Record | None:
         if id_property and id_property != "hs_object_id":
@@ -218,6 +264,14 @@ class Portal:
                 if back is not None:
                     rows.append((to_type, to_id, from_type, from_id, back, category))
         self.store.add_associations(rows)
+        self._rollups_after_link(from_type, from_id, to_type, to_id)
+
+    def _rollups_after_link(self, from_type: str, from_id: int, to_type: str, to_id: int) -> None:
+        """A contact gaining or losing a deal has its rollups recomputed."""
+        if (from_type, to_type) == ("contacts", "deals"):
+            self.recompute_rollups([from_id])
+        elif (from_type, to_type) == ("deals", "contacts"):
+            self.recompute_rollups([to_id])
 
     def dissociate(
         self, from_type: str, from_id: int, to_type: str, to_id: int, type_ids: list[int] | None = None
@@ -229,6 +283,7 @@ class Portal:
             else [b for t in type_ids if (b := inverse_type_id(from_type, to_type, t)) is not None]
         )
         self.store.remove_associations(to_type, to_id, from_type, from_id, back)
+        self._rollups_after_link(from_type, from_id, to_type, to_id)
 
     def default_type_id(self, from_type: str, to_type: str) -> int:
         pair = ASSOCIATION_TYPES.get((from_type, to_type))

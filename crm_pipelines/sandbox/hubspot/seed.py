@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from crm_pipelines.sandbox.hubspot.catalog import ASSOCIATION_TYPES, HUBSPOT_PIPELINES, OBJECT_TYPES
+from crm_pipelines.sandbox.hubspot.rollups import ROLLUP_PROPERTIES, DealFacts, figures, won_stages
 from crm_pipelines.sandbox.hubspot.store import HubSpotStore
 from crm_pipelines.sandbox.universe import Universe
 
@@ -130,6 +131,7 @@ def _seed(store: HubSpotStore, universe: Universe, progress: Callable[[str], Non
     contact_base = OBJECT_TYPES["contacts"].id_base + 1
     deal_base = OBJECT_TYPES["deals"].id_base + 1
     pipeline_ids = {key: p["id"] for key, p in HUBSPOT_PIPELINES.items()}
+    won = won_stages(_pipeline(p, i) for i, p in enumerate(HUBSPOT_PIPELINES.values()))
     stage_ids = {
         (key, stage): sid for key, p in HUBSPOT_PIPELINES.items() for stage, (sid, _, _) in p["stages"].items()
     }
@@ -177,6 +179,12 @@ def _seed(store: HubSpotStore, universe: Universe, progress: Callable[[str], Non
             }
         )
         dc = chunk.deal_contacts[chunk.deal_contacts["hubspot_record_id"].notna()]
+        dc = dc[dc["deal_id"].isin(d_ids.index)]
+        # ROLL-1: HubSpot's calculated rollups, computed as the portal recomputes them after a change (a deal's
+        # contacts are people of its own chunk)
+        rollups = _rollups(ids, deals, deal_props, d_ids, dc, contact_base, won)
+        for name in ROLLUP_PROPERTIES:
+            contact_props[name] = rollups[name]
         dco = deals[deals["company_id"].notna()]
         engagements = _engagements(dc, deals, d_ids, contact_base, owner_of, n_engagements)
         with store.transaction():
@@ -242,6 +250,28 @@ def _seed(store: HubSpotStore, universe: Universe, progress: Callable[[str], Non
         for object_type in ("tasks", "calls"):
             store.allocate_ids(object_type, OBJECT_TYPES[object_type].id_base + n_engagements[object_type], 0)
     progress(f"hubspot: {n_engagements['tasks']} tasks, {n_engagements['calls']} calls")
+
+
+def _rollups(ids: pd.Series, deals: pd.DataFrame, deal_props: pd.DataFrame, d_ids: pd.Series, dc: pd.DataFrame,
+             contact_base: int, won: set[tuple[str, str]]) -> dict[str, list]:  # fmt: skip
+    """The five rollup properties per contact of ``ids`` (None where it has no deal), by ``rollups.figures``."""
+    created = _ms(deals["created_at"]).tolist()
+    close_ms = _ms(deals["close_date"].fillna(pd.Timestamp(0, tz="UTC"))).tolist()
+    close = [m if known else None for m, known in zip(close_ms, deals["close_date"].notna().tolist(), strict=True)]
+    amounts = [None if pd.isna(a) else float(a) for a in deals["amount"].tolist()]
+    stages = zip(deal_props["pipeline"].tolist(), deal_props["dealstage"].tolist(), strict=True)
+    facts = {
+        deal: DealFacts(int(hs_id), c, cl, a, stage in won)
+        for deal, hs_id, c, cl, a, stage in zip(deals["deal_id"].tolist(), d_ids.tolist(), created, close, amounts,
+                                                stages, strict=True)
+    }  # fmt: skip
+    per_contact: dict[int, dict[int, DealFacts]] = {}
+    contacts = (contact_base + dc["hubspot_record_id"].astype("int64")).tolist()
+    for contact, deal in zip(contacts, dc["deal_id"].tolist(), strict=True):
+        per_contact.setdefault(contact, {})[deal] = facts[deal]
+    empty = dict.fromkeys(ROLLUP_PROPERTIES)
+    rows = [figures(list(per_contact[c].values())) if c in per_contact else empty for c in ids.tolist()]
+    return {name: [r[name] for r in rows] for name in ROLLUP_PROPERTIES}
 
 
 def _engagements(

@@ -288,6 +288,23 @@ class HubSpotStore:
             out.setdefault(to_id, []).append((type_id, category))
         return out
 
+    def contact_deals(self, contact_ids: Sequence[int]) -> dict[int, list[tuple[int, int, str]]]:
+        """{contact id: [(deal id, created_ms, properties JSON), ...]} of the live deals each is associated with
+        (each deal once, whatever association types link them)."""
+        out: dict[int, list[tuple[int, int, str]]] = {}
+        for start in range(0, len(contact_ids), 500):
+            chunk = list(contact_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT DISTINCT a.from_id, d.id, d.created_ms, d.properties FROM associations a "
+                "JOIN objects d ON d.object_type = 'deals' AND d.id = a.to_id AND d.archived = 0 "
+                f"WHERE a.from_type = 'contacts' AND a.to_type = 'deals' AND a.from_id IN ({marks})",
+                chunk,
+            )
+            for contact_id, deal_id, created_ms, properties in rows:
+                out.setdefault(contact_id, []).append((deal_id, created_ms, properties))
+        return out
+
     def count_associations(self) -> int:
         return self.scalar("SELECT COUNT(*) FROM associations", ())
 
