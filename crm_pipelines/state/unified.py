@@ -305,6 +305,21 @@ def read(engine_or_conn: Engine | Connection, name: str, where: sa.ColumnElement
     return _typed(declared, normalize(declared, raw))
 
 
+def tally(conn: Connection, name: str, where: sa.ColumnElement | None, by: Sequence[sa.ColumnElement],
+          sample: Sequence[sa.ColumnElement], order: Sequence[sa.ColumnElement], n: int
+          ) -> tuple[dict[tuple, int], pd.DataFrame]:
+    """What an asset check shows of a stored table, computed by the database (the tables hold millions of rows):
+    the rows ``where`` selects counted per ``by``, and ``sample``'s columns of the first ``n`` in ``order``."""
+    table = _table(BY_NAME[name])
+    counts = sa.select(*by, sa.func.count()).select_from(table).group_by(*by)
+    head = sa.select(*sample).select_from(table).order_by(*order).limit(n)
+    if where is not None:
+        counts, head = counts.where(where), head.where(where)
+    by_group = {tuple(row[:-1]): int(row[-1]) for row in conn.execute(counts)}
+    rows = conn.execute(head).all() if sample and n else []
+    return by_group, pd.DataFrame(rows, columns=[c.name for c in sample])
+
+
 def column(name: str, col: str) -> sa.Column:
     """A declared table's column, for the filters callers pass to ``read``."""
     return _table(BY_NAME[name]).c[col]

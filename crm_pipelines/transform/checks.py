@@ -31,11 +31,16 @@ def _sample(frame: pd.DataFrame, n: int) -> list[dict[str, Any]]:
     return head.where(head.notna(), None).to_dict(orient="records")
 
 
+def outcome(name: str, counts: dict[tuple, int], sample: pd.DataFrame) -> CheckOutcome:
+    """A check's result from its counts per group (``"crm/reason"`` keys) and its sample rows."""
+    total = sum(counts.values())
+    return CheckOutcome(name, total == 0, total, {"/".join(map(str, k)): v for k, v in counts.items()},
+                        _sample(sample, len(sample)))
+
+
 def _outcome(name: str, frame: pd.DataFrame, by: list[str], n: int) -> CheckOutcome:
     counts = frame.groupby(by, dropna=False).size() if len(frame) else pd.Series(dtype=int)
-    return CheckOutcome(name, len(frame) == 0, len(frame),
-                        {"/".join(map(str, k if isinstance(k, tuple) else (k,))): int(v) for k, v in counts.items()},
-                        _sample(frame, n))
+    return outcome(name, {k if isinstance(k, tuple) else (k,): int(v) for k, v in counts.items()}, frame.head(n))
 
 
 def duplicate_emails(findings: pd.DataFrame, n: int = SAMPLE) -> CheckOutcome:

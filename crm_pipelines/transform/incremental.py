@@ -211,7 +211,7 @@ def _contact_component(prev: ContactIdentities, delta: Mirrors, links: pd.DataFr
     removed = members.iloc[sel_pos][["crm", "id"]]
     removed = pd.concat([removed, touched], ignore_index=True).drop_duplicates(ignore_index=True)
     f = prev.findings
-    stale = f["identity_id"].isin(gone_ident)  # findings are few (the ambiguous records)
+    stale = _isin(f, "identity_id", gone_ident)
     return {
         "contact_identities": TableChange(("identity_id",), pd.DataFrame({"identity_id": sorted(gone_ident)}),
                                           part.identities),

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.mirrors import transform_settings
+from crm_pipelines.defs.unified.stored_checks import stored_checks
 from crm_pipelines.defs.unified.update import update_unified, verify_sample
 from crm_pipelines.extract.catalog import EXTRACTED
 from crm_pipelines.settings import Settings
@@ -101,16 +102,12 @@ AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_
 
 
 def _read_checks(engine) -> list[dg.AssetCheckResult]:
-    findings = unified.read(engine, "contact_findings")
-    members = unified.read(engine, "contact_members", unified.column("contact_members", "email_valid").is_(False))
-    stages = unified.read(engine, "deal_stages", unified.column("deal_stages", "status").in_(
-        ["unmapped_stage", "unmapped_pipeline"]))
-    field_findings = unified.read(engine, "field_findings")
+    found = stored_checks(engine)
     return [
-        _check(CONTACTS, checks.duplicate_emails(findings)),
-        _check(CONTACTS, checks.contacts_without_valid_email(members)),
-        _check(DEALS, checks.unmapped_stages(stages)),
-        _check(FIELDS, checks.failed_normalization(field_findings)),
+        _check(CONTACTS, found["duplicate_emails"]),
+        _check(CONTACTS, found["contacts_without_valid_email"]),
+        _check(DEALS, found["unmapped_stages"]),
+        _check(FIELDS, found["failed_normalization"]),
     ]
 
 

@@ -27,7 +27,7 @@ from crm_pipelines.transform.lookup import Lookups
 from crm_pipelines.transform.pipeline import TransformResult, TransformSettings
 
 # read whole: small (reference data, the ambiguity findings, the links) or not read by the incremental run
-_WHOLE = ("contact_findings", "company_findings", "owners", "hubspot_pipelines", "company_links")
+_WHOLE = ("company_findings", "owners", "hubspot_pipelines", "company_links")
 _MAX_ROUNDS = 100
 _CHUNK = 5_000
 _AHEAD = 3  # steps read ahead per fetch (2: 5 rounds; more saves no further round)
@@ -40,7 +40,8 @@ _AHEAD = 3  # steps read ahead per fetch (2: 5 rounds; more saves no further rou
 # is never wrong.
 _KINDS = {
     "contact identity": ("contact_members.identity_id", "contact_identities.identity_id",
-                         "contact_company.contact_identity", "deal_contact.contact_identity"),
+                         "contact_company.contact_identity", "deal_contact.contact_identity",
+                         "contact_findings.identity_id"),
     "company identity": ("company_identities.identity_id", "contact_company.company_identity",
                          "deal_company.company_identity"),
     "deal identity": ("deal_identities.identity_id", "deal_contact.deal_identity", "deal_company.deal_identity"),
@@ -99,10 +100,11 @@ class StoredResult:
             # a deal linked across CRMs (DEAL-5) is found by a scan of the linked rows: they are read up front
             self.frames["deal_identities"] = unified.read(conn, "deal_identities",
                                                           unified.column("deal_identities", "linked").is_(True))
-            # the incremental run counts the Salesforce pipelines (record types) the stages were mapped with
-            stages = unified.column("deal_stages", "crm")
-            self.frames["deal_stages"] = unified.read(conn, "deal_stages", stages == "salesforce").drop_duplicates(
-                "pipeline")
+            # the incremental run counts the Salesforce pipelines (record types) the stages were mapped with:
+            # one row per pipeline is read (the database groups the rows, an index-only scan)
+            crm, pipeline, key = (unified.column("deal_stages", c) for c in ("crm", "pipeline", "id"))
+            first = sa.select(sa.func.min(key)).where(crm == "salesforce").group_by(pipeline)
+            self.frames["deal_stages"] = unified.read(conn, "deal_stages", (crm == "salesforce") & key.in_(first))
         self._result: TransformResult | None = None
         self._partial: dict[int, str] = {}
 
