@@ -299,10 +299,40 @@ def read(engine_or_conn: Engine | Connection, name: str, where: sa.ColumnElement
     declared = BY_NAME[name]
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
-            raw = _select(conn, declared, where)
-    else:
-        raw = _select(engine_or_conn, declared, where)
+            return read(conn, name, where)
+    raw = _select(engine_or_conn, declared, where)
+    if _is_pg(engine_or_conn):
+        return _typed_from_copy(declared, raw)
     return _typed(declared, normalize(declared, raw))
+
+
+def _typed_from_copy(declared: Declared, raw: pd.DataFrame) -> pd.DataFrame:
+    """``_typed(normalize(...))`` for PostgreSQL's CSV text (every value a string or NaN, booleans ``t``/``f``),
+    converted column by column without the general path's checks: an incremental run reads a hundred small
+    frames, where those checks cost more than the rows."""
+    out = {}
+    for name, kind in declared.columns:
+        col = raw[name]
+        missing = col.isna().to_numpy()
+        if kind == "ts":
+            out[name] = pd.to_datetime(col, utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
+        elif kind == "bool":
+            flags = col.to_numpy(dtype=object) == "t"
+            out[name] = pd.array(flags, dtype="boolean") if missing.any() else flags
+            if missing.any():
+                out[name][missing] = pd.NA
+        elif kind == "int":
+            number = pd.to_numeric(col)
+            out[name] = number.astype("Int64") if missing.any() else number.astype("int64")
+        elif kind == "float":
+            out[name] = pd.to_numeric(col).astype("Float64")
+        elif kind == "json":
+            out[name] = pd.Series([None if m else orjson.loads(v) for v, m in zip(col.tolist(), missing, strict=True)],
+                                  dtype=object)
+        else:
+            values = col.to_numpy(dtype=object)
+            out[name] = pd.Series(np.where(missing, None, values) if missing.any() else values, dtype=object)
+    return pd.DataFrame(out, index=pd.RangeIndex(len(raw)))
 
 
 def tally(conn: Connection, name: str, where: sa.ColumnElement | None, by: Sequence[sa.ColumnElement],
