@@ -274,6 +274,18 @@ def bench_unified(scale: int, seed: int, database_url: str | None) -> None:
     sys.stdout.write(json.dumps(figures) + "\n")
 
 
+@bench.command("plan")
+@click.option("--scale", type=int, default=100_000, show_default=True, help="people in the generated universe")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--database-url", default=None, help="PostgreSQL URL; the bench works in its own new database there")
+def bench_plan(scale: int, seed: int, database_url: str | None) -> None:
+    """The write-back plans on a first sync, then after 1,000 edits across the CRMs (API calls vs minimum)."""
+    from crm_pipelines.bench.plan import run_plan_bench
+
+    figures = run_plan_bench(scale, seed, database_url)
+    sys.stdout.write(json.dumps(figures) + "\n")
+
+
 @bench.command("soak")
 @click.option("--scale", type=int, default=5_000, show_default=True)
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="the sandboxes' data seed")

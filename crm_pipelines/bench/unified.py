@@ -25,8 +25,10 @@ import json
 import multiprocessing
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +181,20 @@ def _cold_start() -> float:
     return time.perf_counter() - started
 
 
-def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[str, Any]:
+@dataclass
+class Imported:
+    """What the benches after the bulk import start from."""
+
+    info: dict  # the sandboxes' endpoints
+    state_url: str
+    settings_path: str
+    home: str | None  # the Dagster home the runs share
+    import_s: float
+
+
+@contextmanager
+def imported(scale: int, seed: int, database_url: str | None) -> Iterator[Imported]:
+    """Sandboxes, a fresh state database and the bulk import into it (the CRMs side by side)."""
     spawn = multiprocessing.get_context("spawn")
     with (
         _sandboxes(scale, seed) as info,
@@ -199,22 +214,44 @@ def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[s
             started = time.perf_counter()
             with ProcessPoolExecutor(max_workers=len(CRMS), mp_context=spawn) as pool:
                 list(pool.map(_run_lane, [Lane(crm, settings_path, home) for crm in CRMS]))
-            import_s = time.perf_counter() - started
-            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                full = pool.submit(_unified_run, settings_path, home, True).result()
-            run_start_s = _cold_start()
-            edited = _edit(info, state_url, EDITS, seed)
-            with _warm_workers(len(CRMS)) as pool:
-                # the daemon's sequence: the sensor's tick, its runs (side by side: each CRM has its own
-                # pool), then the ``unified`` run their materializations request
-                started = time.perf_counter()
-                requests = pool.submit(_sensor_tick, settings_path, home).result()
-                for done in [pool.submit(_extract_run, settings_path, home, r) for r in requests]:
-                    done.result()
-                extract_s = time.perf_counter() - started
-                incremental = pool.submit(_unified_run, settings_path, home, False).result()
-                incremental_s = time.perf_counter() - started
-        records = sum(_source_counts(info).values())
+            yield Imported(info, state_url, settings_path, home, time.perf_counter() - started)
+
+
+@dataclass
+class Synced:
+    """1,000 edits carried into ``unified`` as the daemon runs it."""
+
+    edited: dict[str, int]
+    extract_runs: int
+    extract_s: float
+    unified: dict[str, Any]  # ``_unified_run``'s figures
+    seconds: float  # from the sensor's tick to the end of the ``unified`` run
+
+
+def edit_and_sync(state: Imported, seed: int, pool: ProcessPoolExecutor) -> Synced:
+    """Edits in the sandboxes' UIs, then the daemon's sequence in warm workers: the sensor's tick, its runs
+    (side by side: each CRM has its own pool), then the ``unified`` run their materializations request."""
+    edited = _edit(state.info, state.state_url, EDITS, seed)
+    started = time.perf_counter()
+    requests = pool.submit(_sensor_tick, state.settings_path, state.home).result()
+    for done in [pool.submit(_extract_run, state.settings_path, state.home, r) for r in requests]:
+        done.result()
+    extract_s = time.perf_counter() - started
+    incremental = pool.submit(_unified_run, state.settings_path, state.home, False).result()
+    return Synced(edited, len(requests), extract_s, incremental, time.perf_counter() - started)
+
+
+def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[str, Any]:
+    spawn = multiprocessing.get_context("spawn")
+    with imported(scale, seed, database_url) as state:
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            full = pool.submit(_unified_run, state.settings_path, state.home, True).result()
+        run_start_s = _cold_start()
+        with _warm_workers(len(CRMS)) as pool:
+            synced = edit_and_sync(state, seed, pool)
+        records = sum(_source_counts(state.info).values())
+    import_s, state_url, incremental = state.import_s, state.state_url, synced.unified
+    incremental_s, extract_s, edited = synced.seconds, synced.extract_s, synced.edited
     return {
         "scale": scale,
         "records": records,
@@ -223,7 +260,7 @@ def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[s
         "full_rows_written": full["rows_written"],
         "full_parts_s": {k: round(v, 2) for k, v in full["parts"].items()},
         "edited": edited,
-        "extract_runs": len(requests),
+        "extract_runs": synced.extract_runs,
         "incremental_extract_s": round(extract_s, 2),
         "incremental_unified_s": round(incremental["seconds"], 2),
         "incremental_s": round(incremental_s, 2),

@@ -70,5 +70,5 @@ def merge_inputs(links: pd.DataFrame, hubspot: pd.DataFrame, other: pd.DataFrame
     out["baseline_value"] = out["baseline_value"].astype(object).where(out["has_baseline"], None)
     for col in ("hubspot_value", "other_value"):
         out[col] = out[col].astype(object).where(out[col].notna(), None)
-    out["rule"] = out["field"].map(lambda f: FieldRule(rules.get(f, FieldRule.TWO_WAY)).value)
+    out["rule"] = out["field"].map({f: FieldRule(rules.get(f, FieldRule.TWO_WAY)).value for f in fields})
     return out.reset_index(drop=True)

@@ -18,7 +18,7 @@ from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.assets import ASSOCIATIONS, AUTOMATION, COMPANIES, CONTACTS, DEALS, FIELDS
 from crm_pipelines.defs.writeback.plan_inputs import budget_split
 from crm_pipelines.defs.writeback.plans import build_plans
-from crm_pipelines.sync.calls import calls_needed
+from crm_pipelines.sync.calls import UNBATCHED, calls_needed
 from crm_pipelines.sync.plan import TargetPlan
 
 TARGETS = ("hubspot", "salesforce", "dynamics")
@@ -126,9 +126,12 @@ def build_plan_assets() -> dg.AssetsDefinition:
             context.log.info(f"{crm} plan: {len(plan.creates)} creates, {len(planned)} field updates, "
                              f"{len(plan.associations)} associations, {len(plan.findings)} findings; writes {writes}")
             meta = plan_metadata(plan)
-            kept, deferred, left = budget_split(engine, settings, crm, plan.work())
+            work = plan.work()
+            kept, deferred, left = budget_split(engine, settings, crm, work)
             calls = calls_table(crm, kept, deferred)
             meta |= {
+                "planned_writes": len(work),  # one per record and action (a record's updates are one write)
+                "unbatched_writes": int(work["object"].isin([o for c, o in UNBATCHED if c == crm]).sum()),
                 "api_calls_planned": calls_needed(crm, kept) + calls_needed(crm, deferred),  # OPS-8
                 "api_calls_by_object": dg.MetadataValue.md(_table(calls, list(calls.columns), sample=len(calls))),
                 "api_calls_left_24h": "no limit set" if left is None else left,  # OPS-2

@@ -1,0 +1,89 @@
+"""``crm-pipelines bench plan``: the write-back plans (``writeback/*_plan``) on a state loaded as ``bench
+unified`` loads it, each plan run through Dagster in a spawned process, as a run worker runs it.
+
+- ``initial_plan_s``: the plans right after the bulk import and a full ``unified``: a first sync, where
+  everything unmatched is to be created;
+- ``incremental_plan_s``: the plans after 1,000 records are edited across the CRMs and carried into
+  ``unified`` as the daemon does it (``bench unified``'s incremental step);
+- ``planned_writes``: records the initial plans write (a record's updates are one write);
+- ``api_calls_planned``: the calls the plans say their execution takes (each API's batch per object and
+  action, ``sync/calls.py``); ``api_calls_min``: records to write per CRM / that API's batch size (a
+  pipeline is one call), the bound no batching can beat; ``api_calls_ratio`` = planned / min;
+- ``peak_rss_mb``: the largest plan run process.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from crm_pipelines.bench.memory import peak_rss_mb
+from crm_pipelines.bench.unified import CRMS, _unified_run, _warm_workers, edit_and_sync, imported
+from crm_pipelines.dagster_events import batch_partition_events
+from crm_pipelines.defs.resources import build_resources
+from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
+from crm_pipelines.settings import load_settings
+from crm_pipelines.sync.calls import BATCH
+
+
+def _plan_run(settings_path: str, home: str | None) -> dict[str, Any]:
+    """The three plans in one Dagster run, in this (spawned) process."""
+    batch_partition_events()
+    settings = load_settings(Path(settings_path))
+    resources = build_resources(settings, settings_path, state_url=settings.state_database_url)
+    started = time.perf_counter()
+    with dg.DagsterInstance.from_config(home) if home else dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([build_plan_assets()], instance=instance, resources=resources,
+                                tags={"crm_pipelines/kind": "bench"})
+    if not result.success:
+        raise RuntimeError("the plan run failed")
+    seconds = time.perf_counter() - started
+    events = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    per_crm = {}
+    for crm, key in PLANS.items():
+        meta = events[key]
+        per_crm[crm] = {"writes": meta["planned_writes"].value, "unbatched": meta["unbatched_writes"].value,
+                        "calls": meta["api_calls_planned"].value}
+    return {"seconds": seconds, "per_crm": per_crm, "peak_rss_mb": peak_rss_mb()}
+
+
+def _calls_min(crm: str, writes: int, unbatched: int) -> int:
+    return unbatched + math.ceil((writes - unbatched) / BATCH[crm])
+
+
+def run_plan_bench(scale: int, seed: int, database_url: str | None) -> dict[str, Any]:
+    spawn = multiprocessing.get_context("spawn")
+    with imported(scale, seed, database_url) as state:
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            full = pool.submit(_unified_run, state.settings_path, state.home, True).result()
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            initial = pool.submit(_plan_run, state.settings_path, state.home).result()
+        with _warm_workers(len(CRMS)) as pool:
+            synced = edit_and_sync(state, seed, pool)
+            incremental = pool.submit(_plan_run, state.settings_path, state.home).result()
+    per_crm = initial["per_crm"]
+    planned = sum(p["calls"] for p in per_crm.values())
+    minimum = sum(_calls_min(crm, p["writes"], p["unbatched"]) for crm, p in per_crm.items())
+    return {
+        "scale": scale,
+        "import_s": round(state.import_s, 1),
+        "full_unified_s": round(full["seconds"], 2),
+        "initial_plan_s": round(initial["seconds"], 2),
+        "incremental_unified_s": round(synced.seconds, 2),
+        "incremental_plan_s": round(incremental["seconds"], 2),
+        "planned_writes": sum(p["writes"] for p in per_crm.values()),
+        "planned_writes_by_crm": {crm: p["writes"] for crm, p in per_crm.items()},
+        "api_calls_planned": planned,
+        "api_calls_min": minimum,
+        "api_calls_ratio": round(planned / minimum, 4) if minimum else None,
+        "incremental_planned_writes": sum(p["writes"] for p in incremental["per_crm"].values()),
+        "peak_rss_mb": max(initial["peak_rss_mb"], incremental["peak_rss_mb"]),
+        "backend": "postgresql" if state.state_url.startswith("postgresql") else "sqlite",
+    }
+

@@ -1,0 +1,26 @@
+"""`crm-pipelines bench plan` end to end on a small universe (issue 12, OPS-8): the import, a full `unified`,
+the plans of a first sync through a real Dagster run, then 1,000 edits carried into `unified` and the plans
+again; its figures as one JSON object on the last line, the API calls planned never below the bound that
+batching cannot beat."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bench_plan_plans_a_first_sync_then_after_edits(pg_url: str) -> None:
+    command = [Path(sys.executable).parent / "crm-pipelines", "bench", "plan", "--scale", "300"]
+    done = subprocess.run([*command, "--database-url", pg_url], capture_output=True, text=True, timeout=900,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["backend"] == "postgresql"
+    # a first sync creates in every CRM what only the others hold (CON-1, COM-1, DEAL-1)
+    assert all(n > 0 for n in figures["planned_writes_by_crm"].values()), figures
+    assert figures["planned_writes"] == sum(figures["planned_writes_by_crm"].values())
+    assert figures["api_calls_planned"] >= figures["api_calls_min"] > 0
+    assert figures["api_calls_ratio"] == round(figures["api_calls_planned"] / figures["api_calls_min"], 4)
+    assert figures["initial_plan_s"] > 0 and figures["incremental_plan_s"] > 0 and figures["peak_rss_mb"] > 0
