@@ -34,7 +34,7 @@ def _times(values: pd.Series) -> pd.Series:
 
 def _plain(value: object) -> object:
     """A value for the check's JSON metadata: None, a float or an ISO timestamp."""
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+    if value is None or pd.isna(value):  # NaT too: a date HubSpot has and we do not (or the other way)
         return None
     return value.isoformat() if isinstance(value, pd.Timestamp) else float(value)
 
@@ -67,7 +67,8 @@ def rollup_drift(ours: pd.DataFrame, hubspot: pd.DataFrame, sample: int = SAMPLE
             }))  # fmt: skip
     found = (pd.concat(parts, ignore_index=True).sort_values(["contact_id", "figure"], ignore_index=True)
              if parts else pd.DataFrame(columns=["contact_id", "figure", "ours", "hubspot"]))  # fmt: skip
+    head = found.head(sample).copy()
     for col in ("ours", "hubspot"):
-        found[col] = [_plain(v) for v in found[col].tolist()]
+        head[col] = [_plain(v) for v in head[col].tolist()]
     by = {str(k): int(v) for k, v in found["figure"].value_counts().items()} if len(found) else {}
-    return CheckOutcome(ROLLUP_DRIFT, found.empty, len(found), by, _sample(found, sample))
+    return CheckOutcome(ROLLUP_DRIFT, found.empty, len(found), by, _sample(head, sample))
