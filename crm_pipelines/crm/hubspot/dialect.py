@@ -47,6 +47,11 @@ class HubSpotDialect:
         except (orjson.JSONDecodeError, AttributeError):
             return False
 
+    def window_remaining(self, response: httpx.Response) -> int | None:
+        # Every answer outside search says how many calls the app's ten-second window has left (FACTS §4).
+        remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
+        return int(remaining) if remaining is not None and remaining.isdigit() else None
+
     def throttle_hint(self, response: httpx.Response) -> float | None:
         # No calls left in the window: wait it out rather than collect a 429.
         if response.headers.get("X-HubSpot-RateLimit-Remaining") == "0":
