@@ -107,8 +107,9 @@ class Dialect(Protocol):
         """Seconds to hold the bucket although the call succeeded (e.g. no calls left in the window)."""
         ...
 
-    def window_remaining(self, response: httpx.Response) -> int | None:
-        """Calls the API says its rate window has left after this answer, if it says (else None)."""
+    def window_remaining(self, response: httpx.Response) -> tuple[int, float] | None:
+        """Calls the API says its rate window has left after this answer, and that window's period in
+        seconds, if it says (else None)."""
         ...
 
 
@@ -404,9 +405,9 @@ class ApiClient:
             elapsed = time.perf_counter() - started
             self._round_trips(endpoint).add(elapsed)
             self._round_trips("*").add(elapsed)
-        remaining = self.dialect.window_remaining(response)
-        if remaining is not None:
-            self.limiter.observe(bucket, remaining)
+        reported = self.dialect.window_remaining(response)
+        if reported is not None:
+            self.limiter.observe(bucket, *reported)
         status = response.status_code
         if status < 400 or status in ok:
             hint = self.dialect.throttle_hint(response)

@@ -48,6 +48,7 @@ class RateLimits:
 
 class _RollingWindow:
     def __init__(self, window: Window, margin_s: float) -> None:
+        self.window = window
         self.calls, self.period = window.calls, window.period_s + margin_s
         self.sent: deque[list[float]] = deque()  # one-element lists: restamped in place on completion
         self.blocked_until = 0.0
@@ -153,11 +154,13 @@ class RateLimiter:
         for stamp in stamps:
             stamp[0] = (stamp[0] + now) / 2
 
-    def observe(self, bucket: str, remaining: int) -> None:
-        """The API's answer said how many calls its window has left (HubSpot's X-HubSpot-RateLimit-Remaining)."""
+    def observe(self, bucket: str, remaining: int, period_s: float) -> None:
+        """The API's answer said how many calls its window of ``period_s`` has left (HubSpot's
+        X-HubSpot-RateLimit-Remaining and -Interval-Milliseconds): kept on the bucket's window of that period."""
         now = self.clock()
         for w in self._windows.get(bucket) or self._windows.get("default", []):
-            w.reported = (now, remaining)
+            if abs(w.window.period_s - period_s) < 1e-6:
+                w.reported = (now, remaining)
 
     def may_be_full(self, bucket: str) -> bool:
         """Whether a 429 on ``bucket`` can be its window's: see :meth:`_RollingWindow.may_be_full`. A bucket

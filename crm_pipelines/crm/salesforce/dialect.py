@@ -85,7 +85,7 @@ class SalesforceDialect:
     def auth_expired(self, response: httpx.Response) -> bool:
         return self.parse_error(response).code == "INVALID_SESSION_ID"
 
-    def window_remaining(self, response: httpx.Response) -> int | None:
+    def window_remaining(self, response: httpx.Response) -> tuple[int, float] | None:
         # Salesforce reports only the org's 24 h usage (Sforce-Limit-Info), no short window
         return None
 
