@@ -48,9 +48,21 @@ class RateLimits:
 
 class _RollingWindow:
     def __init__(self, window: Window, margin_s: float) -> None:
+        self.window = window
         self.calls, self.period = window.calls, window.period_s + margin_s
         self.sent: deque[list[float]] = deque()  # one-element lists: restamped in place on completion
         self.blocked_until = 0.0
+        self.reported: tuple[float, int] | None = None  # (when, calls left) as the API's last answer said
+
+    def may_be_full(self, now: float, in_flight: int) -> bool:
+        """Whether the server's window can be spent: True unless the API reported, within the window's
+        period, more calls left than this process has sent since plus ``in_flight`` (answers still on their way,
+        which the server may have counted before its report)."""
+        if self.reported is None or self.reported[0] <= now - self.period:
+            return True
+        at, left = self.reported
+        sent_since = sum(1 for stamp in self.sent if stamp[0] >= at)
+        return left - sent_since - in_flight <= 0
 
     def delay(self, now: float) -> float:
         while self.sent and self.sent[0][0] <= now - self.period:
@@ -85,7 +97,10 @@ class RateLimiter:
         self._windows = (
             _SHARED_WINDOWS.setdefault((*shared_key, repr(limits)), self._fresh()) if shared else self._fresh()
         )
-        self._lock = asyncio.Lock()
+        # One queue per bucket: a call sleeping out one bucket's window or pause (a ten-secondly 429 holds
+        # HubSpot's default bucket for 10 s) must not hold up this client's calls in another bucket (its
+        # searches, on their own per-second limit, FACTS §2); issue 18.
+        self._locks: dict[str, asyncio.Lock] = {}
         self._slots_key = (*shared_key, str(limits.max_concurrency)) if shared_key is not None else None
         self._own_slots: asyncio.Semaphore | None = None
         self.waited_s = 0.0
@@ -116,8 +131,10 @@ class RateLimiter:
 
     async def acquire(self, bucket: str = "default") -> list[list[float]]:
         """Wait until one more request fits every window of ``bucket``; returns its stamps for ``complete``."""
-        windows = self._windows.get(bucket) or self._windows.get("default", [])
-        async with self._lock:
+        if not self._windows.get(bucket):
+            bucket = "default"  # a bucket without limits of its own counts in the default one
+        windows = self._windows.get(bucket, [])
+        async with self._locks.setdefault(bucket, asyncio.Lock()):
             while True:
                 now = self.clock()
                 wait = max((w.delay(now) for w in windows), default=0.0)
@@ -136,6 +153,21 @@ class RateLimiter:
         now = self.clock()
         for stamp in stamps:
             stamp[0] = (stamp[0] + now) / 2
+
+    def observe(self, bucket: str, remaining: int, period_s: float) -> None:
+        """The API's answer said how many calls its window of ``period_s`` has left (HubSpot's
+        X-HubSpot-RateLimit-Remaining and -Interval-Milliseconds): kept on the bucket's window of that period."""
+        now = self.clock()
+        for w in self._windows.get(bucket) or self._windows.get("default", []):
+            if abs(w.window.period_s - period_s) < 1e-6:
+                w.reported = (now, remaining)
+
+    def may_be_full(self, bucket: str) -> bool:
+        """Whether a 429 on ``bucket`` can be its window's: see :meth:`_RollingWindow.may_be_full`. A bucket
+        whose API reports nothing (HubSpot's search, Salesforce, Dataverse) can always be full."""
+        now = self.clock()
+        windows = self._windows.get(bucket) or self._windows.get("default", [])
+        return any(w.may_be_full(now, self.limits.max_concurrency) for w in windows) or not windows
 
     def pause(self, bucket: str, seconds: float) -> None:
         """The server said to slow down (a 429 or a zero remaining-calls header): hold the bucket."""

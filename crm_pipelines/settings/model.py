@@ -59,7 +59,8 @@ class HubSpotConnection(_Strict):
     # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
     retry_budget_s: float = Field(900, gt=0)
     # issue 18: how long a read waits for an answer (to connect, or for the next bytes of its body) before it
-    # is given up on and retried, four times longer after each timeout, up to ten minutes
+    # is given up on and retried, four times longer after each timeout, up to ten minutes; a first attempt
+    # waits less (at least 2 s) once its endpoint's round trips are known (crm/http.py)
     read_timeout_s: float = Field(10, gt=0)
     # OPS-10: writing back to this CRM; unset: on for the sandbox, off for the real API (plans are made either way)
     writes: bool | None = None  # `on`/`off` (YAML reads them as booleans; pydantic takes either spelling)
@@ -80,7 +81,8 @@ class SalesforceConnection(_Strict):
     # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
     retry_budget_s: float = Field(900, gt=0)
     # issue 18: how long a read waits for an answer (to connect, or for the next bytes of its body) before it
-    # is given up on and retried, four times longer after each timeout, up to ten minutes
+    # is given up on and retried, four times longer after each timeout, up to ten minutes; a first attempt
+    # waits less (at least 2 s) once its endpoint's round trips are known (crm/http.py)
     read_timeout_s: float = Field(10, gt=0)
     # OPS-10: writing back to this CRM; unset: on for the sandbox, off for the real API (plans are made either way)
     writes: bool | None = None  # `on`/`off` (YAML reads them as booleans; pydantic takes either spelling)
@@ -98,7 +100,8 @@ class DynamicsConnection(_Strict):
     # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
     retry_budget_s: float = Field(900, gt=0)
     # issue 18: how long a read waits for an answer (to connect, or for the next bytes of its body) before it
-    # is given up on and retried, four times longer after each timeout, up to ten minutes
+    # is given up on and retried, four times longer after each timeout, up to ten minutes; a first attempt
+    # waits less (at least 2 s) once its endpoint's round trips are known (crm/http.py)
     read_timeout_s: float = Field(10, gt=0)
     # OPS-10: writing back to this CRM; unset: on for the sandbox, off for the real API (plans are made either way)
     writes: bool | None = None  # `on`/`off` (YAML reads them as booleans; pydantic takes either spelling)

@@ -48,6 +48,11 @@ class DynamicsDialect:
         # saying which; one fresh token settles it (the client refreshes once, then the 401 is final).
         return response.status_code == 401
 
+    def window_remaining(self, response: httpx.Response) -> tuple[int, float] | None:
+        # x-ms-ratelimit-burst-remaining-xrm-requests counts a five-minute window per user; a 429 always holds the
+        # bucket (its Retry-After says how long)
+        return None
+
     def throttle_hint(self, response: httpx.Response) -> float | None:
         # x-ms-ratelimit-burst-remaining-xrm-requests says how many calls are left but not when the window
         # frees one; the client's own window already holds calls back, and a 429's Retry-After covers the rest.

@@ -47,6 +47,14 @@ class HubSpotDialect:
         except (orjson.JSONDecodeError, AttributeError):
             return False
 
+    def window_remaining(self, response: httpx.Response) -> tuple[int, float] | None:
+        # Every answer outside search says how many calls the app's window (ten seconds) has left (FACTS §4).
+        remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
+        interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", "")
+        if remaining is None or not remaining.isdigit() or not interval.isdigit():
+            return None
+        return int(remaining), int(interval) / 1000
+
     def throttle_hint(self, response: httpx.Response) -> float | None:
         # No calls left in the window: wait it out rather than collect a 429.
         if response.headers.get("X-HubSpot-RateLimit-Remaining") == "0":

@@ -85,6 +85,10 @@ class SalesforceDialect:
     def auth_expired(self, response: httpx.Response) -> bool:
         return self.parse_error(response).code == "INVALID_SESSION_ID"
 
+    def window_remaining(self, response: httpx.Response) -> tuple[int, float] | None:
+        # Salesforce reports only the org's 24 h usage (Sforce-Limit-Info), no short window
+        return None
+
     def throttle_hint(self, response: httpx.Response) -> float | None:
         # Not a pause: the header reports the org's 24 h usage, which only the allocation window frees.
         usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
