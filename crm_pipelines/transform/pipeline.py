@@ -144,8 +144,9 @@ def map_all_fields(mirrors: Mirrors, owners: pd.DataFrame, settings: TransformSe
                    ) -> tuple[dict[tuple[str, str], pd.DataFrame], pd.DataFrame]:
     fields, findings = {}, []
     for key, defaults in DEFAULT_FIELDS.items():
-        frame = mirrors.live(*key)
-        values, f = map_fields(frame, *key, defaults + tuple(settings.custom_fields.get(key, ())), owners)
+        maps = defaults + tuple(settings.custom_fields.get(key, ()))
+        frame = mirrors.live(*key, [m.other for m in maps if m.other])
+        values, f = map_fields(frame, *key, maps, owners)
         fields[key] = values
         findings.append(f)
     return fields, pd.concat(findings, ignore_index=True)

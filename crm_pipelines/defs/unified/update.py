@@ -224,16 +224,24 @@ def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = 
 
 def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict[str, str], reason: str,
           proposals, started: float) -> UnifiedUpdate:
-    mirrors = load_mirrors(engine)
+    import dataclasses  # local imports: this change keeps to _full
+
+    from crm_pipelines.transform.columns import mirror_columns
+
+    # only the fields the transform reads: a record's other fields would be most of the memory (issue 11)
+    mirrors = load_mirrors(engine, mirror_columns(settings.custom_fields))
     loaded = time.perf_counter()
     sync_links = link_store.load(engine, origin="sync")
     result = run_transform(mirrors, sync_links, settings)
     computed = time.perf_counter()
     rows = sum(len(f) for f in mirrors.frames.values())
     report = UnifiedUpdate("full", reason, rows, result=result)
-    tables = result_tables(result, proposals(mirrors) if proposals else None)
+    proposed = proposals(mirrors) if proposals else None
     deleted = _deleted_ids(mirrors)
     del mirrors  # the largest thing alive: the writes below reuse its memory
+    # the field tables' JSON documents are made one table at a time, as each is written (issue 11: all of
+    # them at once were 1.7 GB at 1M people)
+    tables = result_tables(dataclasses.replace(result, fields={}), proposed)
     new = link_rules.derive(result.contacts.identities, result.companies.identities)
     old = link_store.load(engine)
     old = old[old["kind"].isin(["contact", "company"])]
@@ -241,6 +249,9 @@ def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict
     with engine.begin() as conn:
         for name in list(tables):
             report.written[name] = unified.replace_by_difference(conn, name, tables.pop(name))
+        for (crm, obj), values in result.fields.items():
+            name = f"fields_{crm}_{obj.lower()}"
+            report.written[name] = unified.replace_by_difference(conn, name, unified.field_rows(values))
         report.links_changed = _update_links(conn, new, old, deleted, context)
         write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks))
         write_cursor(conn, *CURSOR, "fingerprint", current)
