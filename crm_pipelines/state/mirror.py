@@ -199,7 +199,7 @@ def _frame(crm: str, rows: Sequence[Any], wanted: tuple[str, ...] | None = None)
     if wanted is None:
         records = [_fields(crm, r[3]) for r in rows]
     else:
-        records = [{k: f[k] for k in wanted if k in f} for f in (_fields(crm, r[3] or {}) for r in rows)]
+        records = [{k: f[k] for k in wanted if k in f} for f in (_own(crm, r[3] or {}) for r in rows)]
     fields = pd.DataFrame.from_records(records)
     base = pd.DataFrame(
         {
@@ -210,6 +210,13 @@ def _frame(crm: str, rows: Sequence[Any], wanted: tuple[str, ...] | None = None)
     )
     fields = fields.drop(columns=[c for c in ("id", "modified_at", "deleted") if c in fields.columns])
     return pd.concat([base, fields], axis=1)
+
+
+def _own(crm: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Where a record's fields are (``_fields`` without its copy: the fields picked from it are named)."""
+    if crm == "hubspot" and isinstance(record.get("properties"), dict):
+        return record["properties"]
+    return record
 
 
 def _fields(crm: str, record: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -406,14 +406,19 @@ def _changed_keys(declared: Declared, old: pd.DataFrame, new: pd.DataFrame,
     return pd.concat(parts, ignore_index=True).drop_duplicates()
 
 
-def replace_by_difference(conn: Connection, name: str, frame: pd.DataFrame) -> int:
+def replace_by_difference(conn: Connection, name: str, frame: pd.DataFrame | Iterable[pd.DataFrame]) -> int:
     """Make the table hold exactly ``frame``, touching only the keys whose rows differ (a full recompute);
-    returns the rows written (deleted + inserted).
+    returns the rows written (deleted + inserted). ``frame`` may come as its parts, one after another: each is
+    normalized as it comes, so only the compact form of the whole table exists (field documents, issue 11).
 
     The stored rows are compared a chunk at a time (``_stored_chunks``): of a table of millions of rows only
     their hashes and the keys of the rows that differ stay in memory (issue 11)."""
     declared = BY_NAME[name]
-    new = normalize(declared, frame)
+    if isinstance(frame, pd.DataFrame):
+        new = normalize(declared, frame)
+    else:
+        parts = [normalize(declared, part) for part in frame]
+        new = pd.concat(parts, ignore_index=True) if parts else normalize(declared, pd.DataFrame())
     if declared.primary_key is None:  # no natural key: a changed table is rewritten whole (they are small)
         old = normalize(declared, _select(conn, declared))
         if sorted(fingerprints(old).tolist()) == sorted(fingerprints(new).tolist()):
@@ -448,7 +453,7 @@ def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
     return sorted_values[pos] == values
 
 
-def _stored_chunks(conn: Connection, declared: Declared, rows: int = 200_000) -> Iterator[pd.DataFrame]:
+def _stored_chunks(conn: Connection, declared: Declared, rows: int = 50_000) -> Iterator[pd.DataFrame]:
     """The stored rows as raw frames of at most ``rows`` rows (as ``_select`` reads them; none when empty).
     PostgreSQL: COPY into a temporary file, parsed a chunk at a time."""
     table = _table(declared)

@@ -61,13 +61,17 @@ def test_full_result_is_the_same_from_the_declared_fields_only(
     assert {"Title"} <= set(pruned.frames[("salesforce", "Contact")].columns)  # a custom mapping's source
 
     want = result_tables(run_transform(every_field, links, current))
-    got = result_tables(run_transform(pruned, links, current))
+    # as a full run does it: each frame dropped after its last reader
+    got = result_tables(run_transform(pruned, links, current, release=True))
+    assert ("hubspot", "associations") in pruned.released and ("salesforce", "Lead") in pruned.released
     assert set(got) == set(want)
     assert sum(1 for frame in want.values() if len(frame)) > 20
     for name, frame in want.items():
         assert sorted(unified.fingerprint_rows(name, got[name])) == sorted(unified.fingerprint_rows(name, frame)), name
     assert got["fields_salesforce_contact"]["values"].map(lambda v: v.get("jobtitle")).notna().any()
 
-    # a step reading a field nobody declared fails instead of seeing it empty
+    # a step reading a field nobody declared, or a frame after its last reader, fails instead of seeing it empty
     with pytest.raises(KeyError, match=r"transform/columns\.py"):
-        pruned.live("salesforce", "Contact", ["Department"])
+        pruned.live("hubspot", "tasks", ["hs_task_subject"])
+    with pytest.raises(KeyError, match="released"):
+        pruned.live("salesforce", "Contact", ["Email"])
