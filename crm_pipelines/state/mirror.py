@@ -16,6 +16,7 @@ from crm_pipelines.state.sql import ids_in_ranges, upsert
 
 UPSERT_CHUNK = 5_000
 READ_CHUNK = 50_000
+_BASE = ("id", "modified_at", "deleted")  # columns of the table itself, always read
 
 
 @dataclass(frozen=True)
@@ -158,22 +159,27 @@ def count_live_in_window(engine: Engine, crm: str, obj: str, start: datetime, en
 
 
 def read_records(
-    engine: Engine, crm: str, obj: str, *, after: datetime | None = None, ids: Sequence[str] | None = None
+    engine: Engine, crm: str, obj: str, *, after: datetime | None = None, ids: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The mirror as a frame: ``id``, ``modified_at`` (UTC), ``deleted`` and the record's own fields,
     named as the API names them (HubSpot's ``properties`` are lifted to columns). ``after``: only rows
-    stamped later (``extracted_at``); ``ids``: only these records."""
+    stamped later (``extracted_at``); ``ids``: only these records; ``columns``: only these fields (each as
+    it would be without the others: absent when no record has it), the rest of each record never becomes
+    a column (a full run's memory, issue 11)."""
     table = table_for(crm, obj)
-    query = sa.select(table.c.id, table.c.modified_at, table.c.deleted, table.c.record)
+    wanted = None if columns is None else tuple(dict.fromkeys(c for c in columns if c not in _BASE))
+    record = [table.c.record] if wanted != () else [sa.null()]
+    query = sa.select(table.c.id, table.c.modified_at, table.c.deleted, *record)
     if after is not None:
         query = query.where(table.c.extracted_at > after)
     with engine.connect() as conn:
         if ids is None:
             # streamed a chunk at a time: the parsed JSON of one chunk is alive at once, not the whole table's
             result = conn.execution_options(stream_results=True, yield_per=READ_CHUNK).execute(query)
-            parts = [_frame(crm, rows) for rows in result.partitions()]
+            parts = [_frame(crm, rows, wanted) for rows in result.partitions()]
         else:
-            parts = [_frame(crm, rows) for chunk in _chunks(list(ids), 1000)
+            parts = [_frame(crm, rows, wanted) for chunk in _chunks(list(ids), 1000)
                      if (rows := conn.execute(query.where(table.c.id.in_(chunk))).all())]  # fmt: skip
     if not parts:
         return pd.DataFrame(
@@ -189,8 +195,12 @@ def read_records(
     return pd.concat(parts, ignore_index=True).infer_objects()
 
 
-def _frame(crm: str, rows: Sequence[Any]) -> pd.DataFrame:
-    fields = pd.DataFrame.from_records([_fields(crm, r[3]) for r in rows])
+def _frame(crm: str, rows: Sequence[Any], wanted: tuple[str, ...] | None = None) -> pd.DataFrame:
+    if wanted is None:
+        records = [_fields(crm, r[3]) for r in rows]
+    else:
+        records = [{k: f[k] for k in wanted if k in f} for f in (_own(crm, r[3] or {}) for r in rows)]
+    fields = pd.DataFrame.from_records(records)
     base = pd.DataFrame(
         {
             "id": pd.array([r[0] for r in rows], dtype="string"),
@@ -200,6 +210,13 @@ def _frame(crm: str, rows: Sequence[Any]) -> pd.DataFrame:
     )
     fields = fields.drop(columns=[c for c in ("id", "modified_at", "deleted") if c in fields.columns])
     return pd.concat([base, fields], axis=1)
+
+
+def _own(crm: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Where a record's fields are (``_fields`` without its copy: the fields picked from it are named)."""
+    if crm == "hubspot" and isinstance(record.get("properties"), dict):
+        return record["properties"]
+    return record
 
 
 def _fields(crm: str, record: dict[str, Any]) -> dict[str, Any]:

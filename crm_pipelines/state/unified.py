@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -435,16 +436,69 @@ def _changed_keys(declared: Declared, old: pd.DataFrame, new: pd.DataFrame,
     return pd.concat(parts, ignore_index=True).drop_duplicates()
 
 
-def replace_by_difference(conn: Connection, name: str, frame: pd.DataFrame) -> int:
+def replace_by_difference(conn: Connection, name: str, frame: pd.DataFrame | Iterable[pd.DataFrame]) -> int:
     """Make the table hold exactly ``frame``, touching only the keys whose rows differ (a full recompute);
-    returns the rows written (deleted + inserted)."""
+    returns the rows written (deleted + inserted). ``frame`` may come as its parts, one after another: each is
+    normalized as it comes, so only the compact form of the whole table exists (field documents, issue 11).
+
+    The stored rows are compared a chunk at a time (``_stored_chunks``): of a table of millions of rows only
+    their hashes and the keys of the rows that differ stay in memory (issue 11)."""
     declared = BY_NAME[name]
-    new = normalize(declared, frame)
-    old = normalize(declared, _select(conn, declared))
+    if isinstance(frame, pd.DataFrame):
+        new = normalize(declared, frame)
+    else:
+        parts = [normalize(declared, part) for part in frame]
+        new = pd.concat(parts, ignore_index=True) if parts else normalize(declared, pd.DataFrame())
     if declared.primary_key is None:  # no natural key: a changed table is rewritten whole (they are small)
+        old = normalize(declared, _select(conn, declared))
         if sorted(fingerprints(old).tolist()) == sorted(fingerprints(new).tolist()):
             return 0
         conn.execute(_table(declared).delete())
         _insert(conn, declared, new)
         return len(old) + len(new)
-    return _rewrite(conn, declared, new, _changed_keys(declared, old, new), len(old) > 0)
+    new_fp = np.sort(fingerprints(new))
+    old_fps, stale = [], []
+    for raw in _stored_chunks(conn, declared):
+        old = normalize(declared, raw)
+        fp = fingerprints(old)
+        old_fps.append(fp)
+        differs = ~_member(new_fp, fp)
+        if differs.any():
+            stale.append(_key_strings(old[differs], declared.key))
+    if not old_fps:  # nothing stored: every row is new
+        _insert(conn, declared, new)
+        return len(new)
+    old_fp = np.sort(np.concatenate(old_fps))
+    fresh = ~_member(old_fp, fingerprints(new))
+    parts = [*stale, _key_strings(new[fresh], declared.key)] if fresh.any() else stale
+    changed = pd.concat(parts, ignore_index=True).drop_duplicates() if parts else pd.Series([], dtype=object)
+    return _rewrite(conn, declared, new, changed, True)
+
+
+def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_values)`` for an array sorted once and probed chunk after chunk."""
+    if not len(sorted_values):
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[pos] == values
+
+
+def _stored_chunks(conn: Connection, declared: Declared, rows: int = 50_000) -> Iterator[pd.DataFrame]:
+    """The stored rows as raw frames of at most ``rows`` rows (as ``_select`` reads them; none when empty).
+    PostgreSQL: COPY into a temporary file, parsed a chunk at a time."""
+    table = _table(declared)
+    query = sa.select(*[table.c[c] for c in declared.names])
+    if not _is_pg(conn):
+        result = conn.execution_options(yield_per=rows).execute(query)
+        for part in result.partitions():
+            yield pd.DataFrame.from_records(part, columns=declared.names)
+        return
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    with tempfile.TemporaryFile() as buf:
+        conn.connection.driver_connection.cursor().copy_expert(
+            f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, NULL '\\N')", buf)  # fmt: skip
+        if not buf.tell():
+            return
+        buf.seek(0)
+        yield from pd.read_csv(buf, header=None, names=declared.names, dtype=str, keep_default_na=False,
+                               na_values=["\\N"], quoting=csv.QUOTE_MINIMAL, chunksize=rows, encoding="utf-8")

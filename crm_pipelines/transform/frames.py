@@ -73,11 +73,21 @@ class Mirrors:
     """The mirror frames of one transform run, keyed by ``(crm, object)``."""
 
     frames: Mapping[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    # the fields each frame was read with (``transform.columns.mirror_columns``; None: every field): a read of
+    # another field raises instead of seeing it all None
+    columns: Mapping[tuple[str, str], tuple[str, ...] | None] | None = None
+    released: set[tuple[str, str]] = field(default_factory=set, compare=False)
 
     def get(self, crm: str, obj: str, columns: Iterable[str] = ()) -> pd.DataFrame:
         """The frame with at least ``columns`` (missing ones all None); empty if the object is not mirrored."""
+        if (crm, obj) in self.released:
+            raise KeyError(f"{crm}.{obj} was released: no step may read it after its last reader")
         frame = self.frames.get((crm, obj))
         columns = list(columns)
+        read = self.columns.get((crm, obj)) if self.columns is not None else None
+        if read is not None and (undeclared := [c for c in columns if c not in read and c not in BASE_DTYPES]):
+            raise KeyError(f"{crm}.{obj}: {undeclared} not read from the mirror; declare them in "
+                           "crm_pipelines/transform/columns.py")
         if frame is None:
             return empty_mirror(columns)
         missing = [c for c in columns if c not in frame.columns]
@@ -92,13 +102,21 @@ class Mirrors:
             frame = frame[~frame["deleted"].astype(bool)]
         return frame
 
+    def release(self, *keys: tuple[str, str]) -> None:
+        """Drop frames that no later step reads, so their memory serves the steps that follow (a full run's
+        transform, issue 11); reading one afterwards raises."""
+        if isinstance(self.frames, dict):
+            for key in keys:
+                self.frames.pop(key, None)
+                self.released.add(key)
+
     def replace(self, **changes: pd.DataFrame) -> Mirrors:
         """A copy with some frames replaced; keys are ``"<crm>.<object>"`` spelled with a double underscore."""
         frames = dict(self.frames)
         for key, frame in changes.items():
             crm, obj = key.split("__", 1)
             frames[(crm, obj)] = frame
-        return Mirrors(frames)
+        return Mirrors(frames, self.columns)
 
 
 def object_frame(columns: Mapping[str, object]) -> pd.DataFrame:

@@ -87,12 +87,26 @@ class TransformResult:
 
 
 def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
-                  settings: TransformSettings | None = None) -> TransformResult:
-    """Every output of the transform layer for one state of the mirrors (see ``TransformResult``)."""
+                  settings: TransformSettings | None = None, *, release: bool = False) -> TransformResult:
+    """Every output of the transform layer for one state of the mirrors (see ``TransformResult``).
+
+    ``release``: the caller gives the mirrors up; each record frame is dropped (``Mirrors.release``) once its
+    last reader is done, so the result grows into its memory (a full run at 1M people, issue 11). The steps
+    are ordered for that: every reader of the associations first, the field mappings last."""
     settings = settings or TransformSettings()
+
+    def done(*keys: tuple[str, str]) -> None:
+        if release:
+            mirrors.release(*keys)
+
     records = contact_records(mirrors, settings.dynamics_entities)
     contacts = contact_identities(records, links, settings.valid_email_only)
+    del records
     pair_src = company_contact_pairs(mirrors, src=True)
+    dc_src = assoc.deal_contact_pairs(mirrors, src=True)
+    dco_src = assoc.deal_company_pairs(mirrors, src=True)
+    hs_pairs = hubspot_deal_contacts(mirrors)
+    done(("hubspot", "associations"), ("salesforce", "OpportunityContactRole"))
     pairs = unique_pairs(pair_src)
     domains = company_domains(mirrors)
     companies = company_identities(mirrors, contacts.members, links, pairs, domains)
@@ -106,26 +120,24 @@ def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
         rt_count = len(mirrors.live("salesforce", "RecordType"))
     stages = map_deal_stages(deal_stage_keys(mirrors), settings.stages, hs_stages, rt_count)
     owners = owner_map(mirrors)
-    fields, findings = map_all_fields(mirrors, owners, settings)
+    facts = hubspot_deal_facts(mirrors)
+    live_contacts = text(mirrors.live("hubspot", "contacts")["id"]).dropna()
+    lifecycle = hubspot_lifecycle(mirrors, contacts, facts, hs_pairs, settings)
+    hs_companies = mirrors.live("hubspot", "companies", ["lifecyclestage"])[["id", "lifecyclestage"]]
+    fields, findings = map_all_fields(mirrors, owners, settings, release=release)
 
     contact_ids = assoc.IdentityLookup(assoc.record_identity(contacts.members))
     company_ids = assoc.IdentityLookup(assoc.companies_as_members(companies.identities))
     deal_ids = assoc.IdentityLookup(assoc.deals_as_members(deals))
     contact_company = assoc.identity_pairs(pairs.rename(columns={"company_id": "company", "contact_id": "contact"}),
                                            "contact", "company", contact_ids, company_ids)
-    dc_src = assoc.deal_contact_pairs(mirrors, src=True)
-    dco_src = assoc.deal_company_pairs(mirrors, src=True)
     deal_contact = assoc.identity_pairs(unique_pairs(dc_src).rename(
         columns={"deal_id": "deal", "contact_id": "contact"}), "deal", "contact", deal_ids, contact_ids)
     deal_company = assoc.identity_pairs(unique_pairs(dco_src).rename(
         columns={"deal_id": "deal", "company_id": "company"}), "deal", "company", deal_ids, company_ids)
 
-    facts = hubspot_deal_facts(mirrors)
-    hs_pairs = hubspot_deal_contacts(mirrors)
-    rollups = contact_rollups(facts, hs_pairs, text(mirrors.live("hubspot", "contacts")["id"]).dropna())
-    lifecycle = hubspot_lifecycle(mirrors, contacts, facts, hs_pairs, settings)
+    rollups = contact_rollups(facts, hs_pairs, live_contacts)
     hs_company = pairs.loc[pairs["crm"] == "hubspot", ["company_id", "contact_id"]]
-    hs_companies = mirrors.live("hubspot", "companies", ["lifecyclestage"])[["id", "lifecyclestage"]]
     company_stage = company_lifecycle(hs_company, lifecycle[["id", "new_stage"]], hs_companies.reset_index(drop=True))
     result = TransformResult(contacts, companies, candidates, deals, stages, owners, fields, findings,
                              contact_company, deal_contact, deal_company, facts, hs_pairs, rollups, lifecycle,
@@ -140,12 +152,17 @@ def unique_pairs(src: pd.DataFrame) -> pd.DataFrame:
     return src.drop(columns="src").drop_duplicates(ignore_index=True)
 
 
-def map_all_fields(mirrors: Mirrors, owners: pd.DataFrame, settings: TransformSettings,
+def map_all_fields(mirrors: Mirrors, owners: pd.DataFrame, settings: TransformSettings, release: bool = False,
                    ) -> tuple[dict[tuple[str, str], pd.DataFrame], pd.DataFrame]:
+    """``release``: each object's frame is dropped once mapped (the last step reading it, ``run_transform``)."""
     fields, findings = {}, []
     for key, defaults in DEFAULT_FIELDS.items():
-        frame = mirrors.live(*key)
-        values, f = map_fields(frame, *key, defaults + tuple(settings.custom_fields.get(key, ())), owners)
+        maps = defaults + tuple(settings.custom_fields.get(key, ()))
+        frame = mirrors.live(*key, [m.other for m in maps if m.other])
+        if release:
+            mirrors.release(key)
+        values, f = map_fields(frame, *key, maps, owners)
+        del frame
         fields[key] = values
         findings.append(f)
     return fields, pd.concat(findings, ignore_index=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -53,10 +55,14 @@ def _is_won(meta: dict) -> bool:
     return closed and probability == 1.0
 
 
-def load_mirrors(engine: Engine) -> Mirrors:
-    frames = {(crm, obj): mirror.read_records(engine, crm, obj) for crm, obj in MIRROR_TABLES}
+def load_mirrors(engine: Engine, columns: Mapping[tuple[str, str], tuple[str, ...] | None] | None = None) -> Mirrors:
+    """Every mirror table as a frame; ``columns`` (``transform.columns.mirror_columns``): per object, only the
+    fields the transform reads (None, or an object not named: every field)."""
+    columns = dict(columns or {})
+    frames = {(crm, obj): mirror.read_records(engine, crm, obj, columns=columns.get((crm, obj)))
+              for crm, obj in MIRROR_TABLES}  # fmt: skip
     frames[("hubspot", "pipelines")] = _hubspot_stages(frames[("hubspot", "pipelines")])
-    return Mirrors(frames)
+    return Mirrors(frames, {key: columns.get(key) for key in frames} if columns else None)
 
 
 def transform_settings(settings: Settings) -> TransformSettings:

@@ -224,23 +224,42 @@ def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = 
 
 def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict[str, str], reason: str,
           proposals, started: float) -> UnifiedUpdate:
-    mirrors = load_mirrors(engine)
+    import dataclasses  # local imports: this change keeps to _full
+
+    from crm_pipelines.memory import release_free_memory
+    from crm_pipelines.transform.columns import mirror_columns
+
+    # only the fields the transform reads: a record's other fields would be most of the memory (issue 11)
+    mirrors = load_mirrors(engine, mirror_columns(settings.custom_fields))
+    release_free_memory()  # the parsed records' pages
     loaded = time.perf_counter()
     sync_links = link_store.load(engine, origin="sync")
-    result = run_transform(mirrors, sync_links, settings)
-    computed = time.perf_counter()
     rows = sum(len(f) for f in mirrors.frames.values())
-    report = UnifiedUpdate("full", reason, rows, result=result)
-    tables = result_tables(result, proposals(mirrors) if proposals else None)
+    proposed = proposals(mirrors) if proposals else None
     deleted = _deleted_ids(mirrors)
-    del mirrors  # the largest thing alive: the writes below reuse its memory
-    new = link_rules.derive(result.contacts.identities, result.companies.identities)
-    old = link_store.load(engine)
+    # the transform drops each mirror frame after its last reader: the result grows into that memory
+    result = run_transform(mirrors, sync_links, settings, release=True)
+    computed = time.perf_counter()
+    report = UnifiedUpdate("full", reason, rows, result=result)
+    del mirrors  # what is left of it (reference objects)
+    release_free_memory()  # the transform's temporaries
+    # the field tables' JSON documents are made as each table is written, 50,000 at a time (issue 11: all of
+    # them at once were 1.7 GB at 1M people)
+    tables = result_tables(dataclasses.replace(result, fields={}), proposed)
+    old = link_store.load(engine)  # before the transaction (SQLite: no other connection while it is open)
     old = old[old["kind"].isin(["contact", "company"])]
-    context = _link_context(result.contacts.identities, result.contacts.members, result.companies.identities)
     with engine.begin() as conn:
         for name in list(tables):
             report.written[name] = unified.replace_by_difference(conn, name, tables.pop(name))
+            release_free_memory()
+        for (crm, obj), values in result.fields.items():
+            name = f"fields_{crm}_{obj.lower()}"
+            parts = (unified.field_rows(values.iloc[i : i + 50_000]) for i in range(0, len(values), 50_000))
+            report.written[name] = unified.replace_by_difference(conn, name, parts)
+            release_free_memory()
+        # the links' frames and lookups once the tables are written: not alive during the writes
+        new = link_rules.derive(result.contacts.identities, result.companies.identities)
+        context = _link_context(result.contacts.identities, result.contacts.members, result.companies.identities)
         report.links_changed = _update_links(conn, new, old, deleted, context)
         write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks))
         write_cursor(conn, *CURSOR, "fingerprint", current)
