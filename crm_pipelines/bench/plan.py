@@ -24,7 +24,7 @@ from typing import Any
 import dagster as dg
 
 from crm_pipelines.bench.memory import peak_rss_mb
-from crm_pipelines.bench.unified import CRMS, _unified_run, _warm_workers, edit_and_sync, imported
+from crm_pipelines.bench.unified import _unified_run, edit_and_sync, imported
 from crm_pipelines.dagster_events import batch_partition_events
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
@@ -64,8 +64,8 @@ def run_plan_bench(scale: int, seed: int, database_url: str | None) -> dict[str,
             full = pool.submit(_unified_run, state.settings_path, state.home, True).result()
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             initial = pool.submit(_plan_run, state.settings_path, state.home).result()
-        with _warm_workers(len(CRMS)) as pool:
-            synced = edit_and_sync(state, seed, pool)
+        synced = edit_and_sync(state, seed)
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             incremental = pool.submit(_plan_run, state.settings_path, state.home).result()
     per_crm = initial["per_crm"]
     planned = sum(p["calls"] for p in per_crm.values())

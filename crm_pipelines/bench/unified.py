@@ -228,17 +228,20 @@ class Synced:
     seconds: float  # from the sensor's tick to the end of the ``unified`` run
 
 
-def edit_and_sync(state: Imported, seed: int, pool: ProcessPoolExecutor) -> Synced:
-    """Edits in the sandboxes' UIs, then the daemon's sequence in warm workers: the sensor's tick, its runs
-    (side by side: each CRM has its own pool), then the ``unified`` run their materializations request."""
+def edit_and_sync(state: Imported, seed: int) -> Synced:
+    """Edits in the sandboxes' UIs, then the daemon's sequence in run workers started after them (as before
+    a tick; the workers' start also gives the edits the seconds HubSpot's search takes to see them): the
+    sensor's tick, its runs (side by side: each CRM has its own pool), then the ``unified`` run their
+    materializations request."""
     edited = _edit(state.info, state.state_url, EDITS, seed)
-    started = time.perf_counter()
-    requests = pool.submit(_sensor_tick, state.settings_path, state.home).result()
-    for done in [pool.submit(_extract_run, state.settings_path, state.home, r) for r in requests]:
-        done.result()
-    extract_s = time.perf_counter() - started
-    incremental = pool.submit(_unified_run, state.settings_path, state.home, False).result()
-    return Synced(edited, len(requests), extract_s, incremental, time.perf_counter() - started)
+    with _warm_workers(len(CRMS)) as pool:
+        started = time.perf_counter()
+        requests = pool.submit(_sensor_tick, state.settings_path, state.home).result()
+        for done in [pool.submit(_extract_run, state.settings_path, state.home, r) for r in requests]:
+            done.result()
+        extract_s = time.perf_counter() - started
+        incremental = pool.submit(_unified_run, state.settings_path, state.home, False).result()
+        return Synced(edited, len(requests), extract_s, incremental, time.perf_counter() - started)
 
 
 def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[str, Any]:
@@ -247,8 +250,7 @@ def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[s
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             full = pool.submit(_unified_run, state.settings_path, state.home, True).result()
         run_start_s = _cold_start()
-        with _warm_workers(len(CRMS)) as pool:
-            synced = edit_and_sync(state, seed, pool)
+        synced = edit_and_sync(state, seed)
         records = sum(_source_counts(state.info).values())
     import_s, state_url, incremental = state.import_s, state.state_url, synced.unified
     incremental_s, extract_s, edited = synced.seconds, synced.extract_s, synced.edited
