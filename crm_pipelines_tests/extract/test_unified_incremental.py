@@ -57,8 +57,11 @@ def _links(engine) -> list[tuple]:
 
 
 def _members(engine, crm: str, type_: str) -> list[dict]:
+    """In a stable order: rows come back in the order they were stored, which follows the extract's pages,
+    and a record's reach (its deals and companies) sets how many stored rows the incremental run reads."""
     m = unified.read(engine, "contact_members")
-    return m[(m["crm"] == crm) & (m["type"] == type_)].to_dict("records")
+    m = m[(m["crm"] == crm) & (m["type"] == type_)]
+    return m.sort_values(["email", "id"], na_position="last").to_dict("records")
 
 
 def test_incremental_unified_after_ui_edits_equals_a_full_recompute(

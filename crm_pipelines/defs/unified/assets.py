@@ -158,7 +158,8 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
             **{k: round(v, 2) for k, v in update.seconds.items()},
         }
         if update.reads is not None:  # Invariant 6: what the incremental run read of the stored result
-            common |= {"stored_rows_read": update.reads.rows, "stored_read_rounds": update.reads.rounds}
+            common |= {"stored_rows_read": update.reads.rows, "stored_read_rounds": update.reads.rounds,
+                       "stored_rows_read_by_table": dg.MetadataValue.json(dict(sorted(update.reads.by_table.items())))}
         for key, tables in TABLES_OF.items():
             metadata = {**common, **{f"written_{t}": update.written.get(t, 0) for t in tables}}
             if key == DEALS and update.result is not None:
