@@ -6,11 +6,14 @@ batch holds one object type and one action, so the minimum is the sum over them 
 A HubSpot pipeline, or a stage added to one, is one call each (the pipelines API has no batch; DEAL-3).
 Associations are batched like records: HubSpot's v4 batch create takes 100 (its limit is unverified, so the
 records' limit is assumed), a Salesforce OpportunityContactRole is a record of sObject Collections, and the
-single-valued ones (``Contact.AccountId``, a Dataverse lookup) are fields of the record's update.
+single-valued ones (``Contact.AccountId``, a Dataverse lookup) are fields of the record's update. Deletes
+are batched alike: HubSpot's batch archive takes 100 ids, Salesforce's sObject Collections delete 200, a
+Dataverse ``$batch`` 1,000 operations.
 
 When the calls left in the 24 h budget do not cover a plan, the plan keeps what fits, in this order, and
 defers the rest to a later run (shown as deferred, never dropped): updates of linked records before creates
-(keeping records that already correspond consistent comes first), creates before associations (an
+(keeping records that already correspond consistent comes first), then deletes carried from the other app
+(DEL-2, DEL-3: they too concern records that correspond), creates before associations (an
 association needs both its records), then by object (pipelines first, since deals are created into them;
 then contacts, companies, deals, tasks, then the associations contact->company, deal->contact,
 deal->company), then by record id, so the same plan defers the same records every time."""
@@ -24,7 +27,7 @@ import pandas as pd
 BATCH = {"hubspot": 100, "salesforce": 200, "dynamics": 1_000}
 # one call per record, whatever the API's batch size
 UNBATCHED = {("hubspot", "pipeline"), ("hubspot", "pipeline_stage")}
-ACTION_ORDER = ("update", "create", "associate")
+ACTION_ORDER = ("update", "delete", "create", "associate")
 OBJECT_ORDER = ("pipeline", "pipeline_stage", "contact", "company", "deal", "task", "contact_company",
                 "deal_contact", "deal_company")
 WORK_COLUMNS = ("action", "object", "record_id")

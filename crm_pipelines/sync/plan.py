@@ -1,6 +1,6 @@
-"""One target CRM's plan (OPS-5: a dry run) in one shape for every object: creates, field updates, association
-changes, candidates left out with why, and findings (values the sync will not guess, such as unmapped
-stages), plus the work it takes in API calls (OPS-8).
+"""One target CRM's plan (OPS-5: a dry run) in one shape for every object: creates, field updates, deletes
+(DEL-1..3), association changes, candidates left out with why, and findings (values the sync will not guess,
+such as unmapped stages), plus the work it takes in API calls (OPS-8).
 
 Every frame has an ``object`` column (``contact``, ``company``, ``deal``, ``pipeline``, ``pipeline_stage``),
 so the plan is counted per object and action, and the budget defers in its documented order
@@ -25,6 +25,9 @@ LEFT_OUT_COLUMNS = ("object", "identity_id", "source_crm", "source_id", "target_
 # the CRM it was not written to
 FINDING_COLUMNS = ("object", "crm", "id", "target_crm", "reason")
 # an association to make in the target: between which records, from which CRM's association, written how
+# a record to delete in the target (DEL-2, DEL-3): which one, and the deletion in the other app that carries it
+DELETE_COLUMNS = ("object", "record_id", "object_type", "deleted_crm", "deleted_id", "deleted_type", "deleted_at",
+                  "rule")
 ASSOCIATION_COLUMNS = ("object", "from_identity", "to_identity", "from_id", "to_id", "source_crm", "via",
                        "action", "record_id")  # fmt: skip
 
@@ -51,6 +54,7 @@ class TargetPlan:
     creates: pd.DataFrame = field(default_factory=lambda: frame(CREATE_COLUMNS))
     updates: pd.DataFrame = field(default_factory=lambda: frame(UPDATE_COLUMNS))
     associations: pd.DataFrame = field(default_factory=lambda: frame(ASSOCIATION_COLUMNS))
+    deletes: pd.DataFrame = field(default_factory=lambda: frame(DELETE_COLUMNS))
     left_out: pd.DataFrame = field(default_factory=lambda: frame(LEFT_OUT_COLUMNS))
     findings: pd.DataFrame = field(default_factory=lambda: frame(FINDING_COLUMNS))
 
@@ -66,6 +70,8 @@ class TargetPlan:
                           "record_id": self.updates["record_id"].astype(str).to_numpy()}),
             pd.DataFrame({"action": "create", "object": self.creates["object"].astype(object).to_numpy(),
                           "record_id": self.creates["source_id"].astype(str).to_numpy()}),
+            pd.DataFrame({"action": "delete", "object": self.deletes["object"].astype(object).to_numpy(),
+                          "record_id": self.deletes["record_id"].astype(str).to_numpy()}),
             pd.DataFrame({"action": assoc["action"].astype(object).to_numpy(),
                           "object": assoc_object.astype(object).to_numpy(),
                           "record_id": assoc["record_id"].astype(str).to_numpy()}),
@@ -73,17 +79,19 @@ class TargetPlan:
         return pd.concat(parts, ignore_index=True).astype(object).drop_duplicates(ignore_index=True)
 
     def counts(self) -> pd.DataFrame:
-        """Records per object and action (``create``, ``update``, ``associate``, ``left out``, ``finding``)."""
+        """Records per object and action (``create``, ``update``, ``delete``, ``associate``, ``left out``,
+        ``finding``)."""
         parts = [
             self.creates.groupby("object").size().rename("create"),
             self.updates.groupby("kind")["record_id"].nunique().rename("update"),
+            self.deletes.groupby("object").size().rename("delete"),
             self.associations.groupby("object").size().rename("associate"),
             self.left_out.groupby("object").size().rename("left out"),
             self.findings.groupby("object").size().rename("finding"),
         ]
         out = pd.concat(parts, axis=1).fillna(0).astype(int)
         out.index.name = "object"
-        return out.reindex(columns=["create", "update", "associate", "left out", "finding"], fill_value=0)
+        return out.reindex(columns=["create", "update", "delete", "associate", "left out", "finding"], fill_value=0)
 
 
 # which record's update carries a single-valued association (the field named by ``via``)
