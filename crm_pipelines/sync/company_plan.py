@@ -14,6 +14,8 @@ contacts or domain; COM-3) and the contact identities:
   (``companies.import_ids``) nor associated with a contact that syncs with HubSpot. [product] Two of them
   with one normalized domain create one HubSpot company (Salesforce's first); the other links to it by
   domain on the next run.
+- DEL-4: a company whose counterpart in the target was deleted is not created there again unless it changed
+  after the deletion (the deletions: ``sync/deletion_plan.py``).
 - COM-4: with company sync on, a HubSpot company's lifecycle stage follows its contacts' (the furthest stage
   among them after CON-9 and DEAL-7, never backwards).
 """
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from crm_pipelines.settings.model import Direction
+from crm_pipelines.sync.deletion_plan import not_recreated
 from crm_pipelines.sync.plan import CREATE_COLUMNS, LEFT_OUT_COLUMNS, concat, frame
 from crm_pipelines.transform.lifecycle import company_lifecycle
 
@@ -60,13 +63,14 @@ def _syncing_hubspot_companies(contact_company: pd.DataFrame, contacts: pd.DataF
 def company_creates(companies: pd.DataFrame, candidates: pd.DataFrame, contact_company: pd.DataFrame,
                     contacts: pd.DataFrame, connections: dict[str, CompanyCreateSettings],
                     planned_contacts: dict[str, pd.Series] | None = None,
-                    modified: pd.DataFrame | None = None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+                    modified: pd.DataFrame | None = None, deleted: pd.DataFrame | None = None,
+                    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """``companies``: ``unified`` company identities; ``candidates``: its ``account_candidates`` (COM-2 for
     Salesforce); ``contact_company``: identity pairs (``contact_identity``, ``company_identity``, ``crm``);
     ``contacts``: contact identities; ``planned_contacts``: target CRM -> identity ids of contacts the plan
     creates there; ``modified``: ``crm``, ``id``, ``modified_at`` of the records without a HubSpot company
-    (COM-3). Returns target CRM -> creates (``CREATE_COLUMNS``) and the candidates left out
-    (``LEFT_OUT_COLUMNS``)."""
+    (COM-3); ``deleted``: the companies' deletions (``deletion_plan.EVENT_COLUMNS``, DEL-4). Returns target
+    CRM -> creates (``CREATE_COLUMNS``) and the candidates left out (``LEFT_OUT_COLUMNS``)."""
     planned_contacts = planned_contacts or {}
     creates: dict[str, pd.DataFrame] = {}
     skipped: list[pd.DataFrame] = []
@@ -90,10 +94,14 @@ def company_creates(companies: pd.DataFrame, candidates: pd.DataFrame, contact_c
             ok = cand["identity_id"].isin(syncing).to_numpy()
             reason = np.full(len(cand), f"COM-2 no contact syncing with {crm}", dtype=object)
         keep = ok | requested
+        if deleted is not None:  # DEL-4, even when requested: a request predating the deletion is not a change
+            gone = keep & not_recreated(deleted, "hubspot", crm, cand["hubspot_id"])
+            skipped.append(_left_out(cand[gone], crm, f"DEL-4 deleted in {crm}, unchanged since"))
+            keep &= ~gone
         detail = np.where(requested & ~ok, "requested", cand["domain"].astype(object).fillna("").to_numpy())
         made = cand[keep].assign(object="company", object_type=COMPANY_TYPE[crm], detail=detail[keep])
         creates[crm] = frame(CREATE_COLUMNS, made)
-        skipped.append(_left_out(cand[~keep], crm, reason[~keep]))
+        skipped.append(_left_out(cand[~(ok | requested)], crm, reason[~(ok | requested)]))
 
     # each other CRM -> HubSpot (COM-1, COM-3), once per normalized domain
     parts = []
@@ -119,6 +127,10 @@ def company_creates(companies: pd.DataFrame, candidates: pd.DataFrame, contact_c
             keep = new | associated | imported
             skipped.append(_left_out(src[~keep], "hubspot", "COM-3 existed before company sync was switched on; "
                                      "neither imported nor associated with a syncing contact"))
+        if deleted is not None:
+            gone = keep & not_recreated(deleted, crm, "hubspot", src["source_id"])
+            skipped.append(_left_out(src[gone], "hubspot", "DEL-4 deleted in hubspot, unchanged since"))
+            keep &= ~gone
         parts.append(src[keep])
     if parts:
         to_hs = pd.concat(parts, ignore_index=True)

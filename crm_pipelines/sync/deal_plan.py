@@ -16,6 +16,8 @@ DEAL-5) and the stage mapping the transform made for every Opportunity / Dynamic
   created in a state that reads differently in the two apps.
 - DEAL-5: with ``deals.dedicated_pipeline`` set, those deals go to that HubSpot pipeline instead (the stages
   it lacks are added).
+- DEL-4: a deal whose counterpart was deleted keeps its link, so it is never created again; a HubSpot deal
+  deleted is not created in the other CRM of a connection it never reached.
 - CON-1 / CON-8: the connection's deal switch, direction and filters (on HubSpot property names).
 """
 
@@ -98,6 +100,11 @@ def deal_creates(deals: pd.DataFrame, stages: pd.DataFrame, hubspot_deals: pd.Da
         if not rules.enabled or rules.direction == Direction.OTHER_TO_HUBSPOT:
             creates[crm] = frame(CREATE_COLUMNS)
             continue
+        # DEL-4: a deal identity keeps its link when the HubSpot deal is deleted (deals are linked only by the
+        # sync's writes); a deleted deal is not live in ``deal_facts`` and is never created elsewhere
+        gone = ~cand["hubspot_id"].isin(facts["hubspot_id"]).to_numpy(dtype=bool)
+        skipped.append(_left_out(cand[gone], crm, "DEL-4 deleted in hubspot"))
+        cand = cand[~gone]
         back = reverse_stages(rules).rename(columns={"hubspot_pipeline": "pipeline", "hubspot_stage": "dealstage"})
         cand = cand.merge(back, on=["pipeline", "dealstage"], how="left")
         mapped = cand["other_stage"].notna().to_numpy()

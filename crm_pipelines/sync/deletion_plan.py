@@ -38,10 +38,11 @@ OTHERS = ("salesforce", "dynamics")
 # a deletion: the deleted record (``deleted_crm``, ``deleted_id``, ``deleted_type``, ``at``) and its
 # counterpart (``counterpart_crm``, ``counterpart_id``); ``other_crm``: the connection (Salesforce or Dynamics)
 EVENT_COLUMNS = ("object", "hubspot_id", "other_crm", "deleted_crm", "deleted_id", "deleted_type", "at",
-                 "counterpart_crm", "counterpart_id", "counterpart_type", "merged_into", "relinked")
+                 "counterpart_crm", "counterpart_id", "counterpart_type", "counterpart_modified_at", "merged_into",
+                 "relinked")
 # what a status frame holds per record: its CRM, type (API object), whether the mirror has it deleted, since
-# when, and (Salesforce) the record it was merged into
-STATUS_COLUMNS = ("crm", "id", "type", "deleted", "deleted_at", "merged_into")
+# when, when it last changed, and (Salesforce) the record it was merged into
+STATUS_COLUMNS = ("crm", "id", "type", "deleted", "deleted_at", "modified_at", "merged_into")
 # the HubSpot object type a delete of a HubSpot record names
 HUBSPOT_TYPE = {"contact": "contact", "company": "company", "deal": "deal"}
 
@@ -91,6 +92,8 @@ def history_events(obj: str, deletions: pd.DataFrame, status: pd.DataFrame,
     other_type = d["other_id"].map(other["type"])
     out["deleted_type"] = np.where(from_hubspot, hub_type, other_type)
     out["counterpart_type"] = np.where(from_hubspot, other_type, hub_type)
+    out["counterpart_modified_at"] = pd.to_datetime(pd.Series(np.where(
+        from_hubspot, d["other_id"].map(other["modified_at"]), d["hubspot_id"].map(hub["modified_at"]))), utc=True)
     deleted_now = np.where(from_hubspot, d["hubspot_id"].map(hub["deleted"]), d["other_id"].map(other["deleted"]))
     counterpart_dead = np.where(from_hubspot, d["other_id"].map(other["deleted"]),
                                 d["hubspot_id"].map(hub["deleted"]))
@@ -136,6 +139,8 @@ def deal_events(links: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
                 "counterpart_crm": crm if from_hubspot else "hubspot",
                 "counterpart_id": (other_id if from_hubspot else hub_id)[hit].to_numpy(),
                 "counterpart_type": other_type[hit].to_numpy(dtype=object) if from_hubspot else "deal",
+                "counterpart_modified_at": pd.to_datetime((other_id if from_hubspot else hub_id)[hit].map(
+                    by[crm if from_hubspot else "hubspot"]["modified_at"]), utc=True).to_numpy(),
                 "merged_into": None if from_hubspot else other_id[hit].map(by[crm]["merged_into"]).to_numpy(
                     dtype=object),
                 "relinked": False,
@@ -225,3 +230,14 @@ def deletion_plan(events: pd.DataFrame, connections: dict[str, DeletionSettings]
     for target in deletes:  # a record deleted once, whichever connection carries it
         deletes[target] = deletes[target].drop_duplicates(["object", "record_id"]).reset_index(drop=True)
     return deletes, concat(LEFT_OUT_COLUMNS, skipped)
+
+
+def not_recreated(events: pd.DataFrame, source_crm: str, target_crm: str, ids: pd.Series) -> np.ndarray:
+    """DEL-4: which of ``source_crm``'s records (``ids``) are the live counterparts of a record deleted in
+    ``target_crm`` and have not changed since the deletion: they are not created there again."""
+    e = events[(events["deleted_crm"] == target_crm) & (events["counterpart_crm"] == source_crm)]
+    if e.empty:
+        return np.zeros(len(ids), dtype=bool)
+    changed = pd.to_datetime(e["counterpart_modified_at"], utc=True) > pd.to_datetime(e["at"], utc=True)
+    unchanged = set(e.loc[~changed.fillna(False).to_numpy(dtype=bool), "counterpart_id"].astype(str))
+    return ids.astype(str).isin(unchanged).to_numpy(dtype=bool)

@@ -7,6 +7,8 @@ import pandas as pd
 
 from crm_pipelines.settings.model import Direction
 from crm_pipelines.sync.calls import calls_needed, fit_budget
+from crm_pipelines.sync.company_plan import CompanyCreateSettings, company_creates
+from crm_pipelines.sync.deal_plan import DealCreateSettings, deal_creates
 from crm_pipelines.sync.deletion_plan import DeletionSettings, deal_events, deletion_plan, history_events
 from crm_pipelines.sync.plan import TargetPlan
 
@@ -147,3 +149,45 @@ def test_ops8_deletes_are_counted_as_writes_batched_and_kept_before_creates():
     assert calls_needed("hubspot", many) == 2  # batch archive: 100 ids a call
     kept, deferred = fit_budget("hubspot", pd.concat([creates, many], ignore_index=True), calls_left=2)
     assert set(kept["action"]) == {"delete"} and deferred["record_id"].tolist() == ["c1"]
+
+
+def test_del4_a_company_whose_counterpart_was_deleted_is_not_created_again_unless_it_changed_since():
+    companies = pd.DataFrame([("hubspot:hc1", "hc1", None, None, "one.com"),    # its Account was deleted
+                              ("hubspot:hc2", "hc2", None, None, "two.com"),    # likewise, edited since
+                              ("salesforce:0013", None, "0013", None, "three.com")],  # its company was deleted
+                             columns=["identity_id", "hubspot_id", "salesforce_id", "dynamics_id", "domain"])
+    history = pd.DataFrame([("hc1", "0011", "salesforce", T0), ("hc2", "0012", "salesforce", T0),
+                            ("hc3", "0013", "hubspot", T0)], columns=["hubspot_id", "other_id", "deleted_crm", "at"])
+    later = T0 + pd.Timedelta(minutes=5)
+    status = pd.DataFrame([
+        ("hubspot", "hc1", "companies", False, None, T0, None), ("salesforce", "0011", "Account", True, T0, T0, None),
+        ("hubspot", "hc2", "companies", False, None, later, None),
+        ("salesforce", "0012", "Account", True, T0, T0, None),
+        ("hubspot", "hc3", "companies", True, T0, T0, None), ("salesforce", "0013", "Account", False, None, T0, None),
+    ], columns=["crm", "id", "type", "deleted", "deleted_at", "modified_at", "merged_into"])  # fmt: skip
+    events = history_events("company", history, status, pd.DataFrame(columns=["hubspot_id", "salesforce_id",
+                                                                             "dynamics_id"]))
+    creates, left_out = company_creates(
+        companies, pd.DataFrame(columns=["hubspot_id", "qualifies", "reason"]), pd.DataFrame(
+            columns=["contact_identity", "company_identity", "crm"]),
+        pd.DataFrame(columns=["identity_id", "hubspot_id", "salesforce_id", "dynamics_id"]),
+        {"salesforce": CompanyCreateSettings(requested=("hc1", "hc2"))}, deleted=events)
+    assert set(creates["salesforce"]["source_id"]) == {"hc2"}  # changed after the deletion: created again
+    assert creates["hubspot"].empty
+    why = left_out.set_index("source_id")["reason"]
+    assert why["hc1"] == "DEL-4 deleted in salesforce, unchanged since"
+    assert why["0013"] == "DEL-4 deleted in hubspot, unchanged since"
+
+
+def test_del4_a_deleted_deal_keeps_its_link_and_is_never_created_again():
+    # hd1: HubSpot deal deleted, its Opportunity live; 0062: Opportunity deleted, its HubSpot deal live
+    deals = pd.DataFrame([("hubspot:hd1", "hd1", "0061", None, True), ("hubspot:hd2", "hd2", "0062", None, True)],
+                         columns=["identity_id", "hubspot_id", "salesforce_id", "dynamics_id", "linked"])
+    facts = pd.DataFrame({"deal_id": ["hd2"], "pipeline": ["default"], "dealstage": ["closedwon"]})
+    stages = pd.DataFrame(columns=["crm", "id", "pipeline", "stage", "status", "closed_mismatch"])
+    made, left, findings = deal_creates(deals, stages, facts, {"salesforce": DealCreateSettings(),
+                                                               "dynamics": DealCreateSettings()})
+    assert all(m.empty for m in made.values())
+    # the deleted HubSpot deal is not sent to Dynamics either, and is not reported as an unmapped stage
+    assert left.set_index(["source_id", "target_crm"]).loc[("hd1", "dynamics"), "reason"] == "DEL-4 deleted in hubspot"
+    assert "hd1" not in set(findings["id"])
