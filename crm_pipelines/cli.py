@@ -187,6 +187,7 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
         kept, deferred, left = budget_split(engine, settings, target, p.work())
         out[target] = {
             "creates": records(p.creates), "updates": records(p.updates), "associations": records(p.associations),
+            "deletes": records(p.deletes),
             "not_created": records(p.left_out), "findings": records(p.findings),
             "counts": records(p.counts().reset_index()),
             "api_calls": {"planned": calls_needed(target, kept) + calls_needed(target, deferred),
@@ -211,6 +212,8 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
         for r in p.updates.itertuples(index=False):
             click.echo(f"  update {r.kind:<8} {r.record_id!s:<20} {r.field:<18} {r.old!s:>24} -> {r.new!s:<24} "
                        f"{r.decided_by}" + ("  [conflict]" if r.conflict else ""))
+        for r in p.deletes.itertuples(index=False):
+            click.echo(f"  delete {r.object:<8} {r.record_id!s:<20} {r.rule}")
         for r in p.associations.itertuples(index=False):
             click.echo(f"  associate {r.object:<16} {r.from_id} -> {r.to_id} via {r.via} (from {r.source_crm})")
         for reason, count in p.left_out["reason"].value_counts().items():

@@ -27,7 +27,7 @@ SAMPLE = 20
 CONFLICTS = "conflicts_resolved_by_window"
 WITHIN_BUDGET = "plan_within_budget"
 SCOPE = "contacts, companies and deals: creates (with the pipelines they need), field updates of linked " \
-        "records, lifecycle stages, associations; findings (deletions: not yet planned)"
+        "records, lifecycle stages, associations, deletes carried from the other app (DEL-1..3); findings"
 
 
 def _table(frame: pd.DataFrame, cols: list[str], sample: int = SAMPLE) -> str:
@@ -78,6 +78,10 @@ def plan_metadata(plan: TargetPlan) -> dict:
         "associations_by_kind": dg.MetadataValue.json(_counts(plan.associations, "object")),
         "sample_associations": dg.MetadataValue.md(_table(
             plan.associations, ["object", "from_id", "to_id", "source_crm", "via"])),
+        "deletes": len(plan.deletes),  # DEL-1..3; deletions not carried are in not_created with their rule
+        "deletes_by_object": dg.MetadataValue.json(_counts(plan.deletes, "object")),
+        "sample_deletes": dg.MetadataValue.md(_table(
+            plan.deletes, ["object", "record_id", "deleted_crm", "deleted_id", "deleted_at", "rule"])),
         "findings": len(plan.findings),
         "findings_by_reason": dg.MetadataValue.json(_counts(plan.findings, "reason")),
         "sample_findings": dg.MetadataValue.md(_table(plan.findings, ["object", "crm", "id", "reason"])),

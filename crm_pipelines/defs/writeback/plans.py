@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from crm_pipelines.defs.writeback.deletion_inputs import deletion_plan_of
 from crm_pipelines.defs.writeback.plan_inputs import _values, contact_create_plan, linked_merges
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror, unified
@@ -113,8 +114,9 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
         free = companies[companies["hubspot_id"].isna()]
         modified = pd.concat([_modified(engine, crm, free[f"{crm}_id"].dropna().astype(str).tolist())
                               for crm in company_rules], ignore_index=True)  # fmt: skip
+    deletions = deletion_plan_of(engine, settings)  # DEL-1..3; its company deletions feed DEL-4
     company_made, company_left = company_creates(companies, read["account_candidates"], read["contact_company"],
-                                                 contact_ids, company_rules, planned, modified)
+                                                 contact_ids, company_rules, planned, modified, deletions.companies)
     company_updates = field_updates(linked_merges(engine, settings, "company"), "company")
 
     # deals: creates (DEAL-2..5), the pipelines they need (DEAL-3), field updates of linked deals
@@ -166,10 +168,10 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
         made, assoc_left = association_changes(target, pairs, identities, syncing)
         contact_left = contacts.left_out[contacts.left_out["target_crm"] == target].assign(object="contact")
         left = [contact_left, company_left[company_left["target_crm"] == target],
-                deal_left[deal_left["target_crm"] == target], assoc_left]
+                deal_left[deal_left["target_crm"] == target], assoc_left, deletions.left_out_for(target)]
         plans[target] = TargetPlan(
             crm=target, creates=concat(CREATE_COLUMNS, creates), updates=_updates(updates), associations=made,
-            left_out=concat(LEFT_OUT_COLUMNS, left),
+            left_out=concat(LEFT_OUT_COLUMNS, left), deletes=deletions.deletes_for(target),
             findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target]]))
     return plans
 
