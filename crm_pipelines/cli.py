@@ -187,7 +187,7 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
         kept, deferred, left = budget_split(engine, settings, target, p.work())
         out[target] = {
             "creates": records(p.creates), "updates": records(p.updates), "associations": records(p.associations),
-            "deletes": records(p.deletes),
+            "deletes": records(p.deletes), "create_values": records(p.create_values),
             "not_created": records(p.left_out), "findings": records(p.findings),
             "counts": records(p.counts().reset_index()),
             "api_calls": {"planned": calls_needed(target, kept) + calls_needed(target, deferred),

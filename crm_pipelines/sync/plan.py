@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from crm_pipelines.sync.create_values import CREATE_VALUE_COLUMNS
 from crm_pipelines.sync.field_plan import UPDATE_COLUMNS
 
 # a record to create: from which CRM's record, as which type, and one line a user recognises it by
@@ -55,6 +56,8 @@ class TargetPlan:
     updates: pd.DataFrame = field(default_factory=lambda: frame(UPDATE_COLUMNS))
     associations: pd.DataFrame = field(default_factory=lambda: frame(ASSOCIATION_COLUMNS))
     deletes: pd.DataFrame = field(default_factory=lambda: frame(DELETE_COLUMNS))
+    # the field values each create carries (``sync/create_values.py``): part of its create, not a write of its own
+    create_values: pd.DataFrame = field(default_factory=lambda: frame(CREATE_VALUE_COLUMNS))
     left_out: pd.DataFrame = field(default_factory=lambda: frame(LEFT_OUT_COLUMNS))
     findings: pd.DataFrame = field(default_factory=lambda: frame(FINDING_COLUMNS))
 

@@ -142,6 +142,12 @@ def test_deletions_made_in_the_crms_are_planned_per_del_1_to_4(
         hubspot.creates["source_id"])
     assert opp_a not in set(hubspot.creates["source_id"])
 
+    # a create states the values it is created with: a HubSpot contact planned in Salesforce carries its email
+    made = sf_creates[sf_creates["object"] == "contact"].iloc[0]
+    values = planned["salesforce"].create_values
+    carried = values[values["source_id"] == made["source_id"]].set_index("target_field")["value"]
+    assert carried["Email"] == made["detail"].strip().lower() or carried["Email"] == made["detail"]
+
     # the plan shows it: deletes counted, sampled, and in the calls (OPS-8)
     meta = {e.materialization.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
     shown = meta[PLANS["hubspot"]]

@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from crm_pipelines.defs.writeback.create_value_inputs import create_values_of
 from crm_pipelines.defs.writeback.deletion_inputs import deletion_plan_of
 from crm_pipelines.defs.writeback.plan_inputs import _values, contact_create_plan, linked_merges
 from crm_pipelines.settings import Settings
@@ -173,6 +174,8 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
             crm=target, creates=concat(CREATE_COLUMNS, creates), updates=_updates(updates), associations=made,
             left_out=concat(LEFT_OUT_COLUMNS, left), deletes=deletions.deletes_for(target),
             findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target]]))
+    for target, plan in plans.items():  # the field values each create carries
+        plan.create_values = create_values_of(engine, settings, target, plan.creates)
     return plans
 
 

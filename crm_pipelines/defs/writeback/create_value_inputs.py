@@ -1,0 +1,62 @@
+"""What the creates' field values are read from (``sync/create_values.py``): the source records' ``unified``
+field tables, and the connection's field mappings and rules for the pair of objects."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from crm_pipelines.settings import Settings
+from crm_pipelines.state import unified
+from crm_pipelines.sync.create_values import create_values, empty, pair_fields
+from crm_pipelines.transform.fields import DEFAULT_FIELDS
+
+HUBSPOT_OBJECT = {"contact": "contacts", "company": "companies", "deal": "deals"}
+# the other CRM's objects per HubSpot object, and a create's ``object_type`` -> the mirror's object
+OTHER_OBJECTS = {
+    "salesforce": {"contact": ("Lead", "Contact"), "company": ("Account",), "deal": ("Opportunity",)},
+    "dynamics": {"contact": ("contacts", "leads"), "company": ("accounts",), "deal": ("opportunities",)},
+}
+_TYPE_OBJECT = {"contact": "contacts", "lead": "leads", "account": "accounts", "opportunity": "opportunities"}
+_CHUNK = 20_000
+
+
+def _read(engine: Engine, crm: str, obj: str, ids: list[str]) -> pd.DataFrame:
+    """``id`` + one column per HubSpot property of these records of ``crm``'s ``obj``."""
+    name = f"fields_{crm}_{obj.lower()}"
+    parts = [unified.read(engine, name, unified.column(name, "id").in_(ids[i : i + _CHUNK]))
+             for i in range(0, len(ids), _CHUNK)]  # fmt: skip
+    stored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"id": [], "values": []})
+    docs = [v or {} for v in stored["values"].tolist()]
+    names = dict.fromkeys(k for d in docs for k in d)  # column by column: a frame of dicts costs 10x more
+    return pd.DataFrame({"id": stored["id"].astype(str).to_numpy(),
+                         **{k: pd.Series([d.get(k) for d in docs], dtype=object) for k in names if k != "id"}})
+
+
+def _fields(settings: Settings, crm: str, obj: str):
+    conn = getattr(settings.sync, crm)
+    rules = {m.hubspot: m.rule for m in conn.field_mappings}
+    return pair_fields(DEFAULT_FIELDS.get((crm, obj), ()), [m for m in conn.field_mappings if m.object == obj], rules)
+
+
+def create_values_of(engine: Engine, settings: Settings, target: str, creates: pd.DataFrame) -> pd.DataFrame:
+    """The field values each of ``target``'s planned creates (``plan.CREATE_COLUMNS``) carries."""
+    parts = []
+    records = creates[creates["object"].isin(list(HUBSPOT_OBJECT))]
+    for (obj, source), made in records.groupby(["object", "source_crm"], sort=True):
+        ids = made["source_id"].astype(str).tolist()
+        if target == "hubspot":  # from Salesforce or Dynamics: whichever of its objects holds the record
+            for other_obj in OTHER_OBJECTS[source][obj]:
+                values = _read(engine, source, other_obj, ids)
+                if len(values):
+                    parts.append(create_values(made, values, _fields(settings, source, other_obj), to_hubspot=True,
+                                               target_object=HUBSPOT_OBJECT[obj]))  # fmt: skip
+            continue
+        values = _read(engine, "hubspot", HUBSPOT_OBJECT[obj], ids)
+        for object_type, one_type in made.groupby("object_type", sort=True):
+            other_obj = str(object_type)
+            other_obj = _TYPE_OBJECT.get(other_obj, other_obj) if target == "dynamics" else other_obj
+            parts.append(create_values(one_type, values, _fields(settings, target, other_obj), to_hubspot=False,
+                                       target_object=other_obj))  # fmt: skip
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else empty()
