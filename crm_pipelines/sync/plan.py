@@ -57,7 +57,7 @@ class TargetPlan:
     associations: pd.DataFrame = field(default_factory=lambda: frame(ASSOCIATION_COLUMNS))
     deletes: pd.DataFrame = field(default_factory=lambda: frame(DELETE_COLUMNS))
     # the field values each create carries (``sync/create_values.py``): part of its create, not a write of its own
-    create_values: pd.DataFrame = field(default_factory=lambda: frame(CREATE_VALUE_COLUMNS))
+    create_values: pd.DataFrame = field(default_factory=lambda: frame((*CREATE_VALUE_COLUMNS, "api_value")))
     left_out: pd.DataFrame = field(default_factory=lambda: frame(LEFT_OUT_COLUMNS))
     findings: pd.DataFrame = field(default_factory=lambda: frame(FINDING_COLUMNS))
 

@@ -67,7 +67,7 @@ def plan_metadata(plan: TargetPlan) -> dict:
         "sample_creates": dg.MetadataValue.md(_table(
             creates, ["object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"])),
         "sample_create_values": dg.MetadataValue.md(_table(  # what the creates are created with
-            plan.create_values, ["object", "source_id", "target_object", "target_field", "value", "rule"])),
+            plan.create_values, ["object", "source_id", "target_object", "target_field", "api_value", "rule"])),
         "not_created": dg.MetadataValue.json(_counts(plan.left_out, "reason")),
         "updates": len(updates),
         "records": int(updates["record_id"].nunique()),

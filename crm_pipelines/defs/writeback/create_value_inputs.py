@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import unified
 from crm_pipelines.sync.create_values import create_values, empty, pair_fields
+from crm_pipelines.sync.value_forms import value_forms
 from crm_pipelines.transform.fields import DEFAULT_FIELDS
 
 HUBSPOT_OBJECT = {"contact": "contacts", "company": "companies", "deal": "deals"}
@@ -39,8 +40,10 @@ def _fields(settings: Settings, crm: str, obj: str):
     return pair_fields(DEFAULT_FIELDS.get((crm, obj), ()), [m for m in conn.field_mappings if m.object == obj], rules)
 
 
-def create_values_of(engine: Engine, settings: Settings, target: str, creates: pd.DataFrame) -> pd.DataFrame:
-    """The field values each of ``target``'s planned creates (``plan.CREATE_COLUMNS``) carries."""
+def create_values_of(engine: Engine, settings: Settings, target: str, creates: pd.DataFrame,
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The field values each of ``target``'s planned creates (``plan.CREATE_COLUMNS``) carries, in the form
+    its API takes (``api_value``, OPS-9), and the findings of text too long for its field."""
     parts = []
     records = creates[creates["object"].isin(list(HUBSPOT_OBJECT))]
     for (obj, source), made in records.groupby(["object", "source_crm"], sort=True):
@@ -59,4 +62,4 @@ def create_values_of(engine: Engine, settings: Settings, target: str, creates: p
             parts.append(create_values(one_type, values, _fields(settings, target, other_obj), to_hubspot=False,
                                        target_object=other_obj))  # fmt: skip
     parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else empty()
+    return value_forms(pd.concat(parts, ignore_index=True) if parts else empty(), target)

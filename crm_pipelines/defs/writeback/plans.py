@@ -174,8 +174,9 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
             crm=target, creates=concat(CREATE_COLUMNS, creates), updates=_updates(updates), associations=made,
             left_out=concat(LEFT_OUT_COLUMNS, left), deletes=deletions.deletes_for(target),
             findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target]]))
-    for target, plan in plans.items():  # the field values each create carries
-        plan.create_values = create_values_of(engine, settings, target, plan.creates)
+    for target, plan in plans.items():  # the field values each create carries, in the API's form (OPS-9)
+        plan.create_values, too_long = create_values_of(engine, settings, target, plan.creates)
+        plan.findings = concat(FINDING_COLUMNS, [plan.findings, too_long])
     return plans
 
 

@@ -1,0 +1,91 @@
+"""OPS-9: each planned value in the form the target's API takes, and text too long for the target's field
+reported, never cut.
+
+The plan compares values in one normalized text form (``field_inputs.comparable``: dates ``YYYY-MM-DD``,
+datetimes UTC ``YYYY-MM-DDTHH:MM:SSZ``); the API form per target:
+
+- HubSpot: a date-only property as midnight UTC in epoch milliseconds; a datetime as epoch milliseconds.
+- Salesforce: a date as ``YYYY-MM-DD``; a datetime in UTC, ``YYYY-MM-DDTHH:MM:SS.000Z``.
+- Dataverse: a datetime as ``Edm.DateTimeOffset`` (``YYYY-MM-DDTHH:MM:SSZ``); a date-only column
+  (``estimatedclosedate``) as ``Edm.Date`` (``YYYY-MM-DD``).
+
+Text longer than the target field's length (``LENGTHS``: the fields the default mappings write, as the
+Salesforce describe and the Dataverse metadata state them; the sandboxes serve the same, a test keeps them
+equal) gets no API value and a finding naming the record, the field, the length and the limit. A field
+whose length is not listed (HubSpot properties, custom mappings) is not checked here; the writes report
+what an API cut (``crm/outcomes.py``: ``truncated``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from crm_pipelines.sync.plan import FINDING_COLUMNS, frame
+
+# (crm, object, field) -> the most characters the field takes
+LENGTHS: dict[tuple[str, str, str], int] = {
+    **{("salesforce", obj, f): n for obj in ("Lead", "Contact")
+       for f, n in (("Email", 80), ("FirstName", 40), ("LastName", 80), ("Phone", 40))},
+    ("salesforce", "Lead", "Country"): 80, ("salesforce", "Lead", "State"): 80,
+    ("salesforce", "Lead", "Company"): 255,
+    ("salesforce", "Contact", "MailingCountry"): 80, ("salesforce", "Contact", "MailingState"): 80,
+    ("salesforce", "Account", "Name"): 255, ("salesforce", "Account", "Website"): 255,
+    ("salesforce", "Opportunity", "Name"): 120, ("salesforce", "Opportunity", "Type"): 255,
+    ("salesforce", "Opportunity", "Description"): 32_000,
+    **{("dynamics", obj, f): n for obj in ("contacts", "leads")
+       for f, n in (("emailaddress1", 100), ("firstname", 50), ("lastname", 50), ("telephone1", 50),
+                    ("address1_country", 80), ("address1_stateorprovince", 50))},
+    ("dynamics", "leads", "companyname"): 100,
+    ("dynamics", "accounts", "name"): 160, ("dynamics", "accounts", "websiteurl"): 200,
+    ("dynamics", "opportunities", "name"): 300, ("dynamics", "opportunities", "description"): 2_000,
+}  # fmt: skip
+# Dataverse date-only columns (DateOnly behaviour: Edm.Date)
+DATE_ONLY = {("dynamics", "opportunities", "estimatedclosedate")}
+# the columns a frame of planned values has (``create_values.CREATE_VALUE_COLUMNS`` has them all)
+VALUE_COLUMNS = ("object", "source_id", "target_object", "target_field", "kind", "value")
+
+
+def api_form(values: pd.Series, kind: str, crm: str, date_only: bool = False) -> pd.Series:
+    """``values`` (normalized text) in the form ``crm``'s API takes for a field of ``kind``; vectorised."""
+    v = values.astype(object)
+    if kind not in ("date", "datetime"):
+        return v
+    ts = pd.to_datetime(v, utc=True, errors="coerce", format="ISO8601")
+    if kind == "date":
+        ts = ts.dt.normalize()  # a date is that day's midnight UTC
+    if crm == "hubspot":
+        ms = (ts - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(milliseconds=1)
+        out = ms.astype("Int64").astype("string")
+    elif kind == "date" or date_only:
+        out = ts.dt.strftime("%Y-%m-%d")
+    elif crm == "salesforce":
+        out = ts.dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    else:  # Dataverse Edm.DateTimeOffset
+        out = ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out.astype(object).where(ts.notna().to_numpy(), None)
+
+
+def value_forms(values: pd.DataFrame, crm: str, record_column: str = "source_id",
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``values`` (``VALUE_COLUMNS``) written to ``crm``: the same rows with ``api_value`` (None for text too long
+    for its field) and the findings for those (``FINDING_COLUMNS``; ``id``: the record, by ``record_column``)."""
+    out = values.copy()
+    out["api_value"] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    for (kind, obj, fld), part in out.groupby(["kind", "target_object", "target_field"], sort=False):
+        out.loc[part.index, "api_value"] = api_form(part["value"], str(kind), crm,
+                                                    (crm, str(obj), str(fld)) in DATE_ONLY).to_numpy()
+    known = pd.DataFrame([(o, f, n) for (c, o, f), n in LENGTHS.items() if c == crm],
+                         columns=["target_object", "target_field", "limit"])
+    keys = out[["target_object", "target_field"]].astype(str).reset_index(drop=True)
+    limit = pd.Series(keys.merge(known, how="left")["limit"].to_numpy(), index=out.index).astype("Float64")
+    size = out["value"].astype("string").str.len().astype("Float64")
+    long = (limit.notna() & (size > limit)).fillna(False).to_numpy(dtype=bool)
+    out.loc[long, "api_value"] = None
+    bad = out[long]
+    reason = ("OPS-9 " + bad["target_object"].astype(str) + "." + bad["target_field"].astype(str) + " is "
+              + size[long].astype("Int64").astype(str) + " characters, longer than its "
+              + limit[long].astype("Int64").astype(str) + ": not cut, not written")
+    found = frame(FINDING_COLUMNS, pd.DataFrame({"object": bad["object"], "crm": crm, "id": bad[record_column],
+                                                 "target_crm": crm, "reason": reason}))  # fmt: skip
+    return out, found
+

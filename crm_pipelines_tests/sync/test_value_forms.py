@@ -1,0 +1,75 @@
+"""OPS-9: planned values in the form each API takes, and text longer than the target's field reported per record
+and field, never cut (``sync/value_forms.py``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+import crm_pipelines.sandbox.dynamics.catalog as dynamics_catalog
+import crm_pipelines.sandbox.salesforce.catalog as salesforce_catalog
+from crm_pipelines.sync.value_forms import DATE_ONLY, LENGTHS, api_form, value_forms
+from crm_pipelines.transform.fields import DEFAULT_FIELDS
+
+DAY = pd.Series(["2026-12-01", None])
+MOMENT = pd.Series(["2026-12-01T09:30:15Z"])
+MIDNIGHT_MS = str(int(pd.Timestamp("2026-12-01", tz="UTC").timestamp() * 1000))
+
+
+def test_ops9_hubspot_date_only_properties_are_midnight_utc_epoch_ms():
+    assert api_form(DAY, "date", "hubspot").tolist() == [MIDNIGHT_MS, None]
+    assert MIDNIGHT_MS == "1796083200000"
+    in_ms = int(MIDNIGHT_MS) + (9 * 3600 + 30 * 60 + 15) * 1000
+    assert api_form(MOMENT, "datetime", "hubspot").tolist() == [str(in_ms)]
+    # a datetime where a date is mapped still lands on the day's midnight
+    assert api_form(pd.Series(["2026-12-01T23:59:00Z"]), "date", "hubspot").tolist() == [MIDNIGHT_MS]
+
+
+def test_ops9_salesforce_dates_are_yyyy_mm_dd_and_datetimes_utc():
+    assert api_form(DAY, "date", "salesforce").tolist() == ["2026-12-01", None]
+    assert api_form(pd.Series(["2026-12-01T10:30:15+01:00"]), "datetime", "salesforce").tolist() == [
+        "2026-12-01T09:30:15.000Z"]
+
+
+def test_ops9_dataverse_datetimes_are_edm_datetimeoffset_and_date_only_columns_edm_date():
+    assert api_form(MOMENT, "datetime", "dynamics").tolist() == ["2026-12-01T09:30:15Z"]
+    assert api_form(MOMENT, "datetime", "dynamics", date_only=True).tolist() == ["2026-12-01"]
+    assert ("dynamics", "opportunities", "estimatedclosedate") in DATE_ONLY
+    assert api_form(pd.Series(["x", "12"]), "text", "dynamics").tolist() == ["x", "12"]  # other kinds as they are
+
+
+def test_ops9_text_longer_than_the_target_field_is_a_finding_naming_record_and_field_never_cut():
+    values = pd.DataFrame({
+        "object": "contact", "source_id": ["h1", "h2", "h3"], "target_object": "Lead",
+        "target_field": ["FirstName", "FirstName", "CloseDate"], "kind": ["text", "text", "date"],
+        "value": ["Ada", "A" * 41, "2026-12-01"]})  # fmt: skip
+    out, found = value_forms(values, "salesforce")
+    assert out["api_value"].tolist() == ["Ada", None, "2026-12-01"]  # not cut to 40
+    assert found[["object", "crm", "id"]].values.tolist() == [["contact", "salesforce", "h2"]]
+    assert found["reason"].iloc[0] == "OPS-9 Lead.FirstName is 41 characters, longer than its 40: not cut, not written"
+    # the same name fits Dynamics' 50
+    dyn = values.assign(target_object="leads", target_field=["firstname", "firstname", "estimatedclosedate"])
+    out, found = value_forms(dyn, "dynamics")
+    assert found.empty and out["api_value"].iloc[1] == "A" * 41
+
+
+def test_ops9_the_lengths_are_the_salesforce_describe_and_dataverse_metadata_ones():
+    sf = {obj: {f.name: f for f in salesforce_catalog.OBJECT_FIELDS[obj]} for obj in ("Lead", "Contact", "Account",
+                                                                                       "Opportunity")}
+    dy = {t.entity_set: {a.name: a for a in t.attributes} for t in (dynamics_catalog.CONTACT, dynamics_catalog.LEAD,
+                                                                     dynamics_catalog.ACCOUNT,
+                                                                     dynamics_catalog.OPPORTUNITY)}
+    for (crm, obj, fld), n in LENGTHS.items():
+        assert (sf[obj][fld].length if crm == "salesforce" else dy[obj][fld].max_length) == n, (crm, obj, fld)
+    # every text field a default mapping writes has its length listed
+    for (crm, obj), maps in DEFAULT_FIELDS.items():
+        if crm == "salesforce":
+            text = [m.other for m in maps if sf[obj][m.other].type in ("string", "email", "phone", "url", "textarea",
+                                                                        "picklist")]
+        elif crm == "dynamics":
+            text = [m.other for m in maps if m.other in dy[obj] and dy[obj][m.other].type in ("String", "Memo")]
+        else:
+            continue
+        assert all((crm, obj, f) in LENGTHS for f in text), (crm, obj, text)
+        if crm == "dynamics":  # every date-only column a default mapping writes is written as a date
+            assert {("dynamics", obj, m.other) for m in maps if m.other in dy[obj] and dy[obj][m.other].date_only
+                    } <= DATE_ONLY
