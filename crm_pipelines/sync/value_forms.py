@@ -18,6 +18,7 @@ what an API cut (``crm/outcomes.py``: ``truncated``).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from crm_pipelines.sync.plan import FINDING_COLUMNS, frame
@@ -80,7 +81,10 @@ def value_forms(values: pd.DataFrame, crm: str, record_column: str = "source_id"
     limit = pd.Series(keys.merge(known, how="left")["limit"].to_numpy(), index=out.index).astype("Float64")
     size = out["value"].astype("string").str.len().astype("Float64")
     long = (limit.notna() & (size > limit)).fillna(False).to_numpy(dtype=bool)
-    out.loc[long, "api_value"] = None
+    api = out["api_value"].astype(object)
+    # object, not pandas' inferred text dtype: a value not written stays None
+    out["api_value"] = pd.Series(np.where(~long & api.notna().to_numpy(), api.to_numpy(), None), index=out.index,
+                                 dtype=object)
     bad = out[long]
     reason = ("OPS-9 " + bad["target_object"].astype(str) + "." + bad["target_field"].astype(str) + " is "
               + size[long].astype("Int64").astype(str) + " characters, longer than its "
@@ -89,3 +93,23 @@ def value_forms(values: pd.DataFrame, crm: str, record_column: str = "source_id"
                                                  "target_crm": crm, "reason": reason}))  # fmt: skip
     return out, found
 
+
+
+def update_forms(updates: pd.DataFrame, crm: str, target_object: pd.Series, fields: pd.DataFrame,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``updates`` (``field_plan.UPDATE_COLUMNS``) written to ``crm``, each to a record of ``target_object``
+    (aligned with ``updates``): with ``target_field`` (the API's name of the HubSpot property ``field``) and
+    ``api_value`` (the new value in the API's form; None when too long), and the findings of text too long.
+    ``fields``: ``target_object``, ``field``, ``target_field``, ``kind`` of the mapped fields; a field not
+    among them is named as in HubSpot and taken as text."""
+    keys = pd.DataFrame({"target_object": target_object.astype(str).to_numpy(),
+                         "field": updates["field"].astype(str).to_numpy()})  # fmt: skip
+    named = keys.merge(fields.drop_duplicates(["target_object", "field"]), how="left")
+    values = pd.DataFrame({
+        "object": updates["kind"].to_numpy(), "record_id": updates["record_id"].to_numpy(),
+        "target_object": keys["target_object"].to_numpy(),
+        "target_field": named["target_field"].fillna(named["field"]).to_numpy(),
+        "kind": named["kind"].fillna("text").to_numpy(), "value": updates["new"].to_numpy()})  # fmt: skip
+    out, found = value_forms(values, crm, "record_id")
+    return updates.assign(target_field=out["target_field"].to_numpy(),
+                          api_value=pd.Series(out["api_value"].to_numpy(), index=updates.index, dtype=object)), found

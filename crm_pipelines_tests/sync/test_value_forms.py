@@ -7,7 +7,7 @@ import pandas as pd
 
 import crm_pipelines.sandbox.dynamics.catalog as dynamics_catalog
 import crm_pipelines.sandbox.salesforce.catalog as salesforce_catalog
-from crm_pipelines.sync.value_forms import DATE_ONLY, LENGTHS, api_form, value_forms
+from crm_pipelines.sync.value_forms import DATE_ONLY, LENGTHS, api_form, update_forms, value_forms
 from crm_pipelines.transform.fields import DEFAULT_FIELDS
 
 DAY = pd.Series(["2026-12-01", None])
@@ -73,3 +73,24 @@ def test_ops9_the_lengths_are_the_salesforce_describe_and_dataverse_metadata_one
         if crm == "dynamics":  # every date-only column a default mapping writes is written as a date
             assert {("dynamics", obj, m.other) for m in maps if m.other in dy[obj] and dy[obj][m.other].date_only
                     } <= DATE_ONLY
+
+
+def test_ops9_updates_are_named_and_formed_as_the_target_api_takes_them():
+    updates = pd.DataFrame({
+        "kind": ["deal", "deal", "contact", "contact"], "record_id": ["0061", "0061", "00Q1", "0031"],
+        "hubspot_id": ["d1", "d1", "h1", "h2"], "source_crm": "hubspot", "source_id": ["d1", "d1", "h1", "h2"],
+        "field": ["closedate", "dealname", "firstname", "firstname"], "old": None,
+        "new": ["2026-12-01", "Big deal", "B" * 41, "Bo"], "decided_by": "x", "conflict": False})  # fmt: skip
+    fields = pd.DataFrame([("Opportunity", "closedate", "CloseDate", "date"),
+                           ("Opportunity", "dealname", "Name", "text"), ("Lead", "firstname", "FirstName", "text"),
+                           ("Contact", "firstname", "FirstName", "text")],
+                          columns=["target_object", "field", "target_field", "kind"])
+    objects = pd.Series(["Opportunity", "Opportunity", "Lead", "Contact"])
+    out, found = update_forms(updates, "salesforce", objects, fields)
+    assert out["target_field"].tolist() == ["CloseDate", "Name", "FirstName", "FirstName"]
+    assert out["api_value"].tolist() == ["2026-12-01", "Big deal", None, "Bo"]
+    assert found[["object", "id"]].values.tolist() == [["contact", "00Q1"]] and "Lead.FirstName" in found["reason"][0]
+    to_hubspot = updates.iloc[:1].assign(record_id="d1")
+    out, _ = update_forms(to_hubspot, "hubspot", pd.Series(["deals"]),
+                          pd.DataFrame([("deals", "closedate", "closedate", "date")], columns=fields.columns))
+    assert out["api_value"].tolist() == [MIDNIGHT_MS]

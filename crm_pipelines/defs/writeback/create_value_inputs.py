@@ -7,9 +7,10 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from crm_pipelines.settings import Settings
+from crm_pipelines.state import links as link_store
 from crm_pipelines.state import unified
 from crm_pipelines.sync.create_values import create_values, empty, pair_fields
-from crm_pipelines.sync.value_forms import value_forms
+from crm_pipelines.sync.value_forms import update_forms, value_forms
 from crm_pipelines.transform.fields import DEFAULT_FIELDS
 
 HUBSPOT_OBJECT = {"contact": "contacts", "company": "companies", "deal": "deals"}
@@ -63,3 +64,42 @@ def create_values_of(engine: Engine, settings: Settings, target: str, creates: p
                                        target_object=other_obj))  # fmt: skip
     parts = [p for p in parts if len(p)]
     return value_forms(pd.concat(parts, ignore_index=True) if parts else empty(), target)
+
+
+def _field_names(settings: Settings, target: str) -> pd.DataFrame:
+    """``target_object``, ``field`` (HubSpot property), ``target_field``, ``kind`` of every mapped field."""
+    rows = []
+    for crm, per in OTHER_OBJECTS.items():
+        for obj, objects in per.items():
+            for other_obj in objects:
+                for f in _fields(settings, crm, other_obj):
+                    if target == "hubspot":
+                        rows.append((HUBSPOT_OBJECT[obj], f.hubspot, f.hubspot, f.kind))
+                    elif target == crm:
+                        rows.append((other_obj, f.hubspot, f.other, f.kind))
+    if target == "hubspot":
+        rows += [(obj, m.hubspot, m.hubspot, m.kind) for obj in HUBSPOT_OBJECT.values()
+                 for m in DEFAULT_FIELDS.get(("hubspot", obj), ())]  # fmt: skip
+    return pd.DataFrame(rows, columns=["target_object", "field", "target_field", "kind"])
+
+
+def update_forms_of(engine: Engine, settings: Settings, target: str, updates: pd.DataFrame,
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``target``'s field updates with the API's field name and the new value in the API's form (OPS-9), and the
+    findings of text too long for its field."""
+    if updates.empty:
+        return updates.assign(target_field=None, api_value=None), value_forms(empty(), target)[1]
+    kind = updates["kind"].astype(str)
+    if target == "hubspot":
+        obj = kind.map(HUBSPOT_OBJECT)
+    else:
+        obj = kind.map({k: v[0] for k, v in OTHER_OBJECTS[target].items()}).astype(object)
+        contacts = kind.eq("contact").to_numpy()
+        if contacts.any():  # a Lead or a Contact (Dynamics: contact or lead): as the link says
+            links = link_store.load(engine, kind="contact", hubspot_ids=updates.loc[contacts, "hubspot_id"].astype(str))
+            types = links.drop_duplicates("hubspot_id").set_index("hubspot_id")[f"{target}_type"].astype(str)
+            found = updates.loc[contacts, "hubspot_id"].astype(str).map(types)
+            if target == "dynamics":
+                found = found.map(_TYPE_OBJECT)
+            obj.loc[contacts] = found.fillna(OTHER_OBJECTS[target]["contact"][0]).to_numpy()
+    return update_forms(updates, target, obj, _field_names(settings, target))

@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from crm_pipelines.defs.writeback.create_value_inputs import create_values_of
+from crm_pipelines.defs.writeback.create_value_inputs import create_values_of, update_forms_of
 from crm_pipelines.defs.writeback.deletion_inputs import deletion_plan_of
 from crm_pipelines.defs.writeback.plan_inputs import _values, contact_create_plan, linked_merges
 from crm_pipelines.settings import Settings
@@ -176,7 +176,8 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
             findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target]]))
     for target, plan in plans.items():  # the field values each create carries, in the API's form (OPS-9)
         plan.create_values, too_long = create_values_of(engine, settings, target, plan.creates)
-        plan.findings = concat(FINDING_COLUMNS, [plan.findings, too_long])
+        plan.updates, too_long_updates = update_forms_of(engine, settings, target, plan.updates)
+        plan.findings = concat(FINDING_COLUMNS, [plan.findings, too_long, too_long_updates])
     return plans
 
 
