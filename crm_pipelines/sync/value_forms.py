@@ -33,6 +33,7 @@ LENGTHS: dict[tuple[str, str, str], int] = {
     ("salesforce", "Account", "Name"): 255, ("salesforce", "Account", "Website"): 255,
     ("salesforce", "Opportunity", "Name"): 120, ("salesforce", "Opportunity", "Type"): 255,
     ("salesforce", "Opportunity", "Description"): 32_000,
+    ("salesforce", "Task", "Subject"): 255, ("salesforce", "Task", "Description"): 32_000,  # OPS-4
     **{("dynamics", obj, f): n for obj in ("contacts", "leads")
        for f, n in (("emailaddress1", 100), ("firstname", 50), ("lastname", 50), ("telephone1", 50),
                     ("address1_country", 80), ("address1_stateorprovince", 50))},

@@ -4,7 +4,8 @@ in the HubSpot plan as deletes or as deletions kept with their rule: a Salesforc
 HubSpot contact (DEL-2, switch on), a Lead deleted does not (switch off by default), a Dynamics contact
 deleted never does (DEL-1), a HubSpot contact deleted never deletes in Salesforce (DEL-2), an Opportunity
 deleted deletes its linked HubSpot deal and a HubSpot deal deleted keeps its Opportunity (DEL-3), an Account
-deleted keeps its HubSpot company; nothing deleted is planned to be created again (DEL-4)."""
+deleted keeps its HubSpot company; nothing deleted is planned to be created again (DEL-4). The same plans
+state the values creates carry and plan HubSpot's tasks as Salesforce Tasks (OPS-4)."""
 
 from __future__ import annotations
 
@@ -147,6 +148,15 @@ def test_deletions_made_in_the_crms_are_planned_per_del_1_to_4(
     values = planned["salesforce"].create_values
     carried = values[values["source_id"] == made["source_id"]].set_index("target_field")["value"]
     assert carried["Email"] == made["detail"].strip().lower() or carried["Email"] == made["detail"]
+
+    # OPS-4: HubSpot's seeded tasks go to Salesforce as Tasks on the linked record of their contact or deal
+    tasks = sf_creates[sf_creates["object"] == "task"]
+    assert len(tasks) and set(tasks["object_type"]) == {"Task"}
+    on = values[values["target_field"].isin(["WhoId", "WhatId"])]
+    assert set(tasks["source_id"]) == set(on["source_id"])
+    linked_sf = set(link_store.load(engine, kind="contact")["salesforce_id"].dropna()) | {opp_b}
+    assert set(on["value"]) <= linked_sf
+    assert planned["salesforce"].counts().loc["task", "create"] == len(tasks)
 
     # the plan shows it: deletes counted, sampled, and in the calls (OPS-8)
     meta = {e.materialization.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}

@@ -54,7 +54,7 @@ def test_ops9_text_longer_than_the_target_field_is_a_finding_naming_record_and_f
 
 def test_ops9_the_lengths_are_the_salesforce_describe_and_dataverse_metadata_ones():
     sf = {obj: {f.name: f for f in salesforce_catalog.OBJECT_FIELDS[obj]} for obj in ("Lead", "Contact", "Account",
-                                                                                       "Opportunity")}
+                                                                                       "Opportunity", "Task")}
     dy = {t.entity_set: {a.name: a for a in t.attributes} for t in (dynamics_catalog.CONTACT, dynamics_catalog.LEAD,
                                                                      dynamics_catalog.ACCOUNT,
                                                                      dynamics_catalog.OPPORTUNITY)}

@@ -42,9 +42,10 @@ def _fields(settings: Settings, crm: str, obj: str):
 
 
 def create_values_of(engine: Engine, settings: Settings, target: str, creates: pd.DataFrame,
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     extra: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The field values each of ``target``'s planned creates (``plan.CREATE_COLUMNS``) carries, in the form
-    its API takes (``api_value``, OPS-9), and the findings of text too long for its field."""
+    its API takes (``api_value``, OPS-9), and the findings of text too long for its field. ``extra``: values of
+    creates planned elsewhere (tasks), formed alike."""
     parts = []
     records = creates[creates["object"].isin(list(HUBSPOT_OBJECT))]
     for (obj, source), made in records.groupby(["object", "source_crm"], sort=True):
@@ -62,7 +63,7 @@ def create_values_of(engine: Engine, settings: Settings, target: str, creates: p
             other_obj = _TYPE_OBJECT.get(other_obj, other_obj) if target == "dynamics" else other_obj
             parts.append(create_values(one_type, values, _fields(settings, target, other_obj), to_hubspot=False,
                                        target_object=other_obj))  # fmt: skip
-    parts = [p for p in parts if len(p)]
+    parts = [p for p in [*parts, extra] if p is not None and len(p)]
     return value_forms(pd.concat(parts, ignore_index=True) if parts else empty(), target)
 
 

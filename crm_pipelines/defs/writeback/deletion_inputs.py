@@ -53,7 +53,8 @@ def _rows(engine: Engine, crm: str, obj: str, ids: list[str] | None) -> pd.DataF
     return out[list(STATUS_COLUMNS)]
 
 
-def _status(engine: Engine, kind: str, ids: dict[str, list[str]] | None) -> pd.DataFrame:
+def record_status(engine: Engine, kind: str, ids: dict[str, list[str]] | None) -> pd.DataFrame:
+    """``STATUS_COLUMNS`` of these records of ``kind`` per CRM (None: every record the mirrors have deleted)."""
     parts = [_rows(engine, crm, obj, None if ids is None else ids.get(crm, []))
              for crm, objects in TABLES[kind].items() for obj in objects
              if ids is None or ids.get(crm)]  # fmt: skip
@@ -66,13 +67,13 @@ def deletion_events(engine: Engine, kind: str) -> pd.DataFrame:
         links = link_store.load(engine, kind="deal")
         if links.empty:
             return deal_events(links, pd.DataFrame(columns=list(STATUS_COLUMNS)))
-        dead = _status(engine, "deal", None)  # few: only the records deleted
+        dead = record_status(engine, "deal", None)  # few: only the records deleted
         hit = pd.Series(False, index=links.index)
         for crm in ("hubspot", "salesforce", "dynamics"):
             hit |= links[f"{crm}_id"].astype(str).isin(set(dead.loc[dead["crm"] == crm, "id"].astype(str)))
         links = links[hit.to_numpy(dtype=bool)]
         ids = {crm: links[f"{crm}_id"].dropna().astype(str).tolist() for crm in ("hubspot", "salesforce", "dynamics")}
-        return deal_events(links, _status(engine, "deal", ids))
+        return deal_events(links, record_status(engine, "deal", ids))
     history = link_store.deletions(engine, kind)
     if history.empty:
         return history_events(kind, history, pd.DataFrame(columns=list(STATUS_COLUMNS)), pd.DataFrame())
@@ -80,7 +81,7 @@ def deletion_events(engine: Engine, kind: str) -> pd.DataFrame:
     other = history["other_id"].astype(str).unique().tolist()
     ids = {"hubspot": history["hubspot_id"].astype(str).unique().tolist(), "salesforce": other, "dynamics": other}
     now = link_store.load(engine, kind=kind, hubspot_ids=ids["hubspot"])
-    return history_events(kind, history, _status(engine, kind, ids), now)
+    return history_events(kind, history, record_status(engine, kind, ids), now)
 
 
 def deletion_settings(settings: Settings) -> dict[str, DeletionSettings]:
