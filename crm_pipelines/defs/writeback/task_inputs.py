@@ -26,15 +26,15 @@ class TaskPlan:
 
 
 def _task_associations(engine: Engine) -> pd.DataFrame:
-    """HubSpot's live task associations: their mirror ids are ``tasks:<id>:<type>:<id>``, so one id range
-    holds them all (no read of every association)."""
+    """HubSpot's live task associations: their mirror ids are ``tasks:<id>:<type>:<id>:<type id>``
+    (``extract/hubspot.py``), so one id range holds them all (no read of every association)."""
     table = mirror.table_for("hubspot", "associations")
     query = sa.select(table.c.id).where(table.c.id >= "tasks:", table.c.id < "tasks;", table.c.deleted.is_(False))
     with engine.connect() as conn:
         ids = pd.Series([r[0] for r in conn.execute(query)], dtype=object)
-    parts = ids.astype(str).str.split(":", n=3, expand=True) if len(ids) else pd.DataFrame(columns=range(4))
+    parts = ids.astype(str).str.split(":", expand=True) if len(ids) else pd.DataFrame(columns=range(4))
     return pd.DataFrame({"from_type": parts[0], "from_id": parts[1], "to_type": parts[2], "to_id": parts[3]}
-                        ).dropna()  # fmt: skip
+                        ).dropna().drop_duplicates()  # fmt: skip
 
 
 def task_plan_of(engine: Engine, settings: Settings) -> TaskPlan:
