@@ -41,23 +41,36 @@ def _fields(settings: Settings, crm: str, obj: str):
     return pair_fields(DEFAULT_FIELDS.get((crm, obj), ()), [m for m in conn.field_mappings if m.object == obj], rules)
 
 
+def _cached(engine: Engine, crm: str, obj: str, ids: list[str], cache: dict) -> pd.DataFrame:
+    """``_read``, each record read once per plan: a HubSpot record created in both other CRMs is read once."""
+    have = cache.get((crm, obj))
+    known = set() if have is None else set(have["id"])
+    missing = [i for i in dict.fromkeys(ids) if i not in known]
+    if missing:
+        have = pd.concat([p for p in (have, _read(engine, crm, obj, missing)) if p is not None], ignore_index=True)
+        cache[(crm, obj)] = have
+    return have[have["id"].isin(set(ids))] if have is not None else _read(engine, crm, obj, [])
+
+
 def create_values_of(engine: Engine, settings: Settings, target: str, creates: pd.DataFrame,
-                     extra: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     extra: pd.DataFrame | None = None, cache: dict | None = None,
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The field values each of ``target``'s planned creates (``plan.CREATE_COLUMNS``) carries, in the form
     its API takes (``api_value``, OPS-9), and the findings of text too long for its field. ``extra``: values of
-    creates planned elsewhere (tasks), formed alike."""
+    creates planned elsewhere (tasks), formed alike; ``cache``: records read for an earlier target."""
+    cache = {} if cache is None else cache
     parts = []
     records = creates[creates["object"].isin(list(HUBSPOT_OBJECT))]
     for (obj, source), made in records.groupby(["object", "source_crm"], sort=True):
         ids = made["source_id"].astype(str).tolist()
         if target == "hubspot":  # from Salesforce or Dynamics: whichever of its objects holds the record
             for other_obj in OTHER_OBJECTS[source][obj]:
-                values = _read(engine, source, other_obj, ids)
+                values = _cached(engine, source, other_obj, ids, cache)
                 if len(values):
                     parts.append(create_values(made, values, _fields(settings, source, other_obj), to_hubspot=True,
                                                target_object=HUBSPOT_OBJECT[obj]))  # fmt: skip
             continue
-        values = _read(engine, "hubspot", HUBSPOT_OBJECT[obj], ids)
+        values = _cached(engine, "hubspot", HUBSPOT_OBJECT[obj], ids, cache)
         for object_type, one_type in made.groupby("object_type", sort=True):
             other_obj = str(object_type)
             other_obj = _TYPE_OBJECT.get(other_obj, other_obj) if target == "dynamics" else other_obj

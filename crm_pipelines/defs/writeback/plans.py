@@ -175,12 +175,12 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
             crm=target, creates=concat(CREATE_COLUMNS, creates), updates=_updates(updates), associations=made,
             left_out=concat(LEFT_OUT_COLUMNS, left), deletes=deletions.deletes_for(target),
             findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target]]))
-    tasks, sf = task_plan_of(engine, settings), plans["salesforce"]  # OPS-4: HubSpot tasks as Salesforce Tasks
+    tasks, sf, records_read = task_plan_of(engine, settings), plans["salesforce"], {}  # OPS-4: HubSpot tasks, SF Tasks
     sf.creates, sf.left_out = concat(CREATE_COLUMNS, [sf.creates, tasks.creates]), concat(LEFT_OUT_COLUMNS, [
         sf.left_out, tasks.left_out])
     for target, plan in plans.items():  # the field values each create carries, in the API's form (OPS-9)
         plan.create_values, too_long = create_values_of(engine, settings, target, plan.creates,
-                                                        tasks.values if target == "salesforce" else None)
+                                                        tasks.values if target == "salesforce" else None, records_read)
         plan.updates, too_long_updates = update_forms_of(engine, settings, target, plan.updates)
         plan.findings = concat(FINDING_COLUMNS, [plan.findings, too_long, too_long_updates])
     return plans
