@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_pipelines.crm.hubspot.client import ASSOCIATION_BATCH_READ_MAX, HubSpotClient
-from crm_pipelines.extract.sources import AssociationBatch, Deletion
+from crm_pipelines.extract.sources import AssociationBatch, Deletion, with_fields
 from crm_pipelines.state.mirror import MirrorRow
 
 PROPERTIES = {
@@ -96,8 +96,9 @@ class HubSpotObject:
     partitioned = True
     crm = "hubspot"
 
-    def __init__(self, client: HubSpotClient, obj: str) -> None:
+    def __init__(self, client: HubSpotClient, obj: str, extra: tuple[str, ...] = ()) -> None:
         self.client, self.obj = client, obj
+        self.properties = with_fields(PROPERTIES[self.obj], extra)
         # association batches read and not yet taken: (id prefixes re-read whole, their association rows)
         self._associations: list[AssociationBatch] = []
         self._counted: tuple[datetime, datetime, int] | None = None  # the last window read, with its total
@@ -119,7 +120,7 @@ class HubSpotObject:
         reads: list[asyncio.Task[None]] = []
         try:
             async for page in self.client.iter_modified(
-                self.obj, _ms(start), _ms(end), PROPERTIES[self.obj], on_total=counted
+                self.obj, _ms(start), _ms(end), self.properties, on_total=counted
             ):
                 pending += [str(r["id"]) for r in page]
                 if len(pending) >= ASSOCIATION_BATCH_READ_MAX:  # a full association batch per call
