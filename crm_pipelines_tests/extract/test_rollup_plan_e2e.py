@@ -4,23 +4,19 @@ properties named as rollup targets, the plan writes each contact's figures over 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import yaml
 
 from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.extract.sensors import build_change_sensor
-from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.plans import build_plans
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import unified
 from crm_pipelines.state.db import create_state_engine
-from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
 from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
@@ -41,13 +37,8 @@ def test_roll_2_and_3_cross_crm_rollups_are_planned_for_hubspot_and_only_where_t
             api.post("/crm/v3/properties/contacts", json={
                 "name": name, "label": name, "type": "number", "fieldType": "number",
                 "groupName": "contactinformation"}).raise_for_status()  # fmt: skip
-    settings_path = tmp_path / "crm_pipelines.yaml"
-    settings_path.write_text(yaml.safe_dump({
-        "state_database_url": state_url,
-        "sandbox": {"data_dir": str(sandbox.data_dir)},
-        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
-        "sync": {"hubspot": {"rollup_targets": TARGETS}},
-    }))  # fmt: skip
+    settings_path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url,
+                                     sync={"hubspot": {"rollup_targets": TARGETS}})
     settings = load_settings(settings_path)
     resources = build_resources(settings, str(settings_path), state_url=state_url)
     extract, unified_assets = build_extract_assets(settings), build_unified_assets(settings)
@@ -77,10 +68,7 @@ def test_roll_2_and_3_cross_crm_rollups_are_planned_for_hubspot_and_only_where_t
             values = {field: planned.loc[(hubspot_id, field), "new"] for field in TARGETS.values()
                       if (hubspot_id, field) in planned.index}  # fmt: skip
             ui.patch(f"/contacts/{hubspot_id}", json={"properties": values}).raise_for_status()
-    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
-    for request in evaluate(sensor, instance, resources).run_requests:
-        assert dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
-                              partition_key=request.partition_key, tags=request.tags).success
+    sync_changes(settings, extract, instance, resources)
     assert dg.materialize([unified_assets], instance=instance, resources=resources).success
     after = _rollup_updates(engine, settings)
     assert not set(after.index.get_level_values("record_id")) & set(done)

@@ -5,15 +5,12 @@ extract with the field's name instead of syncing nothing."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.extract.settings_fields import settings_fields
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
@@ -25,7 +22,7 @@ from crm_pipelines.settings import load_settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror
 from crm_pipelines.state.db import create_state_engine
-from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
 from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
@@ -34,14 +31,8 @@ MAPPING = {"hubspot": "zip", "other": "OtherPostalCode", "object": "Contact"}
 
 
 def _settings(tmp_path: Path, sandbox: RunningSandbox, state_url: str, mappings: list[dict]) -> Path:
-    path = tmp_path / "crm_pipelines.yaml"
-    path.write_text(yaml.safe_dump({
-        "state_database_url": state_url,
-        "sandbox": {"data_dir": str(sandbox.data_dir)},
-        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
-        "sync": {"salesforce": {"field_mappings": mappings}},
-    }))  # fmt: skip
-    return path
+    return sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url,
+                            sync={"salesforce": {"field_mappings": mappings}})
 
 
 def test_deal_1_a_custom_mapping_of_fields_outside_the_standard_lists_is_extracted_and_planned(
@@ -67,10 +58,7 @@ def test_deal_1_a_custom_mapping_of_fields_outside_the_standard_lists_is_extract
     with _ui(sandbox, "hubspot") as ui:
         ui.patch(f"/contacts/{hs_b}", json={"properties": {"zip": "80331"}}).raise_for_status()
 
-    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
-    for request in evaluate(sensor, instance, resources).run_requests:
-        assert dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
-                              partition_key=request.partition_key, tags=request.tags).success
+    sync_changes(settings, extract, instance, resources)
     assert dg.materialize([build_unified_assets(settings)], instance=instance, resources=resources).success
 
     stored = mirror.read_records(engine, "salesforce", "Contact").set_index("id")

@@ -6,17 +6,15 @@ and link exactly as a full recompute does; the link history says why a link chan
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import TABLES_OF, build_unified_assets, build_unified_checks
@@ -30,7 +28,7 @@ from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.state.schema import MIRROR_TABLES
 from crm_pipelines.transform.frames import Mirrors
-from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox, start_sandbox
 
 
@@ -69,12 +67,7 @@ def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
     tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
 ) -> None:
     sandbox = three_sandboxes
-    settings_path = tmp_path / "crm_pipelines.yaml"
-    settings_path.write_text(yaml.safe_dump({
-        "state_database_url": state_url,
-        "sandbox": {"data_dir": str(sandbox.data_dir)},
-        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
-    }))
+    settings_path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url)
     settings = load_settings(settings_path)
     resources = build_resources(settings, str(settings_path), state_url=state_url)
     extract = build_extract_assets(settings)
@@ -122,13 +115,7 @@ def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
         ui.patch(f"/contacts/{dyn['id']}", json={"emailaddress1": free[1]["email"]}).raise_for_status()
 
     # -- the change sensor's runs bring them in; unified follows -------------------------------------------
-    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
-    result = evaluate(sensor, instance, resources)
-    assert result.run_requests
-    for request in result.run_requests:
-        run = dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
-                             partition_key=request.partition_key, tags=request.tags)
-        assert run.success
+    assert sync_changes(settings, extract, instance, resources)
     incremental = dg.materialize([unified_assets], instance=instance, resources=resources)
     assert incremental.success
     meta = incremental.get_asset_materialization_events()[0].materialization.metadata
