@@ -41,8 +41,7 @@ def test_a_hubspot_ui_edit_at_a_past_time_is_stamped_then_in_record_and_property
 ) -> None:
     at = _past(10)
     with _ui(sandboxes, "hubspot") as ui, sandboxes.api() as api:
-        # a seeded contact (last modified months ago): HubSpot's times only move forward, so an edit is never
-        # stamped before the record's last modification
+        # a seeded contact, last modified months ago
         contact = api.get("/crm/v3/objects/contacts", params={"limit": 1}).json()["results"][0]["id"]
         edited = ui.patch(f"/contacts/{contact}", json={"properties": {"firstname": "Then"}},
                           params={"at": at.isoformat()})  # fmt: skip
@@ -60,7 +59,10 @@ def test_a_hubspot_ui_edit_at_a_past_time_is_stamped_then_in_record_and_property
 def test_a_salesforce_ui_edit_at_a_past_time_is_stamped_then(sandboxes: RunningSandbox) -> None:
     at = _past(12)
     with _ui(sandboxes, "salesforce") as ui:
-        contact = ui.post("/Contact", json={"LastName": "Attime"}).json()["Id"]
+        # created at a past time too: an edit is never dated before the record's last modification
+        created = ui.post("/Contact", json={"LastName": "Attime"}, params={"at": _past(30).isoformat()}).json()
+        assert _parse(created["CreatedDate"]) == _parse(created["LastModifiedDate"]) < at
+        contact = created["Id"]
         body = ui.patch(f"/Contact/{contact}", json={"FirstName": "Then"}, params={"at": at.isoformat()}).json()
         assert _parse(body["LastModifiedDate"]) == at and _parse(body["SystemModstamp"]) == at
         again = ui.patch(f"/Contact/{contact}", json={"FirstName": "Now"}).json()
@@ -70,7 +72,9 @@ def test_a_salesforce_ui_edit_at_a_past_time_is_stamped_then(sandboxes: RunningS
 def test_a_dynamics_ui_edit_at_a_past_time_is_stamped_then(sandboxes: RunningSandbox) -> None:
     at = _past(14)
     with _ui(sandboxes, "dynamics") as ui:
-        contact = ui.post("/contacts", json={"lastname": "Attime"}).json()["contactid"]
+        created = ui.post("/contacts", json={"lastname": "Attime"}, params={"at": _past(30).isoformat()}).json()
+        assert _parse(created["createdon"]) == _parse(created["modifiedon"]) < at
+        contact = created["contactid"]
         body = ui.patch(f"/contacts/{contact}", json={"firstname": "Then"}, params={"at": at.isoformat()}).json()
         assert _parse(body["modifiedon"]) == at
         again = ui.patch(f"/contacts/{contact}", json={"firstname": "Now"}).json()
@@ -91,3 +95,21 @@ def test_an_edit_in_the_future_or_without_an_offset_is_refused(
         assert refused.status_code == 400 and "in the future" in refused.text
         naive = ui.post(path, json=body, params={"at": "2026-01-01T10:00:00"})
         assert naive.status_code == 400 and "no UTC offset" in naive.text
+
+
+@pytest.mark.parametrize("crm,path,body,key,edit", [
+    ("hubspot", "/contacts", {"properties": {"email": "recent@example.org"}}, "id",
+     {"properties": {"firstname": "Earlier"}}),
+    ("salesforce", "/Contact", {"LastName": "Recent"}, "Id", {"FirstName": "Earlier"}),
+    ("dynamics", "/contacts", {"lastname": "Recent"}, "contactid", {"firstname": "Earlier"}),
+])  # fmt: skip
+def test_an_edit_before_the_records_last_modification_is_refused(
+    sandboxes: RunningSandbox, crm: str, path: str, body: dict, key: str, edit: dict
+) -> None:
+    """A CRM's modification time never moves backwards: rather than stamping the edit at another time than
+    asked, the sandbox says why it cannot."""
+    with _ui(sandboxes, crm) as ui:
+        made = ui.post(path, json=body)
+        made.raise_for_status()
+        refused = ui.patch(f"{path}/{made.json()[key]}", json=edit, params={"at": _past(60).isoformat()})
+        assert refused.status_code == 400 and "before the record's last modification" in refused.text

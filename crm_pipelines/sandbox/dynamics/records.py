@@ -230,6 +230,7 @@ class Writer:
         return record_id
 
     def modify(self, table: Table, existing: dict[str, Any], values: dict[str, Any]) -> None:
+        clock.check_after(parse_datetime(existing["modifiedon"]) if existing.get("modifiedon") else None)
         changes = {**values, "modifiedon": now_iso(), "versionnumber": self.store.next_versions()[0]}
         if "fullname" in table.by_name and ("firstname" in values or "lastname" in values):
             merged = {**existing, **values}

@@ -172,11 +172,11 @@ class DynamicsSandbox(CrmSandbox):
             headers["if-match"] = "*"
         try:
             at = clock.parse_at(request.query_params.get("at"))  # an edit made at a given time (clock.py)
-        except ValueError as err:
+            body = await request.body()
+            with clock.stamped_at(at):
+                response = self.api.dispatch(ApiRequest(method, path, {}, headers, body))
+        except clock.EditTimeError as err:
             return errors.bad_request(str(err)).response()
-        body = await request.body()
-        with clock.stamped_at(at):
-            response = self.api.dispatch(ApiRequest(method, path, {}, headers, body))
         return response.to_starlette()
 
     async def _ui_create(self, request: Request) -> Response:

@@ -178,6 +178,7 @@ class Portal:
             return record
         merged = {**record.properties, **changed}
         merged = {k: v for k, v in merged.items() if v is not None}
+        clock.check_after(clock.from_ms(record.updated_ms))
         # Timestamps only move forward, even for two writes inside one millisecond.
         stamp = max(now_ms(), record.updated_ms + 1)
         updated = replace(record, properties=merged, updated_ms=stamp)

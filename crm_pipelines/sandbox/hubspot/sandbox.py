@@ -151,7 +151,7 @@ class HubSpotSandbox(CrmSandbox):
             at = clock.parse_at(request.query_params.get("at"))  # an edit made at a given time (clock.py)
             with clock.stamped_at(at):
                 return action(self.ctx.portal, resolve(request))
-        except ValueError as err:
+        except clock.EditTimeError as err:
             return errors.validation(str(err)).response()
         except errors.HubSpotError as err:
             return err.response()

@@ -214,12 +214,14 @@ class SalesforceSandbox(CrmSandbox):
         assert self.ctx is not None
         try:
             at = clock.parse_at(request.query_params.get("at"))  # an edit made at a given time (clock.py)
-        except ValueError as err:
+        except clock.EditTimeError as err:
             return SalesforceError(400, "INVALID_FIELD", str(err), []).response()
         try:
             body = orjson.loads(await request.body() or b"{}")
             with clock.stamped_at(at):
                 return action(self.ctx.org, sobject_or_404(request.path_params["sobject"]), body)
+        except clock.EditTimeError as err:
+            return SalesforceError(400, "INVALID_FIELD", str(err), []).response()
         except SalesforceError as err:
             return err.response()
 
