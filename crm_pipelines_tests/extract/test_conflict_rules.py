@@ -85,12 +85,16 @@ class World:
     checks: dict = field(default_factory=dict)  # (asset key, check name) -> evaluation
 
     def update(self, target: str, case: Case, name: str) -> pd.Series | None:
-        """The planned update of ``name`` in ``target`` for ``case`` (None: none planned)."""
-        record = case.hubspot_id if target == "hubspot" else case.other_id
-        u = self.plans[target].updates
-        hit = u[(u["record_id"].astype(str) == record) & (u["field"] == name)]
-        assert len(hit) <= 1, hit
-        return None if hit.empty else hit.iloc[0]
+        return _update(self.plans, target, case, name)
+
+
+def _update(plans: dict, target: str, case: Case, name: str) -> pd.Series | None:
+    """The planned update of ``name`` in ``target`` for ``case`` (None: none planned)."""
+    record = case.hubspot_id if target == "hubspot" else case.other_id
+    u = plans[target].updates
+    hit = u[(u["record_id"].astype(str) == record) & (u["field"] == name)]
+    assert len(hit) <= 1, hit
+    return None if hit.empty else hit.iloc[0]
 
 
 def _state_url(backend: str, tmp: Path) -> str:
@@ -381,6 +385,29 @@ def test_conf6_set_on_create_only_never_overwrites_a_linked_record(world: World)
     assert world.update("dynamics", case, "lastname") is None
     synced = world.update("dynamics", case, "firstname")
     assert synced is not None and synced["new"] == "Cressida"
+
+
+def test_conf2_a_conflict_is_won_by_the_default_app_the_connection_names(world: World) -> None:
+    """The same state planned with Salesforce named the connection's default app (CONF-2: "HubSpot unless set
+    otherwise"): the conflict goes the other way; changes 10 minutes apart are still decided by time."""
+    doc = yaml.safe_load(world.settings_path.read_text())
+    doc["sync"]["salesforce"]["default_app"] = "salesforce"
+    path = world.settings_path.with_name("crm_pipelines.salesforce-default.yaml")
+    path.write_text(yaml.safe_dump(doc))
+    settings = load_settings(path)
+    resources = build_resources(settings, str(path), state_url=settings.state_database_url)
+    result = dg.materialize([build_unified_assets(settings), build_plan_assets()], selection=list(PLANS.values()),
+                            instance=world.instance, resources=resources)  # fmt: skip
+    assert result.success
+    plans = build_plans(world.engine, settings)
+
+    conflict = world.cases["conflict"]
+    to_hs = _update(plans, "hubspot", conflict, "firstname")
+    assert to_hs is not None and (to_hs["old"], to_hs["new"]) == ("Hubert", "Salvador")
+    assert to_hs["decided_by"] == merge.CONFLICT and bool(to_hs["conflict"])
+    assert _update(plans, "salesforce", conflict, "firstname") is None
+    latest = _update(plans, "hubspot", world.cases["latest"], "firstname")
+    assert latest is not None and latest["new"] == "Later" and latest["decided_by"] == merge.LATEST
 
 
 # -- CONF-5: last, as it executes the plan ------------------------------------------------------------------
