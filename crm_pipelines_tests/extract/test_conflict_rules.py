@@ -98,6 +98,7 @@ def _update(plans: dict, target: str, case: Case, name: str) -> pd.Series | None
 
 
 def _state_url(backend: str, tmp: Path) -> str:
+    """The ``state_url`` fixture's fresh database, made once per module (that fixture is per test)."""
     if backend == "sqlite":
         return f"sqlite:///{tmp / 'state.sqlite3'}"
     base = os.environ.get("CRM_PIPELINES_TEST_PG_URL")
