@@ -58,6 +58,8 @@ async def _extract_one(
     meter = Meter()  # per object, so each materialization reports its own API calls
     async with crm_connections.client(crm, state, meter) as client:
         source = make_source(crm, client, obj, state.engine(), extra)
+        if incremental and hasattr(source, "history"):
+            source.history = True  # field change times, for the conflict rules (only a short window's records)
         return await extract(source, state.engine(), start, end, incremental=incremental), meter
 
 
