@@ -10,20 +10,17 @@ state the values creates carry and plan HubSpot's tasks as Salesforce Tasks (OPS
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from crm_pipelines.cli import main
 from crm_pipelines.defs.extract import sensors
 from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.extract.sensors import build_change_sensor
-from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
@@ -32,7 +29,7 @@ from crm_pipelines.settings import load_settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror
 from crm_pipelines.state.db import create_state_engine
-from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
 from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
@@ -65,13 +62,9 @@ def test_deletions_made_in_the_crms_are_planned_per_del_1_to_4(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sandbox = three_sandboxes
-    settings_path = tmp_path / "crm_pipelines.yaml"
-    settings_path.write_text(yaml.safe_dump({
-        "state_database_url": state_url,
-        "sandbox": {"data_dir": str(sandbox.data_dir)},
-        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
-        "sync": {"salesforce": {"delete_contact_when_contact_deleted": True}},  # the Lead switch stays off
-    }))  # fmt: skip
+    # the Lead switch stays off (DEL-2's default)
+    settings_path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url,
+                                     sync={"salesforce": {"delete_contact_when_contact_deleted": True}})
     settings = load_settings(settings_path)
     resources = build_resources(settings, str(settings_path), state_url=state_url)
     extract = build_extract_assets(settings)
@@ -108,11 +101,7 @@ def test_deletions_made_in_the_crms_are_planned_per_del_1_to_4(
     # a deletion leaves no trace in the change polls: the sensor's deletion sweep brings it in (hourly, DEL-5);
     # here the hour has passed
     monkeypatch.setattr(sensors, "DELETION_SWEEP_EVERY", timedelta(0))
-    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
-    for request in evaluate(sensor, instance, resources).run_requests:
-        run = dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
-                             partition_key=request.partition_key, tags=request.tags)
-        assert run.success
+    assert sync_changes(settings, extract, instance, resources) > 0
     result = dg.materialize([unified_assets, plans], instance=instance, resources=resources)
     assert result.success
     planned = build_plans(engine, settings)

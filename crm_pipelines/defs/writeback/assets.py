@@ -27,8 +27,8 @@ SAMPLE = 20
 CONFLICTS = "conflicts_resolved_by_window"
 WITHIN_BUDGET = "plan_within_budget"
 SCOPE = "contacts, companies and deals: creates (with the pipelines they need), field updates of linked " \
-        "records, lifecycle stages, associations, deletes carried from the other app (DEL-1..3), HubSpot tasks " \
-        "as Salesforce Tasks (OPS-4); findings"
+        "records, lifecycle stages, associations, cross-CRM rollups (ROLL-2/3, where targets are named), deletes " \
+        "carried from the other app (DEL-1..3), HubSpot tasks as Salesforce Tasks (OPS-4); findings"
 
 
 def _table(frame: pd.DataFrame, cols: list[str], sample: int = SAMPLE) -> str:

@@ -3,8 +3,9 @@
 
 Contacts (creates CON-1/3/5/6/7/8, DEL-4; field updates CONF-*), companies (creates COM-1..3, field updates,
 lifecycle COM-4), deals (creates DEAL-2..5 with the pipelines DEAL-3 needs, field updates, findings),
-contact lifecycle (DEAL-7, CON-9) and associations (DEAL-6): read here, decided by the pure functions of
-``crm_pipelines/sync/``.
+contact lifecycle (DEAL-7, CON-9), associations (DEAL-6), cross-CRM rollups (ROLL-2/3), deletions (DEL-1..4),
+HubSpot tasks as Salesforce Tasks (OPS-4), the values creates carry and every value's API form (OPS-9): read
+here, decided by the pure functions of ``crm_pipelines/sync/``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Engine
 from crm_pipelines.defs.writeback.create_value_inputs import create_values_of, update_forms_of
 from crm_pipelines.defs.writeback.deletion_inputs import deletion_plan_of
 from crm_pipelines.defs.writeback.plan_inputs import _values, contact_create_plan, linked_merges
+from crm_pipelines.defs.writeback.rollup_inputs import rollup_plan_from_state
 from crm_pipelines.defs.writeback.task_inputs import task_plan_of
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror, unified
@@ -158,6 +160,7 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
                      for obj, attr in (("contact", "contacts"), ("company", "companies"), ("deal", "deals"))}
                for crm in _enabled(settings)}  # fmt: skip
     contact_made = _contact_creates(contacts)
+    rollups, rollup_findings = rollup_plan_from_state(engine, settings)  # ROLL-2/3, where targets are named
 
     plans = {}
     for target in TARGETS:
@@ -167,6 +170,7 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
         updates = [contacts.updates.get(target), company_updates.get(target), deal_updates.get(target)]
         if target == "hubspot":
             updates += [lifecycle, company_lifecycle]
+        updates.append(rollups.get(target))
         made, assoc_left = association_changes(target, pairs, identities, syncing)
         contact_left = contacts.left_out[contacts.left_out["target_crm"] == target].assign(object="contact")
         left = [contact_left, company_left[company_left["target_crm"] == target],
@@ -174,7 +178,8 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
         plans[target] = TargetPlan(
             crm=target, creates=concat(CREATE_COLUMNS, creates), updates=_updates(updates), associations=made,
             left_out=concat(LEFT_OUT_COLUMNS, left), deletes=deletions.deletes_for(target),
-            findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target]]))
+            findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target],
+                                              rollup_findings[rollup_findings["target_crm"] == target]]))
     tasks, sf, records_read = task_plan_of(engine, settings), plans["salesforce"], {}  # OPS-4: HubSpot tasks, SF Tasks
     sf.creates, sf.left_out = concat(CREATE_COLUMNS, [sf.creates, tasks.creates]), concat(LEFT_OUT_COLUMNS, [
         sf.left_out, tasks.left_out])
