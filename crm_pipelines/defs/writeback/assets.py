@@ -5,19 +5,24 @@ DEL-4, COM-1..3, DEAL-2..5, with the HubSpot pipelines DEAL-3 needs), the field 
 merged under the conflict rules (CONF-1..6, CON-1) and the lifecycle rules (CON-9, COM-4, DEAL-7), the
 association changes (DEAL-6), every candidate left out and why, the records reported instead of guessed
 (unmapped stages), and the API calls it takes against the 24 h budget (OPS-2, OPS-8). Nothing is written: each
-plan shows it in its materialization's metadata."""
+plan shows it in its materialization's metadata.
+
+The plan is stored in the state database (``defs/writeback/stored_plan.py``, ``state/plan_store.py``): after an
+incremental ``unified`` only the identities it changed, and what they reach, are replanned (``plan_scope.py``);
+``full: true`` in the run config replans everything. The writes issue executes the stored plan."""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from crm_pipelines.crm.check import environment_secrets
 from crm_pipelines.crm.connections import writes_on
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.assets import ASSOCIATIONS, AUTOMATION, COMPANIES, CONTACTS, DEALS, FIELDS
 from crm_pipelines.defs.writeback.plan_inputs import budget_split
-from crm_pipelines.defs.writeback.plans import build_plans
+from crm_pipelines.defs.writeback.stored_plan import update_plans
 from crm_pipelines.sync.calls import UNBATCHED, calls_needed
 from crm_pipelines.sync.plan import TargetPlan
 
@@ -28,6 +33,11 @@ CONFLICTS = "conflicts_resolved_by_window"
 WITHIN_BUDGET = "plan_within_budget"
 SCOPE = "contacts, companies and deals: creates (with the pipelines they need), field updates of linked " \
         "records, lifecycle stages, associations; findings (deletions: not yet planned)"
+
+
+class PlanConfig(dg.Config):
+    full: bool = Field(False, description="replan every identity instead of those unified changed since the last "
+                       "plan (the stored plan is still updated row by row)")
 
 
 def _table(frame: pd.DataFrame, cols: list[str], sample: int = SAMPLE) -> str:
@@ -114,10 +124,14 @@ def build_plan_assets() -> dg.AssetsDefinition:
     ]
 
     @dg.multi_asset(specs=specs, check_specs=check_specs, name="writeback_plans")
-    def writeback_plans(context: dg.AssetExecutionContext, state: StateDatabase, crm_settings: CrmSettings):
+    def writeback_plans(context: dg.AssetExecutionContext, config: PlanConfig, state: StateDatabase,
+                        crm_settings: CrmSettings):
         settings = crm_settings.settings
         engine = state.engine()
-        plans = build_plans(engine, settings)
+        update = update_plans(engine, settings, full=config.full)
+        plans = update.plans
+        context.log.info(f"plan: {update.mode} ({update.reason}); identities replanned {update.replanned}, "
+                         f"{update.rows_written} stored plan rows written")
         secrets = environment_secrets()
         for crm, key in PLANS.items():
             plan = plans[crm]
@@ -130,6 +144,11 @@ def build_plan_assets() -> dg.AssetsDefinition:
             kept, deferred, left = budget_split(engine, settings, crm, work)
             calls = calls_table(crm, kept, deferred)
             meta |= {
+                "plan_mode": update.mode,  # full or incremental (stored plan brought up to date)
+                "plan_reason": update.reason,
+                "identities_replanned": dg.MetadataValue.json(update.replanned),
+                "identities_replanned_total": sum(update.replanned.values()),
+                "stored_rows_written": update.rows_written,
                 "planned_writes": len(work),  # one per record and action (a record's updates are one write)
                 "unbatched_writes": int(work["object"].isin([o for c, o in UNBATCHED if c == crm]).sum()),
                 "api_calls_planned": calls_needed(crm, kept) + calls_needed(crm, deferred),  # OPS-8

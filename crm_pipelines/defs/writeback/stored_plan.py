@@ -1,0 +1,252 @@
+"""The plan kept in the state database and brought up to date after ``unified``: in full, or incrementally.
+
+A full plan computes every identity's rows (``plans.compute_plans``) and stores what differs from the stored
+plan. It happens on the first plan, when asked (the assets' ``full`` flag), when the settings or the plan's
+code version (``PLAN_VERSION``) changed since the stored plan, and after a full ``unified`` update (which
+logs ``*``: anything may have changed). Otherwise the plan is incremental: it replans only the identities
+``unified`` changed and what they reach (``plan_scope.py``), and replaces only their stored rows.
+
+Plan-wide parts are recomputed from the stored plan each time, never from scratch: the HubSpot pipelines
+the deals need (DEAL-3, from the stored HubSpot deal creates into new pipelines, kept as the part
+``pipeline_inputs``), and the API calls against the 24 h budget with what is deferred (OPS-2, OPS-8; the
+assets compute them from the stored plan's writes).
+
+Every frame of ``sync/plan.TargetPlan`` is stored (its dataclass fields, whatever they are), each row under
+the identity it was planned for (``attribute``). A frame whose rows name no identity cannot be replanned in
+part: an incremental plan then becomes a full one. (A row whose identity the plan does not know, e.g. a link
+whose identity is gone, is stored under ``*`` and replaced by full plans only.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from crm_pipelines.defs.writeback.plan_scope import KINDS, changed, links_and_baselines, reach
+from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans
+from crm_pipelines.settings import Settings
+from crm_pipelines.state import plan_store, unified
+from crm_pipelines.state.cursors import get_cursor, write_cursor
+from crm_pipelines.sync.deal_plan import pipeline_creates
+from crm_pipelines.sync.plan import CREATE_COLUMNS, TargetPlan, concat
+
+# Bump when the plan's output for unchanged inputs changes: the stored plan is then recomputed in full.
+PLAN_VERSION = "2026-12-04.1"
+CURSOR = ("plan", "*")
+PIPELINE_INPUTS = "pipeline_inputs"  # not a TargetPlan frame: what the plan-wide pipelines are computed from
+# rows of no identity known to the plan: kept from a full plan to the next (an incremental plan cannot tell
+# whether it reaches them)
+UNATTRIBUTED = "*"
+_ASSOCIATION_FROM = {"contact_company": "contact", "deal_contact": "deal", "deal_company": "deal"}
+
+
+def parts() -> list[str]:
+    """The frames of a target's plan: ``TargetPlan``'s fields besides ``crm``."""
+    return [f.name for f in dataclasses.fields(TargetPlan) if f.name != "crm"]
+
+
+@dataclass
+class PlanUpdate:
+    mode: str  # "full", "incremental" or "unchanged"
+    reason: str
+    replanned: dict[str, int] = field(default_factory=dict)  # identities replanned per kind
+    rows_written: int = 0  # stored plan rows deleted + inserted
+    plans: dict[str, TargetPlan] = field(default_factory=dict)  # the stored plan, read back
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Unattributed(ValueError):
+    """A plan frame whose rows name no identity (it cannot be replanned in part)."""
+
+
+def fingerprint(settings: Settings) -> str:
+    """What the stored plan depends on besides the state database's rows."""
+    digest = hashlib.sha256(PLAN_VERSION.encode())
+    digest.update(settings.connections.model_dump_json().encode())
+    digest.update(settings.sync.model_dump_json().encode())
+    return digest.hexdigest()
+
+
+def _identity_maps(read: dict[str, pd.DataFrame]) -> dict[tuple[str, str], pd.Series]:
+    """(kind, crm) -> that CRM's record id -> its identity, from the identities read."""
+    out = {}
+    for kind, table in (("contact", "contact_identities"), ("company", "company_identities"),
+                        ("deal", "deal_identities")):  # fmt: skip
+        frame = read[table]
+        for crm in ("hubspot", "salesforce", "dynamics"):
+            rows = frame[frame[f"{crm}_id"].notna()]
+            out[(kind, crm)] = pd.Series(rows["identity_id"].astype(object).to_numpy(),
+                                         index=rows[f"{crm}_id"].astype(str).to_numpy())
+            out[(kind, crm)] = out[(kind, crm)][~out[(kind, crm)].index.duplicated()]
+    return out
+
+
+def attribute(part: str, rows: pd.DataFrame, maps: dict[tuple[str, str], pd.Series]) -> pd.Series:
+    """The scope (``<kind>:<identity>``, or ``""`` for plan-wide rows) of each row of a plan frame."""
+    n = len(rows)
+    if not n:
+        return pd.Series([], dtype=object)
+    cols = rows.columns
+    kind = (rows["object"] if "object" in cols else rows["kind"] if "kind" in cols else None)
+    if kind is None:
+        raise Unattributed(f"plan frame {part!r} has no object or kind column: {list(cols)}")
+    kind = kind.astype(object).to_numpy()
+    identity = pd.Series([None] * n, dtype=object)
+    if part == "associations" or "from_identity" in cols:
+        owner = pd.Series(kind).map(_ASSOCIATION_FROM).to_numpy()
+        return pd.Series(owner, dtype=object) + ":" + rows["from_identity"].astype(str).reset_index(drop=True)
+    owner = pd.Series(kind).map(_ASSOCIATION_FROM).fillna(pd.Series(kind)).to_numpy()
+    if "identity_id" in cols:  # association left-outs name the pair: their first record is ``source_id``
+        pair = pd.Series(kind).isin(list(_ASSOCIATION_FROM)).to_numpy()
+        ident = rows["identity_id"].astype(object).to_numpy()
+        if "source_id" in cols:
+            ident = np.where(pair, rows["source_id"].astype(object).to_numpy(), ident)
+        identity = pd.Series(ident, dtype=object)
+    for crm_col, id_col in (("hubspot", "hubspot_id"), ("crm", "id")):
+        if id_col not in cols:
+            continue
+        missing = identity.isna().to_numpy()
+        if not missing.any():
+            break
+        crms = np.full(n, "hubspot", dtype=object) if crm_col == "hubspot" else rows[crm_col].astype(object).to_numpy()
+        ids = rows[id_col].astype(str).to_numpy()
+        found = pd.Series([None] * n, dtype=object)
+        for k in KINDS:
+            for crm in ("hubspot", "salesforce", "dynamics"):
+                at = missing & (owner == k) & (crms == crm)
+                if at.any():
+                    found[at] = pd.Series(ids[at]).map(maps[(k, crm)]).to_numpy()
+        identity = identity.where(identity.notna(), found)
+    scope = pd.Series(owner, dtype=object) + ":" + identity.astype(object).where(identity.notna(), "").astype(str)
+    scope[identity.isna().to_numpy()] = UNATTRIBUTED
+    scope[~pd.Series(owner).isin(KINDS).to_numpy()] = plan_store.GLOBAL
+    return scope
+
+
+def _rows(plans: dict[str, TargetPlan], pipeline_inputs: pd.DataFrame, read: dict[str, pd.DataFrame],
+          keep: set[str] | None) -> pd.DataFrame:
+    """Every plan row as ``plan_store`` stores it (only those of the scopes in ``keep`` when given)."""
+    maps = _identity_maps(read)
+    out = []
+    frames = [(target, part, getattr(plan, part)) for target, plan in plans.items() for part in parts()]
+    frames.append(("hubspot", PIPELINE_INPUTS, pipeline_inputs.assign(object="deal")))
+    for target, part, rows in frames:
+        if rows.empty:
+            continue
+        try:
+            scope = attribute(part, rows, maps).to_numpy()
+        except Unattributed:
+            if keep is not None:
+                raise
+            scope = np.full(len(rows), UNATTRIBUTED, dtype=object)
+        rows = rows.reset_index(drop=True)
+        if keep is not None:
+            mine = pd.Series(scope).isin(keep).to_numpy()
+            rows, scope = rows[mine].reset_index(drop=True), scope[mine]
+        if rows.empty:
+            continue
+        encoded = plan_store.encode(rows)
+        out.append(encoded.assign(target_crm=target, part=part, scope=scope))
+    if not out:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ("target_crm", "part", "scope", "row", "row_hash")})
+    return pd.concat(out, ignore_index=True)
+
+
+def _pipelines(engine: Engine) -> pd.DataFrame:
+    """The HubSpot pipelines (and stages) the stored deal creates need (DEAL-3), as plan-wide rows."""
+    stored = plan_store.read(engine, parts=[PIPELINE_INPUTS]).get(("hubspot", PIPELINE_INPUTS))
+    if stored is None or stored.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ("target_crm", "part", "scope", "row", "row_hash")})
+    made = pipeline_creates(stored.drop(columns="scope"), unified.read(engine, "hubspot_pipelines"))
+    return plan_store.encode(concat(CREATE_COLUMNS, [made])).assign(target_crm="hubspot", part="creates",
+                                                                    scope=plan_store.GLOBAL)
+
+
+def stored_plans(engine: Engine) -> dict[str, TargetPlan]:
+    """Target CRM -> its plan as stored (plan-wide rows first, then by identity)."""
+    stored = plan_store.read(engine, parts=parts())
+    out = {}
+    for target in TARGETS:
+        empty = TargetPlan(crm=target)
+        frames = {}
+        for part in parts():
+            columns = list(getattr(empty, part).columns)
+            rows = stored.get((target, part))
+            frames[part] = getattr(empty, part) if rows is None else rows.reindex(columns=columns)
+        out[target] = TargetPlan(crm=target, **frames)
+    return out
+
+
+def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> PlanUpdate:
+    """Bring the stored plan up to date with the state database and return it (module docstring)."""
+    started = time.perf_counter()
+    seq = int(get_cursor(engine, *CURSOR, "changes_seq") or 0)
+    history_row = int(get_cursor(engine, *CURSOR, "link_history_row") or 0)
+    mark = get_cursor(engine, *CURSOR, "baselines_at")
+    baselines_at = pd.Timestamp(mark) if mark else None
+    last_seq, logged = plan_store.pending(engine, seq)
+    more, history_row, baselines_at = links_and_baselines(engine, history_row, baselines_at)
+    current = fingerprint(settings)
+    known = get_cursor(engine, *CURSOR, "fingerprint")
+    reason = ("asked for" if full else "first plan" if known is None
+              else "settings or plan version changed" if known != current
+              else "a full unified update" if (logged["kind"] == "*").any() else "")
+    if not reason:
+        start = changed(engine, pd.concat([logged, more], ignore_index=True))
+        if not start.names():
+            return _finish(engine, PlanUpdate("unchanged", "nothing changed since the last plan"), last_seq,
+                           history_row, baselines_at, current, started, write=False)
+        scope, read = reach(engine, start)
+        plans, pipeline_inputs = compute_plans(engine, settings, read, scope)
+        try:
+            rows = _rows(plans, pipeline_inputs, read, scope.names())
+        except Unattributed as err:
+            reason = f"incremental plan impossible: {err}"
+        else:
+            report = PlanUpdate("incremental", f"{len(logged) + len(more)} changed records", scope.sizes())
+            computed = time.perf_counter()
+            with engine.begin() as conn:
+                report.rows_written = plan_store.write(conn, rows, scope.names())
+            report.seconds["compute_s"] = computed - started
+            return _finish(engine, report, last_seq, history_row, baselines_at, current, started)
+    read = {name: unified.read(engine, name) for name in (
+        "contact_identities", "contact_members", "company_identities", "account_candidates", "deal_identities",
+        "deal_stages", "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle",
+        "company_lifecycle", "hubspot_pipelines")}  # fmt: skip
+    plans, pipeline_inputs = compute_plans(engine, settings, read)
+    rows = _rows(plans, pipeline_inputs, read, None)
+    rows = rows[rows["scope"] != plan_store.GLOBAL]  # computed from the stored plan, as an incremental plan does
+    report = PlanUpdate("full", reason, {kind: len(read[f"{kind}_identities"]) for kind in KINDS})
+    report.replanned = {"contacts": report.replanned["contact"], "companies": report.replanned["company"],
+                        "deals": report.replanned["deal"]}
+    report.seconds["compute_s"] = time.perf_counter() - started
+    del read, plans
+    with engine.begin() as conn:
+        report.rows_written = plan_store.write(conn, rows, None)
+    return _finish(engine, report, last_seq, history_row, baselines_at, current, started)
+
+
+def _finish(engine: Engine, report: PlanUpdate, last_seq: int, history_row: int, baselines_at: pd.Timestamp | None,
+            current: str, started: float, write: bool = True) -> PlanUpdate:
+    """The plan-wide rows from the stored plan, the positions moved on, and the stored plan read back."""
+    began = time.perf_counter()
+    pipelines = _pipelines(engine) if write else None  # before the transaction (SQLite: one connection at a time)
+    with engine.begin() as conn:
+        if pipelines is not None:
+            report.rows_written += plan_store.write(conn, pipelines, {plan_store.GLOBAL})
+        plan_store.consume(conn, last_seq)
+        write_cursor(conn, *CURSOR, "changes_seq", str(last_seq))
+        write_cursor(conn, *CURSOR, "link_history_row", str(history_row))
+        if baselines_at is not None:
+            write_cursor(conn, *CURSOR, "baselines_at", baselines_at.isoformat())
+        write_cursor(conn, *CURSOR, "fingerprint", current)
+    report.seconds["store_s"] = time.perf_counter() - began
+    report.plans = stored_plans(engine)
+    report.seconds["total_s"] = time.perf_counter() - started
+    return report
