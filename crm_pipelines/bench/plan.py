@@ -50,7 +50,7 @@ def _plan_run(settings_path: str, home: str | None) -> dict[str, Any]:
     per_crm = {}
     hubspot = events[PLANS["hubspot"]]
     plan = {"mode": hubspot["plan_mode"].value, "replanned": hubspot["identities_replanned_total"].value,
-            "rows_written": hubspot["stored_rows_written"].value}
+            "rows_written": hubspot["stored_rows_written"].value, "parts_s": hubspot["plan_seconds"].value}
     for crm, key in PLANS.items():
         meta = events[key]
         per_crm[crm] = {"writes": meta["planned_writes"].value, "unbatched": meta["unbatched_writes"].value,
@@ -93,6 +93,8 @@ def run_plan_bench(scale: int, seed: int, database_url: str | None) -> dict[str,
         "incremental_identities_replanned": incremental["plan"]["replanned"],
         "identities": initial["plan"]["replanned"],
         "incremental_stored_rows_written": incremental["plan"]["rows_written"],
+        "initial_plan_parts_s": initial["plan"]["parts_s"],
+        "incremental_plan_parts_s": incremental["plan"]["parts_s"],
         "peak_rss_mb": max(initial["peak_rss_mb"], incremental["peak_rss_mb"]),
         "backend": "postgresql" if state.state_url.startswith("postgresql") else "sqlite",
     }

@@ -149,6 +149,7 @@ def build_plan_assets() -> dg.AssetsDefinition:
                 "identities_replanned": dg.MetadataValue.json(update.replanned),
                 "identities_replanned_total": sum(update.replanned.values()),
                 "stored_rows_written": update.rows_written,
+                "plan_seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in update.seconds.items()}),
                 "planned_writes": len(work),  # one per record and action (a record's updates are one write)
                 "unbatched_writes": int(work["object"].isin([o for c, o in UNBATCHED if c == crm]).sum()),
                 "api_calls_planned": calls_needed(crm, kept) + calls_needed(crm, deferred),  # OPS-8

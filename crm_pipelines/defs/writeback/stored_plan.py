@@ -185,7 +185,7 @@ def stored_plans(engine: Engine) -> dict[str, TargetPlan]:
 
 def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> PlanUpdate:
     """Bring the stored plan up to date with the state database and return it (module docstring)."""
-    started = time.perf_counter()
+    clock = _Clock()
     seq = int(get_cursor(engine, *CURSOR, "changes_seq") or 0)
     history_row = int(get_cursor(engine, *CURSOR, "link_history_row") or 0)
     mark = get_cursor(engine, *CURSOR, "baselines_at")
@@ -197,45 +197,59 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
     reason = ("asked for" if full else "first plan" if known is None
               else "settings or plan version changed" if known != current
               else "a full unified update" if (logged["kind"] == "*").any() else "")
+    positions = (last_seq, history_row, baselines_at, current)
     if not reason:
         start = changed(engine, pd.concat([logged, more], ignore_index=True))
         if not start.names():
-            return _finish(engine, PlanUpdate("unchanged", "nothing changed since the last plan"), last_seq,
-                           history_row, baselines_at, current, started, write=False)
+            report = PlanUpdate("unchanged", "nothing changed since the last plan")
+            return _finish(engine, report, positions, clock, write=False)
         scope, read = reach(engine, start)
+        seconds: dict[str, float] = {}
+        clock.lap(seconds, "scope_s")
         plans, pipeline_inputs = compute_plans(engine, settings, read, scope)
         try:
             rows = _rows(plans, pipeline_inputs, read, scope.names())
         except Unattributed as err:
             reason = f"incremental plan impossible: {err}"
         else:
-            report = PlanUpdate("incremental", f"{len(logged) + len(more)} changed records", scope.sizes())
-            computed = time.perf_counter()
+            report = PlanUpdate("incremental", f"{len(logged) + len(more)} changed records", scope.sizes(),
+                                seconds=seconds)
+            clock.lap(report.seconds, "compute_s")
             with engine.begin() as conn:
                 report.rows_written = plan_store.write(conn, rows, scope.names())
-            report.seconds["compute_s"] = computed - started
-            return _finish(engine, report, last_seq, history_row, baselines_at, current, started)
+            clock.lap(report.seconds, "write_s")
+            return _finish(engine, report, positions, clock)
     read = {name: unified.read(engine, name) for name in (
         "contact_identities", "contact_members", "company_identities", "account_candidates", "deal_identities",
         "deal_stages", "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle",
         "company_lifecycle", "hubspot_pipelines")}  # fmt: skip
+    report = PlanUpdate("full", reason, {f"{kind}s" if kind != "company" else "companies": len(
+        read[f"{kind}_identities"]) for kind in KINDS})
+    clock.lap(report.seconds, "read_s")
     plans, pipeline_inputs = compute_plans(engine, settings, read)
     rows = _rows(plans, pipeline_inputs, read, None)
     rows = rows[rows["scope"] != plan_store.GLOBAL]  # computed from the stored plan, as an incremental plan does
-    report = PlanUpdate("full", reason, {kind: len(read[f"{kind}_identities"]) for kind in KINDS})
-    report.replanned = {"contacts": report.replanned["contact"], "companies": report.replanned["company"],
-                        "deals": report.replanned["deal"]}
-    report.seconds["compute_s"] = time.perf_counter() - started
+    clock.lap(report.seconds, "compute_s")
     del read, plans
     with engine.begin() as conn:
         report.rows_written = plan_store.write(conn, rows, None)
-    return _finish(engine, report, last_seq, history_row, baselines_at, current, started)
+    clock.lap(report.seconds, "write_s")
+    return _finish(engine, report, positions, clock)
 
 
-def _finish(engine: Engine, report: PlanUpdate, last_seq: int, history_row: int, baselines_at: pd.Timestamp | None,
-            current: str, started: float, write: bool = True) -> PlanUpdate:
+class _Clock:
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+
+    def lap(self, into: dict[str, float], name: str) -> None:
+        now = time.perf_counter()
+        into[name] = into.get(name, 0.0) + now - self.last
+        self.last = now
+
+
+def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock, write: bool = True) -> PlanUpdate:
     """The plan-wide rows from the stored plan, the positions moved on, and the stored plan read back."""
-    began = time.perf_counter()
+    last_seq, history_row, baselines_at, current = positions
     pipelines = _pipelines(engine) if write else None  # before the transaction (SQLite: one connection at a time)
     with engine.begin() as conn:
         if pipelines is not None:
@@ -246,7 +260,8 @@ def _finish(engine: Engine, report: PlanUpdate, last_seq: int, history_row: int,
         if baselines_at is not None:
             write_cursor(conn, *CURSOR, "baselines_at", baselines_at.isoformat())
         write_cursor(conn, *CURSOR, "fingerprint", current)
-    report.seconds["store_s"] = time.perf_counter() - began
+    clock.lap(report.seconds, "plan_wide_s")
     report.plans = stored_plans(engine)
-    report.seconds["total_s"] = time.perf_counter() - started
+    clock.lap(report.seconds, "read_back_s")
+    report.seconds["total_s"] = time.perf_counter() - clock.started
     return report
