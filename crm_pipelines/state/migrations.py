@@ -246,7 +246,7 @@ def _v7_findings_by_identity(conn: Connection) -> None:
 
 def _v8_plan_store(conn: Connection) -> None:
     """The stored plan (one row per planned write, left-out candidate or finding, under the identity it was
-    planned for) and the log of what ``unified`` changed since the plan last read it (issue 12)."""
+    planned for), its counts, and the log of what ``unified`` changed since the plan last read it (issue 12)."""
     text_id = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
     md = sa.MetaData()
     sa.Table(
@@ -266,6 +266,15 @@ def _v8_plan_store(conn: Connection) -> None:
         sa.Column("kind", _ID, nullable=False),
         sa.Column("crm", _ID, nullable=False),
         sa.Column("record_id", text_id, nullable=False),
+    )
+    sa.Table(
+        "plan_summary",
+        md,
+        sa.Column("target_crm", _ID, primary_key=True),
+        sa.Column("part", _ID, primary_key=True),
+        sa.Column("dim", _ID, primary_key=True),
+        sa.Column("value", text_id, primary_key=True),
+        sa.Column("n", sa.BigInteger, nullable=False),
     )
     md.create_all(conn, checkfirst=True)
     # the plan finds twins by domain (COM-3: one HubSpot company per domain) and baselines written since it ran

@@ -21,8 +21,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from crm_pipelines.state.schema import plan_changes, plan_rows
-from crm_pipelines.state.sql import insert_frame
+from crm_pipelines.state.schema import plan_changes, plan_rows, plan_summary
+from crm_pipelines.state.sql import insert_frame, upsert
 
 GLOBAL = ""  # the scope of plan-wide rows
 _CHUNK = 1_000
@@ -198,3 +198,71 @@ def counts(engine: Engine) -> Mapping[tuple[str, str], int]:
         rows = conn.execute(sa.select(plan_rows.c.target_crm, plan_rows.c.part, sa.func.count())
                             .group_by(plan_rows.c.target_crm, plan_rows.c.part)).all()  # fmt: skip
     return {(t, p): int(n) for t, p, n in rows}
+
+
+# -- the counts: a plan's metadata without reading its rows -------------------------------------------------
+
+# columns counted per value wherever a frame has them
+SUMMARY_COLUMNS = ("object", "kind", "object_type", "reason", "field", "decided_by", "conflict")
+SUMMARY_KEY = ("target_crm", "part", "dim", "value")
+
+
+def summarize(frames: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """(target, part) -> rows, as counts (``SUMMARY_KEY`` + ``n``): ``rows``; per value of each of
+    ``SUMMARY_COLUMNS`` present; ``records``: distinct ``record_id`` per ``kind`` (a record's field updates are
+    one write). Counts of disjoint sets of rows add up (a record belongs to one identity)."""
+    out = []
+    for (target, part), frame in frames.items():
+        if frame is None or frame.empty:
+            continue
+        out.append(pd.DataFrame({"dim": ["rows"], "value": [""], "n": [len(frame)]}).assign(target_crm=target,
+                                                                                             part=part))
+        for col in SUMMARY_COLUMNS:
+            if col in frame.columns:
+                text = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
+                counted = text.value_counts()
+                out.append(pd.DataFrame({"dim": col, "value": counted.index.to_numpy(dtype=object),
+                                         "n": counted.to_numpy()}).assign(target_crm=target, part=part))
+        if "record_id" in frame.columns and "kind" in frame.columns:
+            records = frame[["kind", "record_id"]].astype(str).drop_duplicates().groupby("kind").size()
+            out.append(pd.DataFrame({"dim": "records", "value": records.index.to_numpy(dtype=object),
+                                     "n": records.to_numpy()}).assign(target_crm=target, part=part))
+    if not out:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_KEY}).assign(n=pd.Series(dtype="int64"))
+    return pd.concat(out, ignore_index=True)[[*SUMMARY_KEY, "n"]]
+
+
+def add_summary(conn: Connection, new: pd.DataFrame, old: pd.DataFrame | None) -> None:
+    """Add the counts of ``new`` rows and take away those of ``old`` (None: ``new`` is the whole plan's)."""
+    if old is None:
+        conn.execute(plan_summary.delete())
+        insert_frame(conn, plan_summary, new.groupby(list(SUMMARY_KEY), as_index=False)["n"].sum())
+        return
+    both = pd.concat([new, old.assign(n=-old["n"])], ignore_index=True)
+    delta = both.groupby(list(SUMMARY_KEY), as_index=False)["n"].sum()
+    delta = delta[delta["n"] != 0]
+    if delta.empty:
+        return
+    upsert(conn, plan_summary, delta.astype({"n": int}).to_dict("records"), key=list(SUMMARY_KEY), increment=["n"])
+    conn.execute(plan_summary.delete().where(plan_summary.c.n == 0))
+
+
+def summary(engine: Engine, target: str) -> pd.DataFrame:
+    """The stored counts of one target's plan."""
+    cols = [plan_summary.c[c] for c in (*SUMMARY_KEY, "n")]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*cols).where(plan_summary.c.target_crm == target)).all()
+    return pd.DataFrame.from_records(rows, columns=[*SUMMARY_KEY, "n"])
+
+
+def head(engine: Engine, target: str, part: str, n: int, conflicts: bool = False) -> pd.DataFrame:
+    """The first ``n`` stored rows of one frame (as ``read`` orders them); ``conflicts``: only rows whose
+    ``conflict`` is true."""
+    query = (sa.select(plan_rows.c.row).where(plan_rows.c.target_crm == target, plan_rows.c.part == part)
+             .order_by(plan_rows.c.scope, plan_rows.c.row_hash).limit(n))  # fmt: skip
+    if conflicts:
+        query = query.where(plan_rows.c.row["conflict"].as_boolean().is_(True))
+    with engine.connect() as conn:
+        docs = [orjson.loads(v) if isinstance(v, str | bytes) else v for (v,) in conn.execute(query)]
+    frame = pd.DataFrame.from_records(docs).astype(object) if docs else pd.DataFrame()
+    return frame.where(frame.notna(), None) if len(frame) else frame

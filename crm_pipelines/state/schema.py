@@ -152,6 +152,18 @@ plan_changes = sa.Table(
     sa.Column("record_id", _TEXT_ID, nullable=False),
 )
 
+# the stored plan's counts per target, frame and value of a column (``plan_store.summarize``), kept by the
+# difference each plan makes: what a plan's metadata and its API calls are read from without its rows
+plan_summary = sa.Table(
+    "plan_summary",
+    metadata,
+    sa.Column("target_crm", _ID, primary_key=True),
+    sa.Column("part", _ID, primary_key=True),  # a TargetPlan frame, or "work": the writes (OPS-8)
+    sa.Column("dim", _ID, primary_key=True),  # "rows", "records" (updates: per kind), "calls", or a column name
+    sa.Column("value", _TEXT_ID, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
 # -- unified result tables (issue 11), declared in ``unified.py`` -----------------------------------------
 
 UNIFIED_TABLES: dict[str, sa.Table] = {d.name: unified.sa_table(d, metadata) for d in unified.TABLES}

@@ -57,6 +57,11 @@ def _stored(engine) -> dict[tuple[str, str], list[tuple[str, int]]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+def _summary(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(sa.select(plan_store.plan_summary)))
+
+
 def _content(plans) -> dict[tuple[str, str], list[int]]:
     """A plan's rows as content hashes (as the store hashes them), per (target, part), sorted."""
     out = {}
@@ -143,7 +148,7 @@ def test_incremental_plan_after_ui_edits_equals_a_full_plan(
     # only what the edits reach is replanned, and the stored plan moved
     assert 0 < meta["identities_replanned_total"] < identities / 4, (meta["identities_replanned"], identities)
     assert meta["stored_rows_written"] > 0
-    after_incremental = _stored(engine)
+    after_incremental, summary_after = _stored(engine), _summary(engine)
     assert after_incremental != before
 
     # the edits show in the stored plan: DEAL-7 (the won deal's contacts become customers), the new Contact
@@ -159,6 +164,7 @@ def test_incremental_plan_after_ui_edits_equals_a_full_plan(
     meta = _meta(full)[PLANS["hubspot"]]
     assert meta["plan_mode"] == "full" and meta["stored_rows_written"] == 0
     assert _stored(engine) == after_incremental
+    assert _summary(engine) == summary_after  # the counts the metadata shows, kept by difference
     # ... which are the plan computed whole from the state database
     stored = {k: sorted(h for _, h in v) for k, v in after_incremental.items() if k[1] in parts()}
     assert stored == _content(build_plans(engine, settings))

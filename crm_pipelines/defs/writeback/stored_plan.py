@@ -57,7 +57,6 @@ class PlanUpdate:
     reason: str
     replanned: dict[str, int] = field(default_factory=dict)  # identities replanned per kind
     rows_written: int = 0  # stored plan rows deleted + inserted
-    plans: dict[str, TargetPlan] = field(default_factory=dict)  # the stored plan, read back
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -130,10 +129,11 @@ def attribute(part: str, rows: pd.DataFrame, maps: dict[tuple[str, str], pd.Seri
 
 
 def _rows(plans: dict[str, TargetPlan], pipeline_inputs: pd.DataFrame, read: dict[str, pd.DataFrame],
-          keep: set[str] | None) -> pd.DataFrame:
-    """Every plan row as ``plan_store`` stores it (only those of the scopes in ``keep`` when given)."""
+          keep: set[str] | None) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
+    """Every plan row as ``plan_store`` stores it (only those of the scopes in ``keep`` when given; plan-wide
+    rows never: they are computed from the stored plan), and the frames of those rows."""
     maps = _identity_maps(read)
-    out = []
+    out, kept = [], {}
     frames = [(target, part, getattr(plan, part)) for target, plan in plans.items() for part in parts()]
     frames.append(("hubspot", PIPELINE_INPUTS, pipeline_inputs.assign(object="deal")))
     for target, part, rows in frames:
@@ -146,26 +146,51 @@ def _rows(plans: dict[str, TargetPlan], pipeline_inputs: pd.DataFrame, read: dic
                 raise
             scope = np.full(len(rows), UNATTRIBUTED, dtype=object)
         rows = rows.reset_index(drop=True)
-        if keep is not None:
-            mine = pd.Series(scope).isin(keep).to_numpy()
+        mine = (pd.Series(scope).isin(keep) if keep is not None else pd.Series(scope) != plan_store.GLOBAL).to_numpy()
+        if not mine.all():
             rows, scope = rows[mine].reset_index(drop=True), scope[mine]
         if rows.empty:
             continue
+        kept[(target, part)] = rows
         encoded = plan_store.encode(rows)
         out.append(encoded.assign(target_crm=target, part=part, scope=scope))
     if not out:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in ("target_crm", "part", "scope", "row", "row_hash")})
-    return pd.concat(out, ignore_index=True)
+        return _no_rows(), kept
+    return pd.concat(out, ignore_index=True), kept
+
+
+def _no_rows() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in ("target_crm", "part", "scope", "row", "row_hash")})
+
+
+def summarize(frames: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """``plan_store.summarize`` of these rows, with each target's writes per action and object (part ``work``,
+    dim ``calls``: ``<action>|<object>``; OPS-8)."""
+    out = [plan_store.summarize(frames)]
+    for target in TARGETS:
+        mine = {part: frames[(target, part)] for part in parts() if (target, part) in frames}
+        if not mine:
+            continue
+        empty = TargetPlan(crm=target)
+        plan = TargetPlan(crm=target, **{part: mine[part].reindex(columns=getattr(empty, part).columns)
+                                         if part in mine else getattr(empty, part) for part in parts()})
+        sizes = plan.work().groupby(["action", "object"]).size()
+        out.append(pd.DataFrame({"target_crm": target, "part": "work", "dim": "calls",
+                                 "value": [f"{a}|{o}" for a, o in sizes.index], "n": sizes.to_numpy()}))
+    return pd.concat([o for o in out if len(o)], ignore_index=True) if any(len(o) for o in out) else out[0]
+
+
+def _stored_frames(engine: Engine, scopes: set[str]) -> dict[tuple[str, str], pd.DataFrame]:
+    return {k: v.drop(columns="scope") for k, v in plan_store.read(engine, scopes=scopes).items()}
 
 
 def _pipelines(engine: Engine) -> pd.DataFrame:
-    """The HubSpot pipelines (and stages) the stored deal creates need (DEAL-3), as plan-wide rows."""
+    """The HubSpot pipelines (and stages) the stored deal creates need (DEAL-3)."""
     stored = plan_store.read(engine, parts=[PIPELINE_INPUTS]).get(("hubspot", PIPELINE_INPUTS))
     if stored is None or stored.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in ("target_crm", "part", "scope", "row", "row_hash")})
-    made = pipeline_creates(stored.drop(columns="scope"), unified.read(engine, "hubspot_pipelines"))
-    return plan_store.encode(concat(CREATE_COLUMNS, [made])).assign(target_crm="hubspot", part="creates",
-                                                                    scope=plan_store.GLOBAL)
+        return concat(CREATE_COLUMNS, [])
+    return concat(CREATE_COLUMNS, [pipeline_creates(stored.drop(columns="scope"),
+                                                    unified.read(engine, "hubspot_pipelines"))])
 
 
 def stored_plans(engine: Engine) -> dict[str, TargetPlan]:
@@ -208,15 +233,17 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
         clock.lap(seconds, "scope_s")
         plans, pipeline_inputs = compute_plans(engine, settings, read, scope)
         try:
-            rows = _rows(plans, pipeline_inputs, read, scope.names())
+            rows, kept = _rows(plans, pipeline_inputs, read, scope.names())
         except Unattributed as err:
             reason = f"incremental plan impossible: {err}"
         else:
             report = PlanUpdate("incremental", f"{len(logged) + len(more)} changed records", scope.sizes(),
                                 seconds=seconds)
             clock.lap(report.seconds, "compute_s")
+            old = summarize(_stored_frames(engine, scope.names()))
             with engine.begin() as conn:
                 report.rows_written = plan_store.write(conn, rows, scope.names())
+                plan_store.add_summary(conn, summarize(kept), old)
             clock.lap(report.seconds, "write_s")
             return _finish(engine, report, positions, clock)
     read = {name: unified.read(engine, name) for name in (
@@ -227,14 +254,15 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
         read[f"{kind}_identities"]) for kind in KINDS})
     clock.lap(report.seconds, "read_s")
     plans, pipeline_inputs = compute_plans(engine, settings, read)
-    rows = _rows(plans, pipeline_inputs, read, None)
-    rows = rows[rows["scope"] != plan_store.GLOBAL]  # computed from the stored plan, as an incremental plan does
+    rows, kept = _rows(plans, pipeline_inputs, read, None)
+    counts = summarize(kept)
     clock.lap(report.seconds, "compute_s")
-    del read, plans
+    del read, plans, kept
     with engine.begin() as conn:
         report.rows_written = plan_store.write(conn, rows, None)
+        plan_store.add_summary(conn, counts, None)  # the whole plan's counts but the plan-wide rows' (below)
     clock.lap(report.seconds, "write_s")
-    return _finish(engine, report, positions, clock)
+    return _finish(engine, report, positions, clock, replaced=True)
 
 
 class _Clock:
@@ -247,13 +275,21 @@ class _Clock:
         self.last = now
 
 
-def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock, write: bool = True) -> PlanUpdate:
-    """The plan-wide rows from the stored plan, the positions moved on, and the stored plan read back."""
+def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock, write: bool = True,
+            replaced: bool = False) -> PlanUpdate:
+    """The plan-wide rows from the stored plan and the positions moved on (``replaced``: the counts were
+    just replaced by those of every other row)."""
     last_seq, history_row, baselines_at, current = positions
-    pipelines = _pipelines(engine) if write else None  # before the transaction (SQLite: one connection at a time)
+    # before the transaction (SQLite: one connection at a time)
+    pipelines = _pipelines(engine) if write else None
+    old = None if pipelines is None or replaced else summarize(_stored_frames(engine, {plan_store.GLOBAL}))
     with engine.begin() as conn:
         if pipelines is not None:
-            report.rows_written += plan_store.write(conn, pipelines, {plan_store.GLOBAL})
+            encoded = plan_store.encode(pipelines).assign(target_crm="hubspot", part="creates",
+                                                          scope=plan_store.GLOBAL)
+            report.rows_written += plan_store.write(conn, encoded, {plan_store.GLOBAL})
+            new = summarize({("hubspot", "creates"): pipelines})
+            plan_store.add_summary(conn, new, old if old is not None else new.iloc[:0])
         plan_store.consume(conn, last_seq)
         write_cursor(conn, *CURSOR, "changes_seq", str(last_seq))
         write_cursor(conn, *CURSOR, "link_history_row", str(history_row))
@@ -261,7 +297,5 @@ def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock,
             write_cursor(conn, *CURSOR, "baselines_at", baselines_at.isoformat())
         write_cursor(conn, *CURSOR, "fingerprint", current)
     clock.lap(report.seconds, "plan_wide_s")
-    report.plans = stored_plans(engine)
-    clock.lap(report.seconds, "read_back_s")
     report.seconds["total_s"] = time.perf_counter() - clock.started
     return report
