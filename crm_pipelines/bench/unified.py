@@ -91,7 +91,7 @@ def _unified_run(settings_path: str, home: str | None, full: bool) -> dict[str, 
             [build_unified_assets(settings)],
             instance=instance,
             resources=resources,
-            run_config={"ops": {"unified_transform": {"config": {"full": full, "sample_size": 0}}}},
+            run_config={"ops": {"unified_transform": {"config": {"full": full}}}},
             tags={"crm_pipelines/kind": "bench"},
         )
     if not result.success:

@@ -17,13 +17,17 @@ EXTRACTED: dict[str, dict[str, bool]] = {
 }
 
 
-def make_source(crm: str, client: Any, obj: str, engine: Engine | None = None) -> ObjectSource:
-    """``engine`` keeps change-feed positions (Dataverse delta links) between runs in the state database."""
+def make_source(crm: str, client: Any, obj: str, engine: Engine | None = None,
+                extra: tuple[str, ...] = ()) -> ObjectSource:  # fmt: skip
+    """``engine`` keeps change-feed positions (Dataverse delta links) between runs in the state database;
+    ``extra``: fields the settings name on the object besides its standard ones (custom mappings, rollup
+    targets), read too."""
     entry = catalog.get(crm, obj)
     if not entry.extracted:
         raise KeyError(f"{crm}.{obj} is read alongside other objects, not on its own")
     if crm == "salesforce":
-        return salesforce.make_salesforce_source(client, obj)
+        return salesforce.make_salesforce_source(client, obj, extra)
     if crm == "dynamics":
-        return dynamics.make_dynamics_source(client, obj, dynamics.CursorDeltaLinks(engine) if engine else None)
-    return HubSpotObject(client, obj) if entry.partitioned else HubSpotReference(client, obj)
+        return dynamics.make_dynamics_source(client, obj, dynamics.CursorDeltaLinks(engine) if engine else None,
+                                             extra)  # fmt: skip
+    return HubSpotObject(client, obj, extra) if entry.partitioned else HubSpotReference(client, obj)

@@ -19,7 +19,7 @@ from crm_pipelines import catalog
 from crm_pipelines.crm.dynamics.client import DeltaLinkExpired, DynamicsClient
 from crm_pipelines.crm.dynamics.entities import primary_key
 from crm_pipelines.crm.dynamics.values import parse_timestamp
-from crm_pipelines.extract.sources import Deletion
+from crm_pipelines.extract.sources import Deletion, with_fields
 from crm_pipelines.state.cursors import get_cursor, set_cursor
 from crm_pipelines.state.mirror import MirrorRow
 
@@ -88,12 +88,14 @@ class DynamicsObject:
     partitioned = True
     crm = "dynamics"
 
-    def __init__(self, client: DynamicsClient, obj: str, delta_links: DeltaLinks | None = None) -> None:
+    def __init__(self, client: DynamicsClient, obj: str, delta_links: DeltaLinks | None = None,
+                 extra: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.client, self.obj = client, obj
         self.delta_links = delta_links or MemoryDeltaLinks()
+        self.select = with_fields(SELECT[self.obj], extra)
 
     async def read_window(self, start: datetime, end: datetime) -> AsyncIterator[list[MirrorRow]]:
-        async for page in self.client.iter_modified(self.obj, start, end, SELECT[self.obj]):
+        async for page in self.client.iter_modified(self.obj, start, end, self.select):
             yield [to_row(self.obj, r) for r in page]
 
     async def count_window(self, start: datetime, end: datetime) -> int | None:
@@ -128,9 +130,9 @@ class DynamicsObject:
         deleted since (flagged ``deleted``). The next link is stored once the read completes."""
         link = self.delta_links.get(self.obj, CHANGES)
         try:
-            pages = [page async for page in self.client.changes(self.obj, SELECT[self.obj], link)]
+            pages = [page async for page in self.client.changes(self.obj, self.select, link)]
         except DeltaLinkExpired:
-            pages = [page async for page in self.client.changes(self.obj, SELECT[self.obj], None)]
+            pages = [page async for page in self.client.changes(self.obj, self.select, None)]
         now = datetime.now(UTC)
         for page in pages:
             rows = [to_row(self.obj, r) for r in page.records]
@@ -162,10 +164,12 @@ class DynamicsReference:
 
 
 def make_dynamics_source(
-    client: DynamicsClient, obj: str, delta_links: DeltaLinks | None = None
+    client: DynamicsClient, obj: str, delta_links: DeltaLinks | None = None, extra: tuple[str, ...] = ()
 ) -> DynamicsObject | DynamicsReference:
     entry = catalog.get("dynamics", obj)
-    return DynamicsObject(client, obj, delta_links) if entry.partitioned else DynamicsReference(client, obj)
+    if entry.partitioned:
+        return DynamicsObject(client, obj, delta_links, extra)
+    return DynamicsReference(client, obj)
 
 
 class CursorDeltaLinks:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_pipelines.crm.hubspot.client import ASSOCIATION_BATCH_READ_MAX, HubSpotClient
-from crm_pipelines.extract.sources import AssociationBatch, Deletion
+from crm_pipelines.extract.sources import AssociationBatch, Deletion, with_fields
 from crm_pipelines.state.mirror import MirrorRow
 
 PROPERTIES = {
@@ -92,15 +92,26 @@ def _row(record: dict[str, Any]) -> MirrorRow:
     return MirrorRow(str(record["id"]), _parse(record.get("updatedAt")), record)
 
 
+# the objects whose fields the sync merges with another CRM's, and properties no person edits
+HISTORY_OBJECTS = ("contacts", "companies", "deals")
+_NOT_EDITED = {"createdate", "lastmodifieddate", "hs_lastmodifieddate", "num_associated_deals",
+               "first_deal_created_date", "recent_deal_close_date", "recent_deal_amount", "total_revenue"}
+
+
 class HubSpotObject:
     partitioned = True
     crm = "hubspot"
 
-    def __init__(self, client: HubSpotClient, obj: str) -> None:
+    def __init__(self, client: HubSpotClient, obj: str, extra: tuple[str, ...] = ()) -> None:
         self.client, self.obj = client, obj
+        self.properties = with_fields(PROPERTIES[self.obj], extra)
         # association batches read and not yet taken: (id prefixes re-read whole, their association rows)
         self._associations: list[AssociationBatch] = []
         self._counted: tuple[datetime, datetime, int] | None = None  # the last window read, with its total
+        # Incremental runs read when each property last changed (property history): the conflict rules
+        # compare field change times (CONF-1/2). One batch read per 50 records, on the 10-second bucket; the
+        # bulk import skips it (a first sync merges by record times).
+        self.history = False
 
     def take_associations(self) -> list[AssociationBatch]:
         """Association batches read so far, for the caller to write; each is handed out once."""
@@ -119,18 +130,28 @@ class HubSpotObject:
         reads: list[asyncio.Task[None]] = []
         try:
             async for page in self.client.iter_modified(
-                self.obj, _ms(start), _ms(end), PROPERTIES[self.obj], on_total=counted
+                self.obj, _ms(start), _ms(end), self.properties, on_total=counted
             ):
                 pending += [str(r["id"]) for r in page]
                 if len(pending) >= ASSOCIATION_BATCH_READ_MAX:  # a full association batch per call
                     reads.append(asyncio.create_task(self._read_associations(pending)))
                     pending = []
+                if self.history and self.obj in HISTORY_OBJECTS:
+                    await self._add_property_times(page)
                 yield [_row(r) for r in page]
             reads.append(asyncio.create_task(self._read_associations(pending)))
             await asyncio.gather(*reads)
         finally:
             for read in reads:
                 read.cancel()
+
+    async def _add_property_times(self, page: list[dict[str, Any]]) -> None:
+        """Each record gets ``propertyTimes``: property -> when it last changed (kept in the mirror beside
+        the record as the API returned it)."""
+        watched = [p for p in self.properties if p not in _NOT_EDITED]
+        times = await self.client.property_times(self.obj, [str(r["id"]) for r in page], watched)
+        for record in page:
+            record["propertyTimes"] = times.get(str(record["id"]), {})
 
     async def _read_associations(self, ids: list[str]) -> None:
         for to_type in ASSOCIATIONS.get(self.obj, ()) if ids else ():

@@ -18,7 +18,7 @@ from crm_pipelines.crm.errors import ApiError
 from crm_pipelines.crm.salesforce.client import DELETED_DAYS, QUERY_BATCH_MAX, SalesforceClient, modified_at
 from crm_pipelines.crm.salesforce.soql import Name, Names, soql
 from crm_pipelines.crm.salesforce.values import parse_datetime
-from crm_pipelines.extract.sources import Deletion
+from crm_pipelines.extract.sources import Deletion, with_fields
 from crm_pipelines.state.mirror import MirrorRow
 
 _AUDIT = ["Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById", "SystemModstamp"]
@@ -83,15 +83,20 @@ class SalesforceObject:
     crm = "salesforce"
     partitioned = True
 
-    def __init__(self, client: SalesforceClient, obj: str, *, now: Any = None) -> None:
-        self.client, self.obj = client, obj
+    def __init__(self, client: SalesforceClient, obj: str, *, now: Any = None, extra: tuple[str, ...] = ()) -> None:
+        self.client, self.obj, self.extra = client, obj, extra
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self.bulk_min_records = BULK_MIN_RECORDS
         self.bulk_windows = 0  # how many windows went through the bulk API (run metadata, tests)
 
     async def fields(self) -> list[str]:
+        """The standard fields this org has, and every field the settings name (which must exist)."""
         described = await self.client.describe(self.obj)
-        return [f for f in FIELDS[self.obj] if described.field(f) is not None]
+        missing = [f for f in self.extra if described.field(f) is None]
+        if missing:
+            raise ValueError(f"{self.obj} has no field {', '.join(missing)} in this org, but the settings name it "
+                             "(sync.salesforce.field_mappings or rollup_targets): create it or fix the name")
+        return with_fields([f for f in FIELDS[self.obj] if described.field(f) is not None], self.extra)
 
     async def read_window(self, start: dt.datetime, end: dt.datetime) -> AsyncIterator[list[MirrorRow]]:
         fields = await self.fields()
@@ -151,6 +156,7 @@ class SalesforceReference:
         return []
 
 
-def make_salesforce_source(client: SalesforceClient, obj: str) -> SalesforceObject | SalesforceReference:
+def make_salesforce_source(client: SalesforceClient, obj: str,
+                           extra: tuple[str, ...] = ()) -> SalesforceObject | SalesforceReference:  # fmt: skip
     entry = catalog.get("salesforce", obj)
-    return SalesforceObject(client, obj) if entry.partitioned else SalesforceReference(client, obj)
+    return SalesforceObject(client, obj, extra=extra) if entry.partitioned else SalesforceReference(client, obj)

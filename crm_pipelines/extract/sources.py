@@ -40,3 +40,9 @@ class ObjectSource(Protocol):
     async def deleted_since(self, since: datetime) -> list[Deletion]:
         """Records deleted at or after ``since``."""
         ...
+
+
+def with_fields(standard: list[str], extra: tuple[str, ...]) -> list[str]:
+    """An object's standard field list and then the fields the settings name that it lacks (custom mappings,
+    rollup targets: ``defs/extract/settings_fields.py``)."""
+    return [*standard, *(f for f in extra if f not in standard)]

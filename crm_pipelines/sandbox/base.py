@@ -42,6 +42,7 @@ ADMIN_ENDPOINTS = {
     f"POST {ADMIN_PREFIX}/ui/{{object}}": "create a record as a person in the CRM's UI would (the API's object name)",
     f"PATCH {ADMIN_PREFIX}/ui/{{object}}/{{id}}": "edit a record as a person would (bumps modification times)",
     f"DELETE {ADMIN_PREFIX}/ui/{{object}}/{{id}}": "delete a record as a person would",
+    f"... {ADMIN_PREFIX}/ui/...?at=<ISO time>": "any ui action made at that past time (modification times, history)",
     f"GET|PUT {ADMIN_PREFIX}/settings": '(Salesforce) org settings, e.g. {"state_country_picklists": true}, '
     '{"bulk_query_seconds": 5}',
     f"POST {ADMIN_PREFIX}/oauth/expire": "let every issued OAuth access token expire now",

@@ -250,10 +250,13 @@ def _select(conn: Connection, declared: Declared, where: sa.ColumnElement | None
     if where is not None:
         query = query.where(where)
     if _is_pg(conn):
-        sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        # COPY takes no parameters: the driver renders them (in C; SQLAlchemy's literal rendering costs about
+        # 2 ms per 1,000 values, and an incremental run sends a hundred lookups of thousands)
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        cursor = conn.connection.driver_connection.cursor()
+        sql = cursor.mogrify(compiled.string, compiled.params).decode()
         buf = io.StringIO()
-        conn.connection.driver_connection.cursor().copy_expert(
-            f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, NULL '\\N')", buf)  # fmt: skip
+        cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, NULL '\\N')", buf)
         buf.seek(0)
         return pd.read_csv(buf, header=None, names=declared.names, dtype=str, keep_default_na=False,
                            na_values=["\\N"], quoting=csv.QUOTE_MINIMAL)  # fmt: skip

@@ -12,12 +12,13 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
+import yaml
 
 from crm_pipelines.crm.hubspot.auth import PrivateAppToken
 from crm_pipelines.crm.hubspot.client import HubSpotClient
@@ -45,6 +46,30 @@ def evaluate(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, resource
     """One tick, as the daemon runs it (the per-CRM resources nest, so the context is entered)."""
     with dg.build_sensor_context(instance=instance, resources=resources) as context:
         return sensor(context)
+
+
+def sync_changes(settings, extract, instance: dg.DagsterInstance, resources) -> int:
+    """The change sensor's tick and every extract run it requests, as the daemon launches them; the number of
+    runs. (``unified`` and the plans follow by their own automation; tests materialize them next.)"""
+    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
+    requests = evaluate(sensor, instance, resources).run_requests
+    for request in requests:
+        run = dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
+                             partition_key=request.partition_key, tags=request.tags)
+        assert run.success, request.asset_selection
+    return len(requests)
+
+
+def sandbox_settings(path: Path, sandbox: RunningSandbox, state_url: str, **sections) -> Path:
+    """A settings file for runs on ``sandbox``: the last 20 days extracted, 8 partitions a run, plus
+    ``sections`` (``sync=...``)."""
+    path.write_text(yaml.safe_dump({
+        "state_database_url": state_url,
+        "sandbox": {"data_dir": str(sandbox.data_dir)},
+        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
+        **sections,
+    }))  # fmt: skip
+    return path
 
 
 def sandbox_records(sandbox: RunningSandbox, obj: str) -> dict[str, dict]:

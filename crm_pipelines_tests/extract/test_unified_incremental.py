@@ -6,21 +6,20 @@ and link exactly as a full recompute does; the link history says why a link chan
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
-from crm_pipelines.defs.unified.assets import INCREMENTAL_EQUALS_FULL, TABLES_OF, build_unified_assets
+from crm_pipelines.defs.unified.assets import TABLES_OF, build_unified_assets, build_unified_checks
 from crm_pipelines.defs.unified.mirrors import transform_settings
+from crm_pipelines.defs.unified.sample_check import INCREMENTAL_EQUALS_FULL
 from crm_pipelines.defs.unified.stored_result import StoredResult
 from crm_pipelines.defs.unified.update import REFERENCE
 from crm_pipelines.settings import load_settings
@@ -29,7 +28,7 @@ from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.state.schema import MIRROR_TABLES
 from crm_pipelines.transform.frames import Mirrors
-from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox, start_sandbox
 
 
@@ -68,12 +67,7 @@ def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
     tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
 ) -> None:
     sandbox = three_sandboxes
-    settings_path = tmp_path / "crm_pipelines.yaml"
-    settings_path.write_text(yaml.safe_dump({
-        "state_database_url": state_url,
-        "sandbox": {"data_dir": str(sandbox.data_dir)},
-        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
-    }))
+    settings_path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url)
     settings = load_settings(settings_path)
     resources = build_resources(settings, str(settings_path), state_url=state_url)
     extract = build_extract_assets(settings)
@@ -121,13 +115,7 @@ def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
         ui.patch(f"/contacts/{dyn['id']}", json={"emailaddress1": free[1]["email"]}).raise_for_status()
 
     # -- the change sensor's runs bring them in; unified follows -------------------------------------------
-    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
-    result = evaluate(sensor, instance, resources)
-    assert result.run_requests
-    for request in result.run_requests:
-        run = dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
-                             partition_key=request.partition_key, tags=request.tags)
-        assert run.success
+    assert sync_changes(settings, extract, instance, resources)
     incremental = dg.materialize([unified_assets], instance=instance, resources=resources)
     assert incremental.success
     meta = incremental.get_asset_materialization_events()[0].materialization.metadata
@@ -135,8 +123,12 @@ def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
     assert 0 < meta["rows_written"].value < total_rows / 4  # what the edits touch, not the tables
     # Invariant 6: it read of the stored result only what the edits reach, not the tables
     assert 0 < meta["stored_rows_read"].value < total_rows / 4, meta["stored_rows_read"].value
-    sample = {e.check_name: e for e in incremental.get_asset_check_evaluations()}[INCREMENTAL_EQUALS_FULL]
-    assert sample.passed, sample.metadata
+    assert INCREMENTAL_EQUALS_FULL not in {e.check_name for e in incremental.get_asset_check_evaluations()}
+    sweep = build_unified_checks()
+    swept = dg.materialize([unified_assets, *sweep], instance=instance, resources=resources,
+                           selection=dg.AssetSelection.checks(*sweep))  # the hourly sweep's run
+    sample = {e.check_name: e for e in swept.get_asset_check_evaluations()}[INCREMENTAL_EQUALS_FULL]
+    assert sample.passed and sample.metadata["records"].value > 0, sample.metadata
 
     # CON-4: the converted Lead's HubSpot contact and the Contact it became are one identity, linked
     identities = unified.read(engine, "contact_identities")
@@ -185,23 +177,37 @@ def test_unified_runs_by_itself_after_an_extract_materializes(
     hubspot_sandbox: RunningSandbox, extract_defs, instance: dg.DagsterInstance
 ) -> None:
     """Issue 11 / OPS-1: nothing needs a person between an extract and an up-to-date ``unified``: its
-    automation condition requests it once an extract has materialized, and not again until the next one."""
+    automation condition requests it once an extract has materialized, and not again until the next one. The
+    checks that read whole tables (incremental = full on a sample, ROLL-1 drift) never ride along with those
+    runs: they are requested by the hourly sweep alone."""
     settings, assets, resources = extract_defs
-    unified_assets = build_unified_assets(settings)
-    defs = dg.Definitions(assets=[*assets, unified_assets], resources=resources)
-    keys = set(unified_assets.keys)
-    start = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the daemon's first tick
+    unified_assets, sweep_checks = build_unified_assets(settings), build_unified_checks()
+    defs = dg.Definitions(assets=[*assets, unified_assets], asset_checks=sweep_checks, resources=resources)
+    keys, check_keys = set(unified_assets.keys), {k for c in sweep_checks for k in c.check_keys}
+    # the daemon's ticks, at times that cross no hour until the last one (the sweep's cron is hourly)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    at = iter(hour - timedelta(minutes=50) + timedelta(seconds=s) for s in range(4))
+
+    def requested(cursor) -> tuple[set, object]:
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor,
+                                                   evaluation_time=next(at))
+        return {r.key for r in result.results if r.true_subset.size}, result.cursor
+
+    _, cursor = requested(None)  # the daemon's first tick
     backfill(instance, settings, assets, resources)
 
-    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=start.cursor)
-    assert {r.key for r in tick.results if r.true_subset.size} >= keys
+    wanted, cursor = requested(cursor)
+    assert wanted >= keys and not wanted & check_keys
     dg.materialize([unified_assets], instance=instance, resources=resources)
-    quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
-    assert not {r.key for r in quiet.results if r.true_subset.size} & keys
+    wanted, cursor = requested(cursor)
+    assert not wanted & (keys | check_keys)
 
     contacts = next(a for a in assets if dg.AssetKey(["hubspot", "contacts"]) in a.keys)
     partition = daily_partitions(settings.extract).get_last_partition_key()
     dg.materialize([contacts], instance=instance, resources=resources, partition_key=partition,
                    selection=[dg.AssetKey(["hubspot", "contacts"])])
-    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
-    assert {r.key for r in after.results if r.true_subset.size} >= keys
+    wanted, cursor = requested(cursor)
+    assert wanted >= keys and not wanted & check_keys
+    swept = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor,
+                                              evaluation_time=hour + timedelta(minutes=1))  # the hour's tick passed
+    assert {r.key for r in swept.results if r.true_subset.size} >= check_keys

@@ -6,17 +6,13 @@ CRM's plan as old -> new with the rule that decided it (CONF-2), the plans write
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
-import yaml
 from click.testing import CliRunner
 
 from crm_pipelines.cli import main
 from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.extract.sensors import build_change_sensor
-from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
@@ -28,7 +24,7 @@ from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.sync import merge
 from crm_pipelines.sync.field_plan import field_updates
-from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
 from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
@@ -38,13 +34,8 @@ def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
 ) -> None:
     sandbox = three_sandboxes
     settings_path = tmp_path / "crm_pipelines.yaml"
-    settings_path.write_text(yaml.safe_dump({
-        "state_database_url": state_url,
-        "sandbox": {"data_dir": str(sandbox.data_dir)},
-        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
-        "sync": {"salesforce": {"field_mappings": [
-            {"hubspot": "phone", "other": "Phone", "object": "Contact", "rule": "dont_sync"}]}},
-    }))  # fmt: skip
+    sandbox_settings(settings_path, sandbox, state_url, sync={"salesforce": {"field_mappings": [
+        {"hubspot": "phone", "other": "Phone", "object": "Contact", "rule": "dont_sync"}]}})  # fmt: skip
     settings = load_settings(settings_path)
     resources = build_resources(settings, str(settings_path), state_url=state_url)
     extract = build_extract_assets(settings)
@@ -66,11 +57,7 @@ def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
         made.raise_for_status()
         new_id = str(made.json()["id"])
 
-    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
-    for request in evaluate(sensor, instance, resources).run_requests:
-        run = dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
-                             partition_key=request.partition_key, tags=request.tags)
-        assert run.success
+    sync_changes(settings, extract, instance, resources)
     assert dg.materialize([unified_assets], instance=instance, resources=resources).success
     result = dg.materialize([unified_assets, plans], selection=list(PLANS.values()), instance=instance,
                             resources=resources)

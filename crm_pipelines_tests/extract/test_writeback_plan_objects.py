@@ -9,18 +9,14 @@ metadata and `crm-pipelines plan`."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import yaml
 from click.testing import CliRunner
 
 from crm_pipelines.cli import main
 from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.extract.sensors import build_change_sensor
-from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
@@ -30,7 +26,7 @@ from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.transform.lifecycle import rank
-from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
 from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
@@ -42,12 +38,7 @@ def _write_settings(path: Path, state_url: str, sandbox: RunningSandbox, record_
     deals = {"closed_won_sets_customer": True}
     if record_type:
         deals["pipelines"] = [{"other_pipeline": record_type, "hubspot_pipeline": "default", "stages": STAGES}]
-    path.write_text(yaml.safe_dump({
-        "state_database_url": state_url,
-        "sandbox": {"data_dir": str(sandbox.data_dir)},
-        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
-        "sync": {"salesforce": {"deals": deals}},
-    }))  # fmt: skip
+    sandbox_settings(path, sandbox, state_url, sync={"salesforce": {"deals": deals}})
 
 
 def test_companies_deals_and_associations_are_planned_from_edits_in_the_crms(
@@ -91,11 +82,7 @@ def test_companies_deals_and_associations_are_planned_from_edits_in_the_crms(
         ui.patch(f"/Opportunity/{won_opp}", json={"StageName": "Closed Won"}).raise_for_status()
         ui.patch(f"/Contact/{contact.salesforce_id}", json={"AccountId": company.salesforce_id}).raise_for_status()
 
-    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
-    for request in evaluate(sensor, instance, resources).run_requests:
-        run = dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
-                             partition_key=request.partition_key, tags=request.tags)
-        assert run.success
+    sync_changes(settings, extract, instance, resources)
     assert dg.materialize([unified_assets], instance=instance, resources=resources).success
     result = dg.materialize([unified_assets, plans], selection=list(PLANS.values()), instance=instance,
                             resources=resources)

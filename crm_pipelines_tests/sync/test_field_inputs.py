@@ -42,3 +42,38 @@ def test_merge_inputs_pair_each_linked_record_field_by_field():
     # no baseline, HubSpot later: the phone stays unsynced (don't sync), the equal title writes nothing
     assert not merged.loc[("2", "phone"), ["write_hubspot", "write_other"]].any()
     assert not merged.loc[("2", "jobtitle"), ["write_hubspot", "write_other"]].any()
+
+
+def test_conf2_a_fields_own_change_time_decides_the_later_change_not_its_records():
+    """HubSpot changed the first name at 10:00 and the phone at 10:20; Salesforce changed the first name at
+    10:10. By the record's time HubSpot's name looks later (10:20); by the field's own history it is not:
+    Salesforce's later change wins (CONF-2)."""
+    links = pd.DataFrame({"hubspot_id": ["1"], "other_id": ["003A"]})
+    hubspot = pd.DataFrame({"id": ["1"], "modified_at": [T0 + pd.Timedelta(minutes=20)],
+                            "firstname": ["Hubert"], "phone": ["555 0100"]})  # fmt: skip
+    other = pd.DataFrame({"id": ["003A"], "modified_at": [T0 + pd.Timedelta(minutes=10)],
+                          "firstname": ["Salvador"], "phone": ["555 0199"]})  # fmt: skip
+    base = pd.DataFrame({"hubspot_id": ["1", "1"], "field": ["firstname", "phone"], "value": ["Ann", "555 0199"]})
+    history = pd.DataFrame({"id": [1, 1, 1], "field": ["firstname", "firstname", "phone"],
+                            "changed_at": [T0 - pd.Timedelta(days=3), T0, T0 + pd.Timedelta(minutes=20)]})
+
+    by_record = merge_fields(merge_inputs(links, hubspot, other, ["firstname", "phone"], base)).set_index("field")
+    assert by_record.loc["firstname", "winner"] == "hubspot"  # what the record's time alone says
+
+    rows = merge_inputs(links, hubspot, other, ["firstname", "phone"], base, hubspot_field_times=history)
+    by = rows.set_index("field")
+    assert by.loc["firstname", "hubspot_changed_at"] == T0  # the latest history entry of the field
+    assert by.loc["phone", "hubspot_changed_at"] == T0 + pd.Timedelta(minutes=20)
+    merged = merge_fields(rows).set_index("field")
+    assert merged.loc["firstname", "winner"] == "other" and merged.loc["firstname", "value"] == "Salvador"
+    assert merged.loc["firstname", "decided_by"] == "CONF-2 both changed: the later change wins"
+    assert merged.loc["phone", "write_other"] and merged.loc["phone", "value"] == "555 0100"  # only HubSpot changed
+
+    # a field without history keeps its record's time; the other side's field times work the same way
+    rows = merge_inputs(links, hubspot, other, ["firstname", "phone"], base,
+                        other_field_times=pd.DataFrame({"id": ["003A"], "field": ["firstname"],
+                                                        "changed_at": [T0 + pd.Timedelta(minutes=30)]}))
+    by = rows.set_index("field")
+    assert by.loc["firstname", "other_changed_at"] == T0 + pd.Timedelta(minutes=30)
+    assert by.loc["phone", "other_changed_at"] == T0 + pd.Timedelta(minutes=10)
+    assert by.loc["phone", "hubspot_changed_at"] == T0 + pd.Timedelta(minutes=20)

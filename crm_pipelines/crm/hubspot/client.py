@@ -3,7 +3,9 @@ associations, pipelines, owners, properties and batch writes with per-record out
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from crm_pipelines.crm.budget import CallBudget
@@ -19,6 +21,7 @@ SEARCH_PAGE_MAX = 200  # FACTS §2
 SEARCH_TOTAL_CAP = 10_000  # FACTS §2: paging past it is a 400
 BATCH_MAX = 100  # FACTS §3
 ASSOCIATION_BATCH_READ_MAX = 1_000  # FACTS §3
+HISTORY_BATCH_READ_MAX = 50  # FACTS: batch/read with propertiesWithHistory takes at most 50 inputs
 # The search index trails writes by "a few moments" (FACTS §2); windows read again this far back.
 SEARCH_INDEX_LAG_MS = 5 * 60 * 1000
 
@@ -224,6 +227,33 @@ class HubSpotClient:
             )
             for result in response.data.get("results", []):
                 out[str(result["from"]["id"])] = result.get("to", [])
+        return out
+
+    async def property_times(self, object_type: str, ids: Sequence[str],
+                             properties: Sequence[str]) -> dict[str, dict[str, str]]:  # fmt: skip
+        """For each id that exists, when each of ``properties`` last changed (its newest property-history
+        entry, ISO time), from batch reads with ``propertiesWithHistory`` (50 records a call). A property
+        never set has no entry."""
+        async def read(chunk: list) -> list[dict[str, Any]]:
+            response = await self.api.request(
+                "POST",
+                f"/crm/v3/objects/{object_type}/batch/read",
+                endpoint="POST /crm/v3/objects/{type}/batch/read",
+                json={"inputs": [{"id": str(i)} for i in chunk], "properties": [],
+                      "propertiesWithHistory": list(properties)},
+                ok=(200, 207),  # 207: some ids are gone since the search saw them (deleted in between)
+                idempotent=True,  # a batch read: it only reads
+            )
+            return response.data.get("results", [])
+
+        out: dict[str, dict[str, str]] = {}
+        # side by side: the rate limiter paces them, and a page of 200 records is four calls
+        for results in await asyncio.gather(*(read(c) for c in _chunks(list(ids), HISTORY_BATCH_READ_MAX))):
+            for result in results:
+                history = result.get("propertiesWithHistory") or {}
+                out[str(result["id"])] = {
+                    name: max((e["timestamp"] for e in entries), key=lambda t: datetime.fromisoformat(t))
+                    for name, entries in history.items() if entries}  # fmt: skip
         return out
 
     async def pipelines(self, object_type: str = "deals") -> list[dict[str, Any]]:

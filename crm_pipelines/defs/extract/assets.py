@@ -21,6 +21,7 @@ import dagster as dg
 
 from crm_pipelines.crm.errors import describe_error
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.defs.extract.settings_fields import settings_fields
 from crm_pipelines.defs.partitions import backfill_policy, daily_partitions
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
 from crm_pipelines.extract.catalog import EXTRACTED, make_source
@@ -50,12 +51,15 @@ def _metadata(result: ExtractResult, meter: Meter, budget_used: int | None, limi
 
 
 async def _extract_one(
-    crm: str, obj: str, state: StateDatabase, crm_connections: CrmConnections, window: tuple[datetime, datetime, bool]
+    crm: str, obj: str, state: StateDatabase, crm_connections: CrmConnections, window: tuple[datetime, datetime, bool],
+    extra: tuple[str, ...] = (),
 ) -> tuple[ExtractResult, Meter]:
     start, end, incremental = window
     meter = Meter()  # per object, so each materialization reports its own API calls
     async with crm_connections.client(crm, state, meter) as client:
-        source = make_source(crm, client, obj, state.engine())
+        source = make_source(crm, client, obj, state.engine(), extra)
+        if incremental and hasattr(source, "history"):
+            source.history = True  # field change times, for the conflict rules (only a short window's records)
         return await extract(source, state.engine(), start, end, incremental=incremental), meter
 
 
@@ -99,9 +103,10 @@ def _read_in_background(
     crm_connections: CrmConnections,
     window: tuple[datetime, datetime, bool],
     in_parallel: int = 1,
+    extra: dict[str, tuple[str, ...]] | None = None,
 ) -> Iterator[tuple[str, tuple[ExtractResult, Meter] | Exception]]:
     """Each object's outcome as soon as it is read and written, while the thread reads the others,
-    ``in_parallel`` at a time (in the order given)."""
+    ``in_parallel`` at a time (in the order given). ``extra``: object -> fields the settings name on it."""
     done: queue.Queue = queue.Queue()
 
     async def read_all() -> None:
@@ -111,7 +116,7 @@ def _read_in_background(
             async with gate:
                 try:
                     outcome: tuple[ExtractResult, Meter] | Exception = await _extract_one(
-                        crm, obj, state, crm_connections, window
+                        crm, obj, state, crm_connections, window, (extra or {}).get(obj, ())
                     )
                 except Exception as error:  # one object failing leaves the others to be read
                     outcome = error
@@ -134,6 +139,7 @@ def _read_in_background(
 def build_crm_extract(crm: str, objects: list[str], settings: Settings) -> dg.AssetsDefinition:
     """The CRM's partitioned objects: daily partitions on modification time, one step per run."""
     partitions = daily_partitions(settings.extract)
+    extra = {obj: fields for (of, obj), fields in settings_fields(settings).items() if of == crm}
     first_partition_start = datetime.combine(settings.extract.start_date, datetime.min.time(), UTC)
 
     @dg.multi_asset(
@@ -168,7 +174,8 @@ def build_crm_extract(crm: str, objects: list[str], settings: Settings) -> dg.As
         failed: dict[str, Exception] = {}
         read: set[str] = set()
         reads = _read_in_background(
-            crm, selected, state, crm_connections, (start, end, incremental), settings.extract.objects_in_parallel
+            crm, selected, state, crm_connections, (start, end, incremental), settings.extract.objects_in_parallel,
+            extra,
         )
         for obj, outcome in reads:
             if isinstance(outcome, Exception):

@@ -1,7 +1,8 @@
 """The ``unified`` group: the transform kept up to date from the mirror (incrementally, or in full when
 asked or needed: ``update.py``), with asset checks for duplicate emails, unmapped stages, failed
-normalization, contacts without a valid email, and incremental = full on a sample. It runs by itself after
-an extract materializes (``AUTOMATION``)."""
+normalization and contacts without a valid email (counted by the state database in every run). It runs by
+itself after an extract materializes (``AUTOMATION``). The checks that read whole tables (incremental = full
+on a sample, ROLL-1's drift) are checks of their own on the sweep schedule (``sweep.py``)."""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
@@ -13,7 +14,7 @@ from pydantic import Field
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.mirrors import transform_settings
 from crm_pipelines.defs.unified.stored_checks import stored_checks
-from crm_pipelines.defs.unified.update import update_unified, verify_sample
+from crm_pipelines.defs.unified.update import update_unified
 from crm_pipelines.extract.catalog import EXTRACTED
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import unified
@@ -38,7 +39,6 @@ DUPLICATE_EMAILS = "duplicate_emails"
 NO_VALID_EMAIL = "contacts_without_valid_email"
 UNMAPPED_STAGES = "unmapped_stages"
 FAILED_NORMALIZATION = "failed_normalization"
-INCREMENTAL_EQUALS_FULL = "incremental_equals_full"
 
 
 def _check(key: dg.AssetKey, outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
@@ -93,7 +93,6 @@ def proposal_yaml(proposal: pd.DataFrame) -> str:
 
 class UnifiedConfig(dg.Config):
     full: bool = Field(False, description="recompute everything from the mirror instead of the changed rows")
-    sample_size: int = Field(50, ge=0, description="records per object the incremental = full check re-derives")
 
 
 # After an extract materializes, ``unified`` follows (issue 11): eager, but not held back by objects of a
@@ -132,8 +131,6 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
         dg.AssetCheckSpec(NO_VALID_EMAIL, asset=CONTACTS, description="CON-3: records without a valid email"),
         dg.AssetCheckSpec(UNMAPPED_STAGES, asset=DEALS, description="DEAL-2: deals in stages without mapping"),
         dg.AssetCheckSpec(FAILED_NORMALIZATION, asset=FIELDS, description="values that could not be converted"),
-        dg.AssetCheckSpec(INCREMENTAL_EQUALS_FULL, asset=CONTACTS,
-                          description="a sample of records re-derived from the mirror gives exactly the stored rows"),
     ]
 
     @dg.multi_asset(specs=specs, check_specs=check_specs, name="unified_transform")
@@ -168,18 +165,6 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
                     metadata["stage_mapping_proposal"] = dg.MetadataValue.md(proposal_yaml(proposal))
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
         yield from _read_checks(engine)
-        if config.sample_size and update.mode != "unchanged":
-            outcome = verify_sample(engine, settings, update.result, config.sample_size)
-            yield dg.AssetCheckResult(
-                asset_key=CONTACTS, check_name=INCREMENTAL_EQUALS_FULL, passed=outcome.passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"records": outcome.records, "differing": dg.MetadataValue.json(outcome.differing),
-                          "sample": dg.MetadataValue.json(outcome.sample)},
-            )
-        else:  # nothing was written, or the run asked for no sample: the stored result stands as checked
-            skipped = "nothing extracted since the last update" if config.sample_size else "sample_size is 0"
-            yield dg.AssetCheckResult(asset_key=CONTACTS, check_name=INCREMENTAL_EQUALS_FULL, passed=True,
-                                      metadata={"records": 0, "skipped": skipped})
 
     return unified_transform
 
@@ -197,7 +182,9 @@ TABLES_OF = {
 
 
 def build_unified_checks() -> list[dg.AssetChecksDefinition]:
-    """Checks defined apart from the transform: ROLL-1, our rollups against HubSpot's (``rollup_check.py``)."""
+    """Checks defined apart from the transform, on the sweep schedule: incremental = full on a sample
+    (``sample_check.py``) and ROLL-1, our rollups against HubSpot's (``rollup_check.py``)."""
     from crm_pipelines.defs.unified.rollup_check import build_rollup_drift_check
+    from crm_pipelines.defs.unified.sample_check import build_sample_check
 
-    return [build_rollup_drift_check(ROLLUPS)]
+    return [build_sample_check(CONTACTS), build_rollup_drift_check(ROLLUPS)]

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from crm_pipelines import catalog
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror
 from crm_pipelines.state.schema import MIRROR_TABLES
-from crm_pipelines.transform.fields import FieldMap
+from crm_pipelines.transform.fields import DEFAULT_FIELDS, FieldMap
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.pipeline import TransformSettings
 from crm_pipelines.transform.stages import PipelineMapping, StageSettings
@@ -74,12 +75,17 @@ def transform_settings(settings: Settings) -> TransformSettings:
         for m in pipelines
     )
     custom: dict[tuple[str, str], tuple[FieldMap, ...]] = {}
+
     for crm, mappings_of in (("salesforce", sf.field_mappings), ("dynamics", dy.field_mappings)):
         for m in mappings_of:
             if m.rule == "dont_sync":
                 continue
             key = (crm, m.object)
             custom[key] = (*custom.get(key, ()), FieldMap(m.hubspot, m.other, m.type, dict(m.value_map)))
+            # and HubSpot's side of the pair: a property outside HubSpot's default map is read and compared too
+            hub = ("hubspot", catalog.get(crm, m.object).hubspot_object or "")
+            if hub[1] and all(f.hubspot != m.hubspot for f in (*DEFAULT_FIELDS.get(hub, ()), *custom.get(hub, ()))):
+                custom[hub] = (*custom.get(hub, ()), FieldMap(m.hubspot, m.hubspot, m.type))
     return TransformSettings(
         custom_fields=custom,  # DEAL-1 custom mappings
         # CON-3: identities span every CRM, so one connection asking for valid emails only applies to all

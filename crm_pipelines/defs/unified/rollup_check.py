@@ -1,5 +1,6 @@
 """The ROLL-1 drift check in Dagster: ``unified/contact_rollups`` against HubSpot's calculated rollups as
-extracted (``transform/rollup_check.py``), with the count and a sample of the differences."""
+extracted (``transform/rollup_check.py``), with the count and a sample of the differences. It reads every
+contact's rollups, so it runs on the sweep schedule (``sweep.py``), not with each ``unified`` run."""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
@@ -8,6 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_pipelines.defs.resources import StateDatabase
+from crm_pipelines.defs.unified.sweep import SWEEP
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.transform.rollup_check import FIGURES, ROLLUP_DRIFT, rollup_drift
 
@@ -22,10 +24,10 @@ def hubspot_rollups(engine) -> pd.DataFrame:
 
 
 def build_rollup_drift_check(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name=ROLLUP_DRIFT,
+    @dg.asset_check(asset=asset, name=ROLLUP_DRIFT, automation_condition=SWEEP,
                     description="ROLL-1: our HubSpot-only rollups equal HubSpot's own calculated contact properties "
                     "(num_associated_deals, first_deal_created_date, recent_deal_close_date, recent_deal_amount, "
-                    "total_revenue) as extracted; differences counted per figure, with a sample")  # fmt: skip
+                    "total_revenue) as extracted; differences per figure, with a sample; hourly")  # fmt: skip
     def hubspot_rollups_match(state: StateDatabase) -> dg.AssetCheckResult:
         engine = state.engine()
         outcome = rollup_drift(unified.read(engine, "contact_rollups"), hubspot_rollups(engine))

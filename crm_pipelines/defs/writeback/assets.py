@@ -35,7 +35,8 @@ SAMPLE = 20
 CONFLICTS = "conflicts_resolved_by_window"
 WITHIN_BUDGET = "plan_within_budget"
 SCOPE = "contacts, companies and deals: creates (with the pipelines they need), field updates of linked " \
-        "records, lifecycle stages, associations; findings (deletions: not yet planned)"
+        "records, lifecycle stages, associations, cross-CRM rollups (ROLL-2/3, where targets are named); " \
+        "findings (deletions: not yet planned)"
 
 
 class PlanConfig(dg.Config):

@@ -3,8 +3,8 @@
 
 Contacts (creates CON-1/3/5/6/7/8, DEL-4; field updates CONF-*), companies (creates COM-1..3, field updates,
 lifecycle COM-4), deals (creates DEAL-2..5 with the pipelines DEAL-3 needs, field updates, findings),
-contact lifecycle (DEAL-7, CON-9) and associations (DEAL-6): read here, decided by the pure functions of
-``crm_pipelines/sync/``.
+contact lifecycle (DEAL-7, CON-9), associations (DEAL-6) and cross-CRM rollups (ROLL-2/3): read here,
+decided by the pure functions of ``crm_pipelines/sync/``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from crm_pipelines.defs.writeback.plan_inputs import _values, contact_create_plan, linked_merges
 from crm_pipelines.defs.writeback.plan_scope import Scope
+from crm_pipelines.defs.writeback.rollup_inputs import rollup_plan_from_state
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.sync.association_plan import association_changes
@@ -185,6 +186,9 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
                      for obj, attr in (("contact", "contacts"), ("company", "companies"), ("deal", "deals"))}
                for crm in _enabled(settings)}  # fmt: skip
     contact_creates_by_target = _contact_creates(contacts)
+    # ROLL-2/3, where targets are named: computed whole (an incremental plan keeps the rows of the contacts it
+    # replans; a changed deal reaches its contacts)
+    rollups, rollup_findings = rollup_plan_from_state(engine, settings)
 
     plans = {}
     for target in TARGETS:
@@ -192,6 +196,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
         updates = [contacts.updates.get(target), company_updates.get(target), deal_updates.get(target)]
         if target == "hubspot":
             updates += [lifecycle, company_lifecycle]
+        updates.append(rollups.get(target))
         made, assoc_left = association_changes(target, pairs, identities, syncing)
         contact_left = contacts.left_out[contacts.left_out["target_crm"] == target].assign(object="contact")
         left = [contact_left, company_left[company_left["target_crm"] == target],
@@ -199,7 +204,8 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
         plans[target] = TargetPlan(
             crm=target, creates=concat(CREATE_COLUMNS, creates), updates=_updates(updates), associations=made,
             left_out=concat(LEFT_OUT_COLUMNS, left),
-            findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target]]))
+            findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target],
+                                              rollup_findings[rollup_findings["target_crm"] == target]]))
     return plans, pipeline_inputs
 
 

@@ -107,6 +107,11 @@ def attribute(part: str, rows: pd.DataFrame, maps: dict[tuple[str, str], pd.Seri
         if "source_id" in cols:
             ident = np.where(pair, rows["source_id"].astype(object).to_numpy(), ident)
         identity = pd.Series(ident, dtype=object)
+    # rows of a figure per identity (ROLL-2/3) name the identity itself: ``source_id`` / ``id`` under "rollup"
+    for crm_col, id_col in (("source_crm", "source_id"), ("crm", "id")):
+        if crm_col in cols and id_col in cols:
+            direct = (rows[crm_col].astype(object) == "rollup").to_numpy() & identity.isna().to_numpy()
+            identity[direct] = rows[id_col].astype(object).to_numpy()[direct]
     for crm_col, id_col in (("hubspot", "hubspot_id"), ("crm", "id")):
         if id_col not in cols:
             continue

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from crm_pipelines.sandbox import clock
 from crm_pipelines.sandbox.dynamics import errors
 from crm_pipelines.sandbox.dynamics.catalog import BY_LOGICAL, BY_SET, TEXT_TYPES, Attribute, Table
 from crm_pipelines.sandbox.dynamics.messages import ApiRequest, ApiResponse
@@ -26,7 +27,7 @@ _ENTITY_REF = re.compile(r"(?:^|/)([A-Za-z_]+)\(([^)]*)\)$")
 
 
 def now_iso() -> str:
-    return iso(dt.datetime.now(dt.UTC))
+    return iso(clock.now())
 
 
 def as_guid(text: str) -> str | None:
@@ -229,6 +230,7 @@ class Writer:
         return record_id
 
     def modify(self, table: Table, existing: dict[str, Any], values: dict[str, Any]) -> None:
+        clock.check_after(parse_datetime(existing["modifiedon"]) if existing.get("modifiedon") else None)
         changes = {**values, "modifiedon": now_iso(), "versionnumber": self.store.next_versions()[0]}
         if "fullname" in table.by_name and ("firstname" in values or "lastname" in values):
             merged = {**existing, **values}

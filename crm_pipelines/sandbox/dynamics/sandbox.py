@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from crm_pipelines.sandbox import clock
 from crm_pipelines.sandbox.base import CrmSandbox, UniverseSpec
 from crm_pipelines.sandbox.dynamics import errors
 from crm_pipelines.sandbox.dynamics.api import Organization, WebApi
@@ -169,7 +170,13 @@ class DynamicsSandbox(CrmSandbox):
         headers = {"prefer": "return=representation"} if method != "DELETE" else {}
         if with_id:
             headers["if-match"] = "*"
-        response = self.api.dispatch(ApiRequest(method, path, {}, headers, await request.body()))
+        try:
+            at = clock.parse_at(request.query_params.get("at"))  # an edit made at a given time (clock.py)
+            body = await request.body()
+            with clock.stamped_at(at):
+                response = self.api.dispatch(ApiRequest(method, path, {}, headers, body))
+        except clock.EditTimeError as err:
+            return errors.bad_request(str(err)).response()
         return response.to_starlette()
 
     async def _ui_create(self, request: Request) -> Response:

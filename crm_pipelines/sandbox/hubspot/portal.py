@@ -6,13 +6,13 @@ Handlers in ``api.py`` translate HTTP to calls here; the admin "UI" routes use t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import orjson
 
+from crm_pipelines.sandbox import clock
 from crm_pipelines.sandbox.hubspot import errors
 from crm_pipelines.sandbox.hubspot.catalog import (
     ARCHIVE_RETENTION_DAYS,
@@ -41,7 +41,7 @@ SOURCE_IMPORT = "IMPORT"
 
 
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    return int(clock.now().timestamp() * 1000)
 
 
 class Portal:
@@ -178,6 +178,7 @@ class Portal:
             return record
         merged = {**record.properties, **changed}
         merged = {k: v for k, v in merged.items() if v is not None}
+        clock.check_after(clock.from_ms(record.updated_ms))
         # Timestamps only move forward, even for two writes inside one millisecond.
         stamp = max(now_ms(), record.updated_ms + 1)
         updated = replace(record, properties=merged, updated_ms=stamp)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from crm_pipelines.sandbox import clock
 from crm_pipelines.sandbox.base import CrmSandbox, UniverseSpec
 from crm_pipelines.sandbox.faults import ADMIN_PREFIX, FaultBodies, FaultConfig
 from crm_pipelines.sandbox.hubspot import errors
@@ -147,7 +148,11 @@ class HubSpotSandbox(CrmSandbox):
     async def _ui(self, request: Request, action: Callable[[Portal, Any], Response]) -> Response:
         assert self.ctx is not None
         try:
-            return action(self.ctx.portal, resolve(request))
+            at = clock.parse_at(request.query_params.get("at"))  # an edit made at a given time (clock.py)
+            with clock.stamped_at(at):
+                return action(self.ctx.portal, resolve(request))
+        except clock.EditTimeError as err:
+            return errors.validation(str(err)).response()
         except errors.HubSpotError as err:
             return err.response()
 

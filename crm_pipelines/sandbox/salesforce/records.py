@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from crm_pipelines.sandbox import clock
 from crm_pipelines.sandbox.salesforce import errors
 from crm_pipelines.sandbox.salesforce.catalog import (
     ADDRESS_PREFIXES,
@@ -103,6 +104,7 @@ class Org:
         self._check_rules(o, merged, set(values))
         self._derive(o, merged, current, set(values))
         self._check_unique(o, merged, current["Id"])
+        clock.check_after(parse_datetime(current["LastModifiedDate"]) if current.get("LastModifiedDate") else None)
         stamp = now()
         changed = {k: v for k, v in merged.items() if current.get(k) != v}
         changed.update(LastModifiedDate=stamp, LastModifiedById=user_id or self.api_user_id, SystemModstamp=stamp)

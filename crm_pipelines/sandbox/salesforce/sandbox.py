@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
+from crm_pipelines.sandbox import clock
 from crm_pipelines.sandbox.base import CrmSandbox, UniverseSpec
 from crm_pipelines.sandbox.faults import ADMIN_PREFIX, FaultBodies, FaultConfig
 from crm_pipelines.sandbox.header_case import header_spelling_protocol
@@ -212,8 +213,15 @@ class SalesforceSandbox(CrmSandbox):
     async def _ui(self, request: Request, action: Callable[[Org, Any, dict[str, Any]], Response]) -> Response:
         assert self.ctx is not None
         try:
+            at = clock.parse_at(request.query_params.get("at"))  # an edit made at a given time (clock.py)
+        except clock.EditTimeError as err:
+            return SalesforceError(400, "INVALID_FIELD", str(err), []).response()
+        try:
             body = orjson.loads(await request.body() or b"{}")
-            return action(self.ctx.org, sobject_or_404(request.path_params["sobject"]), body)
+            with clock.stamped_at(at):
+                return action(self.ctx.org, sobject_or_404(request.path_params["sobject"]), body)
+        except clock.EditTimeError as err:
+            return SalesforceError(400, "INVALID_FIELD", str(err), []).response()
         except SalesforceError as err:
             return err.response()
 

@@ -11,6 +11,8 @@ import time
 import numpy as np
 import pandas as pd
 
+from crm_pipelines.sandbox import clock
+
 
 def sf_datetime(stamp: dt.datetime) -> str:
     utc = stamp.astimezone(dt.UTC)
@@ -18,7 +20,7 @@ def sf_datetime(stamp: dt.datetime) -> str:
 
 
 def now() -> str:
-    return sf_datetime(dt.datetime.now(dt.UTC))
+    return sf_datetime(clock.now())
 
 
 def now_ms() -> int:
