@@ -169,13 +169,14 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
     the 24 h budget (what does not fit is deferred)."""
     from crm_pipelines.defs.writeback.assets import calls_table
     from crm_pipelines.defs.writeback.plan_inputs import budget_split
-    from crm_pipelines.defs.writeback.plans import build_plans
+    from crm_pipelines.defs.writeback.stored_plan import stored_plans, update_plans
     from crm_pipelines.state.db import create_state_engine
     from crm_pipelines.sync.calls import calls_needed
 
     settings = _load_settings(settings_path)
     engine = create_state_engine(settings.state_database_url)
-    plans = build_plans(engine, settings)
+    update_plans(engine, settings)  # the stored plan, brought up to date first
+    plans = stored_plans(engine)
     targets = [crm] if crm else ["hubspot", "salesforce", "dynamics"]
 
     def records(frame):

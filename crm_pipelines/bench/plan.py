@@ -4,7 +4,9 @@ unified`` loads it, each plan run through Dagster in a spawned process, as a run
 - ``initial_plan_s``: the plans right after the bulk import and a full ``unified``: a first sync, where
   everything unmatched is to be created;
 - ``incremental_plan_s``: the plans after 1,000 records are edited across the CRMs and carried into
-  ``unified`` as the daemon does it (``bench unified``'s incremental step);
+  ``unified`` as the daemon does it (``bench unified``'s incremental step): the stored plan brought up to
+  date incrementally, as the automation runs it (``incremental_plan_mode``; ``incremental_identities_replanned``
+  of ``identities``, ``incremental_stored_rows_written``);
 - ``planned_writes``: records the initial plans write (a record's updates are one write);
 - ``api_calls_planned``: the calls the plans say their execution takes (each API's batch per object and
   action, ``sync/calls.py``); ``api_calls_min``: records to write per CRM / that API's batch size (a
@@ -46,11 +48,14 @@ def _plan_run(settings_path: str, home: str | None) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     events = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
     per_crm = {}
+    hubspot = events[PLANS["hubspot"]]
+    plan = {"mode": hubspot["plan_mode"].value, "replanned": hubspot["identities_replanned_total"].value,
+            "rows_written": hubspot["stored_rows_written"].value, "parts_s": hubspot["plan_seconds"].value}
     for crm, key in PLANS.items():
         meta = events[key]
         per_crm[crm] = {"writes": meta["planned_writes"].value, "unbatched": meta["unbatched_writes"].value,
                         "calls": meta["api_calls_planned"].value}
-    return {"seconds": seconds, "per_crm": per_crm, "peak_rss_mb": peak_rss_mb()}
+    return {"seconds": seconds, "per_crm": per_crm, "plan": plan, "peak_rss_mb": peak_rss_mb()}
 
 
 def _calls_min(crm: str, writes: int, unbatched: int) -> int:
@@ -83,6 +88,13 @@ def run_plan_bench(scale: int, seed: int, database_url: str | None) -> dict[str,
         "api_calls_min": minimum,
         "api_calls_ratio": round(planned / minimum, 4) if minimum else None,
         "incremental_planned_writes": sum(p["writes"] for p in incremental["per_crm"].values()),
+        "initial_plan_mode": initial["plan"]["mode"],
+        "incremental_plan_mode": incremental["plan"]["mode"],
+        "incremental_identities_replanned": incremental["plan"]["replanned"],
+        "identities": initial["plan"]["replanned"],
+        "incremental_stored_rows_written": incremental["plan"]["rows_written"],
+        "initial_plan_parts_s": initial["plan"]["parts_s"],
+        "incremental_plan_parts_s": incremental["plan"]["parts_s"],
         "peak_rss_mb": max(initial["peak_rss_mb"], incremental["peak_rss_mb"]),
         "backend": "postgresql" if state.state_url.startswith("postgresql") else "sqlite",
     }

@@ -244,6 +244,45 @@ def _v7_findings_by_identity(conn: Connection) -> None:
                          "(\"crm\") WHERE status IN ('unmapped_stage', 'unmapped_pipeline')")
 
 
+def _v8_plan_store(conn: Connection) -> None:
+    """The stored plan (one row per planned write, left-out candidate or finding, under the identity it was
+    planned for), its counts, and the log of what ``unified`` changed since the plan last read it (issue 12)."""
+    text_id = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+    md = sa.MetaData()
+    sa.Table(
+        "plan_rows",
+        md,
+        sa.Column("target_crm", _ID, primary_key=True),
+        sa.Column("part", _ID, primary_key=True),
+        sa.Column("scope", text_id, primary_key=True),
+        sa.Column("row_hash", sa.BigInteger, primary_key=True),
+        sa.Column("row", _JSON, nullable=False),
+        sa.Index("ix_plan_rows_scope", "scope"),
+    )
+    sa.Table(
+        "plan_changes",
+        md,
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("kind", _ID, nullable=False),
+        sa.Column("crm", _ID, nullable=False),
+        sa.Column("record_id", text_id, nullable=False),
+    )
+    sa.Table(
+        "plan_summary",
+        md,
+        sa.Column("target_crm", _ID, primary_key=True),
+        sa.Column("part", _ID, primary_key=True),
+        sa.Column("dim", _ID, primary_key=True),
+        sa.Column("value", text_id, primary_key=True),
+        sa.Column("n", sa.BigInteger, nullable=False),
+    )
+    md.create_all(conn, checkfirst=True)
+    # the plan finds twins by domain (COM-3: one HubSpot company per domain) and baselines written since it ran
+    conn.exec_driver_sql('CREATE INDEX IF NOT EXISTS "ix_unified_company_identities_domain" '
+                         'ON "unified_company_identities" ("domain")')
+    conn.exec_driver_sql('CREATE INDEX IF NOT EXISTS "ix_sync_baselines_synced_at" ON "sync_baselines" ("synced_at")')
+
+
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_api_usage),
     (2, _v2_mirror_and_cursors),
@@ -252,6 +291,7 @@ STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (5, _v5_lookup_indexes),
     (6, _v6_baselines),
     (7, _v7_findings_by_identity),
+    (8, _v8_plan_store),
 ]
 
 

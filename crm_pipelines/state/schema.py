@@ -126,6 +126,44 @@ baselines = sa.Table(
     sa.Column("write_id", sa.Text, nullable=False),  # the write that set it (the outbox's, writes issue)
 )
 
+# -- the stored plan (issue 12): every target's plan, one row per planned create, update, association,
+# left-out candidate or finding, under the identity it was planned for (``state/plan_store.py``) ----------
+
+_TEXT_ID = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+plan_rows = sa.Table(
+    "plan_rows",
+    metadata,
+    sa.Column("target_crm", _ID, primary_key=True),
+    sa.Column("part", _ID, primary_key=True),  # a frame of ``sync/plan.TargetPlan``: creates, updates, ...
+    sa.Column("scope", _TEXT_ID, primary_key=True),  # "contact:<identity>", ...; "" for plan-wide rows
+    sa.Column("row_hash", sa.BigInteger, primary_key=True),  # the row's content: equal rows are not rewritten
+    sa.Column("row", _JSON, nullable=False),  # the frame's columns
+    sa.Index("ix_plan_rows_scope", "scope"),
+)
+
+# what ``unified`` changed since the plan last read it: records per kind, appended in the transaction that
+# writes the result rows; the plan replans the identities they belong to, then deletes what it consumed
+plan_changes = sa.Table(
+    "plan_changes",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("kind", _ID, nullable=False),  # contact, company, deal; "*": everything (a full update)
+    sa.Column("crm", _ID, nullable=False),  # hubspot, salesforce, dynamics; "identity": an identity id
+    sa.Column("record_id", _TEXT_ID, nullable=False),
+)
+
+# the stored plan's counts per target, frame and value of a column (``plan_store.summarize``), kept by the
+# difference each plan makes: what a plan's metadata and its API calls are read from without its rows
+plan_summary = sa.Table(
+    "plan_summary",
+    metadata,
+    sa.Column("target_crm", _ID, primary_key=True),
+    sa.Column("part", _ID, primary_key=True),  # a TargetPlan frame, or "work": the writes (OPS-8)
+    sa.Column("dim", _ID, primary_key=True),  # "rows", "records" (updates: per kind), "calls", or a column name
+    sa.Column("value", _TEXT_ID, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
 # -- unified result tables (issue 11), declared in ``unified.py`` -----------------------------------------
 
 UNIFIED_TABLES: dict[str, sa.Table] = {d.name: unified.sa_table(d, metadata) for d in unified.TABLES}

@@ -409,14 +409,21 @@ def _rewrite(conn: Connection, declared: Declared, new: pd.DataFrame, changed: p
     return deleted + len(rows)
 
 
-def write_change(conn: Connection, name: str, removed: pd.DataFrame, added: pd.DataFrame) -> int:
+def write_change(conn: Connection, name: str, removed: pd.DataFrame, added: pd.DataFrame,
+                 changed_rows: list[pd.DataFrame] | None = None) -> int:
     """After this, the rows of every key in ``removed`` or ``added`` are exactly ``added``'s rows of that key.
     Keys whose stored rows already are those rows are not touched; returns the rows written (deleted +
-    inserted), so re-deriving an unchanged record costs a read and writes nothing."""
+    inserted), so re-deriving an unchanged record costs a read and writes nothing. ``changed_rows``: gets the
+    rows of the keys that did change, as they were and as they are (what the plan replans, issue 12)."""
     declared = BY_NAME[name]
     new = normalize(declared, added)
     stored = rows_at_keys(conn, name, removed, added)
-    return _rewrite(conn, declared, new, _changed_keys(declared, stored, new, removed), len(stored) > 0)
+    changed = _changed_keys(declared, stored, new, removed)
+    if changed_rows is not None and len(changed):
+        for rows in (stored, new):
+            if len(rows):
+                changed_rows.append(rows[_key_strings(rows, declared.key).isin(changed).to_numpy()])
+    return _rewrite(conn, declared, new, changed, len(stored) > 0)
 
 
 def _changed_keys(declared: Declared, old: pd.DataFrame, new: pd.DataFrame,

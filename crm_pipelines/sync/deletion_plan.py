@@ -37,6 +37,8 @@ from crm_pipelines.sync.plan import DELETE_COLUMNS, LEFT_OUT_COLUMNS, concat, fr
 OTHERS = ("salesforce", "dynamics")
 # a deletion: the deleted record (``deleted_crm``, ``deleted_id``, ``deleted_type``, ``at``) and its
 # counterpart (``counterpart_crm``, ``counterpart_id``); ``other_crm``: the connection (Salesforce or Dynamics)
+# the reason of every deletion not carried starts so (the stored plan files them with the deletes)
+NOT_DELETED = "not deleted: "
 EVENT_COLUMNS = ("object", "hubspot_id", "other_crm", "deleted_crm", "deleted_id", "deleted_type", "at",
                  "counterpart_crm", "counterpart_id", "counterpart_type", "counterpart_modified_at", "merged_into",
                  "relinked")
@@ -168,34 +170,34 @@ def _why_not(e: pd.DataFrame, rules: DeletionSettings) -> np.ndarray:
     from_hubspot = e["deleted_crm"].eq("hubspot").to_numpy()
     deleted = e["deleted_crm"].astype(str) + " " + e["deleted_type"].astype(str) + " " + e["deleted_id"].astype(str)
     merged = e["merged_into"].notna().to_numpy()
-    mark(merged, ("not deleted: " + deleted + " was merged into " + e["merged_into"].astype(str)
+    mark(merged, (NOT_DELETED + deleted + " was merged into " + e["merged_into"].astype(str)
                   + " (a merge, not a deletion)").to_numpy(dtype=object))
     for o in ("contact", "company", "deal"):
         synced, direction = rules.objects.get(o, (False, Direction.TWO_WAY))
         mine = obj == o
         if not synced:
-            mark(mine, f"not deleted: {o} sync is off for this connection (CON-1)")
+            mark(mine, f"{NOT_DELETED}{o} sync is off for this connection (CON-1)")
         else:
-            one_way = f"not deleted: {o}s sync one way, {direction.value} (CON-1)"
+            one_way = f"{NOT_DELETED}{o}s sync one way, {direction.value} (CON-1)"
             if not _flows(direction, to_hubspot=True):
                 mark(mine & ~from_hubspot, one_way)
             if not _flows(direction, to_hubspot=False):
                 mark(mine & from_hubspot, one_way)
     dynamics = e["other_crm"].eq("dynamics").to_numpy()
-    mark(dynamics, "not deleted: DEL-1 a deletion in one app never deletes in the other (Dynamics)")
-    mark(obj == "company", "not deleted: companies are never deleted in the other app (deletions, companies)")
-    mark((obj == "contact") & from_hubspot, "not deleted: DEL-2 a HubSpot contact deleted keeps its Salesforce "
+    mark(dynamics, NOT_DELETED + "DEL-1 a deletion in one app never deletes in the other (Dynamics)")
+    mark(obj == "company", NOT_DELETED + "companies are never deleted in the other app (deletions, companies)")
+    mark((obj == "contact") & from_hubspot, NOT_DELETED + "DEL-2 a HubSpot contact deleted keeps its Salesforce "
          "record")
-    mark((obj == "deal") & from_hubspot, "not deleted: DEL-3 deleting a HubSpot deal does not delete the "
+    mark((obj == "deal") & from_hubspot, NOT_DELETED + "DEL-3 deleting a HubSpot deal does not delete the "
          "Opportunity")
     kind = e["deleted_type"].astype(str).to_numpy(dtype=object)
     if not rules.delete_when_lead_deleted:
-        mark((obj == "contact") & (kind == "Lead"), "not deleted: DEL-2 deleting the HubSpot contact when its "
+        mark((obj == "contact") & (kind == "Lead"), NOT_DELETED + "DEL-2 deleting the HubSpot contact when its "
              "Salesforce Lead is deleted is off (delete_contact_when_lead_deleted)")
     if not rules.delete_when_contact_deleted:
-        mark((obj == "contact") & (kind == "Contact"), "not deleted: DEL-2 deleting the HubSpot contact when its "
+        mark((obj == "contact") & (kind == "Contact"), NOT_DELETED + "DEL-2 deleting the HubSpot contact when its "
              "Salesforce Contact is deleted is off (delete_contact_when_contact_deleted)")
-    mark((obj == "contact") & e["relinked"].astype(bool).to_numpy(), "not deleted: DEL-2 the HubSpot contact is "
+    mark((obj == "contact") & e["relinked"].astype(bool).to_numpy(), NOT_DELETED + "DEL-2 the HubSpot contact is "
          "linked to another live Salesforce record")
     return reason
 

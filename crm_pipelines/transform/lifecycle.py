@@ -54,7 +54,9 @@ def company_lifecycle(company_contacts: pd.DataFrame, contact_stages: pd.DataFra
     ``company_contacts``: (company_id, contact_id); ``contact_stages``: (id, new_stage);
     ``companies``: (id, lifecyclestage). Columns: id, lifecyclestage, new_stage, changed.
     """
-    j = company_contacts.merge(contact_stages.rename(columns={"id": "contact_id"}), on="contact_id")
+    # ids as objects on both sides: an empty frame's column comes typed float and the join refuses it
+    stages = contact_stages.rename(columns={"id": "contact_id"}).astype({"contact_id": object})
+    j = company_contacts.astype({"contact_id": object}).merge(stages, on="contact_id")
     j = j.assign(_r=rank(j["new_stage"])).dropna(subset=["_r"]).sort_values(["company_id", "_r"])
     best = j.drop_duplicates("company_id", keep="last").set_index("company_id")["new_stage"]
     cur = companies["lifecyclestage"].astype("string") if "lifecyclestage" in companies else pd.Series(

@@ -1,7 +1,7 @@
 """`crm-pipelines bench plan` end to end on a small universe (issue 12, OPS-8): the import, a full `unified`,
 the plans of a first sync through a real Dagster run, then 1,000 edits carried into `unified` and the plans
-again; its figures as one JSON object on the last line, the API calls planned never below the bound that
-batching cannot beat."""
+again (the stored plan brought up to date incrementally); its figures as one JSON object on the last line,
+the API calls planned never below the bound that batching cannot beat."""
 
 from __future__ import annotations
 
@@ -24,3 +24,6 @@ def test_bench_plan_plans_a_first_sync_then_after_edits(pg_url: str) -> None:
     assert figures["api_calls_planned"] >= figures["api_calls_min"] > 0
     assert figures["api_calls_ratio"] == round(figures["api_calls_planned"] / figures["api_calls_min"], 4)
     assert figures["initial_plan_s"] > 0 and figures["incremental_plan_s"] > 0 and figures["peak_rss_mb"] > 0
+    # the first plan is a full one; after the edits only the identities they reach are replanned (issue 12)
+    assert figures["initial_plan_mode"] == "full" and figures["incremental_plan_mode"] == "incremental", figures
+    assert 0 < figures["incremental_identities_replanned"] < figures["identities"], figures

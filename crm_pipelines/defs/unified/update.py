@@ -29,7 +29,7 @@ from crm_pipelines import catalog
 from crm_pipelines.defs.unified.mirrors import load_mirrors
 from crm_pipelines.defs.unified.stored_result import Reads, StoredResult
 from crm_pipelines.state import links as link_store
-from crm_pipelines.state import mirror, unified
+from crm_pipelines.state import mirror, plan_store, unified
 from crm_pipelines.state.cursors import get_cursor, write_cursor
 from crm_pipelines.state.schema import MIRROR_TABLES
 from crm_pipelines.transform import links as link_rules
@@ -206,6 +206,7 @@ def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = 
     old = link_store.load(engine, hubspot_ids=hubspot_ids) if hubspot_ids else link_rules.empty()
     members = changes["contact_members"].added if "contact_members" in changes else prev.contacts.members.iloc[:0]
     context = _link_context(new_contacts, members, new_companies)
+    logged: list[pd.DataFrame] = []  # what the plan replans next (issue 12)
     with engine.begin() as conn:  # SQLite: no other connection may be opened until this commits
         for name, change in changes.items():
             table = _table_of(name)
@@ -213,9 +214,15 @@ def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = 
             if table.startswith("fields_"):
                 added = unified.field_rows(added)
             began = time.perf_counter()
-            report.written[table] = report.written.get(table, 0) + unified.write_change(conn, table, removed, added)
+            changed: list[pd.DataFrame] = []
+            report.written[table] = report.written.get(table, 0) + unified.write_change(conn, table, removed, added,
+                                                                                        changed)
+            logged += [plan_store.table_records(table, rows) for rows in changed]
             report.write_s[table] = report.write_s.get(table, 0.0) + time.perf_counter() - began
         report.links_changed = _update_links(conn, new, old, _deleted_ids(delta), context)
+        # the mirror delta too: a record's modification time decides the merge of its fields (CONF-2)
+        logged += [plan_store.mirror_records(crm, obj, frame) for (crm, obj), frame in delta.frames.items()]
+        plan_store.record_changes(conn, logged)
         write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks_now))
     report.seconds = {"read_s": loaded - started, "transform_s": computed - loaded,
                       "write_s": time.perf_counter() - computed}
@@ -263,6 +270,7 @@ def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict
         report.links_changed = _update_links(conn, new, old, deleted, context)
         write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks))
         write_cursor(conn, *CURSOR, "fingerprint", current)
+        plan_store.record_full(conn)  # the next plan is a full one (issue 12)
     report.seconds = {"read_s": loaded - started, "transform_s": computed - loaded,
                       "write_s": time.perf_counter() - computed}
     return report

@@ -5,20 +5,28 @@ DEL-4, COM-1..3, DEAL-2..5, with the HubSpot pipelines DEAL-3 needs), the field 
 merged under the conflict rules (CONF-1..6, CON-1) and the lifecycle rules (CON-9, COM-4, DEAL-7), the
 association changes (DEAL-6), every candidate left out and why, the records reported instead of guessed
 (unmapped stages), and the API calls it takes against the 24 h budget (OPS-2, OPS-8). Nothing is written: each
-plan shows it in its materialization's metadata."""
+plan shows it in its materialization's metadata.
+
+The plan is stored in the state database (``defs/writeback/stored_plan.py``, ``state/plan_store.py``): after an
+incremental ``unified`` only the identities it changed, and what they reach, are replanned (``plan_scope.py``);
+``full: true`` in the run config replans everything. The writes issue executes the stored plan."""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
+import math
+
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from crm_pipelines.crm.check import environment_secrets
 from crm_pipelines.crm.connections import writes_on
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.assets import ASSOCIATIONS, AUTOMATION, COMPANIES, CONTACTS, DEALS, FIELDS
-from crm_pipelines.defs.writeback.plan_inputs import budget_split
-from crm_pipelines.defs.writeback.plans import build_plans
-from crm_pipelines.sync.calls import UNBATCHED, calls_needed
+from crm_pipelines.defs.writeback.plan_inputs import calls_left
+from crm_pipelines.defs.writeback.stored_plan import stored_plans, update_plans
+from crm_pipelines.state import plan_store
+from crm_pipelines.sync.calls import UNBATCHED, batch_size, calls_needed, fit_budget
 from crm_pipelines.sync.plan import TargetPlan
 
 TARGETS = ("hubspot", "salesforce", "dynamics")
@@ -29,6 +37,11 @@ WITHIN_BUDGET = "plan_within_budget"
 SCOPE = "contacts, companies and deals: creates (with the pipelines they need), field updates of linked " \
         "records, lifecycle stages, associations, cross-CRM rollups (ROLL-2/3, where targets are named), deletes " \
         "carried from the other app (DEL-1..3), HubSpot tasks as Salesforce Tasks (OPS-4); findings"
+
+
+class PlanConfig(dg.Config):
+    full: bool = Field(False, description="replan every identity instead of those unified changed since the last "
+                       "plan (the stored plan is still updated row by row)")
 
 
 def _table(frame: pd.DataFrame, cols: list[str], sample: int = SAMPLE) -> str:
@@ -91,6 +104,69 @@ def plan_metadata(plan: TargetPlan) -> dict:
     }
 
 
+def _dim(summary: pd.DataFrame, part: str, dim: str) -> dict:
+    rows = summary[(summary["part"] == part) & (summary["dim"] == dim)].sort_values(["n", "value"],
+                                                                                     ascending=[False, True])
+    return {str(v): int(n) for v, n in zip(rows["value"], rows["n"], strict=True)}
+
+
+def _head(engine, crm: str, part: str, columns: list[str], conflicts: bool = False) -> pd.DataFrame:
+    frame = plan_store.head(engine, crm, part, SAMPLE, conflicts)
+    return frame.reindex(columns=columns) if len(frame) else pd.DataFrame(columns=columns)
+
+
+def stored_metadata(engine, crm: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """``plan_metadata`` of the stored plan, from its counts and first rows (not its rows: they grow with the
+    data, issue 12); a sample of the conflicts; the writes per ``action`` and ``object`` (``records``)."""
+    summary = plan_store.summary(engine, crm)
+
+    def total(part: str) -> int:
+        return sum(_dim(summary, part, "rows").values())
+
+    counts = pd.DataFrame({
+        "create": pd.Series(_dim(summary, "creates", "object"), dtype="int64"),
+        "update": pd.Series(_dim(summary, "updates", "records"), dtype="int64"),
+        "associate": pd.Series(_dim(summary, "associations", "object"), dtype="int64"),
+        "left out": pd.Series(_dim(summary, "left_out", "object"), dtype="int64"),
+        "finding": pd.Series(_dim(summary, "findings", "object"), dtype="int64"),
+    }).fillna(0).astype(int).sort_index()  # fmt: skip
+    counts.index.name = "object"
+    counts = counts.reset_index()
+    update_cols = ["kind", "record_id", "field", "old", "new", "decided_by"]
+    conflicts = _dim(summary, "updates", "conflict").get("True", 0)
+    sample_conflicts = _head(engine, crm, "updates", update_cols, conflicts=True) if conflicts else \
+        pd.DataFrame(columns=update_cols)
+    meta = {
+        "scope": SCOPE,
+        "counts": dg.MetadataValue.md(_table(counts, list(counts.columns), sample=len(counts))),
+        "creates": total("creates"),
+        "creates_by_object": dg.MetadataValue.json(_dim(summary, "creates", "object")),
+        "creates_by_type": dg.MetadataValue.json(_dim(summary, "creates", "object_type")),
+        "sample_creates": dg.MetadataValue.md(_table(_head(engine, crm, "creates", [
+            "object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"]),
+            ["object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"])),
+        "not_created": dg.MetadataValue.json(_dim(summary, "left_out", "reason")),
+        "updates": total("updates"),
+        "records": sum(_dim(summary, "updates", "records").values()),
+        "by_field": dg.MetadataValue.json(_dim(summary, "updates", "field")),
+        "by_rule": dg.MetadataValue.json(_dim(summary, "updates", "decided_by")),
+        "conflicts": conflicts,
+        "sample_updates": dg.MetadataValue.md(_markdown(_head(engine, crm, "updates", update_cols))),
+        "sample_conflicts": dg.MetadataValue.md(_markdown(sample_conflicts)),
+        "associations": total("associations"),
+        "associations_by_kind": dg.MetadataValue.json(_dim(summary, "associations", "object")),
+        "sample_associations": dg.MetadataValue.md(_table(_head(engine, crm, "associations", [
+            "object", "from_id", "to_id", "source_crm", "via"]), ["object", "from_id", "to_id", "source_crm", "via"])),
+        "findings": total("findings"),
+        "findings_by_reason": dg.MetadataValue.json(_dim(summary, "findings", "reason")),
+        "sample_findings": dg.MetadataValue.md(_table(_head(engine, crm, "findings", ["object", "crm", "id", "reason"]),
+                                                      ["object", "crm", "id", "reason"])),
+    }  # fmt: skip
+    work = pd.DataFrame([(*v.split("|", 1), n) for v, n in _dim(summary, "work", "calls").items()],
+                        columns=["action", "object", "records"])
+    return meta, sample_conflicts, work
+
+
 def calls_table(crm: str, kept: pd.DataFrame, deferred: pd.DataFrame) -> pd.DataFrame:
     """Per action and object: records and calls planned, records deferred (OPS-8)."""
     rows = []
@@ -121,25 +197,41 @@ def build_plan_assets() -> dg.AssetsDefinition:
     ]
 
     @dg.multi_asset(specs=specs, check_specs=check_specs, name="writeback_plans")
-    def writeback_plans(context: dg.AssetExecutionContext, state: StateDatabase, crm_settings: CrmSettings):
+    def writeback_plans(context: dg.AssetExecutionContext, config: PlanConfig, state: StateDatabase,
+                        crm_settings: CrmSettings):
         settings = crm_settings.settings
         engine = state.engine()
-        plans = build_plans(engine, settings)
+        update = update_plans(engine, settings, full=config.full)
+        context.log.info(f"plan: {update.mode} ({update.reason}); identities replanned {update.replanned}, "
+                         f"{update.rows_written} stored plan rows written")
         secrets = environment_secrets()
         for crm, key in PLANS.items():
-            plan = plans[crm]
-            planned = plan.updates
+            meta, conflicts, work = stored_metadata(engine, crm)
             writes = "on" if writes_on(settings, crm, secrets) else "off (the plan is all that is made)"
-            context.log.info(f"{crm} plan: {len(plan.creates)} creates, {len(planned)} field updates, "
-                             f"{len(plan.associations)} associations, {len(plan.findings)} findings; writes {writes}")
-            meta = plan_metadata(plan)
-            work = plan.work()
-            kept, deferred, left = budget_split(engine, settings, crm, work)
-            calls = calls_table(crm, kept, deferred)
+            context.log.info(f"{crm} plan: {meta['creates']} creates, {meta['updates']} field updates, "
+                             f"{meta['associations']} associations, {meta['findings']} findings; writes {writes}")
+            left = calls_left(engine, settings, crm)
+            needed = sum(math.ceil(n / batch_size(crm, obj)) for obj, n in zip(work["object"], work["records"],
+                                                                                strict=True))
+            if left is not None and needed > left:  # what is deferred is listed: the writes are read (OPS-8)
+                kept, deferred = fit_budget(crm, stored_plans(engine)[crm].work(), left)
+                calls = calls_table(crm, kept, deferred)
+                needed = calls_needed(crm, kept) + calls_needed(crm, deferred)
+            else:
+                deferred = pd.DataFrame(columns=["action", "object", "record_id"])
+                calls = work.assign(calls=[math.ceil(n / batch_size(crm, obj)) for obj, n in zip(
+                    work["object"], work["records"], strict=True)], deferred=0).sort_values(["action", "object"])
             meta |= {
-                "planned_writes": len(work),  # one per record and action (a record's updates are one write)
-                "unbatched_writes": int(work["object"].isin([o for c, o in UNBATCHED if c == crm]).sum()),
-                "api_calls_planned": calls_needed(crm, kept) + calls_needed(crm, deferred),  # OPS-8
+                "plan_mode": update.mode,  # full or incremental (stored plan brought up to date)
+                "plan_reason": update.reason,
+                "identities_replanned": dg.MetadataValue.json(update.replanned),
+                "identities_replanned_total": sum(update.replanned.values()),
+                "stored_rows_written": update.rows_written,
+                "plan_seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in update.seconds.items()}),
+                "planned_writes": int(work["records"].sum()),  # one per record and action
+                "unbatched_writes": int(work.loc[work["object"].isin([o for c, o in UNBATCHED if c == crm]),
+                                                 "records"].sum()),
+                "api_calls_planned": needed,  # OPS-8
                 "api_calls_by_object": dg.MetadataValue.md(_table(calls, list(calls.columns), sample=len(calls))),
                 "api_calls_left_24h": "no limit set" if left is None else left,  # OPS-2
                 "deferred_records": len(deferred),
@@ -149,10 +241,10 @@ def build_plan_assets() -> dg.AssetsDefinition:
                 context.log.warning(f"{crm}: {len(deferred)} records deferred: the plan needs more calls than the "
                                     f"24 h budget has left ({left})")
             yield dg.MaterializeResult(asset_key=key, metadata={**meta, "writes": writes})
-            conflicts = planned[planned["conflict"].astype(bool)] if len(planned) else planned
             yield dg.AssetCheckResult(
-                asset_key=key, check_name=CONFLICTS, passed=conflicts.empty, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"count": len(conflicts), "sample": dg.MetadataValue.md(_markdown(conflicts))})
+                asset_key=key, check_name=CONFLICTS, passed=meta["conflicts"] == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"count": meta["conflicts"], "sample": dg.MetadataValue.md(_markdown(conflicts))})
             yield dg.AssetCheckResult(
                 asset_key=key, check_name=WITHIN_BUDGET, passed=deferred.empty, severity=dg.AssetCheckSeverity.WARN,
                 metadata={"deferred": len(deferred), "calls_left_24h": -1 if left is None else left})

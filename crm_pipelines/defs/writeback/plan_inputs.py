@@ -6,6 +6,7 @@ the calls left in each CRM's 24 h budget."""
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 import pandas as pd
 import sqlalchemy as sa
@@ -55,6 +56,23 @@ def _values(engine: Engine, crm: str, obj: str, ids: list[str]) -> pd.DataFrame:
     return wide.merge(when, on="id", how="left")
 
 
+def property_times(engine: Engine, obj: str, ids: list[str]) -> pd.DataFrame:
+    """``id``, ``field``, ``changed_at``: when each property of these HubSpot records last changed, where an
+    incremental extract read it (``propertyTimes`` in the mirror, from HubSpot's property history; CONF-1/2
+    then compare field times, not record times). Records read by the bulk import have none."""
+    table = mirror.table_for("hubspot", obj)
+    times = table.c.record["propertyTimes"]
+    rows = []
+    with engine.connect() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            query = sa.select(table.c.id, times).where(table.c.id.in_(chunk), times.isnot(None))
+            rows += [(str(i), field, at) for i, doc in conn.execute(query) for field, at in (doc or {}).items()]
+    out = pd.DataFrame(rows, columns=["id", "field", "changed_at"])
+    out["changed_at"] = pd.to_datetime(out["changed_at"], utc=True, format="ISO8601")
+    return out
+
+
 def _object_sync(settings: Settings, crm: str, kind: str):
     conn = getattr(settings.sync, crm)
     return {"contact": conn.contacts, "company": conn.companies, "deal": conn.deals}[kind]
@@ -68,11 +86,13 @@ def merge_settings(settings: Settings, crm: str, kind: str = "contact") -> Merge
 
 
 def linked_merges(engine: Engine, settings: Settings, kind: str,
-                  extra: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
+                  extra: dict[str, pd.DataFrame] | None = None,
+                  hubspot_ids: Collection[str] | None = None) -> dict[str, pd.DataFrame]:
     """Other CRM -> the merge of every linked record's (of ``kind``: contact, company, deal) mapped fields
     with HubSpot (``merge_fields`` output, with ``hubspot_id``, ``other_id``, ``other_object``, ``field``),
     under the connection's direction for that object (CON-1) and its switch. ``extra``: CRM -> ``id`` + more
-    values (in HubSpot's terms) to merge alongside the mapped fields (a deal's pipeline and stage)."""
+    values (in HubSpot's terms) to merge alongside the mapped fields (a deal's pipeline and stage);
+    ``hubspot_ids``: only the links of these HubSpot records (an incremental plan)."""
     extra = extra or {}
 
     def with_extra(values: pd.DataFrame, crm: str) -> pd.DataFrame:
@@ -80,10 +100,11 @@ def linked_merges(engine: Engine, settings: Settings, kind: str,
         return values if more is None else values.merge(more.astype({"id": object}), on="id", how="left")
 
     hubspot_obj, objects_by_crm = LINKED[kind]
-    links = link_store.load(engine, kind=kind)
+    links = link_store.load(engine, kind=kind, hubspot_ids=hubspot_ids)
     out: dict[str, pd.DataFrame] = {}
     hubspot_ids = links["hubspot_id"].dropna().astype(str).tolist()
     hubspot = with_extra(_values(engine, "hubspot", hubspot_obj, hubspot_ids), "hubspot") if hubspot_ids else None
+    hubspot_times = property_times(engine, hubspot_obj, hubspot_ids) if hubspot_ids else None
     for crm, objects in objects_by_crm.items():
         conn = getattr(settings.sync, crm)
         if hubspot is None or not getattr(settings.connections, crm).enabled \
@@ -105,7 +126,7 @@ def linked_merges(engine: Engine, settings: Settings, kind: str,
             kinds = {m.hubspot: m.kind for m in maps} | {m.hubspot: m.type for m in customs}
             other = with_extra(_values(engine, crm, obj, pairs["other_id"].tolist()), crm)
             base = baselines.load(engine, kind, crm, pairs["hubspot_id"].tolist())
-            rows = merge_inputs(pairs, hubspot, other, fields, base, rules, kinds)
+            rows = merge_inputs(pairs, hubspot, other, fields, base, rules, kinds, hubspot_field_times=hubspot_times)
             merged.append(merge_fields(rows, merge_settings(settings, crm, kind)).assign(other_object=obj))
         if merged:
             out[crm] = pd.concat(merged, ignore_index=True)
@@ -136,15 +157,20 @@ def create_settings(settings: Settings) -> dict[str, ContactCreateSettings]:
     return out
 
 
-def contact_create_plan(engine: Engine, settings: Settings) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Contacts to create per target CRM, and those left out with why (``sync/contact_creates.py``)."""
+def contact_create_plan(engine: Engine, settings: Settings, identities: pd.DataFrame | None = None,
+                        members: pd.DataFrame | None = None, whole: bool = True,
+                        ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Contacts to create per target CRM, and those left out with why (``sync/contact_creates.py``).
+    ``identities``/``members``: the contact tables' rows to plan (default: all); ``whole``: they are all."""
     rules = create_settings(settings)
-    identities = unified.read(engine, "contact_identities")
-    members = unified.read(engine, "contact_members")
+    identities = unified.read(engine, "contact_identities") if identities is None else identities
+    members = unified.read(engine, "contact_members") if members is None else members
     filtered = {f.property for r in rules.values() for f in r.filters}
     hubspot = pd.DataFrame({"id": identities["hubspot_id"].dropna().to_numpy()})
     if filtered:  # CON-8 reads HubSpot properties the mapped fields may not hold
-        hubspot = mirror.read_records(engine, "hubspot", "contacts")
+        ids = None if whole else hubspot["id"].astype(str).tolist()
+        hubspot = mirror.read_records(engine, "hubspot", "contacts", ids=ids) if whole or ids else \
+            pd.DataFrame({"id": pd.Series(dtype=object)})
     return contact_creates(identities, members, hubspot, rules, link_store.deletions(engine, "contact"))
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from crm_pipelines.defs.writeback.create_value_inputs import create_values_of, update_forms_of
 from crm_pipelines.defs.writeback.deletion_inputs import deletion_plan_of
 from crm_pipelines.defs.writeback.plan_inputs import _values, contact_create_plan, linked_merges
+from crm_pipelines.defs.writeback.plan_scope import Scope
 from crm_pipelines.defs.writeback.rollup_inputs import rollup_plan_from_state
 from crm_pipelines.defs.writeback.task_inputs import task_plan_of
 from crm_pipelines.settings import Settings
@@ -42,6 +43,12 @@ TARGETS = ("hubspot", "salesforce", "dynamics")
 OTHERS = ("salesforce", "dynamics")
 _ACCOUNT_OBJECT = {"salesforce": "Account", "dynamics": "accounts"}
 _DEAL_OBJECT = {"hubspot": "deals", "salesforce": "Opportunity", "dynamics": "opportunities"}
+# what ``pipeline_creates`` reads of a HubSpot deal create into a new pipeline (DEAL-3/4)
+_PIPELINE_INPUTS = ("identity_id", "pipeline", "stage", "status", "is_closed", "is_won")
+
+
+def _hubspot_ids(identities: pd.DataFrame, ids: set[str]) -> list[str]:
+    return identities.loc[identities["identity_id"].isin(ids), "hubspot_id"].dropna().astype(str).tolist()
 
 
 @dataclass
@@ -101,14 +108,34 @@ def _contact_creates(contacts: ContactPlan) -> dict[str, pd.DataFrame]:
     return {crm: made.assign(object="contact", detail=made["email"]) for crm, made in contacts.creates.items()}
 
 
-def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
-    """Target CRM -> its plan."""
-    contacts = contact_plan(engine, settings)
-    read = {name: unified.read(engine, name) for name in (
-        "contact_identities", "company_identities", "account_candidates", "deal_identities", "deal_stages",
-        "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle", "company_lifecycle",
-        "hubspot_pipelines")}  # fmt: skip
+_TABLES = ("contact_identities", "contact_members", "company_identities", "account_candidates", "deal_identities",
+           "deal_stages", "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle",
+           "company_lifecycle", "hubspot_pipelines")  # fmt: skip
+
+
+def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFrame] | None = None,
+                  scope: Scope | None = None) -> tuple[dict[str, TargetPlan], pd.DataFrame]:
+    """Target CRM -> its plan without the pipelines to create, and the HubSpot deal creates that need a new
+    pipeline (what ``pipeline_creates`` reads). ``read``: the ``unified`` tables' rows to plan from (default:
+    all of them); ``scope``: the identities planned (``read`` holds them and what they reach): only the
+    linked records of those are merged."""
+    read = read if read is not None else {name: unified.read(engine, name) for name in _TABLES}
+    whole = scope is None
+    hubspot_of = {kind: None if whole else _hubspot_ids(read[table], ids)
+                  for kind, table, ids in (("contact", "contact_identities", scope and scope.contacts),
+                                           ("company", "company_identities", scope and scope.companies),
+                                           ("deal", "deal_identities", scope and scope.deals))}  # fmt: skip
     contact_ids, companies, deals = read["contact_identities"], read["company_identities"], read["deal_identities"]
+    # the order of the rows decides which of two companies with one domain is created (COM-3): by identity
+    companies = companies.sort_values("identity_id", kind="stable", ignore_index=True)
+    planned_contacts = contact_ids if whole else contact_ids[contact_ids["identity_id"].isin(scope.contacts)]
+    contact_updates = field_updates(linked_merges(engine, settings, "contact", hubspot_ids=hubspot_of["contact"]),
+                                    "contact")
+    contact_made, contact_left = contact_create_plan(
+        engine, settings, planned_contacts,
+        read["contact_members"][read["contact_members"]["identity_id"].isin(planned_contacts["identity_id"])],
+        whole=whole)
+    contacts = ContactPlan(contact_updates, contact_made, contact_left)
     planned = {crm: made["identity_id"] for crm, made in contacts.creates.items()}
 
     # companies: creates (COM-1..3), field updates of linked companies
@@ -121,9 +148,10 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
     deletions = deletion_plan_of(engine, settings)  # DEL-1..3; its company deletions feed DEL-4
     company_made, company_left = company_creates(companies, read["account_candidates"], read["contact_company"],
                                                  contact_ids, company_rules, planned, modified, deletions.companies)
-    company_updates = field_updates(linked_merges(engine, settings, "company"), "company")
+    company_updates = field_updates(linked_merges(engine, settings, "company", hubspot_ids=hubspot_of["company"]),
+                                    "company")
 
-    # deals: creates (DEAL-2..5), the pipelines they need (DEAL-3), field updates of linked deals
+    # deals: creates (DEAL-2..5), field updates of linked deals
     deal_rules = deal_settings(settings)
     values = {}
     if any(r.filters for r in deal_rules.values()):  # CON-8 reads the deals' mapped values
@@ -132,9 +160,12 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
             values[crm] = _values(engine, crm, _DEAL_OBJECT[crm], ids) if ids else None
     deal_made, deal_left, deal_findings = deal_creates(deals, read["deal_stages"], read["deal_facts"], deal_rules,
                                                        values)
-    pipelines = pipeline_creates(deal_made.get("hubspot", frame(CREATE_COLUMNS)), read["hubspot_pipelines"])
+    to_hubspot = deal_made.get("hubspot", frame(CREATE_COLUMNS))
+    new_pipeline = to_hubspot[to_hubspot["status"] == "new_pipeline"] if "status" in to_hubspot else None
+    pipeline_inputs = frame(_PIPELINE_INPUTS, new_pipeline)
     # linked deals: mapped fields and the stage (in HubSpot's terms, back to the other CRM's names)
-    deal_merged = linked_merges(engine, settings, "deal", stage_values(read["deal_stages"], read["deal_facts"]))
+    deal_merged = linked_merges(engine, settings, "deal", stage_values(read["deal_stages"], read["deal_facts"]),
+                                hubspot_ids=hubspot_of["deal"])
     deal_updates = field_updates(drop_unmapped_stages(deal_merged), "deal")
     stage_findings = []
     for crm, rules in deal_rules.items():
@@ -159,14 +190,14 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
                            getattr(getattr(settings.sync, crm), attr).direction)
                      for obj, attr in (("contact", "contacts"), ("company", "companies"), ("deal", "deals"))}
                for crm in _enabled(settings)}  # fmt: skip
-    contact_made = _contact_creates(contacts)
-    rollups, rollup_findings = rollup_plan_from_state(engine, settings)  # ROLL-2/3, where targets are named
+    contact_creates_by_target = _contact_creates(contacts)
+    # ROLL-2/3, where targets are named: computed whole (an incremental plan keeps the rows of the contacts it
+    # replans; a changed deal reaches its contacts)
+    rollups, rollup_findings = rollup_plan_from_state(engine, settings)
 
     plans = {}
     for target in TARGETS:
-        creates = [contact_made.get(target), company_made.get(target), deal_made.get(target)]
-        if target == "hubspot":
-            creates.insert(0, pipelines)  # DEAL-3: before the deals created into them
+        creates = [contact_creates_by_target.get(target), company_made.get(target), deal_made.get(target)]
         updates = [contacts.updates.get(target), company_updates.get(target), deal_updates.get(target)]
         if target == "hubspot":
             updates += [lifecycle, company_lifecycle]
@@ -188,6 +219,16 @@ def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
                                                         tasks.values if target == "salesforce" else None, records_read)
         plan.updates, too_long_updates = update_forms_of(engine, settings, target, plan.updates)
         plan.findings = concat(FINDING_COLUMNS, [plan.findings, too_long, too_long_updates])
+    return plans, pipeline_inputs
+
+
+def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
+    """Target CRM -> its plan, computed whole from the state database (not stored; ``update_plans`` stores
+    it and keeps it up to date)."""
+    plans, pipeline_inputs = compute_plans(engine, settings)
+    pipelines = pipeline_creates(pipeline_inputs, unified.read(engine, "hubspot_pipelines"))
+    hubspot = plans["hubspot"]
+    hubspot.creates = concat(CREATE_COLUMNS, [pipelines, hubspot.creates])  # DEAL-3: before the deals created into them
     return plans
 
 

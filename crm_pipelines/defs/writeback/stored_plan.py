@@ -1,0 +1,321 @@
+"""The plan kept in the state database and brought up to date after ``unified``: in full, or incrementally.
+
+A full plan computes every identity's rows (``plans.compute_plans``) and stores what differs from the stored
+plan. It happens on the first plan, when asked (the assets' ``full`` flag), when the settings or the plan's
+code version (``PLAN_VERSION``) changed since the stored plan, and after a full ``unified`` update (which
+logs ``*``: anything may have changed). Otherwise the plan is incremental: it replans only the identities
+``unified`` changed and what they reach (``plan_scope.py``), and replaces only their stored rows.
+
+Plan-wide parts are recomputed from the stored plan each time, never from scratch: the HubSpot pipelines
+the deals need (DEAL-3, from the stored HubSpot deal creates into new pipelines, kept as the part
+``pipeline_inputs``), and the API calls against the 24 h budget with what is deferred (OPS-2, OPS-8; the
+assets compute them from the stored plan's writes).
+
+Every frame of ``sync/plan.TargetPlan`` is stored (its dataclass fields, whatever they are), each row under
+the identity it was planned for (``attribute``). A frame whose rows name no identity cannot be replanned in
+part: an incremental plan then becomes a full one. (A row whose identity the plan does not know, e.g. a link
+whose identity is gone, is stored under ``*`` and replaced by full plans only.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from crm_pipelines.defs.writeback.plan_scope import KINDS, TASKS, WHOLE_PARTS, changed, links_and_baselines, reach
+from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans
+from crm_pipelines.settings import Settings
+from crm_pipelines.state import plan_store, unified
+from crm_pipelines.state.cursors import get_cursor, write_cursor
+from crm_pipelines.sync.deal_plan import pipeline_creates
+from crm_pipelines.sync.deletion_plan import NOT_DELETED
+from crm_pipelines.sync.plan import CREATE_COLUMNS, TargetPlan, concat
+
+# Bump when the plan's output for unchanged inputs changes: the stored plan is then recomputed in full.
+PLAN_VERSION = "2026-12-04.1"
+CURSOR = ("plan", "*")
+PIPELINE_INPUTS = "pipeline_inputs"  # not a TargetPlan frame: what the plan-wide pipelines are computed from
+# rows of no identity known to the plan: kept from a full plan to the next (an incremental plan cannot tell
+# whether it reaches them)
+UNATTRIBUTED = "*"
+_ASSOCIATION_FROM = {"contact_company": "contact", "deal_contact": "deal", "deal_company": "deal"}
+
+
+def parts() -> list[str]:
+    """The frames of a target's plan: ``TargetPlan``'s fields besides ``crm``."""
+    return [f.name for f in dataclasses.fields(TargetPlan) if f.name != "crm"]
+
+
+@dataclass
+class PlanUpdate:
+    mode: str  # "full", "incremental" or "unchanged"
+    reason: str
+    replanned: dict[str, int] = field(default_factory=dict)  # identities replanned per kind
+    rows_written: int = 0  # stored plan rows deleted + inserted
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Unattributed(ValueError):
+    """A plan frame whose rows name no identity (it cannot be replanned in part)."""
+
+
+def fingerprint(settings: Settings) -> str:
+    """What the stored plan depends on besides the state database's rows."""
+    digest = hashlib.sha256(PLAN_VERSION.encode())
+    digest.update(settings.connections.model_dump_json().encode())
+    digest.update(settings.sync.model_dump_json().encode())
+    return digest.hexdigest()
+
+
+def _identity_maps(read: dict[str, pd.DataFrame]) -> dict[tuple[str, str], pd.Series]:
+    """(kind, crm) -> that CRM's record id -> its identity, from the identities read."""
+    out = {}
+    for kind, table in (("contact", "contact_identities"), ("company", "company_identities"),
+                        ("deal", "deal_identities")):  # fmt: skip
+        frame = read[table]
+        for crm in ("hubspot", "salesforce", "dynamics"):
+            rows = frame[frame[f"{crm}_id"].notna()]
+            out[(kind, crm)] = pd.Series(rows["identity_id"].astype(object).to_numpy(),
+                                         index=rows[f"{crm}_id"].astype(str).to_numpy())
+            out[(kind, crm)] = out[(kind, crm)][~out[(kind, crm)].index.duplicated()]
+    return out
+
+
+def attribute(part: str, rows: pd.DataFrame, maps: dict[tuple[str, str], pd.Series]) -> pd.Series:
+    """The scope (``<kind>:<identity>``, or ``""`` for plan-wide rows) of each row of a plan frame."""
+    n = len(rows)
+    if not n:
+        return pd.Series([], dtype=object)
+    cols = rows.columns
+    kind = (rows["object"] if "object" in cols else rows["kind"] if "kind" in cols else None)
+    if kind is None:
+        raise Unattributed(f"plan frame {part!r} has no object or kind column: {list(cols)}")
+    kind = kind.astype(object).to_numpy()
+    if part in WHOLE_PARTS:  # recomputed whole on every plan: one scope, replaced each time
+        return pd.Series([WHOLE_PARTS[part]] * n, dtype=object)
+    if "reason" in cols and rows["reason"].astype(str).str.startswith(NOT_DELETED).any():
+        # deletions not carried are planned with the deletes (whole), not under an identity
+        kept = rows["reason"].astype(str).str.startswith(NOT_DELETED).to_numpy()
+        out = pd.Series([WHOLE_PARTS["deletes"]] * n, dtype=object)
+        if (~kept).any():
+            out[~kept] = attribute(part, rows[~kept], maps).to_numpy()
+        return out
+    if (kind == "task").any():  # OPS-4 tasks are planned whole too (not under an identity)
+        rest = attribute(part, rows[kind != "task"], maps) if (kind != "task").any() else pd.Series([], dtype=object)
+        out = pd.Series([TASKS] * n, dtype=object)
+        out[kind != "task"] = rest.to_numpy()
+        return out
+    identity = pd.Series([None] * n, dtype=object)
+    if part == "associations" or "from_identity" in cols:
+        owner = pd.Series(kind).map(_ASSOCIATION_FROM).to_numpy()
+        return pd.Series(owner, dtype=object) + ":" + rows["from_identity"].astype(str).reset_index(drop=True)
+    owner = pd.Series(kind).map(_ASSOCIATION_FROM).fillna(pd.Series(kind)).to_numpy()
+    if "identity_id" in cols:  # association left-outs name the pair: their first record is ``source_id``
+        pair = pd.Series(kind).isin(list(_ASSOCIATION_FROM)).to_numpy()
+        ident = rows["identity_id"].astype(object).to_numpy()
+        if "source_id" in cols:
+            ident = np.where(pair, rows["source_id"].astype(object).to_numpy(), ident)
+        identity = pd.Series(ident, dtype=object)
+    # rows of a figure per identity (ROLL-2/3) name the identity itself: ``source_id`` / ``id`` under "rollup"
+    for crm_col, id_col in (("source_crm", "source_id"), ("crm", "id")):
+        if crm_col in cols and id_col in cols:
+            direct = (rows[crm_col].astype(object) == "rollup").to_numpy() & identity.isna().to_numpy()
+            identity[direct] = rows[id_col].astype(object).to_numpy()[direct]
+    for crm_col, id_col in (("hubspot", "hubspot_id"), ("crm", "id"), ("source_crm", "source_id")):
+        if id_col not in cols or crm_col not in (*cols, "hubspot"):
+            continue
+        missing = identity.isna().to_numpy()
+        if not missing.any():
+            break
+        crms = np.full(n, "hubspot", dtype=object) if crm_col == "hubspot" else rows[crm_col].astype(object).to_numpy()
+        ids = rows[id_col].astype(str).to_numpy()
+        found = pd.Series([None] * n, dtype=object)
+        for k in KINDS:
+            for crm in ("hubspot", "salesforce", "dynamics"):
+                at = missing & (owner == k) & (crms == crm)
+                if at.any():
+                    found[at] = pd.Series(ids[at]).map(maps[(k, crm)]).to_numpy()
+        identity = identity.where(identity.notna(), found)
+    scope = pd.Series(owner, dtype=object) + ":" + identity.astype(object).where(identity.notna(), "").astype(str)
+    scope[identity.isna().to_numpy()] = UNATTRIBUTED
+    scope[~pd.Series(owner).isin(KINDS).to_numpy()] = plan_store.GLOBAL
+    return scope
+
+
+def _rows(plans: dict[str, TargetPlan], pipeline_inputs: pd.DataFrame, read: dict[str, pd.DataFrame],
+          keep: set[str] | None) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
+    """Every plan row as ``plan_store`` stores it (only those of the scopes in ``keep`` when given; plan-wide
+    rows never: they are computed from the stored plan), and the frames of those rows."""
+    maps = _identity_maps(read)
+    out, kept = [], {}
+    frames = [(target, part, getattr(plan, part)) for target, plan in plans.items() for part in parts()]
+    frames.append(("hubspot", PIPELINE_INPUTS, pipeline_inputs.assign(object="deal")))
+    for target, part, rows in frames:
+        if rows.empty:
+            continue
+        try:
+            scope = attribute(part, rows, maps).to_numpy()
+        except Unattributed:
+            if keep is not None:
+                raise
+            scope = np.full(len(rows), UNATTRIBUTED, dtype=object)
+        rows = rows.reset_index(drop=True)
+        mine = (pd.Series(scope).isin(keep) if keep is not None else pd.Series(scope) != plan_store.GLOBAL).to_numpy()
+        if not mine.all():
+            rows, scope = rows[mine].reset_index(drop=True), scope[mine]
+        if rows.empty:
+            continue
+        kept[(target, part)] = rows
+        encoded = plan_store.encode(rows)
+        out.append(encoded.assign(target_crm=target, part=part, scope=scope))
+    if not out:
+        return _no_rows(), kept
+    return pd.concat(out, ignore_index=True), kept
+
+
+def _no_rows() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in ("target_crm", "part", "scope", "row", "row_hash")})
+
+
+def summarize(frames: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """``plan_store.summarize`` of these rows, with each target's writes per action and object (part ``work``,
+    dim ``calls``: ``<action>|<object>``; OPS-8)."""
+    out = [plan_store.summarize(frames)]
+    for target in TARGETS:
+        mine = {part: frames[(target, part)] for part in parts() if (target, part) in frames}
+        if not mine:
+            continue
+        empty = TargetPlan(crm=target)
+        plan = TargetPlan(crm=target, **{part: mine[part].reindex(columns=getattr(empty, part).columns)
+                                         if part in mine else getattr(empty, part) for part in parts()})
+        sizes = plan.work().groupby(["action", "object"]).size()
+        out.append(pd.DataFrame({"target_crm": target, "part": "work", "dim": "calls",
+                                 "value": [f"{a}|{o}" for a, o in sizes.index], "n": sizes.to_numpy()}))
+    return pd.concat([o for o in out if len(o)], ignore_index=True) if any(len(o) for o in out) else out[0]
+
+
+def _stored_frames(engine: Engine, scopes: set[str]) -> dict[tuple[str, str], pd.DataFrame]:
+    return {k: v.drop(columns="scope") for k, v in plan_store.read(engine, scopes=scopes).items()}
+
+
+def _pipelines(engine: Engine) -> pd.DataFrame:
+    """The HubSpot pipelines (and stages) the stored deal creates need (DEAL-3)."""
+    stored = plan_store.read(engine, parts=[PIPELINE_INPUTS]).get(("hubspot", PIPELINE_INPUTS))
+    if stored is None or stored.empty:
+        return concat(CREATE_COLUMNS, [])
+    return concat(CREATE_COLUMNS, [pipeline_creates(stored.drop(columns="scope"),
+                                                    unified.read(engine, "hubspot_pipelines"))])
+
+
+def stored_plans(engine: Engine) -> dict[str, TargetPlan]:
+    """Target CRM -> its plan as stored (plan-wide rows first, then by identity)."""
+    stored = plan_store.read(engine, parts=parts())
+    out = {}
+    for target in TARGETS:
+        empty = TargetPlan(crm=target)
+        frames = {}
+        for part in parts():
+            columns = list(getattr(empty, part).columns)
+            rows = stored.get((target, part))
+            frames[part] = getattr(empty, part) if rows is None else rows.reindex(columns=columns)
+        out[target] = TargetPlan(crm=target, **frames)
+    return out
+
+
+def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> PlanUpdate:
+    """Bring the stored plan up to date with the state database and return it (module docstring)."""
+    clock = _Clock()
+    seq = int(get_cursor(engine, *CURSOR, "changes_seq") or 0)
+    history_row = int(get_cursor(engine, *CURSOR, "link_history_row") or 0)
+    mark = get_cursor(engine, *CURSOR, "baselines_at")
+    baselines_at = pd.Timestamp(mark) if mark else None
+    last_seq, logged = plan_store.pending(engine, seq)
+    more, history_row, baselines_at = links_and_baselines(engine, history_row, baselines_at)
+    current = fingerprint(settings)
+    known = get_cursor(engine, *CURSOR, "fingerprint")
+    reason = ("asked for" if full else "first plan" if known is None
+              else "settings or plan version changed" if known != current
+              else "a full unified update" if (logged["kind"] == "*").any() else "")
+    positions = (last_seq, history_row, baselines_at, current)
+    if not reason:
+        start = changed(engine, pd.concat([logged, more], ignore_index=True))
+        if not any(start.sizes().values()):
+            report = PlanUpdate("unchanged", "nothing changed since the last plan")
+            return _finish(engine, report, positions, clock, write=False)
+        scope, read = reach(engine, start)
+        seconds: dict[str, float] = {}
+        clock.lap(seconds, "scope_s")
+        plans, pipeline_inputs = compute_plans(engine, settings, read, scope)
+        try:
+            rows, kept = _rows(plans, pipeline_inputs, read, scope.names())
+        except Unattributed as err:
+            reason = f"incremental plan impossible: {err}"
+        else:
+            report = PlanUpdate("incremental", f"{len(logged) + len(more)} changed records", scope.sizes(),
+                                seconds=seconds)
+            clock.lap(report.seconds, "compute_s")
+            old = summarize(_stored_frames(engine, scope.names()))
+            with engine.begin() as conn:
+                report.rows_written = plan_store.write(conn, rows, scope.names())
+                plan_store.add_summary(conn, summarize(kept), old)
+            clock.lap(report.seconds, "write_s")
+            return _finish(engine, report, positions, clock)
+    read = {name: unified.read(engine, name) for name in (
+        "contact_identities", "contact_members", "company_identities", "account_candidates", "deal_identities",
+        "deal_stages", "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle",
+        "company_lifecycle", "hubspot_pipelines")}  # fmt: skip
+    report = PlanUpdate("full", reason, {f"{kind}s" if kind != "company" else "companies": len(
+        read[f"{kind}_identities"]) for kind in KINDS})
+    clock.lap(report.seconds, "read_s")
+    plans, pipeline_inputs = compute_plans(engine, settings, read)
+    rows, kept = _rows(plans, pipeline_inputs, read, None)
+    counts = summarize(kept)
+    clock.lap(report.seconds, "compute_s")
+    del read, plans, kept
+    with engine.begin() as conn:
+        report.rows_written = plan_store.write(conn, rows, None)
+        plan_store.add_summary(conn, counts, None)  # the whole plan's counts but the plan-wide rows' (below)
+    clock.lap(report.seconds, "write_s")
+    return _finish(engine, report, positions, clock, replaced=True)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+
+    def lap(self, into: dict[str, float], name: str) -> None:
+        now = time.perf_counter()
+        into[name] = into.get(name, 0.0) + now - self.last
+        self.last = now
+
+
+def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock, write: bool = True,
+            replaced: bool = False) -> PlanUpdate:
+    """The plan-wide rows from the stored plan and the positions moved on (``replaced``: the counts were
+    just replaced by those of every other row)."""
+    last_seq, history_row, baselines_at, current = positions
+    # before the transaction (SQLite: one connection at a time)
+    pipelines = _pipelines(engine) if write else None
+    old = None if pipelines is None or replaced else summarize(_stored_frames(engine, {plan_store.GLOBAL}))
+    with engine.begin() as conn:
+        if pipelines is not None:
+            encoded = plan_store.encode(pipelines).assign(target_crm="hubspot", part="creates",
+                                                          scope=plan_store.GLOBAL)
+            report.rows_written += plan_store.write(conn, encoded, {plan_store.GLOBAL})
+            new = summarize({("hubspot", "creates"): pipelines})
+            plan_store.add_summary(conn, new, old if old is not None else new.iloc[:0])
+        plan_store.consume(conn, last_seq)
+        write_cursor(conn, *CURSOR, "changes_seq", str(last_seq))
+        write_cursor(conn, *CURSOR, "link_history_row", str(history_row))
+        if baselines_at is not None:
+            write_cursor(conn, *CURSOR, "baselines_at", baselines_at.isoformat())
+        write_cursor(conn, *CURSOR, "fingerprint", current)
+    clock.lap(report.seconds, "plan_wide_s")
+    report.seconds["total_s"] = time.perf_counter() - clock.started
+    return report

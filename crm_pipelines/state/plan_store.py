@@ -1,0 +1,270 @@
+"""The stored plan (issue 12) and the log of what ``unified`` changed since the plan last read it.
+
+``plan_rows`` holds every target CRM's plan: one row per planned create, update, association, left-out
+candidate or finding (any frame of ``sync/plan.TargetPlan``, stored by its field name as ``part``), under the
+*scope* it was planned for: ``contact:<identity>``, ``company:<identity>``, ``deal:<identity>``, or ``""`` for
+plan-wide rows (the HubSpot pipelines the deals need, DEAL-3). A plan replaces the rows of the scopes it
+replanned and only where they differ (rows are compared by a hash of their content): nothing is dropped and
+re-created. The writes issue executes what is stored here.
+
+``plan_changes`` is appended by ``unified`` in the transaction that writes its result rows: the records its
+tables and mirror delta touched, as (kind, crm, record id), ``crm`` being ``identity`` when the id is an
+identity's. A full ``unified`` update appends one ``*`` row: everything may have changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import orjson
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from crm_pipelines.state.schema import plan_changes, plan_rows, plan_summary
+from crm_pipelines.state.sql import insert_frame, upsert
+
+GLOBAL = ""  # the scope of plan-wide rows
+_CHUNK = 1_000
+
+# what a record of a mirror object or a field table is part of
+_OBJECT_KIND = {
+    "contacts": "contact", "Contact": "contact", "Lead": "contact", "leads": "contact",
+    "companies": "company", "Account": "company", "accounts": "company",
+    "deals": "deal", "Opportunity": "deal", "opportunities": "deal",
+}  # fmt: skip
+# unified table -> the records a changed row of it belongs to: (kind, crm or "@<column naming the crm>", id column)
+_TABLE_RECORDS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "contact_identities": (("contact", "identity", "identity_id"),),
+    "contact_members": (("contact", "identity", "identity_id"), ("contact", "@crm", "id")),
+    "company_identities": (("company", "identity", "identity_id"),),
+    "account_candidates": (("company", "hubspot", "hubspot_id"),),
+    "deal_identities": (("deal", "identity", "identity_id"),),
+    "deal_stages": (("deal", "@crm", "id"),),
+    "deal_facts": (("deal", "hubspot", "deal_id"),),
+    "contact_company": (("contact", "identity", "contact_identity"), ("company", "identity", "company_identity")),
+    "deal_contact": (("deal", "identity", "deal_identity"), ("contact", "identity", "contact_identity")),
+    "deal_company": (("deal", "identity", "deal_identity"), ("company", "identity", "company_identity")),
+    "contact_lifecycle": (("contact", "hubspot", "id"),),
+    "company_lifecycle": (("company", "hubspot", "id"),),
+}  # fmt: skip
+CHANGE_COLUMNS = ("kind", "crm", "record_id")
+
+
+def table_records(table: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """The records (``CHANGE_COLUMNS``) the rows of a changed ``unified`` table belong to (none for tables the
+    plan does not read)."""
+    specs = _TABLE_RECORDS.get(table)
+    if specs is None and table.startswith("fields_"):
+        crm, _, obj = table.removeprefix("fields_").partition("_")
+        kind = {k.lower(): v for k, v in _OBJECT_KIND.items()}.get(obj)
+        specs = ((kind, crm, "id"),) if kind else None
+    parts = []
+    for kind, crm, column in specs or ():
+        if column not in rows.columns or not len(rows):
+            continue
+        crms = rows[crm[1:]].astype(object) if crm.startswith("@") else crm
+        parts.append(pd.DataFrame({"kind": kind, "crm": crms, "record_id": rows[column].astype(object)}))
+    return _records(parts)
+
+
+def mirror_records(crm: str, obj: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The records of a mirror delta (``CHANGE_COLUMNS``): a changed modification time changes the merge."""
+    kind = _OBJECT_KIND.get(obj)
+    if kind is None or "id" not in frame.columns:
+        return _records([])
+    return _records([pd.DataFrame({"kind": kind, "crm": crm, "record_id": frame["id"].astype(object)})])
+
+
+def _records(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in CHANGE_COLUMNS})
+    out = pd.concat(parts, ignore_index=True).dropna()
+    return out.astype({"record_id": str}).drop_duplicates(ignore_index=True)
+
+
+def record_changes(conn: Connection, records: Iterable[pd.DataFrame]) -> int:
+    """Append what changed (frames of ``CHANGE_COLUMNS``) in the caller's transaction; returns the rows."""
+    out = _records(list(records))
+    insert_frame(conn, plan_changes, out)
+    return len(out)
+
+
+def record_full(conn: Connection) -> None:
+    """Everything may have changed (a full ``unified`` update): the next plan is a full one."""
+    insert_frame(conn, plan_changes, pd.DataFrame({"kind": ["*"], "crm": ["*"], "record_id": ["*"]}))
+
+
+def pending(engine: Engine, after: int) -> tuple[int, pd.DataFrame]:
+    """The changes logged after ``after`` (seq): the last seq and the records (``CHANGE_COLUMNS``)."""
+    with engine.connect() as conn:
+        last = conn.execute(sa.select(sa.func.coalesce(sa.func.max(plan_changes.c.seq), 0))).scalar_one()
+        rows = conn.execute(sa.select(plan_changes.c.kind, plan_changes.c.crm, plan_changes.c.record_id)
+                            .where(plan_changes.c.seq > after, plan_changes.c.seq <= last)).all()  # fmt: skip
+    return int(last), pd.DataFrame.from_records(rows, columns=list(CHANGE_COLUMNS)).astype(object)
+
+
+def consume(conn: Connection, upto: int) -> None:
+    """The changes up to ``upto`` are in the stored plan: forget them."""
+    conn.execute(plan_changes.delete().where(plan_changes.c.seq <= upto))
+
+
+# -- the plan's rows ----------------------------------------------------------------------------------------
+
+
+def encode(frame: pd.DataFrame) -> pd.DataFrame:
+    """A plan frame's rows as ``row`` (JSON text, the frame's columns) and ``row_hash`` (of that text)."""
+    if frame.empty:
+        return pd.DataFrame({"row": pd.Series(dtype=object), "row_hash": pd.Series(dtype="int64")})
+    # one JSON document per line, made by pandas' encoder (not a Python call per row)
+    text = frame.reset_index(drop=True).to_json(orient="records", lines=True, date_format="iso", date_unit="ms")
+    docs = pd.Series(text.rstrip("\n").split("\n"), dtype=object)
+    hashes = pd.util.hash_pandas_object(docs, index=False).to_numpy().view("int64")
+    return pd.DataFrame({"row": docs.to_numpy(), "row_hash": hashes})
+
+
+def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None) -> int:
+    """Make the stored rows of ``scopes`` (every scope but the plan-wide one when None) exactly ``rows``
+    (``target_crm``, ``part``,
+    ``scope``, ``row``, ``row_hash``): a (target, part, scope) whose rows differ is rewritten, the others are
+    not touched. Returns the rows deleted + inserted."""
+    new = rows.drop_duplicates(["target_crm", "part", "scope", "row_hash"], ignore_index=True)
+    stored = _stored_keys(conn, scopes)
+    key = ["target_crm", "part", "scope", "row_hash"]
+    both = new[key].merge(stored, on=key, how="outer", indicator=True)
+    changed = both.loc[both["_merge"] != "both", ["target_crm", "part", "scope"]].drop_duplicates()
+    if changed.empty:
+        return 0
+    written = 0
+    had = stored.merge(changed, on=["target_crm", "part", "scope"])
+    for (target, part), group in had.groupby(["target_crm", "part"], sort=False):
+        names = group["scope"].drop_duplicates().tolist()
+        for start in range(0, len(names), _CHUNK):
+            written += conn.execute(plan_rows.delete().where(
+                plan_rows.c.target_crm == target, plan_rows.c.part == part,
+                plan_rows.c.scope.in_(names[start : start + _CHUNK]))).rowcount or 0  # fmt: skip
+    fresh = new.merge(changed, on=["target_crm", "part", "scope"])
+    insert_frame(conn, plan_rows, fresh[[*key, "row"]], ["row"])
+    return written + len(fresh)
+
+
+def _stored_keys(conn: Connection, scopes: Iterable[str] | None) -> pd.DataFrame:
+    cols = [plan_rows.c.target_crm, plan_rows.c.part, plan_rows.c.scope, plan_rows.c.row_hash]
+    if scopes is None:
+        found = conn.execute(sa.select(*cols).where(plan_rows.c.scope != GLOBAL)).all()
+    else:
+        names = sorted(set(scopes))
+        found = [r for start in range(0, len(names), _CHUNK)
+                 for r in conn.execute(sa.select(*cols).where(plan_rows.c.scope.in_(names[start : start + _CHUNK])))]
+    # plain tuples: pandas probes a SQLAlchemy Row's attributes one at a time (4 s for 350,000 rows)
+    out = pd.DataFrame([tuple(r) for r in found], columns=["target_crm", "part", "scope", "row_hash"])
+    return out.astype({"target_crm": object, "part": object, "scope": object, "row_hash": "int64"})
+
+
+def read(engine_or_conn: Engine | Connection, parts: Iterable[str] | None = None,
+         scopes: Iterable[str] | None = None) -> dict[tuple[str, str], pd.DataFrame]:
+    """(target CRM, part) -> the stored rows as a frame (plan-wide rows first, then by scope), with a
+    ``scope`` column; ``parts`` / ``scopes``: only these."""
+    if isinstance(engine_or_conn, Engine):
+        with engine_or_conn.connect() as conn:
+            return read(conn, parts, scopes)
+    conn = engine_or_conn
+    # the document as text, parsed here (the driver's JSON parsing costs several times more)
+    query = sa.select(plan_rows.c.target_crm, plan_rows.c.part, plan_rows.c.scope, sa.cast(plan_rows.c.row, sa.Text))
+    if parts is not None:
+        query = query.where(plan_rows.c.part.in_(list(parts)))
+    query = query.order_by(plan_rows.c.target_crm, plan_rows.c.part, plan_rows.c.scope, plan_rows.c.row_hash)
+    if scopes is None:
+        found = conn.execute(query).all()
+    else:
+        names = sorted(set(scopes))
+        found = [r for start in range(0, len(names), _CHUNK)
+                 for r in conn.execute(query.where(plan_rows.c.scope.in_(names[start : start + _CHUNK])))]
+    out: dict[tuple[str, str], pd.DataFrame] = {}
+    if not found:
+        return out
+    raw = pd.DataFrame([tuple(r) for r in found], columns=["target_crm", "part", "scope", "row"])
+    for (target, part), group in raw.groupby(["target_crm", "part"], sort=False):
+        docs = [orjson.loads(v) if isinstance(v, str | bytes) else v for v in group["row"].tolist()]
+        frame = pd.DataFrame.from_records(docs).astype(object)
+        frame = frame.where(frame.notna(), None)
+        frame["scope"] = group["scope"].to_numpy()
+        out[(target, part)] = frame
+    return out
+
+
+def counts(engine: Engine) -> Mapping[tuple[str, str], int]:
+    """Stored rows per (target CRM, part)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(plan_rows.c.target_crm, plan_rows.c.part, sa.func.count())
+                            .group_by(plan_rows.c.target_crm, plan_rows.c.part)).all()  # fmt: skip
+    return {(t, p): int(n) for t, p, n in rows}
+
+
+# -- the counts: a plan's metadata without reading its rows -------------------------------------------------
+
+# columns counted per value wherever a frame has them
+SUMMARY_COLUMNS = ("object", "kind", "object_type", "reason", "field", "decided_by", "conflict")
+SUMMARY_KEY = ("target_crm", "part", "dim", "value")
+
+
+def summarize(frames: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """(target, part) -> rows, as counts (``SUMMARY_KEY`` + ``n``): ``rows``; per value of each of
+    ``SUMMARY_COLUMNS`` present; ``records``: distinct ``record_id`` per ``kind`` (a record's field updates are
+    one write). Counts of disjoint sets of rows add up (a record belongs to one identity)."""
+    out = []
+    for (target, part), frame in frames.items():
+        if frame is None or frame.empty:
+            continue
+        out.append(pd.DataFrame({"dim": ["rows"], "value": [""], "n": [len(frame)]}).assign(target_crm=target,
+                                                                                             part=part))
+        for col in SUMMARY_COLUMNS:
+            if col in frame.columns:
+                text = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
+                counted = text.value_counts()
+                out.append(pd.DataFrame({"dim": col, "value": counted.index.to_numpy(dtype=object),
+                                         "n": counted.to_numpy()}).assign(target_crm=target, part=part))
+        if "record_id" in frame.columns and "kind" in frame.columns:
+            records = frame[["kind", "record_id"]].astype(str).drop_duplicates().groupby("kind").size()
+            out.append(pd.DataFrame({"dim": "records", "value": records.index.to_numpy(dtype=object),
+                                     "n": records.to_numpy()}).assign(target_crm=target, part=part))
+    if not out:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_KEY}).assign(n=pd.Series(dtype="int64"))
+    return pd.concat(out, ignore_index=True)[[*SUMMARY_KEY, "n"]]
+
+
+def add_summary(conn: Connection, new: pd.DataFrame, old: pd.DataFrame | None) -> None:
+    """Add the counts of ``new`` rows and take away those of ``old`` (None: ``new`` is the whole plan's)."""
+    if old is None:
+        conn.execute(plan_summary.delete())
+        insert_frame(conn, plan_summary, new.groupby(list(SUMMARY_KEY), as_index=False)["n"].sum())
+        return
+    both = pd.concat([new, old.assign(n=-old["n"])], ignore_index=True)
+    delta = both.groupby(list(SUMMARY_KEY), as_index=False)["n"].sum()
+    delta = delta[delta["n"] != 0]
+    if delta.empty:
+        return
+    upsert(conn, plan_summary, delta.astype({"n": int}).to_dict("records"), key=list(SUMMARY_KEY), increment=["n"])
+    conn.execute(plan_summary.delete().where(plan_summary.c.n == 0))
+
+
+def summary(engine: Engine, target: str) -> pd.DataFrame:
+    """The stored counts of one target's plan."""
+    cols = [plan_summary.c[c] for c in (*SUMMARY_KEY, "n")]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*cols).where(plan_summary.c.target_crm == target)).all()
+    return pd.DataFrame.from_records(rows, columns=[*SUMMARY_KEY, "n"])
+
+
+def head(engine: Engine, target: str, part: str, n: int, conflicts: bool = False) -> pd.DataFrame:
+    """The first ``n`` stored rows of one frame (as ``read`` orders them); ``conflicts``: only rows whose
+    ``conflict`` is true."""
+    query = (sa.select(plan_rows.c.row).where(plan_rows.c.target_crm == target, plan_rows.c.part == part)
+             .order_by(plan_rows.c.scope, plan_rows.c.row_hash).limit(n))  # fmt: skip
+    if conflicts:
+        query = query.where(plan_rows.c.row["conflict"].as_boolean().is_(True))
+    with engine.connect() as conn:
+        docs = [orjson.loads(v) if isinstance(v, str | bytes) else v for (v,) in conn.execute(query)]
+    frame = pd.DataFrame.from_records(docs).astype(object) if docs else pd.DataFrame()
+    return frame.where(frame.notna(), None) if len(frame) else frame

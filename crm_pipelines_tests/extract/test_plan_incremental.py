@@ -1,0 +1,199 @@
+"""The stored, incremental plan (issue 12, OPS-5/OPS-8) through real Dagster runs on the three sandboxes, both
+state backends: after edits, creates and deletions made in the sandboxes' UIs, brought in by the change
+sensor's extract runs and an incremental ``unified``, the plan replans only the identities they reach, and
+the stored plan equals a full plan table for table (and the plan computed whole from the state database);
+a state database at the previous schema version upgrades to the plan store."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+import yaml
+
+from crm_pipelines.defs.extract.assets import build_extract_assets
+from crm_pipelines.defs.extract.sensors import build_change_sensor
+from crm_pipelines.defs.partitions import daily_partitions
+from crm_pipelines.defs.resources import build_resources
+from crm_pipelines.defs.unified.assets import build_unified_assets
+from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
+from crm_pipelines.defs.writeback.plans import build_plans
+from crm_pipelines.defs.writeback.stored_plan import parts
+from crm_pipelines.settings import load_settings
+from crm_pipelines.state import links as link_store
+from crm_pipelines.state import mirror, plan_store, unified
+from crm_pipelines.state.db import create_state_engine, engine_for_url
+from crm_pipelines.state.migrations import STEPS, current_version, migrate
+from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
+from crm_pipelines_tests.sandbox.conftest import RunningSandbox
+
+STAGES = {"Prospecting": "appointmentscheduled", "Closed Won": "closedwon", "Closed Lost": "closedlost"}
+
+
+def _settings(path: Path, state_url: str, sandbox: RunningSandbox, record_type: str | None) -> None:
+    deals: dict = {"closed_won_sets_customer": True}
+    if record_type:
+        deals["pipelines"] = [{"other_pipeline": record_type, "hubspot_pipeline": "default", "stages": STAGES}]
+    path.write_text(yaml.safe_dump({
+        "state_database_url": state_url,
+        "sandbox": {"data_dir": str(sandbox.data_dir)},
+        "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
+        "sync": {"salesforce": {"deals": deals}},
+    }))  # fmt: skip
+
+
+def _stored(engine) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """The stored plan: (target, part) -> its rows' (scope, content hash), sorted."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(plan_store.plan_rows.c.target_crm, plan_store.plan_rows.c.part,
+                                      plan_store.plan_rows.c.scope, plan_store.plan_rows.c.row_hash)).all()
+    out: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for target, part, scope, row_hash in rows:
+        out.setdefault((target, part), []).append((scope, int(row_hash)))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _summary(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(sa.select(plan_store.plan_summary)))
+
+
+def _content(plans) -> dict[tuple[str, str], list[int]]:
+    """A plan's rows as content hashes (as the store hashes them), per (target, part), sorted."""
+    out = {}
+    for target, plan in plans.items():
+        for part in parts():
+            frame = getattr(plan, part)
+            if len(frame):
+                out[(target, part)] = sorted(plan_store.encode(frame)["row_hash"].tolist())
+    return out
+
+
+def _meta(result: dg.ExecuteInPlanResult | dg.ExecuteJobResult) -> dict:
+    return {e.materialization.asset_key: {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in result.get_asset_materialization_events()}  # fmt: skip
+
+
+def test_incremental_plan_after_ui_edits_equals_a_full_plan(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance  # noqa: F811
+) -> None:
+    sandbox = three_sandboxes
+    settings_path = tmp_path / "crm_pipelines.yaml"
+    _settings(settings_path, state_url, sandbox, None)
+    settings = load_settings(settings_path)
+    extract = build_extract_assets(settings)
+    backfill(instance, settings, extract, build_resources(settings, str(settings_path), state_url=state_url))
+    engine = create_state_engine(state_url)
+    mapped_rt = sorted(mirror.read_records(engine, "salesforce", "RecordType")["id"].astype(str))[0]
+    _settings(settings_path, state_url, sandbox, mapped_rt)  # deals of the other record type: DEAL-3 pipelines
+    settings = load_settings(settings_path)
+    resources = build_resources(settings, str(settings_path), state_url=state_url)
+    unified_assets, plan_assets = build_unified_assets(settings), build_plan_assets()
+    assert dg.materialize([unified_assets], instance=instance, resources=resources).success
+
+    first = dg.materialize([unified_assets, plan_assets], selection=list(PLANS.values()), instance=instance,
+                           resources=resources)
+    assert first.success
+    meta = _meta(first)[PLANS["hubspot"]]
+    assert meta["plan_mode"] == "full" and meta["plan_reason"] == "first plan"
+    identities = sum(len(unified.read(engine, f"{k}_identities")) for k in ("contact", "company", "deal"))
+    assert meta["identities_replanned_total"] == identities
+    before = _stored(engine)
+    assert before[("hubspot", "creates")]
+
+    # -- a person's edits in the three CRMs ------------------------------------------------------------------
+    opps = mirror.read_records(engine, "salesforce", "Opportunity").astype({"id": str})
+    open_opp = opps[(opps["RecordTypeId"] == mapped_rt) & ~opps["IsClosed"].astype(bool)].sort_values("id").iloc[0]
+    contact_links = link_store.load(engine, kind="contact")
+    company_links = link_store.load(engine, kind="company").dropna(subset=["salesforce_id"])
+    sf_contact = contact_links[contact_links["salesforce_type"] == "Contact"].sort_values("hubspot_id").iloc[0]
+    account = company_links.sort_values("hubspot_id").iloc[-1]
+    members = unified.read(engine, "contact_members")
+    hs = members[members["crm"] == "hubspot"].sort_values("id")
+    edited, doomed = hs.iloc[0], hs.iloc[1]
+    dyn = members[members["crm"] == "dynamics"].sort_values("id").iloc[0]
+    with _ui(sandbox, "hubspot") as ui:
+        ui.patch(f"/contacts/{edited['id']}", json={"properties": {"firstname": "Edited", "jobtitle": "CFO"}}
+                 ).raise_for_status()
+        ui.post("/contacts", json={"properties": {"email": "new.person@example.com", "firstname": "New"}}
+                ).raise_for_status()
+        ui.delete(f"/contacts/{doomed['id']}").raise_for_status()
+    with _ui(sandbox, "salesforce") as ui:
+        ui.patch(f"/Opportunity/{open_opp['id']}", json={"StageName": "Closed Won"}).raise_for_status()  # DEAL-7
+        ui.patch(f"/Contact/{sf_contact['salesforce_id']}", json={"AccountId": account["salesforce_id"]}
+                 ).raise_for_status()  # DEAL-6
+        ui.post("/Contact", json={"LastName": "Planned", "Email": "planned.contact@example.com"}).raise_for_status()
+    with _ui(sandbox, "dynamics") as ui:
+        ui.patch(f"/contacts/{dyn['id']}", json={"firstname": "Dyn", "jobtitle": "Buyer"}).raise_for_status()
+
+    # -- the change sensor's runs bring them in; unified follows incrementally, then the plan --------------
+    sensor = build_change_sensor(settings, daily_partitions(settings.extract))
+    for request in evaluate(sensor, instance, resources).run_requests:
+        run = dg.materialize(extract, selection=request.asset_selection, instance=instance, resources=resources,
+                             partition_key=request.partition_key, tags=request.tags)
+        assert run.success
+    step = dg.materialize([unified_assets], instance=instance, resources=resources)
+    assert step.success
+    assert step.get_asset_materialization_events()[0].materialization.metadata["mode"].value == "incremental"
+    incremental = dg.materialize([unified_assets, plan_assets], selection=list(PLANS.values()), instance=instance,
+                                 resources=resources)
+    assert incremental.success
+    meta = _meta(incremental)[PLANS["hubspot"]]
+    assert meta["plan_mode"] == "incremental", meta["plan_reason"]
+    identities = sum(len(unified.read(engine, f"{k}_identities")) for k in ("contact", "company", "deal"))
+    # only what the edits reach is replanned, and the stored plan moved
+    assert 0 < meta["identities_replanned_total"] < identities / 4, (meta["identities_replanned"], identities)
+    assert meta["stored_rows_written"] > 0
+    after_incremental, summary_after = _stored(engine), _summary(engine)
+    assert after_incremental != before
+
+    # the edits show in the stored plan: DEAL-7 (the won deal's contacts become customers), the new Contact
+    hubspot = build_plans(engine, settings)["hubspot"]
+    created = hubspot.creates
+    assert "planned.contact@example.com" in set(created["detail"].astype(str))
+    assert open_opp["id"] in set(created.loc[created["object"] == "deal", "source_id"].astype(str))
+
+    # incremental = full, table for table: a full plan rewrites nothing and stores the same rows ...
+    full = dg.materialize([unified_assets, plan_assets], selection=list(PLANS.values()), instance=instance,
+                          resources=resources, run_config={"ops": {"writeback_plans": {"config": {"full": True}}}})
+    assert full.success
+    meta = _meta(full)[PLANS["hubspot"]]
+    assert meta["plan_mode"] == "full" and meta["stored_rows_written"] == 0
+    assert _stored(engine) == after_incremental
+    assert _summary(engine) == summary_after  # the counts the metadata shows, kept by difference
+    # ... which are the plan computed whole from the state database
+    stored = {k: sorted(h for _, h in v) for k, v in after_incremental.items() if k[1] in parts()}
+    assert stored == _content(build_plans(engine, settings))
+
+    # a plan with nothing changed since replans nothing
+    again = dg.materialize([unified_assets, plan_assets], selection=list(PLANS.values()), instance=instance,
+                           resources=resources)
+    meta = _meta(again)[PLANS["hubspot"]]
+    assert meta["plan_mode"] == "unchanged" and meta["identities_replanned_total"] == 0
+
+
+def test_a_state_database_at_the_previous_version_upgrades_to_the_plan_store(state_url: str) -> None:
+    """Frozen migrations: a database at version 7 (before the plan store) keeps its rows and gains the plan's
+    tables; the plan then stores into them."""
+    old = engine_for_url(state_url)
+    assert migrate(old, to_version=7) == 7
+    assert not sa.inspect(old).has_table("plan_rows")
+    with old.begin() as conn:
+        conn.execute(sa.text("INSERT INTO unified_company_identities (identity_id, domain) VALUES ('c1', 'a.example')"))
+    old.dispose()
+    engine = create_state_engine(state_url)
+    with engine.connect() as conn:
+        assert current_version(conn) == STEPS[-1][0] == 8
+    inspector = sa.inspect(engine)
+    assert {"plan_rows", "plan_changes"} <= set(inspector.get_table_names())
+    assert "ix_unified_company_identities_domain" in {i["name"] for i in inspector.get_indexes(
+        "unified_company_identities")}
+    assert unified.read(engine, "company_identities")["domain"].tolist() == ["a.example"]
+    rows = plan_store.encode(pd.DataFrame({"object": ["contact"], "identity_id": ["i1"]}))
+    with engine.begin() as conn:
+        written = plan_store.write(conn, rows.assign(target_crm="hubspot", part="creates", scope="contact:i1"), None)
+    assert written == 1 and plan_store.read(engine)[("hubspot", "creates")]["identity_id"].tolist() == ["i1"]
