@@ -9,8 +9,8 @@ A change's time is the record's modification time unless the caller gives the fi
 (``*_field_times``: HubSpot's property history says when each property last changed). With the record's
 time only, a record edited in one field counts as changed at that time for every field whose value differs
 from its baseline: a first name changed 10 minutes before a Salesforce edit, on a contact whose phone was
-edited since, looks later than the Salesforce edit. The plans do not read property history yet (the extract
-does not fetch it), so today every side's time is its record's (README, "When a change happened").
+edited since, looks later than the Salesforce edit. The plans pass HubSpot's property times where an
+incremental extract read them; elsewhere a side's time is its record's (README, "When a change happened").
 """
 
 from __future__ import annotations
