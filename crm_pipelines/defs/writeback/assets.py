@@ -127,12 +127,15 @@ def stored_metadata(engine, crm: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]
         "create": pd.Series(_dim(summary, "creates", "object"), dtype="int64"),
         "update": pd.Series(_dim(summary, "updates", "records"), dtype="int64"),
         "associate": pd.Series(_dim(summary, "associations", "object"), dtype="int64"),
+        "delete": pd.Series(_dim(summary, "deletes", "object"), dtype="int64"),
         "left out": pd.Series(_dim(summary, "left_out", "object"), dtype="int64"),
         "finding": pd.Series(_dim(summary, "findings", "object"), dtype="int64"),
     }).fillna(0).astype(int).sort_index()  # fmt: skip
     counts.index.name = "object"
     counts = counts.reset_index()
     update_cols = ["kind", "record_id", "field", "old", "new", "decided_by"]
+    value_cols = ["object", "source_id", "target_object", "target_field", "api_value", "rule"]
+    delete_cols = ["object", "record_id", "deleted_crm", "deleted_id", "deleted_at", "rule"]
     conflicts = _dim(summary, "updates", "conflict").get("True", 0)
     sample_conflicts = _head(engine, crm, "updates", update_cols, conflicts=True) if conflicts else \
         pd.DataFrame(columns=update_cols)
@@ -145,6 +148,8 @@ def stored_metadata(engine, crm: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]
         "sample_creates": dg.MetadataValue.md(_table(_head(engine, crm, "creates", [
             "object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"]),
             ["object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"])),
+        "sample_create_values": dg.MetadataValue.md(_table(_head(engine, crm, "create_values", value_cols),
+                                                           value_cols)),  # what the creates are created with
         "not_created": dg.MetadataValue.json(_dim(summary, "left_out", "reason")),
         "updates": total("updates"),
         "records": sum(_dim(summary, "updates", "records").values()),
@@ -157,6 +162,9 @@ def stored_metadata(engine, crm: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]
         "associations_by_kind": dg.MetadataValue.json(_dim(summary, "associations", "object")),
         "sample_associations": dg.MetadataValue.md(_table(_head(engine, crm, "associations", [
             "object", "from_id", "to_id", "source_crm", "via"]), ["object", "from_id", "to_id", "source_crm", "via"])),
+        "deletes": total("deletes"),  # DEL-1..3; deletions not carried are in not_created with their rule
+        "deletes_by_object": dg.MetadataValue.json(_dim(summary, "deletes", "object")),
+        "sample_deletes": dg.MetadataValue.md(_table(_head(engine, crm, "deletes", delete_cols), delete_cols)),
         "findings": total("findings"),
         "findings_by_reason": dg.MetadataValue.json(_dim(summary, "findings", "reason")),
         "sample_findings": dg.MetadataValue.md(_table(_head(engine, crm, "findings", ["object", "crm", "id", "reason"]),
