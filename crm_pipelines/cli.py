@@ -168,6 +168,7 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
     with the rule that decided, associations to make, findings (unmapped stages), and the API calls against
     the 24 h budget (what does not fit is deferred)."""
     from crm_pipelines.defs.writeback.assets import calls_table
+    from crm_pipelines.defs.writeback.create_value_inputs import carried_values
     from crm_pipelines.defs.writeback.plan_inputs import budget_split
     from crm_pipelines.defs.writeback.stored_plan import stored_plans, update_plans
     from crm_pipelines.state.db import create_state_engine
@@ -185,6 +186,7 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
     out = {}
     for target in targets:
         p = plans[target]
+        p.create_values = carried_values(engine, settings, target, p.creates)  # not stored: read as written
         kept, deferred, left = budget_split(engine, settings, target, p.work())
         out[target] = {
             "creates": records(p.creates), "updates": records(p.updates), "associations": records(p.associations),

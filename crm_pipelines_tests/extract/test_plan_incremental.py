@@ -21,7 +21,7 @@ from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
 from crm_pipelines.defs.writeback.plans import build_plans
-from crm_pipelines.defs.writeback.stored_plan import parts
+from crm_pipelines.defs.writeback.stored_plan import stored_parts
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror, plan_store, unified
@@ -66,7 +66,7 @@ def _content(plans) -> dict[tuple[str, str], list[int]]:
     """A plan's rows as content hashes (as the store hashes them), per (target, part), sorted."""
     out = {}
     for target, plan in plans.items():
-        for part in parts():
+        for part in stored_parts():
             frame = getattr(plan, part)
             if len(frame):
                 out[(target, part)] = sorted(plan_store.encode(frame)["row_hash"].tolist())
@@ -166,7 +166,7 @@ def test_incremental_plan_after_ui_edits_equals_a_full_plan(
     assert _stored(engine) == after_incremental
     assert _summary(engine) == summary_after  # the counts the metadata shows, kept by difference
     # ... which are the plan computed whole from the state database
-    stored = {k: sorted(h for _, h in v) for k, v in after_incremental.items() if k[1] in parts()}
+    stored = {k: sorted(h for _, h in v) for k, v in after_incremental.items() if k[1] in stored_parts()}
     assert stored == _content(build_plans(engine, settings))
 
     # a plan with nothing changed since replans nothing
@@ -196,4 +196,4 @@ def test_a_state_database_at_the_previous_version_upgrades_to_the_plan_store(sta
     rows = plan_store.encode(pd.DataFrame({"object": ["contact"], "identity_id": ["i1"]}))
     with engine.begin() as conn:
         written = plan_store.write(conn, rows.assign(target_crm="hubspot", part="creates", scope="contact:i1"), None)
-    assert written == 1 and plan_store.read(engine)[("hubspot", "creates")]["identity_id"].tolist() == ["i1"]
+    assert written.rows == 1 and plan_store.read(engine)[("hubspot", "creates")]["identity_id"].tolist() == ["i1"]

@@ -105,6 +105,12 @@ def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
                                         "--format", "json"])
     assert printed.exit_code == 0, printed.output
     planned = json.loads(printed.output)["salesforce"]["updates"]
+    # OPS-9: a create's values are read from the state when shown (the stored plan keeps the create only): the
+    # new contact reaches Salesforce with its email, and the asset's sample shows its sampled creates' values
+    carried = [v for v in json.loads(printed.output)["salesforce"]["create_values"] if v["source_id"] == new_id]
+    assert {(v["target_field"], v["api_value"]) for v in carried} >= {("Email", "new.person@example.org")}
+    sample = meta[PLANS["salesforce"]]["sample_create_values"].value
+    assert sample != "_none_" and sample.count("\n") >= 3
     assert {"record_id": sf_id, "field": "firstname", "new": "Zebediah"}.items() <= next(
         u for u in planned if u["record_id"] == sf_id and u["field"] == "firstname").items()
     table = CliRunner().invoke(main, ["plan", "--settings", str(settings_path)])

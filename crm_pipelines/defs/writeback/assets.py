@@ -23,8 +23,10 @@ from crm_pipelines.crm.check import environment_secrets
 from crm_pipelines.crm.connections import writes_on
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.assets import ASSOCIATIONS, AUTOMATION, COMPANIES, CONTACTS, DEALS, FIELDS
+from crm_pipelines.defs.writeback.create_value_inputs import carried_values
 from crm_pipelines.defs.writeback.plan_inputs import calls_left
 from crm_pipelines.defs.writeback.stored_plan import stored_plans, update_plans
+from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store
 from crm_pipelines.sync.calls import UNBATCHED, batch_size, calls_needed, fit_budget
 from crm_pipelines.sync.plan import TargetPlan
@@ -115,9 +117,10 @@ def _head(engine, crm: str, part: str, columns: list[str], conflicts: bool = Fal
     return frame.reindex(columns=columns) if len(frame) else pd.DataFrame(columns=columns)
 
 
-def stored_metadata(engine, crm: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+def stored_metadata(engine, settings: Settings, crm: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """``plan_metadata`` of the stored plan, from its counts and first rows (not its rows: they grow with the
-    data, issue 12); a sample of the conflicts; the writes per ``action`` and ``object`` (``records``)."""
+    data, issue 12), the sampled creates' values read as they would be written; a sample of the conflicts; the
+    writes per ``action`` and ``object`` (``records``)."""
     summary = plan_store.summary(engine, crm)
 
     def total(part: str) -> int:
@@ -136,6 +139,9 @@ def stored_metadata(engine, crm: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]
     update_cols = ["kind", "record_id", "field", "old", "new", "decided_by"]
     value_cols = ["object", "source_id", "target_object", "target_field", "api_value", "rule"]
     delete_cols = ["object", "record_id", "deleted_crm", "deleted_id", "deleted_at", "rule"]
+    create_cols = ["object", "identity_id", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"]
+    sample_creates = _head(engine, crm, "creates", create_cols)
+    sample_values = carried_values(engine, settings, crm, sample_creates).reindex(columns=value_cols)
     conflicts = _dim(summary, "updates", "conflict").get("True", 0)
     sample_conflicts = _head(engine, crm, "updates", update_cols, conflicts=True) if conflicts else \
         pd.DataFrame(columns=update_cols)
@@ -145,11 +151,10 @@ def stored_metadata(engine, crm: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]
         "creates": total("creates"),
         "creates_by_object": dg.MetadataValue.json(_dim(summary, "creates", "object")),
         "creates_by_type": dg.MetadataValue.json(_dim(summary, "creates", "object_type")),
-        "sample_creates": dg.MetadataValue.md(_table(_head(engine, crm, "creates", [
-            "object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"]),
-            ["object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"])),
-        "sample_create_values": dg.MetadataValue.md(_table(_head(engine, crm, "create_values", value_cols),
-                                                           value_cols)),  # what the creates are created with
+        "sample_creates": dg.MetadataValue.md(_table(sample_creates, [
+            "object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"])),
+        # what the sampled creates are created with
+        "sample_create_values": dg.MetadataValue.md(_table(sample_values, value_cols)),
         "not_created": dg.MetadataValue.json(_dim(summary, "left_out", "reason")),
         "updates": total("updates"),
         "records": sum(_dim(summary, "updates", "records").values()),
@@ -214,7 +219,7 @@ def build_plan_assets() -> dg.AssetsDefinition:
                          f"{update.rows_written} stored plan rows written")
         secrets = environment_secrets()
         for crm, key in PLANS.items():
-            meta, conflicts, work = stored_metadata(engine, crm)
+            meta, conflicts, work = stored_metadata(engine, settings, crm)
             writes = "on" if writes_on(settings, crm, secrets) else "off (the plan is all that is made)"
             context.log.info(f"{crm} plan: {meta['creates']} creates, {meta['updates']} field updates, "
                              f"{meta['associations']} associations, {meta['findings']} findings; writes {writes}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from crm_pipelines.defs.writeback.task_inputs import task_plan_of
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import unified
@@ -78,6 +79,18 @@ def create_values_of(engine: Engine, settings: Settings, target: str, creates: p
                                        target_object=other_obj))  # fmt: skip
     parts = [p for p in [*parts, extra] if p is not None and len(p)]
     return value_forms(pd.concat(parts, ignore_index=True) if parts else empty(), target)
+
+
+def carried_values(engine: Engine, settings: Settings, target: str, creates: pd.DataFrame) -> pd.DataFrame:
+    """``create_values_of`` these creates (tasks included): the stored plan keeps a create, not its values
+    (a row per create and field would be most of a first sync's plan), so they are read when shown or written,
+    as its source record holds them then."""
+    extra = None
+    tasks = creates["object"].eq("task").to_numpy()
+    if target == "salesforce" and tasks.any():
+        values = task_plan_of(engine, settings).values
+        extra = values[values["source_id"].astype(str).isin(set(creates.loc[tasks, "source_id"].astype(str)))]
+    return create_values_of(engine, settings, target, creates, extra)[0]
 
 
 def _field_names(settings: Settings, target: str) -> pd.DataFrame:

@@ -11,7 +11,9 @@ the deals need (DEAL-3, from the stored HubSpot deal creates into new pipelines,
 ``pipeline_inputs``), and the API calls against the 24 h budget with what is deferred (OPS-2, OPS-8; the
 assets compute them from the stored plan's writes).
 
-Every frame of ``sync/plan.TargetPlan`` is stored (its dataclass fields, whatever they are), each row under
+Every frame of ``sync/plan.TargetPlan`` is stored (its dataclass fields, whatever they are) but the values
+the creates carry (``NOT_STORED``: a row per create and field, most of a first sync's plan, and a copy of
+what the state database holds; ``create_value_inputs.carried_values`` reads them when shown), each row under
 the identity it was planned for (``attribute``). A frame whose rows name no identity cannot be replanned in
 part: an incremental plan then becomes a full one. (A row whose identity the plan does not know, e.g. a link
 whose identity is gone, is stored under ``*`` and replaced by full plans only.)
@@ -38,18 +40,25 @@ from crm_pipelines.sync.deletion_plan import NOT_DELETED
 from crm_pipelines.sync.plan import CREATE_COLUMNS, TargetPlan, concat
 
 # Bump when the plan's output for unchanged inputs changes: the stored plan is then recomputed in full.
-PLAN_VERSION = "2026-12-04.1"
+PLAN_VERSION = "2026-12-04.2"
 CURSOR = ("plan", "*")
 PIPELINE_INPUTS = "pipeline_inputs"  # not a TargetPlan frame: what the plan-wide pipelines are computed from
 # rows of no identity known to the plan: kept from a full plan to the next (an incremental plan cannot tell
 # whether it reaches them)
 UNATTRIBUTED = "*"
+# computed by every plan (its findings: text too long, OPS-9) but not stored: ``carried_values`` reads them
+NOT_STORED = frozenset({"create_values"})
 _ASSOCIATION_FROM = {"contact_company": "contact", "deal_contact": "deal", "deal_company": "deal"}
 
 
 def parts() -> list[str]:
     """The frames of a target's plan: ``TargetPlan``'s fields besides ``crm``."""
     return [f.name for f in dataclasses.fields(TargetPlan) if f.name != "crm"]
+
+
+def stored_parts() -> list[str]:
+    """The frames the stored plan keeps (``parts`` but ``NOT_STORED``)."""
+    return [part for part in parts() if part not in NOT_STORED]
 
 
 @dataclass
@@ -151,10 +160,10 @@ def attribute(part: str, rows: pd.DataFrame, maps: dict[tuple[str, str], pd.Seri
 def _rows(plans: dict[str, TargetPlan], pipeline_inputs: pd.DataFrame, read: dict[str, pd.DataFrame],
           keep: set[str] | None) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
     """Every plan row as ``plan_store`` stores it (only those of the scopes in ``keep`` when given; plan-wide
-    rows never: they are computed from the stored plan), and the frames of those rows."""
+    rows never: they are computed from the stored plan), and the frames of those rows (with their ``scope``)."""
     maps = _identity_maps(read)
     out, kept = [], {}
-    frames = [(target, part, getattr(plan, part)) for target, plan in plans.items() for part in parts()]
+    frames = [(target, part, getattr(plan, part)) for target, plan in plans.items() for part in stored_parts()]
     frames.append(("hubspot", PIPELINE_INPUTS, pipeline_inputs.assign(object="deal")))
     for target, part, rows in frames:
         if rows.empty:
@@ -171,7 +180,7 @@ def _rows(plans: dict[str, TargetPlan], pipeline_inputs: pd.DataFrame, read: dic
             rows, scope = rows[mine].reset_index(drop=True), scope[mine]
         if rows.empty:
             continue
-        kept[(target, part)] = rows
+        kept[(target, part)] = rows.assign(scope=scope)
         encoded = plan_store.encode(rows)
         out.append(encoded.assign(target_crm=target, part=part, scope=scope))
     if not out:
@@ -200,21 +209,32 @@ def summarize(frames: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([o for o in out if len(o)], ignore_index=True) if any(len(o) for o in out) else out[0]
 
 
-def _stored_frames(engine: Engine, scopes: set[str]) -> dict[tuple[str, str], pd.DataFrame]:
-    return {k: v.drop(columns="scope") for k, v in plan_store.read(engine, scopes=scopes).items()}
+def _rewritten(kept: dict[tuple[str, str], pd.DataFrame], changed: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """The rows of ``kept`` (frames with their ``scope``) whose (target, part, scope) ``changed`` names."""
+    out = {}
+    for (target, part), scopes in changed.groupby(["target_crm", "part"], sort=False)["scope"]:
+        rows = kept.get((target, part))
+        if rows is not None:
+            out[(target, part)] = rows[rows["scope"].isin(set(scopes))]
+    return out
 
 
-def _pipelines(engine: Engine) -> pd.DataFrame:
-    """The HubSpot pipelines (and stages) the stored deal creates need (DEAL-3)."""
+def _pipelines(engine: Engine, known: pd.DataFrame) -> pd.DataFrame:
+    """The HubSpot pipelines (and stages) the stored deal creates need (DEAL-3); ``known``: HubSpot's."""
     stored = plan_store.read(engine, parts=[PIPELINE_INPUTS]).get(("hubspot", PIPELINE_INPUTS))
     if stored is None or stored.empty:
         return concat(CREATE_COLUMNS, [])
-    return concat(CREATE_COLUMNS, [pipeline_creates(stored.drop(columns="scope"),
-                                                    unified.read(engine, "hubspot_pipelines"))])
+    return concat(CREATE_COLUMNS, [pipeline_creates(stored.drop(columns="scope"), known)])
+
+
+def _digest(frame: pd.DataFrame) -> str:
+    ordered = frame.sort_values(list(frame.columns), ignore_index=True) if len(frame.columns) else frame
+    return hashlib.sha256(ordered.to_csv(index=False).encode()).hexdigest()
 
 
 def stored_plans(engine: Engine) -> dict[str, TargetPlan]:
-    """Target CRM -> its plan as stored (plan-wide rows first, then by identity)."""
+    """Target CRM -> its plan as stored (plan-wide rows first, then by identity); ``create_values`` empty
+    (``NOT_STORED``)."""
     stored = plan_store.read(engine, parts=parts())
     out = {}
     for target in TARGETS:
@@ -247,7 +267,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
         start = changed(engine, pd.concat([logged, more], ignore_index=True))
         if not any(start.sizes().values()):
             report = PlanUpdate("unchanged", "nothing changed since the last plan")
-            return _finish(engine, report, positions, clock, write=False)
+            return _finish(engine, report, positions, clock, inputs_changed=False)
         scope, read = reach(engine, start)
         seconds: dict[str, float] = {}
         clock.lap(seconds, "scope_s")
@@ -260,12 +280,14 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
             report = PlanUpdate("incremental", f"{len(logged) + len(more)} changed records", scope.sizes(),
                                 seconds=seconds)
             clock.lap(report.seconds, "compute_s")
-            old = summarize(_stored_frames(engine, scope.names()))
             with engine.begin() as conn:
-                report.rows_written = plan_store.write(conn, rows, scope.names())
-                plan_store.add_summary(conn, summarize(kept), old)
+                written = plan_store.write(conn, rows, scope.names())
+                # the counts move by what was rewritten: most replanned identities plan what they did before
+                plan_store.add_summary(conn, summarize(_rewritten(kept, written.changed)), summarize(written.removed))
+            report.rows_written = written.rows
             clock.lap(report.seconds, "write_s")
-            return _finish(engine, report, positions, clock)
+            return _finish(engine, report, positions, clock, inputs_changed=any(
+                written.changed["part"].eq(PIPELINE_INPUTS)))
     read = {name: unified.read(engine, name) for name in (
         "contact_identities", "contact_members", "company_identities", "account_candidates", "deal_identities",
         "deal_stages", "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle",
@@ -279,7 +301,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
     clock.lap(report.seconds, "compute_s")
     del read, plans, kept
     with engine.begin() as conn:
-        report.rows_written = plan_store.write(conn, rows, None)
+        report.rows_written = plan_store.write(conn, rows, None).rows
         plan_store.add_summary(conn, counts, None)  # the whole plan's counts but the plan-wide rows' (below)
     clock.lap(report.seconds, "write_s")
     return _finish(engine, report, positions, clock, replaced=True)
@@ -295,27 +317,35 @@ class _Clock:
         self.last = now
 
 
-def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock, write: bool = True,
+def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock, inputs_changed: bool = True,
             replaced: bool = False) -> PlanUpdate:
-    """The plan-wide rows from the stored plan and the positions moved on (``replaced``: the counts were
-    just replaced by those of every other row)."""
+    """The plan-wide rows from the stored plan, when what they depend on changed (the stored deal creates
+    into new pipelines, ``inputs_changed``; HubSpot's pipelines), and the positions moved on (``replaced``: the
+    counts were just replaced by those of every other row)."""
     last_seq, history_row, baselines_at, current = positions
+    known = unified.read(engine, "hubspot_pipelines")
+    digest = _digest(known)
+    due = replaced or inputs_changed or get_cursor(engine, *CURSOR, "hubspot_pipelines") != digest
     # before the transaction (SQLite: one connection at a time)
-    pipelines = _pipelines(engine) if write else None
-    old = None if pipelines is None or replaced else summarize(_stored_frames(engine, {plan_store.GLOBAL}))
+    pipelines = _pipelines(engine, known) if due else None
     with engine.begin() as conn:
         if pipelines is not None:
             encoded = plan_store.encode(pipelines).assign(target_crm="hubspot", part="creates",
                                                           scope=plan_store.GLOBAL)
-            report.rows_written += plan_store.write(conn, encoded, {plan_store.GLOBAL})
-            new = summarize({("hubspot", "creates"): pipelines})
-            plan_store.add_summary(conn, new, old if old is not None else new.iloc[:0])
+            written = plan_store.write(conn, encoded, {plan_store.GLOBAL})
+            report.rows_written += written.rows
+            # a full plan's counts were just replaced by those of every other row: the plan-wide rows' are added
+            # whole; else the counts move by what was rewritten
+            new = summarize({("hubspot", "creates"): pipelines} if replaced or len(written.changed) else {})
+            old = summarize({} if replaced else written.removed)
+            plan_store.add_summary(conn, new, old)
         plan_store.consume(conn, last_seq)
         write_cursor(conn, *CURSOR, "changes_seq", str(last_seq))
         write_cursor(conn, *CURSOR, "link_history_row", str(history_row))
         if baselines_at is not None:
             write_cursor(conn, *CURSOR, "baselines_at", baselines_at.isoformat())
         write_cursor(conn, *CURSOR, "fingerprint", current)
+        write_cursor(conn, *CURSOR, "hubspot_pipelines", digest)
     clock.lap(report.seconds, "plan_wide_s")
     report.seconds["total_s"] = time.perf_counter() - clock.started
     return report
