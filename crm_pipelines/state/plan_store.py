@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from crm_pipelines.state.schema import plan_changes, plan_rows, plan_summary
-from crm_pipelines.state.sql import insert_frame, upsert
+from crm_pipelines.state.sql import copy_text, insert_frame, upsert
 
 GLOBAL = ""  # the scope of plan-wide rows
 _SCOPE_KEY = ("target_crm", "part", "scope")  # what a plan rewrites as a whole
@@ -162,7 +162,7 @@ def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None) ->
         out.removed[(target, part)] = _frame([orjson.loads(d) if isinstance(d, str | bytes) else d for d in docs])
     # in the primary key's order: the index grows at its end instead of at random pages (half the COPY's time)
     fresh = new.merge(changed, on=list(_SCOPE_KEY)).sort_values(key, ignore_index=True)
-    insert_frame(conn, plan_rows, fresh[[*key, "row"]], ["row"])
+    copy_text(conn, plan_rows, fresh[[*key, "row"]], ["row"])
     out.rows += len(fresh)
     return out
 
