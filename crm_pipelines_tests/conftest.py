@@ -74,11 +74,15 @@ def dagster_pg_instance(pg_url: str, tmp_path: Path) -> Iterator[DagsterInstance
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh state database on each backend (PostgreSQL: its own database in the test server)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.sqlite3'}"
+STATE_BACKENDS = ["sqlite", "postgresql"]
+
+
+def new_state_url(backend: str, tmp: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh state database on ``backend``: a file in ``tmp`` (SQLite) or a database of its own in the test
+    PostgreSQL server (skipped or failed as the ``pg_url`` fixture says when there is none). PostgreSQL
+    databases are not dropped: scripts/with-postgres throws the whole server away after the run."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / 'state.sqlite3'}"
     import uuid
 
     import sqlalchemy as sa
@@ -90,6 +94,18 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return base.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=STATE_BACKENDS)
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh state database on each backend (PostgreSQL: its own database in the test server)."""
+    return new_state_url(request.param, tmp_path, request)
+
+
+@pytest.fixture(scope="module", params=STATE_BACKENDS)
+def module_state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``state_url`` made once per module, for a module whose tests share one costly set-up per backend."""
+    return new_state_url(request.param, tmp_path_factory.mktemp(f"state-{request.param}"), request)
 
 
 @pytest.fixture

@@ -16,22 +16,19 @@ one way, HubSpot -> Dynamics, with Dynamics named the default app (CONF-4: the d
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from sqlalchemy.engine import Engine
 
-from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
@@ -42,11 +39,11 @@ from crm_pipelines.defs.writeback.plans import build_plans
 from crm_pipelines.settings import Settings, load_settings
 from crm_pipelines.state import baselines
 from crm_pipelines.state import links as link_store
-from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.sync import merge
-from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.conftest import sandbox_runs, start_three_sandboxes
+from crm_pipelines_tests.extract.test_extract import evaluate
 from crm_pipelines_tests.extract.test_unified_incremental import _ui
-from crm_pipelines_tests.sandbox.conftest import RunningSandbox, start_sandbox
+from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 # what a person edits, per CRM: HubSpot property -> the CRM's field
 COLUMN = {"hubspot": {"firstname": "firstname", "lastname": "lastname", "phone": "phone"},
@@ -97,36 +94,6 @@ def _update(plans: dict, target: str, case: Case, name: str) -> pd.Series | None
     return None if hit.empty else hit.iloc[0]
 
 
-def _state_url(backend: str, tmp: Path) -> str:
-    """The ``state_url`` fixture's fresh database, made once per module (that fixture is per test)."""
-    if backend == "sqlite":
-        return f"sqlite:///{tmp / 'state.sqlite3'}"
-    base = os.environ.get("CRM_PIPELINES_TEST_PG_URL")
-    if not base:
-        pytest.skip("CRM_PIPELINES_TEST_PG_URL is not set: run the tests with `make test`")
-    import uuid
-
-    name = f"state_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return base.rsplit("/", 1)[0] + f"/{name}"
-
-
-@pytest.fixture(scope="module")
-def module_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
-    """The ``instance`` fixture's Dagster instance, once per module (the repo's dagster.yaml under `make test`)."""
-    if os.environ.get("DAGSTER_PG_HOST"):
-        home = tmp_path_factory.mktemp("dagster_home")
-        (home / "dagster.yaml").write_text((Path(__file__).resolve().parents[2] / "dagster.yaml").read_text())
-        with dg.DagsterInstance.from_config(str(home)) as inst:
-            yield inst
-    else:
-        with dg.instance_for_test() as inst:
-            yield inst
-
-
 def _ui_edit(sandbox: RunningSandbox, crm: str, record_id: str, values: dict[str, str | None],
              at: datetime | None = None) -> None:
     """A person's edit in the CRM's UI, at ``at`` (None: now)."""
@@ -175,39 +142,24 @@ def _values(world: World, crm: str, pairs: list[tuple[str, str]]) -> dict[tuple[
             for r in wanted.itertuples()}  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, module_state_url: str,
           module_instance: dg.DagsterInstance) -> Iterator[World]:  # fmt: skip
-    tmp = tmp_path_factory.mktemp(f"conflicts-{request.param}")
-    url = _state_url(request.param, tmp)
-    sandbox = start_sandbox(
-        tmp / "sandbox", "--only", "salesforce", "--salesforce-port", "0", "--only", "dynamics",
-        "--dynamics-port", "0", scale=200, seed=11,
-    )  # fmt: skip
+    tmp = tmp_path_factory.mktemp("conflicts")
+    sandbox = start_three_sandboxes(tmp / "sandbox")
     try:
-        settings_path = tmp / "crm_pipelines.yaml"
-        settings_path.write_text(yaml.safe_dump({
-            "state_database_url": url,
-            "sandbox": {"data_dir": str(sandbox.data_dir)},
-            "extract": {"partitions_per_run": 8, "start_date": (date.today() - timedelta(days=20)).isoformat()},
-            "sync": {
-                "salesforce": {"default_app": "hubspot", "conflict_window_minutes": 5, "field_mappings": [
-                    {"hubspot": "lastname", "other": "LastName", "object": "Contact",
-                     "rule": "prefer_hubspot_unless_blank"},
-                    {"hubspot": "phone", "other": "Phone", "object": "Contact", "rule": "always_other"}]},
-                "dynamics": {"default_app": "dynamics", "contacts": {"direction": "hubspot_to_other"},
-                             "field_mappings": [
-                    {"hubspot": "lastname", "other": "lastname", "object": "contacts", "rule": "set_on_create_only"},
-                    {"hubspot": "phone", "other": "telephone1", "object": "contacts", "rule": "dont_sync"}]},
-            },
-        }))  # fmt: skip
-        settings = load_settings(settings_path)
-        resources = build_resources(settings, str(settings_path), state_url=url)
-        extract = build_extract_assets(settings)
-        world = World(sandbox, settings_path, settings, create_state_engine(url), module_instance, resources,
-                      extract, build_unified_assets(settings), [build_plan_assets()], {})  # fmt: skip
-        backfill(module_instance, settings, extract, resources)
-        assert dg.materialize([world.unified], instance=module_instance, resources=resources).success
+        runs = sandbox_runs(sandbox, module_instance, module_state_url, tmp / "crm_pipelines.yaml", sync={
+            "salesforce": {"default_app": "hubspot", "conflict_window_minutes": 5, "field_mappings": [
+                {"hubspot": "lastname", "other": "LastName", "object": "Contact",
+                 "rule": "prefer_hubspot_unless_blank"},
+                {"hubspot": "phone", "other": "Phone", "object": "Contact", "rule": "always_other"}]},
+            "dynamics": {"default_app": "dynamics", "contacts": {"direction": "hubspot_to_other"},
+                         "field_mappings": [
+                {"hubspot": "lastname", "other": "lastname", "object": "contacts", "rule": "set_on_create_only"},
+                {"hubspot": "phone", "other": "telephone1", "object": "contacts", "rule": "dont_sync"}]},
+        })  # fmt: skip
+        world = World(sandbox, runs.settings_path, runs.settings, runs.engine, module_instance, runs.resources,
+                      runs.extract, runs.unified, [build_plan_assets()], {})  # fmt: skip
         _set_up_cases(world)
         yield world
     finally:

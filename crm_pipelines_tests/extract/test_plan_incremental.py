@@ -28,7 +28,7 @@ from crm_pipelines.state import mirror, plan_store, unified
 from crm_pipelines.state.db import create_state_engine, engine_for_url
 from crm_pipelines.state.migrations import STEPS, current_version, migrate
 from crm_pipelines_tests.extract.test_extract import backfill, evaluate
-from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
+from crm_pipelines_tests.extract.test_unified_incremental import _ui
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 STAGES = {"Prospecting": "appointmentscheduled", "Closed Won": "closedwon", "Closed Lost": "closedlost"}
@@ -79,7 +79,7 @@ def _meta(result: dg.ExecuteInPlanResult | dg.ExecuteJobResult) -> dict:
 
 
 def test_incremental_plan_after_ui_edits_equals_a_full_plan(
-    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance  # noqa: F811
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
 ) -> None:
     sandbox = three_sandboxes
     settings_path = tmp_path / "crm_pipelines.yaml"

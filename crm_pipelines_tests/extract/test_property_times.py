@@ -6,22 +6,19 @@ not spend the calls."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 
-from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.resources import build_resources
-from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.plans import build_plans
-from crm_pipelines.settings import load_settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.sync import merge
-from crm_pipelines_tests.extract.test_extract import backfill, sandbox_records, sandbox_settings, sync_changes
-from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
+from crm_pipelines_tests.extract.conftest import SandboxRuns
+from crm_pipelines_tests.extract.test_extract import backfill, sandbox_records, sync_changes
+from crm_pipelines_tests.extract.test_unified_incremental import _ui
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 
@@ -56,19 +53,13 @@ def test_conf_1_an_incremental_extract_keeps_each_propertys_own_change_time(
 
 
 def test_conf_2_a_property_changed_long_before_the_other_side_loses_though_its_record_changed_since(
-    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance  # noqa: F811
+    three_sandbox_runs: Callable[..., SandboxRuns],
 ) -> None:
     """A HubSpot first name changed 20 minutes ago, a Salesforce first name changed now, then the HubSpot
     contact's phone: by record times the two names changed a second apart (a conflict HubSpot, the default
     app, wins); by HubSpot's property history they are 20 minutes apart, and Salesforce's later name wins."""
-    sandbox = three_sandboxes
-    settings_path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url)
-    settings = load_settings(settings_path)
-    resources = build_resources(settings, str(settings_path), state_url=state_url)
-    extract = build_extract_assets(settings)
-    backfill(instance, settings, extract, resources)
-    assert dg.materialize([build_unified_assets(settings)], instance=instance, resources=resources).success
-    engine = create_state_engine(state_url)
+    runs = three_sandbox_runs()
+    sandbox, engine = runs.sandbox, runs.engine
     links = link_store.load(engine, kind="contact")
     pair = links[(links["salesforce_type"] == "Contact") & links["salesforce_id"].notna()].sort_values("hubspot_id")
     hs_id, sf_id = str(pair.iloc[0]["hubspot_id"]), str(pair.iloc[0]["salesforce_id"])
@@ -81,10 +72,10 @@ def test_conf_2_a_property_changed_long_before_the_other_side_loses_though_its_r
     time.sleep(1.1)
     with _ui(sandbox, "hubspot") as ui:
         ui.patch(f"/contacts/{hs_id}", json={"properties": {"phone": "+49 30 5555"}}).raise_for_status()
-    assert sync_changes(settings, extract, instance, resources)
-    assert dg.materialize([build_unified_assets(settings)], instance=instance, resources=resources).success
+    assert runs.sync_changes()
+    runs.unify()
 
-    plans = build_plans(engine, settings)
+    plans = build_plans(engine, runs.settings)
     to_hubspot = plans["hubspot"].updates.set_index(["record_id", "field"])
     assert to_hubspot.loc[(hs_id, "firstname"), "new"] == "Sally"
     assert to_hubspot.loc[(hs_id, "firstname"), "decided_by"] == merge.LATEST

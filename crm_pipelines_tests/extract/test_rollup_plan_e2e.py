@@ -4,20 +4,14 @@ properties named as rollup targets, the plan writes each contact's figures over 
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
-import dagster as dg
 import pandas as pd
 
-from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.resources import build_resources
-from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.plans import build_plans
-from crm_pipelines.settings import load_settings
 from crm_pipelines.state import unified
-from crm_pipelines.state.db import create_state_engine
-from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
-from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
+from crm_pipelines_tests.extract.conftest import SandboxRuns
+from crm_pipelines_tests.extract.test_unified_incremental import _ui
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 TARGETS = {"num_associated_deals": "all_crm_deals", "total_revenue": "all_crm_revenue"}
@@ -29,7 +23,7 @@ def _rollup_updates(engine, settings) -> pd.DataFrame:
 
 
 def test_roll_2_and_3_cross_crm_rollups_are_planned_for_hubspot_and_only_where_they_changed(
-    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance  # noqa: F811
+    three_sandboxes: RunningSandbox, three_sandbox_runs: Callable[..., SandboxRuns]
 ) -> None:
     sandbox = three_sandboxes
     with sandbox.api() as api:  # the target properties, made as a HubSpot admin makes them
@@ -37,14 +31,8 @@ def test_roll_2_and_3_cross_crm_rollups_are_planned_for_hubspot_and_only_where_t
             api.post("/crm/v3/properties/contacts", json={
                 "name": name, "label": name, "type": "number", "fieldType": "number",
                 "groupName": "contactinformation"}).raise_for_status()  # fmt: skip
-    settings_path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url,
-                                     sync={"hubspot": {"rollup_targets": TARGETS}})
-    settings = load_settings(settings_path)
-    resources = build_resources(settings, str(settings_path), state_url=state_url)
-    extract, unified_assets = build_extract_assets(settings), build_unified_assets(settings)
-    backfill(instance, settings, extract, resources)
-    assert dg.materialize([unified_assets], instance=instance, resources=resources).success
-    engine = create_state_engine(state_url)
+    runs = three_sandbox_runs(sync={"hubspot": {"rollup_targets": TARGETS}})
+    settings, engine = runs.settings, runs.engine
 
     planned = _rollup_updates(engine, settings)
     # ROLL-2, computed apart: a contact identity's deals are its distinct deal identities in any CRM
@@ -68,8 +56,8 @@ def test_roll_2_and_3_cross_crm_rollups_are_planned_for_hubspot_and_only_where_t
             values = {field: planned.loc[(hubspot_id, field), "new"] for field in TARGETS.values()
                       if (hubspot_id, field) in planned.index}  # fmt: skip
             ui.patch(f"/contacts/{hubspot_id}", json={"properties": values}).raise_for_status()
-    sync_changes(settings, extract, instance, resources)
-    assert dg.materialize([unified_assets], instance=instance, resources=resources).success
+    runs.sync_changes()
+    runs.unify()
     after = _rollup_updates(engine, settings)
     assert not set(after.index.get_level_values("record_id")) & set(done)
     assert len(after) == len(planned) - sum((h, f) in planned.index for h in done for f in TARGETS.values())

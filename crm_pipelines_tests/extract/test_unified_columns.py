@@ -22,7 +22,6 @@ from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.transform.columns import mirror_columns
 from crm_pipelines.transform.pipeline import run_transform
 from crm_pipelines_tests.extract.test_extract import backfill
-from crm_pipelines_tests.extract.test_unified_incremental import three_sandboxes  # noqa: F401 (fixture)
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 _CUSTOM = {
@@ -34,7 +33,7 @@ _CUSTOM = {
 
 
 def test_full_result_is_the_same_from_the_declared_fields_only(
-    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance  # noqa: F811
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
 ) -> None:
     sandbox = three_sandboxes
     settings_path = tmp_path / "crm_pipelines.yaml"

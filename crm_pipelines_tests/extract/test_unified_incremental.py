@@ -5,41 +5,26 @@ and link exactly as a full recompute does; the link history says why a link chan
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import httpx
-import pytest
 import sqlalchemy as sa
 
-from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.partitions import daily_partitions
-from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import TABLES_OF, build_unified_assets, build_unified_checks
 from crm_pipelines.defs.unified.mirrors import transform_settings
 from crm_pipelines.defs.unified.sample_check import INCREMENTAL_EQUALS_FULL
 from crm_pipelines.defs.unified.stored_result import StoredResult
 from crm_pipelines.defs.unified.update import REFERENCE
-from crm_pipelines.settings import load_settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror, unified
-from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.state.schema import MIRROR_TABLES
 from crm_pipelines.transform.frames import Mirrors
-from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
-from crm_pipelines_tests.sandbox.conftest import RunningSandbox, start_sandbox
-
-
-@pytest.fixture
-def three_sandboxes(tmp_path: Path) -> Iterator[RunningSandbox]:
-    sandbox = start_sandbox(
-        tmp_path / "sandbox", "--only", "salesforce", "--salesforce-port", "0", "--only", "dynamics",
-        "--dynamics-port", "0", scale=200, seed=11,
-    )  # fmt: skip
-    yield sandbox
-    sandbox.stop()
+from crm_pipelines_tests.extract.conftest import SandboxRuns
+from crm_pipelines_tests.extract.test_extract import backfill
+from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 
 def _ui(sandbox: RunningSandbox, crm: str) -> httpx.Client:
@@ -64,19 +49,13 @@ def _members(engine, crm: str, type_: str) -> list[dict]:
 
 
 def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
-    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
+    three_sandbox_runs: Callable[..., SandboxRuns],
 ) -> None:
-    sandbox = three_sandboxes
-    settings_path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url)
-    settings = load_settings(settings_path)
-    resources = build_resources(settings, str(settings_path), state_url=state_url)
-    extract = build_extract_assets(settings)
-    unified_assets = build_unified_assets(settings)
-    backfill(instance, settings, extract, resources)
-
-    first = dg.materialize([unified_assets], instance=instance, resources=resources)
-    assert first.success
-    engine = create_state_engine(state_url)
+    runs = three_sandbox_runs(run_unified=False)
+    sandbox, settings, instance, resources, unified_assets = (runs.sandbox, runs.settings, runs.instance,
+                                                              runs.resources, runs.unified)
+    first = runs.unify()
+    engine = runs.engine
     meta = first.get_asset_materialization_events()[0].materialization.metadata
     assert meta["mode"].value == "full"
     total_rows = sum(len(unified.read(engine, d.name)) for d in unified.TABLES)
@@ -115,7 +94,7 @@ def test_incremental_unified_after_ui_edits_equals_a_full_recompute(
         ui.patch(f"/contacts/{dyn['id']}", json={"emailaddress1": free[1]["email"]}).raise_for_status()
 
     # -- the change sensor's runs bring them in; unified follows -------------------------------------------
-    assert sync_changes(settings, extract, instance, resources)
+    assert runs.sync_changes()
     incremental = dg.materialize([unified_assets], instance=instance, resources=resources)
     assert incremental.success
     meta = incremental.get_asset_materialization_events()[0].materialization.metadata

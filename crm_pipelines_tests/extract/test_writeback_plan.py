@@ -25,12 +25,12 @@ from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.sync import merge
 from crm_pipelines.sync.field_plan import field_updates
 from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
-from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
+from crm_pipelines_tests.extract.test_unified_incremental import _ui
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 
 def test_an_edit_in_one_crm_is_planned_for_the_other_with_its_rule(
-    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance  # noqa: F811
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
 ) -> None:
     sandbox = three_sandboxes
     settings_path = tmp_path / "crm_pipelines.yaml"

@@ -30,7 +30,7 @@ from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
-from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
+from crm_pipelines_tests.extract.test_unified_incremental import _ui
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 
@@ -58,7 +58,7 @@ def _link_deals(engine, pairs: list[tuple[str, str]]) -> None:
 
 
 def test_deletions_made_in_the_crms_are_planned_per_del_1_to_4(
-    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance,  # noqa: F811
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sandbox = three_sandboxes

@@ -27,7 +27,7 @@ from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.transform.lifecycle import rank
 from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
-from crm_pipelines_tests.extract.test_unified_incremental import _ui, three_sandboxes  # noqa: F401 (fixture)
+from crm_pipelines_tests.extract.test_unified_incremental import _ui
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 CUSTOMER = int(rank(pd.Series(["customer"])).iloc[0])
@@ -42,7 +42,7 @@ def _write_settings(path: Path, state_url: str, sandbox: RunningSandbox, record_
 
 
 def test_companies_deals_and_associations_are_planned_from_edits_in_the_crms(
-    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance  # noqa: F811
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
 ) -> None:
     sandbox = three_sandboxes
     settings_path = tmp_path / "crm_pipelines.yaml"
