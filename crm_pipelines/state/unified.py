@@ -255,7 +255,7 @@ def _select(conn: Connection, declared: Declared, where: sa.ColumnElement | None
         compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
         cursor = conn.connection.driver_connection.cursor()
         sql = cursor.mogrify(compiled.string, compiled.params).decode()
-        buf = io.StringIO()
+        buf = io.BytesIO()  # bytes as the server sends them: the parser reads them without encoding text again
         cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, NULL '\\N')", buf)
         buf.seek(0)
         return pd.read_csv(buf, header=None, names=declared.names, dtype=str, keep_default_na=False,

@@ -21,13 +21,13 @@ from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
 from crm_pipelines.defs.writeback.plans import build_plans
-from crm_pipelines.defs.writeback.stored_plan import stored_parts
+from crm_pipelines.defs.writeback.stored_plan import stored_parts, stored_plans
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror, plan_store, unified
 from crm_pipelines.state.db import create_state_engine, engine_for_url
 from crm_pipelines.state.migrations import STEPS, current_version, migrate
-from crm_pipelines_tests.extract.test_extract import backfill, evaluate
+from crm_pipelines_tests.extract.test_extract import backfill, evaluate, sync_changes
 from crm_pipelines_tests.extract.test_unified_incremental import _ui
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
@@ -174,6 +174,60 @@ def test_incremental_plan_after_ui_edits_equals_a_full_plan(
                            resources=resources)
     meta = _meta(again)[PLANS["hubspot"]]
     assert meta["plan_mode"] == "unchanged" and meta["identities_replanned_total"] == 0
+
+
+def _task_creates(engine) -> pd.DataFrame:
+    creates = stored_plans(engine)["salesforce"].creates
+    return creates[creates["object"] == "task"].set_index("source_id")
+
+
+def test_ops_4_tasks_are_replanned_only_when_a_task_or_what_it_hangs_on_changed(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
+) -> None:
+    """OPS-4's tasks are planned whole: an incremental plan after a contact edit keeps their stored rows without
+    reading every task; after a task edit it replans them, and the stored plan still equals a full plan."""
+    sandbox = three_sandboxes
+    settings_path = tmp_path / "crm_pipelines.yaml"
+    _settings(settings_path, state_url, sandbox, None)
+    settings = load_settings(settings_path)
+    resources = build_resources(settings, str(settings_path), state_url=state_url)
+    extract, unified_assets, plan_assets = build_extract_assets(settings), build_unified_assets(settings), \
+        build_plan_assets()
+    backfill(instance, settings, extract, resources)
+    engine = create_state_engine(state_url)
+
+    def plan() -> dict:
+        assert dg.materialize([unified_assets], instance=instance, resources=resources).success
+        run = dg.materialize([unified_assets, plan_assets], selection=list(PLANS.values()), instance=instance,
+                             resources=resources)
+        assert run.success
+        return _meta(run)[PLANS["salesforce"]]
+
+    assert plan()["tasks_replanned"]  # the first plan plans everything
+    tasks = _task_creates(engine)
+    assert len(tasks)
+    task_id = sorted(tasks.index.astype(str))[0]
+    contact = sorted(mirror.read_records(engine, "hubspot", "contacts")["id"].astype(str))[0]
+    stored = _stored(engine)
+
+    with _ui(sandbox, "hubspot") as ui:
+        ui.patch(f"/contacts/{contact}", json={"properties": {"jobtitle": "Head of Tasks"}}).raise_for_status()
+    assert sync_changes(settings, extract, instance, resources)
+    meta = plan()
+    assert meta["plan_mode"] == "incremental" and not meta["tasks_replanned"]
+    assert _stored(engine)[("salesforce", "creates")] == stored[("salesforce", "creates")]
+
+    with _ui(sandbox, "hubspot") as ui:
+        ui.patch(f"/tasks/{task_id}", json={"properties": {"hs_task_subject": "Call back about the renewal"}}
+                 ).raise_for_status()
+    assert sync_changes(settings, extract, instance, resources)
+    meta = plan()
+    assert meta["plan_mode"] == "incremental" and meta["tasks_replanned"]
+    assert _task_creates(engine).loc[task_id, "detail"] == "Call back about the renewal"
+
+    full = dg.materialize([unified_assets, plan_assets], selection=list(PLANS.values()), instance=instance,
+                          resources=resources, run_config={"ops": {"writeback_plans": {"config": {"full": True}}}})
+    assert full.success and _meta(full)[PLANS["salesforce"]]["stored_rows_written"] == 0
 
 
 def test_a_state_database_at_the_previous_version_upgrades_to_the_plan_store(state_url: str) -> None:

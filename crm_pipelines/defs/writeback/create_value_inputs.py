@@ -24,11 +24,14 @@ _TYPE_OBJECT = {"contact": "contacts", "lead": "leads", "account": "accounts", "
 _CHUNK = 20_000
 
 
-def _read(engine: Engine, crm: str, obj: str, ids: list[str]) -> pd.DataFrame:
-    """``id`` + one column per HubSpot property of these records of ``crm``'s ``obj``."""
+def _read(engine: Engine, crm: str, obj: str, ids: list[str] | None) -> pd.DataFrame:
+    """``id`` + one column per HubSpot property of these records of ``crm``'s ``obj`` (None: all of them)."""
     name = f"fields_{crm}_{obj.lower()}"
-    parts = [unified.read(engine, name, unified.column(name, "id").in_(ids[i : i + _CHUNK]))
-             for i in range(0, len(ids), _CHUNK)]  # fmt: skip
+    if ids is None:
+        parts = [unified.read(engine, name)]
+    else:
+        parts = [unified.read(engine, name, unified.column(name, "id").in_(ids[i : i + _CHUNK]))
+                 for i in range(0, len(ids), _CHUNK)]  # fmt: skip
     stored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"id": [], "values": []})
     docs = [v or {} for v in stored["values"].tolist()]
     names = dict.fromkeys(k for d in docs for k in d)  # column by column: a frame of dicts costs 10x more
@@ -42,23 +45,28 @@ def _fields(settings: Settings, crm: str, obj: str):
     return pair_fields(DEFAULT_FIELDS.get((crm, obj), ()), [m for m in conn.field_mappings if m.object == obj], rules)
 
 
-def _cached(engine: Engine, crm: str, obj: str, ids: list[str], cache: dict) -> pd.DataFrame:
-    """``_read``, each record read once per plan: a HubSpot record created in both other CRMs is read once."""
+def _cached(engine: Engine, crm: str, obj: str, ids: list[str], cache: dict, whole: bool) -> pd.DataFrame:
+    """``_read``, each record read once per plan: a HubSpot record created in both other CRMs is read once;
+    ``whole``: the table read whole at once (a full plan's creates are most of its records: faster than their
+    ids in lists)."""
     have = cache.get((crm, obj))
+    if whole and have is None:
+        have = cache[(crm, obj)] = _read(engine, crm, obj, None)
     known = set() if have is None else set(have["id"])
     missing = [i for i in dict.fromkeys(ids) if i not in known]
-    if missing:
+    if missing and not whole:
         have = pd.concat([p for p in (have, _read(engine, crm, obj, missing)) if p is not None], ignore_index=True)
         cache[(crm, obj)] = have
     return have[have["id"].isin(set(ids))] if have is not None else _read(engine, crm, obj, [])
 
 
 def create_values_of(engine: Engine, settings: Settings, target: str, creates: pd.DataFrame,
-                     extra: pd.DataFrame | None = None, cache: dict | None = None,
+                     extra: pd.DataFrame | None = None, cache: dict | None = None, whole: bool = False,
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The field values each of ``target``'s planned creates (``plan.CREATE_COLUMNS``) carries, in the form
     its API takes (``api_value``, OPS-9), and the findings of text too long for its field. ``extra``: values of
-    creates planned elsewhere (tasks), formed alike; ``cache``: records read for an earlier target."""
+    creates planned elsewhere (tasks), formed alike; ``cache``: records read for an earlier target; ``whole``: the
+    creates are most records (a full plan): their tables are read whole."""
     cache = {} if cache is None else cache
     parts = []
     records = creates[creates["object"].isin(list(HUBSPOT_OBJECT))]
@@ -66,12 +74,12 @@ def create_values_of(engine: Engine, settings: Settings, target: str, creates: p
         ids = made["source_id"].astype(str).tolist()
         if target == "hubspot":  # from Salesforce or Dynamics: whichever of its objects holds the record
             for other_obj in OTHER_OBJECTS[source][obj]:
-                values = _cached(engine, source, other_obj, ids, cache)
+                values = _cached(engine, source, other_obj, ids, cache, whole)
                 if len(values):
                     parts.append(create_values(made, values, _fields(settings, source, other_obj), to_hubspot=True,
                                                target_object=HUBSPOT_OBJECT[obj]))  # fmt: skip
             continue
-        values = _cached(engine, "hubspot", HUBSPOT_OBJECT[obj], ids, cache)
+        values = _cached(engine, "hubspot", HUBSPOT_OBJECT[obj], ids, cache, whole)
         for object_type, one_type in made.groupby("object_type", sort=True):
             other_obj = str(object_type)
             other_obj = _TYPE_OBJECT.get(other_obj, other_obj) if target == "dynamics" else other_obj

@@ -56,13 +56,15 @@ class Scope:
     contacts: set[str] = field(default_factory=set)
     companies: set[str] = field(default_factory=set)
     deals: set[str] = field(default_factory=set)
+    tasks: bool = True  # OPS-4's tasks replanned (whole): their inputs may have changed since the last plan
 
     def of(self, kind: str) -> set[str]:
         return {"contact": self.contacts, "company": self.companies, "deal": self.deals}[kind]
 
     def names(self) -> set[str]:
         """The stored plan's scopes (``<kind>:<identity>``), and those of the parts planned whole."""
-        return {f"{kind}:{i}" for kind in KINDS for i in self.of(kind)} | {*WHOLE_PARTS.values(), TASKS}
+        whole = {*WHOLE_PARTS.values(), TASKS} if self.tasks else set(WHOLE_PARTS.values())
+        return {f"{kind}:{i}" for kind in KINDS for i in self.of(kind)} | whole
 
     def sizes(self) -> dict[str, int]:
         return {"contacts": len(self.contacts), "companies": len(self.companies), "deals": len(self.deals)}

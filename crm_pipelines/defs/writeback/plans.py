@@ -21,7 +21,7 @@ from crm_pipelines.defs.writeback.deletion_inputs import deletion_plan_of
 from crm_pipelines.defs.writeback.plan_inputs import _values, contact_create_plan, linked_merges
 from crm_pipelines.defs.writeback.plan_scope import Scope
 from crm_pipelines.defs.writeback.rollup_inputs import rollup_plan_from_state
-from crm_pipelines.defs.writeback.task_inputs import task_plan_of
+from crm_pipelines.defs.writeback.task_inputs import TaskPlan, task_plan_of
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.sync.association_plan import association_changes
@@ -211,12 +211,15 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
             left_out=concat(LEFT_OUT_COLUMNS, left), deletes=deletions.deletes_for(target),
             findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target],
                                               rollup_findings[rollup_findings["target_crm"] == target]]))
-    tasks, sf, records_read = task_plan_of(engine, settings), plans["salesforce"], {}  # OPS-4: HubSpot tasks, SF Tasks
+    # OPS-4: HubSpot tasks as Salesforce Tasks (not when an incremental plan keeps the stored ones)
+    tasks = task_plan_of(engine, settings) if whole or scope.tasks else TaskPlan.empty()
+    sf, records_read = plans["salesforce"], {}
     sf.creates, sf.left_out = concat(CREATE_COLUMNS, [sf.creates, tasks.creates]), concat(LEFT_OUT_COLUMNS, [
         sf.left_out, tasks.left_out])
     for target, plan in plans.items():  # the field values each create carries, in the API's form (OPS-9)
         plan.create_values, too_long = create_values_of(engine, settings, target, plan.creates,
-                                                        tasks.values if target == "salesforce" else None, records_read)
+                                                        tasks.values if target == "salesforce" else None, records_read,
+                                                        whole)
         plan.updates, too_long_updates = update_forms_of(engine, settings, target, plan.updates)
         plan.findings = concat(FINDING_COLUMNS, [plan.findings, too_long, too_long_updates])
     return plans, pipeline_inputs

@@ -9,7 +9,8 @@ logs ``*``: anything may have changed). Otherwise the plan is incremental: it re
 Plan-wide parts are recomputed from the stored plan each time, never from scratch: the HubSpot pipelines
 the deals need (DEAL-3, from the stored HubSpot deal creates into new pipelines, kept as the part
 ``pipeline_inputs``), and the API calls against the 24 h budget with what is deferred (OPS-2, OPS-8; the
-assets compute them from the stored plan's writes).
+assets compute them from the stored plan's writes). OPS-4's tasks are planned whole, and only when what they
+read moved since the last plan (``task_inputs.task_marks``, or a link changed): else their rows stay.
 
 Every frame of ``sync/plan.TargetPlan`` is stored (its dataclass fields, whatever they are) but the values
 the creates carry (``NOT_STORED``: a row per create and field, most of a first sync's plan, and a copy of
@@ -32,6 +33,7 @@ from sqlalchemy.engine import Engine
 
 from crm_pipelines.defs.writeback.plan_scope import KINDS, TASKS, WHOLE_PARTS, changed, links_and_baselines, reach
 from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans
+from crm_pipelines.defs.writeback.task_inputs import task_marks
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store, unified
 from crm_pipelines.state.cursors import get_cursor, write_cursor
@@ -66,6 +68,7 @@ class PlanUpdate:
     mode: str  # "full", "incremental" or "unchanged"
     reason: str
     replanned: dict[str, int] = field(default_factory=dict)  # identities replanned per kind
+    tasks_replanned: bool = True  # OPS-4's tasks (planned whole) recomputed
     rows_written: int = 0  # stored plan rows deleted + inserted
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -262,13 +265,17 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
     reason = ("asked for" if full else "first plan" if known is None
               else "settings or plan version changed" if known != current
               else "a full unified update" if (logged["kind"] == "*").any() else "")
-    positions = (last_seq, history_row, baselines_at, current)
+    marks = task_marks(engine)
+    # OPS-4's tasks are planned whole (not per identity): only when what they read moved since the last plan
+    tasks_due = len(more) > 0 or get_cursor(engine, *CURSOR, "task_inputs") != marks
+    positions = (last_seq, history_row, baselines_at, current, marks)
     if not reason:
         start = changed(engine, pd.concat([logged, more], ignore_index=True))
-        if not any(start.sizes().values()):
-            report = PlanUpdate("unchanged", "nothing changed since the last plan")
+        if not any(start.sizes().values()) and not tasks_due:
+            report = PlanUpdate("unchanged", "nothing changed since the last plan", tasks_replanned=False)
             return _finish(engine, report, positions, clock, inputs_changed=False)
         scope, read = reach(engine, start)
+        scope.tasks = tasks_due
         seconds: dict[str, float] = {}
         clock.lap(seconds, "scope_s")
         plans, pipeline_inputs = compute_plans(engine, settings, read, scope)
@@ -278,7 +285,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
             reason = f"incremental plan impossible: {err}"
         else:
             report = PlanUpdate("incremental", f"{len(logged) + len(more)} changed records", scope.sizes(),
-                                seconds=seconds)
+                                tasks_replanned=tasks_due, seconds=seconds)
             clock.lap(report.seconds, "compute_s")
             with engine.begin() as conn:
                 written = plan_store.write(conn, rows, scope.names())
@@ -322,7 +329,7 @@ def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock,
     """The plan-wide rows from the stored plan, when what they depend on changed (the stored deal creates
     into new pipelines, ``inputs_changed``; HubSpot's pipelines), and the positions moved on (``replaced``: the
     counts were just replaced by those of every other row)."""
-    last_seq, history_row, baselines_at, current = positions
+    last_seq, history_row, baselines_at, current, marks = positions
     known = unified.read(engine, "hubspot_pipelines")
     digest = _digest(known)
     due = replaced or inputs_changed or get_cursor(engine, *CURSOR, "hubspot_pipelines") != digest
@@ -346,6 +353,8 @@ def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock,
             write_cursor(conn, *CURSOR, "baselines_at", baselines_at.isoformat())
         write_cursor(conn, *CURSOR, "fingerprint", current)
         write_cursor(conn, *CURSOR, "hubspot_pipelines", digest)
+        if report.tasks_replanned:
+            write_cursor(conn, *CURSOR, "task_inputs", marks)
     clock.lap(report.seconds, "plan_wide_s")
     report.seconds["total_s"] = time.perf_counter() - clock.started
     return report

@@ -24,6 +24,10 @@ class TaskPlan:
     values: pd.DataFrame  # their values (create_values.CREATE_VALUE_COLUMNS)
     left_out: pd.DataFrame  # tasks not placed yet, and why
 
+    @classmethod
+    def empty(cls) -> TaskPlan:
+        return cls(frame(CREATE_COLUMNS), empty_values(), frame(LEFT_OUT_COLUMNS))
+
 
 def _task_associations(engine: Engine) -> pd.DataFrame:
     """HubSpot's live task associations: their mirror ids are ``tasks:<id>:<type>:<id>:<type id>``
@@ -37,10 +41,23 @@ def _task_associations(engine: Engine) -> pd.DataFrame:
                         ).dropna().drop_duplicates()  # fmt: skip
 
 
+def task_marks(engine: Engine) -> str:
+    """When the mirror last took a row the task plan reads: HubSpot's tasks and their associations, Salesforce's
+    Opportunities (a deleted one takes no task) and Tasks; index lookups. With the link history (the links it
+    places tasks on), what says whether the task plan can differ from the last one."""
+    table = mirror.table_for("hubspot", "associations")
+    query = sa.select(sa.func.max(table.c.extracted_at)).where(table.c.id >= "tasks:", table.c.id < "tasks;")
+    with engine.connect() as conn:
+        associations = conn.execute(query).scalar_one()
+    marks = [mirror.last_extracted(engine, crm, obj) for crm, obj in (
+        ("hubspot", "tasks"), ("salesforce", "Opportunity"), ("salesforce", "Task"))]  # fmt: skip
+    return "|".join(str(m) for m in (*marks, associations))
+
+
 def task_plan_of(engine: Engine, settings: Settings) -> TaskPlan:
     """OPS-4 from the state database as it is (nothing when the Salesforce connection is off)."""
     if not settings.connections.salesforce.enabled:
-        return TaskPlan(frame(CREATE_COLUMNS), empty_values(), frame(LEFT_OUT_COLUMNS))
+        return TaskPlan.empty()
     rules = settings.sync.salesforce.tasks
     tasks = mirror.read_records(engine, "hubspot", "tasks", columns=[f[0] for f in FIELDS])
     tasks = tasks[~tasks["deleted"].astype(bool)]
