@@ -191,7 +191,8 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
         out[target] = {
             "creates": records(p.creates), "updates": records(p.updates), "associations": records(p.associations),
             "deletes": records(p.deletes), "create_values": records(p.create_values),
-            "not_created": records(p.left_out), "findings": records(p.findings),
+            "not_created": records(p.left_out), "not_deleted": records(p.not_deleted),
+            "findings": records(p.findings),
             "counts": records(p.counts().reset_index()),
             "api_calls": {"planned": calls_needed(target, kept) + calls_needed(target, deferred),
                           "left_24h": left, "deferred": records(deferred),

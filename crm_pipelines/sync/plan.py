@@ -59,6 +59,8 @@ class TargetPlan:
     # the field values each create carries (``sync/create_values.py``): part of its create, not a write of its own
     create_values: pd.DataFrame = field(default_factory=lambda: frame((*CREATE_VALUE_COLUMNS, "api_value")))
     left_out: pd.DataFrame = field(default_factory=lambda: frame(LEFT_OUT_COLUMNS))
+    # deletions in the other app not carried to this one, and the rule (DEL-1..3, CON-1): ``not deleted: <rule>``
+    not_deleted: pd.DataFrame = field(default_factory=lambda: frame(LEFT_OUT_COLUMNS))
     findings: pd.DataFrame = field(default_factory=lambda: frame(FINDING_COLUMNS))
 
     def work(self) -> pd.DataFrame:
@@ -83,18 +85,20 @@ class TargetPlan:
 
     def counts(self) -> pd.DataFrame:
         """Records per object and action (``create``, ``update``, ``delete``, ``associate``, ``left out``,
-        ``finding``)."""
+        ``not deleted``, ``finding``)."""
         parts = [
             self.creates.groupby("object").size().rename("create"),
             self.updates.groupby("kind")["record_id"].nunique().rename("update"),
             self.deletes.groupby("object").size().rename("delete"),
             self.associations.groupby("object").size().rename("associate"),
             self.left_out.groupby("object").size().rename("left out"),
+            self.not_deleted.groupby("object").size().rename("not deleted"),
             self.findings.groupby("object").size().rename("finding"),
         ]
         out = pd.concat(parts, axis=1).fillna(0).astype(int)
         out.index.name = "object"
-        return out.reindex(columns=["create", "update", "delete", "associate", "left out", "finding"], fill_value=0)
+        return out.reindex(columns=["create", "update", "delete", "associate", "left out", "not deleted", "finding"],
+                           fill_value=0)
 
 
 # which record's update carries a single-valued association (the field named by ``via``)

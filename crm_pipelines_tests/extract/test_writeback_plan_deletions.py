@@ -117,8 +117,9 @@ def test_deletions_made_in_the_crms_are_planned_per_del_1_to_4(
     # nothing is ever deleted in Salesforce or Dynamics
     assert planned["salesforce"].deletes.empty and planned["dynamics"].deletes.empty
 
-    kept = pd.concat([p.left_out for p in planned.values()], ignore_index=True)
-    why = kept[kept["reason"].str.startswith("not deleted")].set_index("source_id")["reason"]
+    kept = pd.concat([p.not_deleted for p in planned.values()], ignore_index=True)
+    why = kept.set_index("source_id")["reason"]
+    assert why.str.startswith("not deleted: ").all()  # their own part: no other left-out candidate among them
     assert "delete_contact_when_lead_deleted" in why[sf_of[sf_lead_gone]]  # DEL-2: the Lead switch is off
     assert why[str(dyn_gone["dynamics_id"])].startswith("not deleted: DEL-1")
     assert why[hs_deleted].startswith("not deleted: DEL-2 a HubSpot contact deleted")
@@ -150,6 +151,8 @@ def test_deletions_made_in_the_crms_are_planned_per_del_1_to_4(
     # the plan shows it: deletes counted, sampled, and in the calls (OPS-8)
     meta = {e.materialization.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
     shown = meta[PLANS["hubspot"]]
+    # the deletions not carried are their own part of the stored plan (all of them, each target's reasons)
+    assert sum(sum(meta[key]["not_deleted"].value.values()) for key in PLANS.values()) == len(kept)
     assert shown["deletes"].value == 2 and shown["deletes_by_object"].value == {"contact": 1, "deal": 1}
     assert opp_a in shown["sample_deletes"].value and "| delete |" in shown["api_calls_by_object"].value
     printed = CliRunner().invoke(main, ["plan", "--settings", str(settings_path), "--crm", "hubspot",

@@ -85,6 +85,7 @@ def plan_metadata(plan: TargetPlan) -> dict:
         "sample_create_values": dg.MetadataValue.md(_table(  # what the creates are created with
             plan.create_values, ["object", "source_id", "target_object", "target_field", "api_value", "rule"])),
         "not_created": dg.MetadataValue.json(_counts(plan.left_out, "reason")),
+        "not_deleted": dg.MetadataValue.json(_counts(plan.not_deleted, "reason")),  # DEL-1..3, CON-1
         "updates": len(updates),
         "records": int(updates["record_id"].nunique()),
         "by_field": dg.MetadataValue.json(_counts(updates, "field")),
@@ -96,7 +97,7 @@ def plan_metadata(plan: TargetPlan) -> dict:
         "associations_by_kind": dg.MetadataValue.json(_counts(plan.associations, "object")),
         "sample_associations": dg.MetadataValue.md(_table(
             plan.associations, ["object", "from_id", "to_id", "source_crm", "via"])),
-        "deletes": len(plan.deletes),  # DEL-1..3; deletions not carried are in not_created with their rule
+        "deletes": len(plan.deletes),  # DEL-1..3; deletions not carried are in not_deleted with their rule
         "deletes_by_object": dg.MetadataValue.json(_counts(plan.deletes, "object")),
         "sample_deletes": dg.MetadataValue.md(_table(
             plan.deletes, ["object", "record_id", "deleted_crm", "deleted_id", "deleted_at", "rule"])),
@@ -132,6 +133,7 @@ def stored_metadata(engine, settings: Settings, crm: str) -> tuple[dict, pd.Data
         "associate": pd.Series(_dim(summary, "associations", "object"), dtype="int64"),
         "delete": pd.Series(_dim(summary, "deletes", "object"), dtype="int64"),
         "left out": pd.Series(_dim(summary, "left_out", "object"), dtype="int64"),
+        "not deleted": pd.Series(_dim(summary, "not_deleted", "object"), dtype="int64"),
         "finding": pd.Series(_dim(summary, "findings", "object"), dtype="int64"),
     }).fillna(0).astype(int).sort_index()  # fmt: skip
     counts.index.name = "object"
@@ -156,6 +158,7 @@ def stored_metadata(engine, settings: Settings, crm: str) -> tuple[dict, pd.Data
         # what the sampled creates are created with
         "sample_create_values": dg.MetadataValue.md(_table(sample_values, value_cols)),
         "not_created": dg.MetadataValue.json(_dim(summary, "left_out", "reason")),
+        "not_deleted": dg.MetadataValue.json(_dim(summary, "not_deleted", "reason")),  # DEL-1..3, CON-1
         "updates": total("updates"),
         "records": sum(_dim(summary, "updates", "records").values()),
         "by_field": dg.MetadataValue.json(_dim(summary, "updates", "field")),
@@ -167,7 +170,7 @@ def stored_metadata(engine, settings: Settings, crm: str) -> tuple[dict, pd.Data
         "associations_by_kind": dg.MetadataValue.json(_dim(summary, "associations", "object")),
         "sample_associations": dg.MetadataValue.md(_table(_head(engine, crm, "associations", [
             "object", "from_id", "to_id", "source_crm", "via"]), ["object", "from_id", "to_id", "source_crm", "via"])),
-        "deletes": total("deletes"),  # DEL-1..3; deletions not carried are in not_created with their rule
+        "deletes": total("deletes"),  # DEL-1..3; deletions not carried are in not_deleted with their rule
         "deletes_by_object": dg.MetadataValue.json(_dim(summary, "deletes", "object")),
         "sample_deletes": dg.MetadataValue.md(_table(_head(engine, crm, "deletes", delete_cols), delete_cols)),
         "findings": total("findings"),

@@ -44,7 +44,7 @@ _CHUNK = 5_000
 KINDS = ("contact", "company", "deal")
 # parts of the plan recomputed whole on every plan (cheap, and not under one identity: a deleted record's
 # identity is gone), stored under one scope each and replaced by every plan, incremental ones included
-WHOLE_PARTS = {"deletes": "deletes"}
+WHOLE_PARTS = {"deletes": "deletes", "not_deleted": "deletes"}
 TASKS = "tasks"  # OPS-4: tasks are planned whole too (they hang off contacts and deals, not one identity)
 _IDENTITIES = {"contact": "contact_identities", "company": "company_identities", "deal": "deal_identities"}
 

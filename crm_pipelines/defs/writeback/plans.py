@@ -205,10 +205,11 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
         made, assoc_left = association_changes(target, pairs, identities, syncing)
         contact_left = contacts.left_out[contacts.left_out["target_crm"] == target].assign(object="contact")
         left = [contact_left, company_left[company_left["target_crm"] == target],
-                deal_left[deal_left["target_crm"] == target], assoc_left, deletions.left_out_for(target)]
+                deal_left[deal_left["target_crm"] == target], assoc_left]
         plans[target] = TargetPlan(
             crm=target, creates=concat(CREATE_COLUMNS, creates), updates=_updates(updates), associations=made,
             left_out=concat(LEFT_OUT_COLUMNS, left), deletes=deletions.deletes_for(target),
+            not_deleted=frame(LEFT_OUT_COLUMNS, deletions.left_out_for(target)),
             findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target],
                                               rollup_findings[rollup_findings["target_crm"] == target]]))
     # OPS-4: HubSpot tasks as Salesforce Tasks (not when an incremental plan keeps the stored ones)

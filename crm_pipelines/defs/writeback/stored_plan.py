@@ -38,7 +38,6 @@ from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store, unified
 from crm_pipelines.state.cursors import get_cursor, write_cursor
 from crm_pipelines.sync.deal_plan import pipeline_creates
-from crm_pipelines.sync.deletion_plan import NOT_DELETED
 from crm_pipelines.sync.plan import CREATE_COLUMNS, TargetPlan, concat
 
 # Bump when the plan's output for unchanged inputs changes: the stored plan is then recomputed in full.
@@ -111,13 +110,6 @@ def attribute(part: str, rows: pd.DataFrame, maps: dict[tuple[str, str], pd.Seri
     kind = kind.astype(object).to_numpy()
     if part in WHOLE_PARTS:  # recomputed whole on every plan: one scope, replaced each time
         return pd.Series([WHOLE_PARTS[part]] * n, dtype=object)
-    if "reason" in cols and rows["reason"].astype(str).str.startswith(NOT_DELETED).any():
-        # deletions not carried are planned with the deletes (whole), not under an identity
-        kept = rows["reason"].astype(str).str.startswith(NOT_DELETED).to_numpy()
-        out = pd.Series([WHOLE_PARTS["deletes"]] * n, dtype=object)
-        if (~kept).any():
-            out[~kept] = attribute(part, rows[~kept], maps).to_numpy()
-        return out
     if (kind == "task").any():  # OPS-4 tasks are planned whole too (not under an identity)
         rest = attribute(part, rows[kind != "task"], maps) if (kind != "task").any() else pd.Series([], dtype=object)
         out = pd.Series([TASKS] * n, dtype=object)
