@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
 from crm_pipelines.state.schema import MIRROR_TABLES
@@ -169,7 +170,7 @@ def read_records(
     a column (a full run's memory, issue 11)."""
     table = table_for(crm, obj)
     wanted = None if columns is None else tuple(dict.fromkeys(c for c in columns if c not in _BASE))
-    record = [table.c.record] if wanted != () else [sa.null()]
+    record = [_record(table, crm, wanted, engine.dialect.name)] if wanted != () else [sa.null()]
     query = sa.select(table.c.id, table.c.modified_at, table.c.deleted, *record)
     if after is not None:
         query = query.where(table.c.extracted_at > after)
@@ -195,6 +196,22 @@ def read_records(
     return pd.concat(parts, ignore_index=True).infer_objects()
 
 
+def _record(table: sa.Table, crm: str, wanted: tuple[str, ...] | None, dialect: str) -> sa.ColumnElement:
+    """The record column, or on PostgreSQL only its ``wanted`` fields (where ``_own`` finds them): the server
+    drops the rest, so the client neither receives nor parses them (a full run reads a few of dozens of
+    fields; issue 11: the parsed records of a chunk were 300 MB of the read's peak)."""
+    if wanted is None or dialect != "postgresql":
+        return table.c.record
+    record = sa.type_coerce(table.c.record, JSONB)
+    fields = record
+    if crm == "hubspot":
+        properties = record.op("->")("properties")
+        fields = sa.case((sa.func.jsonb_typeof(properties) == "object", properties), else_=record)
+    each = sa.func.jsonb_each(fields).table_valued("key", "value").alias("field")
+    picked = sa.select(sa.func.jsonb_object_agg(each.c.key, each.c.value)).where(each.c.key.in_(list(wanted)))
+    return sa.type_coerce(picked.scalar_subquery(), JSONB).label("record")
+
+
 def _frame(crm: str, rows: Sequence[Any], wanted: tuple[str, ...] | None = None) -> pd.DataFrame:
     if wanted is None:
         records = [_fields(crm, r[3]) for r in rows]
@@ -209,7 +226,28 @@ def _frame(crm: str, rows: Sequence[Any], wanted: tuple[str, ...] | None = None)
         }
     )
     fields = fields.drop(columns=[c for c in ("id", "modified_at", "deleted") if c in fields.columns])
-    return pd.concat([base, fields], axis=1)
+    return pd.concat([base, _shared_strings(fields)], axis=1)
+
+
+def _shared_strings(fields: pd.DataFrame) -> pd.DataFrame:
+    """Each text column with equal values held as one object. The JSON parse makes a new string per value,
+    and most fields repeat a few values (countries, stages, owners, association types): at 200,000 people
+    that was half the mirrors' memory (issue 11). Only columns of strings, where equal means the same value
+    (an object column may hold ``1`` and ``True``, which hash as one)."""
+    out = {}
+    for name in fields.columns:
+        col = fields[name]
+        if isinstance(col.dtype, pd.StringDtype) and _repeats(col):
+            codes, uniques = col.array.factorize()
+            col = pd.Series(uniques.take(codes, allow_fill=True), index=col.index, name=name)
+        out[name] = col
+    return pd.DataFrame(out, index=fields.index) if out else fields
+
+
+def _repeats(col: pd.Series, sample: int = 1_000) -> bool:
+    """Whether sharing is worth a hash of every value: a column of unique values (ids, emails) is not."""
+    head = col.iloc[:sample].dropna()
+    return len(head) > 0 and head.nunique() < 0.9 * len(head)
 
 
 def _own(crm: str, record: dict[str, Any]) -> dict[str, Any]:

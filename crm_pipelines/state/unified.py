@@ -31,6 +31,7 @@ from crm_pipelines.state.sql import insert_frame
 
 PREFIX = "unified_"
 CHUNK = 5_000
+SLICE = 50_000  # rows normalized or copied at once by a full write
 FIELD_OBJECTS = (
     ("hubspot", "contacts"), ("hubspot", "companies"), ("hubspot", "deals"),
     ("salesforce", "Contact"), ("salesforce", "Lead"), ("salesforce", "Account"), ("salesforce", "Opportunity"),
@@ -265,7 +266,11 @@ def _select(conn: Connection, declared: Declared, where: sa.ColumnElement | None
 
 
 def _insert(conn: Connection, declared: Declared, norm: pd.DataFrame) -> None:
-    insert_frame(conn, _table(declared), norm, [n for n, kind in declared.columns if kind == "json"])
+    """In slices of ``SLICE`` rows: each slice's COPY text is built whole in memory (4 bytes a character once
+    read back from the buffer), which for 200,000 rows of field documents was a few hundred MB (issue 11)."""
+    json_columns = [n for n, kind in declared.columns if kind == "json"]
+    for start in range(0, len(norm), SLICE):
+        insert_frame(conn, _table(declared), norm.iloc[start : start + SLICE], json_columns)
 
 
 @contextmanager
@@ -454,6 +459,8 @@ def replace_by_difference(conn: Connection, name: str, frame: pd.DataFrame | Ite
     The stored rows are compared a chunk at a time (``_stored_chunks``): of a table of millions of rows only
     their hashes and the keys of the rows that differ stay in memory (issue 11)."""
     declared = BY_NAME[name]
+    if declared.primary_key is not None and _is_empty(conn, declared):
+        return _insert_parts(conn, declared, frame)
     if isinstance(frame, pd.DataFrame):
         new = normalize(declared, frame)
     else:
@@ -483,6 +490,23 @@ def replace_by_difference(conn: Connection, name: str, frame: pd.DataFrame | Ite
     parts = [*stale, _key_strings(new[fresh], declared.key)] if fresh.any() else stale
     changed = pd.concat(parts, ignore_index=True).drop_duplicates() if parts else pd.Series([], dtype=object)
     return _rewrite(conn, declared, new, changed, True)
+
+
+def _is_empty(conn: Connection, declared: Declared) -> bool:
+    return conn.execute(sa.select(sa.literal(1)).select_from(_table(declared)).limit(1)).first() is None
+
+
+def _insert_parts(conn: Connection, declared: Declared, frame: pd.DataFrame | Iterable[pd.DataFrame]) -> int:
+    """An empty table (the first full update) takes every row: each ``SLICE`` of them is normalized and
+    copied in turn, so no normalized copy of the whole table exists (issue 11)."""
+    parts = (frame.iloc[i : i + SLICE] for i in range(0, len(frame), SLICE)) if isinstance(frame, pd.DataFrame) \
+        else frame
+    written = 0
+    for part in parts:
+        norm = normalize(declared, part)
+        _insert(conn, declared, norm)
+        written += len(norm)
+    return written
 
 
 def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:

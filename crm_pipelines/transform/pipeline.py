@@ -87,12 +87,16 @@ class TransformResult:
 
 
 def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
-                  settings: TransformSettings | None = None, *, release: bool = False) -> TransformResult:
+                  settings: TransformSettings | None = None, *, release: bool = False,
+                  indexes: bool = True) -> TransformResult:
     """Every output of the transform layer for one state of the mirrors (see ``TransformResult``).
 
     ``release``: the caller gives the mirrors up; each record frame is dropped (``Mirrors.release``) once its
     last reader is done, so the result grows into its memory (a full run at 1M people, issue 11). The steps
-    are ordered for that: every reader of the associations first, the field mappings last."""
+    are ordered for that: every reader of the associations first, the field mappings last.
+
+    ``indexes``: build the lookups an incremental run over this result in memory reads (``build_lookups``);
+    a result that is only written has no use for them (at 1M people they are hundreds of MB, issue 11)."""
     settings = settings or TransformSettings()
 
     def done(*keys: tuple[str, str]) -> None:
@@ -143,7 +147,8 @@ def run_transform(mirrors: Mirrors, links: pd.DataFrame | None = None,
                              contact_company, deal_contact, deal_company, facts, hs_pairs, rollups, lifecycle,
                              company_stage, mirrors.get("hubspot", "pipelines"), pair_src, dc_src, dco_src, domains,
                              links_of(links, "company"))
-    build_lookups(result)  # the indexes an incremental run reads (carried as ``result._lookups``)
+    if indexes:
+        build_lookups(result)  # the indexes an incremental run reads (carried as ``result._lookups``)
     return result
 
 

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
 
@@ -74,3 +75,35 @@ def test_full_result_is_the_same_from_the_declared_fields_only(
         pruned.live("hubspot", "tasks", ["hs_task_subject"])
     with pytest.raises(KeyError, match="released"):
         pruned.live("salesforce", "Contact", ["Email"])
+
+
+def test_declared_fields_read_as_from_whole_records(state_engine) -> None:
+    """Reading only the declared fields (on PostgreSQL the server picks them out of each record, issue 11)
+    gives each field as the whole record gives it: absent keys missing, explicit nulls None, JSON types kept,
+    HubSpot's ``properties`` lifted; equal strings are one object (the mirror's memory)."""
+    from datetime import UTC, datetime
+
+    from crm_pipelines.state import mirror
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    hubspot = [{"id": str(i), "properties": {"email": f"p{i}@x.com", "country": ["France", "Peru"][i % 2],
+                                             "amount": i if i % 3 else None, "other": "x" * 50}}
+               for i in range(12)]  # fmt: skip
+    hubspot.append({"id": "99", "properties": {"email": None}})  # no country at all, explicit null email
+    salesforce = [{"Email": f"s{i}@x.com", "IsConverted": bool(i % 2), "Title": "VP", "attributes": {"a": 1}}
+                  for i in range(5)]  # fmt: skip
+    mirror.upsert_rows(state_engine, "hubspot", "contacts",
+                       [mirror.MirrorRow(r["id"], at, r) for r in hubspot])  # fmt: skip
+    mirror.upsert_rows(state_engine, "salesforce", "Lead",
+                       [mirror.MirrorRow(f"00Q{i}", at, r) for i, r in enumerate(salesforce)])  # fmt: skip
+    for (crm, obj), wanted in {("hubspot", "contacts"): ("email", "country", "amount", "missing"),
+                               ("salesforce", "Lead"): ("Email", "IsConverted", "Country")}.items():
+        picked = mirror.read_records(state_engine, crm, obj, columns=wanted)
+        whole = mirror.read_records(state_engine, crm, obj)
+        expected = whole[["id", "modified_at", "deleted", *[c for c in wanted if c in whole.columns]]]
+        pd.testing.assert_frame_equal(picked, expected)
+        for col in picked.columns:
+            assert [type(v) for v in picked[col]] == [type(v) for v in expected[col]], col
+    contacts = mirror.read_records(state_engine, "hubspot", "contacts", columns=("country",))
+    france = [v for v in contacts["country"] if v == "France"]
+    assert len(france) == 6 and all(v is france[0] for v in france)

@@ -38,3 +38,19 @@ def test_rows_compared_in_chunks_and_written_from_parts(state_engine, monkeypatc
     assert sorted(unified.fingerprint_rows(name, stored)) == sorted(unified.fingerprint_rows(name, new))
     with state_engine.begin() as conn:
         assert unified.replace_by_difference(conn, name, frame if not as_parts else iter(frame)) == 0
+
+
+@pytest.mark.parametrize("as_parts", [False, True])
+def test_empty_table_filled_a_slice_at_a_time(state_engine, monkeypatch, as_parts: bool) -> None:
+    """The first full update into empty tables normalizes and copies ``SLICE`` rows at a time (issue 11) and
+    stores exactly what one write of the whole frame stores."""
+    monkeypatch.setattr(unified, "SLICE", 7)
+    name = "contact_identities"
+    rows = _identities(100)
+    frame = [rows.iloc[i : i + 30] for i in range(0, len(rows), 30)] if as_parts else rows
+    with state_engine.begin() as conn:
+        assert unified.replace_by_difference(conn, name, frame) == 100
+    stored = unified.read(state_engine, name)
+    assert sorted(unified.fingerprint_rows(name, stored)) == sorted(unified.fingerprint_rows(name, rows))
+    with state_engine.begin() as conn:
+        assert unified.replace_by_difference(conn, name, rows) == 0  # no longer empty: compared, nothing differs

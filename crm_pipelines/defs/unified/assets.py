@@ -159,7 +159,7 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
                        "stored_rows_read_by_table": dg.MetadataValue.json(dict(sorted(update.reads.by_table.items())))}
         for key, tables in TABLES_OF.items():
             metadata = {**common, **{f"written_{t}": update.written.get(t, 0) for t in tables}}
-            if key == DEALS and update.result is not None:
+            if key == DEALS and update.mode == "full":
                 proposal = unified.read(engine, "stage_proposals")
                 if len(proposal):  # DEAL-2 auto-map: the proposal, ready to review and paste into the settings
                     metadata["stage_mapping_proposal"] = dg.MetadataValue.md(proposal_yaml(proposal))

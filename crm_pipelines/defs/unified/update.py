@@ -59,7 +59,6 @@ class UnifiedUpdate:
     links_changed: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     write_s: dict[str, float] = field(default_factory=dict)  # per table (incremental updates)
-    result: TransformResult | None = None  # the full result (full updates only)
     changes: dict[str, TableChange] = field(default_factory=dict)  # incremental updates only
     reads: Reads | None = None  # the stored rows an incremental update read (incremental updates only)
 
@@ -144,7 +143,7 @@ def _deleted_ids(mirrors: Mirrors) -> set[tuple[str, str]]:
 
 
 def _link_context(contacts: pd.DataFrame, members: pd.DataFrame, companies: pd.DataFrame) -> dict:
-    leads = members[(members["type"] == "Lead") & members["converted_contact_id"].notna()]
+    leads = _converted_leads(members)
     methods = {}
     if len(companies):
         how = companies["salesforce_method"].astype(object).fillna(companies["dynamics_method"].astype(object))
@@ -244,29 +243,33 @@ def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict
     rows = sum(len(f) for f in mirrors.frames.values())
     proposed = proposals(mirrors) if proposals else None
     deleted = _deleted_ids(mirrors)
-    # the transform drops each mirror frame after its last reader: the result grows into that memory
-    result = run_transform(mirrors, sync_links, settings, release=True)
+    # the transform drops each mirror frame after its last reader: the result grows into that memory; nothing
+    # reads this result in memory afterwards, so no lookups for incremental runs over it
+    result = run_transform(mirrors, sync_links, settings, release=True, indexes=False)
     computed = time.perf_counter()
-    report = UnifiedUpdate("full", reason, rows, result=result)
+    report = UnifiedUpdate("full", reason, rows)
     del mirrors  # what is left of it (reference objects)
     release_free_memory()  # the transform's temporaries
-    # the field tables' JSON documents are made as each table is written, 50,000 at a time (issue 11: all of
-    # them at once were 1.7 GB at 1M people)
+    links_from = _LinkInputs(result.contacts.identities, _converted_leads(result.contacts.members),
+                             result.companies.identities)
+    fields = result.fields
+    # from here on ``tables`` and ``fields`` hold the only references to the result's frames, so each frame's
+    # memory goes back as soon as its table is written (issue 11: the writes held the whole result)
     tables = result_tables(dataclasses.replace(result, fields={}), proposed)
+    del result, proposed
     old = link_store.load(engine)  # before the transaction (SQLite: no other connection while it is open)
     old = old[old["kind"].isin(["contact", "company"])]
     with engine.begin() as conn:
         for name in list(tables):
             report.written[name] = unified.replace_by_difference(conn, name, tables.pop(name))
             release_free_memory()
-        for (crm, obj), values in result.fields.items():
-            name = f"fields_{crm}_{obj.lower()}"
-            parts = (unified.field_rows(values.iloc[i : i + 50_000]) for i in range(0, len(values), 50_000))
-            report.written[name] = unified.replace_by_difference(conn, name, parts)
+        for key in list(fields):
+            name, written = _write_fields(conn, key, fields.pop(key))
+            report.written[name] = written
             release_free_memory()
         # the links' frames and lookups once the tables are written: not alive during the writes
-        new = link_rules.derive(result.contacts.identities, result.companies.identities)
-        context = _link_context(result.contacts.identities, result.contacts.members, result.companies.identities)
+        new = link_rules.derive(links_from.contacts, links_from.companies)
+        context = _link_context(links_from.contacts, links_from.leads, links_from.companies)
         report.links_changed = _update_links(conn, new, old, deleted, context)
         write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks))
         write_cursor(conn, *CURSOR, "fingerprint", current)
@@ -276,6 +279,26 @@ def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict
     return report
 
 
+@dataclass(frozen=True)
+class _LinkInputs:
+    """What a full update's links are derived from, kept while the result's tables are written and freed."""
+
+    contacts: pd.DataFrame  # contact identities
+    leads: pd.DataFrame  # the converted Leads among the members (the only members the links read)
+    companies: pd.DataFrame  # company identities
+
+
+def _converted_leads(members: pd.DataFrame) -> pd.DataFrame:
+    return members[(members["type"] == "Lead") & members["converted_contact_id"].notna()]
+
+
+def _write_fields(conn: Connection, key: tuple[str, str], values: pd.DataFrame) -> tuple[str, int]:
+    """One field table, its JSON documents made 50,000 at a time as it is written (issue 11: all of them at
+    once were 1.7 GB at 1M people)."""
+    crm, obj = key
+    name = f"fields_{crm}_{obj.lower()}"
+    parts = (unified.field_rows(values.iloc[i : i + 50_000]) for i in range(0, len(values), 50_000))
+    return name, unified.replace_by_difference(conn, name, parts)
 
 
 @dataclass(frozen=True)
