@@ -142,25 +142,28 @@ def insert_frame(conn: Connection, table: sa.Table, frame: Any, json_columns: Se
         conn.execute(table.insert(), records[start : start + PG_PAGE])
 
 
+_COPY_SLICE = 50_000  # rows per COPY: its text a few tens of MB
 _COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
 
 def copy_text(conn: Connection, table: sa.Table, frame: Any, json_columns: Sequence[str] = ()) -> None:
     """``insert_frame`` for frames of text and integers without NULLs (JSON documents as text), in COPY's text
-    format on PostgreSQL: each column escaped as one string (``str.replace`` at C speed; NUL, which PostgreSQL's
-    text cannot hold, parts the values), where ``to_csv`` quotes every value and doubles every quote of a JSON
-    document (its cost and the server's, for a plan's rows)."""
+    format on PostgreSQL: a slice's column escaped as one string (``str.replace`` at C speed; NUL, which
+    PostgreSQL's text cannot hold, parts the values), where ``to_csv`` quotes every value and doubles every
+    quote of a JSON document (its cost and the server's, for a plan's rows). A slice at a time: the escaped
+    copies of a first plan's rows at once would take several times their size."""
     if not len(frame) or conn.dialect.name != "postgresql":
         insert_frame(conn, table, frame, json_columns)
         return
-    columns = []
-    for name in frame.columns:
-        text = "\x00".join(frame[name].astype(str).tolist())
-        for raw, escaped in _COPY_ESCAPES:
-            text = text.replace(raw, escaped)
-        columns.append(text.split("\x00"))
     quoted = ", ".join(f'"{c}"' for c in frame.columns)
     cursor = conn.connection.driver_connection.cursor()
-    for start in range(0, len(frame), 200_000):
-        lines = map("\t".join, zip(*(c[start : start + 200_000] for c in columns), strict=True))
-        cursor.copy_expert(f'COPY "{table.name}" ({quoted}) FROM STDIN', io.StringIO("\n".join(lines) + "\n"))
+    for start in range(0, len(frame), _COPY_SLICE):
+        columns = []
+        for name in frame.columns:
+            text = "\x00".join(frame[name].iloc[start : start + _COPY_SLICE].astype(str).tolist())
+            for raw, escaped in _COPY_ESCAPES:
+                text = text.replace(raw, escaped)
+            columns.append(text.split("\x00"))
+        lines = "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
+        del columns
+        cursor.copy_expert(f'COPY "{table.name}" ({quoted}) FROM STDIN', io.StringIO(lines))

@@ -114,11 +114,12 @@ _TABLES = ("contact_identities", "contact_members", "company_identities", "accou
 
 
 def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFrame] | None = None,
-                  scope: Scope | None = None) -> tuple[dict[str, TargetPlan], pd.DataFrame]:
+                  scope: Scope | None = None, keep_values: bool = True) -> tuple[dict[str, TargetPlan], pd.DataFrame]:
     """Target CRM -> its plan without the pipelines to create, and the HubSpot deal creates that need a new
     pipeline (what ``pipeline_creates`` reads). ``read``: the ``unified`` tables' rows to plan from (default:
     all of them); ``scope``: the identities planned (``read`` holds them and what they reach): only the
-    linked records of those are merged."""
+    linked records of those are merged; ``keep_values``: the creates' values kept in the plans, not only their
+    findings (the stored plan does not keep them: a row per create and field)."""
     read = read if read is not None else {name: unified.read(engine, name) for name in _TABLES}
     whole = scope is None
     hubspot_of = {kind: None if whole else _hubspot_ids(read[table], ids)
@@ -223,6 +224,8 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
                                                         whole)
         plan.updates, too_long_updates = update_forms_of(engine, settings, target, plan.updates)
         plan.findings = concat(FINDING_COLUMNS, [plan.findings, too_long, too_long_updates])
+        if not keep_values:
+            plan.create_values = plan.create_values.iloc[:0]
     return plans, pipeline_inputs
 
 

@@ -270,7 +270,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
         scope.tasks = tasks_due
         seconds: dict[str, float] = {}
         clock.lap(seconds, "scope_s")
-        plans, pipeline_inputs = compute_plans(engine, settings, read, scope)
+        plans, pipeline_inputs = compute_plans(engine, settings, read, scope, keep_values=False)
         try:
             rows, kept = _rows(plans, pipeline_inputs, read, scope.names())
         except Unattributed as err:
@@ -294,7 +294,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
     report = PlanUpdate("full", reason, {f"{kind}s" if kind != "company" else "companies": len(
         read[f"{kind}_identities"]) for kind in KINDS})
     clock.lap(report.seconds, "read_s")
-    plans, pipeline_inputs = compute_plans(engine, settings, read)
+    plans, pipeline_inputs = compute_plans(engine, settings, read, keep_values=False)
     rows, kept = _rows(plans, pipeline_inputs, read, None)
     counts = summarize(kept)
     clock.lap(report.seconds, "compute_s")
