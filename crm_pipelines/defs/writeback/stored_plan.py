@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 
 from crm_pipelines.defs.writeback.plan_scope import KINDS, TASKS, WHOLE_PARTS, changed, links_and_baselines, reach
 from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans
-from crm_pipelines.defs.writeback.task_inputs import task_marks
+from crm_pipelines.defs.writeback.task_inputs import task_marks, task_related_ids
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store, unified
 from crm_pipelines.state.cursors import get_cursor, write_cursor
@@ -243,6 +243,16 @@ def stored_plans(engine: Engine) -> dict[str, TargetPlan]:
     return out
 
 
+def _tasks_due(engine: Engine, marks: str, more: pd.DataFrame) -> bool:
+    """OPS-4's tasks are planned whole (not per identity): again only when what they read moved since the last
+    plan: a task, a task association, an Opportunity or Task extracted (``marks``), a task's link, or the link
+    of a record a task is associated with (``more``: links changed since)."""
+    if get_cursor(engine, *CURSOR, "task_inputs") != marks or more["kind"].eq("task").any():
+        return True
+    touched = set(more.loc[more["kind"].isin(["contact", "deal"]), "record_id"].astype(str))
+    return bool(touched) and bool(touched & task_related_ids(engine))
+
+
 def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> PlanUpdate:
     """Bring the stored plan up to date with the state database and return it (module docstring)."""
     clock = _Clock()
@@ -258,8 +268,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
               else "settings or plan version changed" if known != current
               else "a full unified update" if (logged["kind"] == "*").any() else "")
     marks = task_marks(engine)
-    # OPS-4's tasks are planned whole (not per identity): only when what they read moved since the last plan
-    tasks_due = len(more) > 0 or get_cursor(engine, *CURSOR, "task_inputs") != marks
+    tasks_due = _tasks_due(engine, marks, more)
     positions = (last_seq, history_row, baselines_at, current, marks)
     if not reason:
         start = changed(engine, pd.concat([logged, more], ignore_index=True))

@@ -54,6 +54,12 @@ def task_marks(engine: Engine) -> str:
     return "|".join(str(m) for m in (*marks, associations))
 
 
+def task_related_ids(engine: Engine) -> set[str]:
+    """The HubSpot records (contacts, deals) HubSpot's live tasks are associated with: a link of one of them
+    can move a task."""
+    return set(_task_associations(engine)["to_id"].astype(str))
+
+
 def task_plan_of(engine: Engine, settings: Settings) -> TaskPlan:
     """OPS-4 from the state database as it is (nothing when the Salesforce connection is off)."""
     if not settings.connections.salesforce.enabled:
