@@ -11,7 +11,7 @@ from crm_pipelines.settings import Settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import unified
 from crm_pipelines.sync.create_values import create_values, empty, pair_fields
-from crm_pipelines.sync.value_forms import update_forms, value_forms
+from crm_pipelines.sync.value_forms import LENGTHS, update_forms, value_forms
 from crm_pipelines.transform.fields import DEFAULT_FIELDS
 
 HUBSPOT_OBJECT = {"contact": "contacts", "company": "companies", "deal": "deals"}
@@ -62,12 +62,20 @@ def _cached(engine: Engine, crm: str, obj: str, ids: list[str], cache: dict, who
 
 def create_values_of(engine: Engine, settings: Settings, target: str, creates: pd.DataFrame,
                      extra: pd.DataFrame | None = None, cache: dict | None = None, whole: bool = False,
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     limited_only: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The field values each of ``target``'s planned creates (``plan.CREATE_COLUMNS``) carries, in the form
     its API takes (``api_value``, OPS-9), and the findings of text too long for its field. ``extra``: values of
     creates planned elsewhere (tasks), formed alike; ``cache``: records read for an earlier target; ``whole``: the
-    creates are most records (a full plan): their tables are read whole."""
+    creates are most records (a full plan): their tables are read whole; ``limited_only``: only the values of
+    fields with a length (``value_forms.LENGTHS``), all the findings need (HubSpot's properties have none)."""
     cache = {} if cache is None else cache
+    if limited_only and target == "hubspot":
+        return value_forms(empty(), target)
+
+    def fields(crm: str, obj: str) -> list:
+        mapped = _fields(settings, crm, obj)
+        return [f for f in mapped if (target, obj, f.other) in LENGTHS] if limited_only else mapped
+
     parts = []
     records = creates[creates["object"].isin(list(HUBSPOT_OBJECT))]
     for (obj, source), made in records.groupby(["object", "source_crm"], sort=True):
@@ -83,8 +91,11 @@ def create_values_of(engine: Engine, settings: Settings, target: str, creates: p
         for object_type, one_type in made.groupby("object_type", sort=True):
             other_obj = str(object_type)
             other_obj = _TYPE_OBJECT.get(other_obj, other_obj) if target == "dynamics" else other_obj
-            parts.append(create_values(one_type, values, _fields(settings, target, other_obj), to_hubspot=False,
+            parts.append(create_values(one_type, values, fields(target, other_obj), to_hubspot=False,
                                        target_object=other_obj))  # fmt: skip
+    if limited_only and extra is not None:
+        keys = zip(extra["target_object"].astype(str), extra["target_field"].astype(str), strict=True)
+        extra = extra[[(target, o, f) in LENGTHS for o, f in keys]]
     parts = [p for p in [*parts, extra] if p is not None and len(p)]
     return value_forms(pd.concat(parts, ignore_index=True) if parts else empty(), target)
 

@@ -221,7 +221,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     for target, plan in plans.items():  # the field values each create carries, in the API's form (OPS-9)
         plan.create_values, too_long = create_values_of(engine, settings, target, plan.creates,
                                                         tasks.values if target == "salesforce" else None, records_read,
-                                                        whole)
+                                                        whole, limited_only=not keep_values)
         plan.updates, too_long_updates = update_forms_of(engine, settings, target, plan.updates)
         plan.findings = concat(FINDING_COLUMNS, [plan.findings, too_long, too_long_updates])
         if not keep_values:
