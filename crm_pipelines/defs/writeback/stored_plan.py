@@ -6,11 +6,11 @@ code version (``PLAN_VERSION``) changed since the stored plan, and after a full 
 logs ``*``: anything may have changed). Otherwise the plan is incremental: it replans only the identities
 ``unified`` changed and what they reach (``plan_scope.py``), and replaces only their stored rows.
 
-Plan-wide parts are recomputed from the stored plan each time, never from scratch: the HubSpot pipelines
-the deals need (DEAL-3, from the stored HubSpot deal creates into new pipelines, kept as the part
-``pipeline_inputs``), and the API calls against the 24 h budget with what is deferred (OPS-2, OPS-8; the
-assets compute them from the stored plan's writes). OPS-4's tasks are planned whole, and only when what they
-read moved since the last plan (``task_inputs.task_marks``, or a link changed): else their rows stay.
+Plan-wide parts are recomputed from the stored plan, never from scratch: the HubSpot pipelines the deals
+need (DEAL-3, from the stored HubSpot deal creates into new pipelines, kept as the part ``pipeline_inputs``),
+when those creates or HubSpot's pipelines changed; the API calls against the 24 h budget with what is
+deferred (OPS-2, OPS-8; the assets compute them from the stored plan's writes) every time. OPS-4's tasks are
+planned whole, and only when what they read moved since the last plan (``_tasks_due``): else their rows stay.
 
 Every frame of ``sync/plan.TargetPlan`` is stored (its dataclass fields, whatever they are) but the values
 the creates carry (``NOT_STORED``: a row per create and field, most of a first sync's plan, and a copy of
