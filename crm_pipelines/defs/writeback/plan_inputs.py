@@ -47,7 +47,9 @@ def _values(engine: Engine, crm: str, obj: str, ids: list[str], whole: bool = Fa
             wanted = set(ids)
             stored = unified.read(conn, name)
             parts.append(stored[stored["id"].astype(str).isin(wanted)])
-            times = [r for r in map(tuple, conn.execute(sa.select(table.c.id, table.c.modified_at))) if r[0] in wanted]
+            every = pd.DataFrame(conn.execute(sa.select(table.c.id, table.c.modified_at)).all(),
+                                 columns=["id", "modified_at"])
+            times = list(every[every["id"].isin(wanted)].itertuples(index=False, name=None))
         for start in range(0, 0 if whole else len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             parts.append(unified.read(conn, name, unified.column(name, "id").in_(chunk)))

@@ -294,8 +294,8 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
                 plan_store.add_summary(conn, summarize(_rewritten(kept, written.changed)), summarize(written.removed))
             report.rows_written = written.rows
             clock.lap(report.seconds, "write_s")
-            return _finish(engine, report, positions, clock, inputs_changed=any(
-                written.changed["part"].eq(PIPELINE_INPUTS)))
+            return _finish(engine, report, positions, clock, inputs_changed=bool(
+                written.changed["part"].eq(PIPELINE_INPUTS).any()))
     read = {name: unified.read(engine, name) for name in (
         "contact_identities", "contact_members", "company_identities", "account_candidates", "deal_identities",
         "deal_stages", "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle",
