@@ -163,9 +163,11 @@ def test_unified_runs_by_itself_after_an_extract_materializes(
     unified_assets, sweep_checks = build_unified_assets(settings), build_unified_checks()
     defs = dg.Definitions(assets=[*assets, unified_assets], asset_checks=sweep_checks, resources=resources)
     keys, check_keys = set(unified_assets.keys), {k for c in sweep_checks for k in c.check_keys}
-    # the daemon's ticks, at times that cross no hour until the last one (the sweep's cron is hourly)
+    # the daemon's ticks: seconds after this hour's start, so they cross no hour until the last one (the
+    # sweep's cron is hourly) and fall on today, whose daily partition the extract materializes (ticks in
+    # the previous hour would be yesterday's from 00:00 to 01:00 UTC, where today's partition does not exist)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    at = iter(hour - timedelta(minutes=50) + timedelta(seconds=s) for s in range(4))
+    at = iter(hour + timedelta(seconds=1 + s) for s in range(4))
 
     def requested(cursor) -> tuple[set, object]:
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor,
@@ -187,6 +189,6 @@ def test_unified_runs_by_itself_after_an_extract_materializes(
                    selection=[dg.AssetKey(["hubspot", "contacts"])])
     wanted, cursor = requested(cursor)
     assert wanted >= keys and not wanted & check_keys
-    swept = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor,
-                                              evaluation_time=hour + timedelta(minutes=1))  # the hour's tick passed
+    next_hour = hour + timedelta(hours=1, minutes=1)  # the next hour's tick passed
+    swept = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor, evaluation_time=next_hour)
     assert {r.key for r in swept.results if r.true_subset.size} >= check_keys
