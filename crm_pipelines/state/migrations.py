@@ -283,6 +283,15 @@ def _v8_plan_store(conn: Connection) -> None:
     conn.exec_driver_sql('CREATE INDEX IF NOT EXISTS "ix_sync_baselines_synced_at" ON "sync_baselines" ("synced_at")')
 
 
+def _v9_plan_rows_as_written(conn: Connection) -> None:
+    """A first plan writes millions of rows: PostgreSQL keeps their JSON as written (``json``: checked, not
+    parsed into ``jsonb``) and without an index on ``scope`` (a scope's rows are found through the primary key,
+    its target and part named), which together halved the COPY's time."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql('ALTER TABLE "plan_rows" ALTER COLUMN "row" TYPE json USING "row"::json')
+    conn.exec_driver_sql('DROP INDEX IF EXISTS "ix_plan_rows_scope"')
+
+
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_api_usage),
     (2, _v2_mirror_and_cursors),
@@ -292,6 +301,7 @@ STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (6, _v6_baselines),
     (7, _v7_findings_by_identity),
     (8, _v8_plan_store),
+    (9, _v9_plan_rows_as_written),
 ]
 
 

@@ -15,7 +15,7 @@ identity's. A full ``unified`` update appends one ``*`` row: everything may have
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -137,12 +137,17 @@ class Written:
     removed: dict[tuple[str, str], pd.DataFrame] = dataclasses.field(default_factory=dict)
 
 
-def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None) -> Written:
+def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None,
+          frames: Collection[tuple[str, str]] | None = None) -> Written:
     """Make the stored rows of ``scopes`` (every scope but the plan-wide one when None) exactly ``rows``
     (``target_crm``, ``part``, ``scope``, ``row``, ``row_hash``): a (target, part, scope) whose rows differ is
-    rewritten, the others are not touched."""
+    rewritten, the others are not touched. ``frames``: every (target, part) the stored plan may hold under
+    ``scopes`` (their rows are found through the primary key, which leads with those)."""
+    if scopes is not None and frames is None:
+        raise ValueError("plan_store.write: name the (target, part) frames the scopes may hold")
     new = rows.drop_duplicates(["target_crm", "part", "scope", "row_hash"], ignore_index=True)
-    stored = _stored_keys(conn, scopes)
+    stored = _stored_keys(conn, scopes, {*(frames or ()),
+                                         *new[["target_crm", "part"]].itertuples(index=False, name=None)})
     key = ["target_crm", "part", "scope", "row_hash"]
     both = new[key].merge(stored, on=key, how="outer", indicator=True)
     changed = both.loc[both["_merge"] != "both", list(_SCOPE_KEY)].drop_duplicates(ignore_index=True)
@@ -172,38 +177,36 @@ def _frame(docs: list[dict]) -> pd.DataFrame:
     return frame.where(frame.notna(), None)
 
 
-def _stored_keys(conn: Connection, scopes: Iterable[str] | None) -> pd.DataFrame:
+def _stored_keys(conn: Connection, scopes: Iterable[str] | None, frames: set[tuple[str, str]]) -> pd.DataFrame:
     cols = [plan_rows.c.target_crm, plan_rows.c.part, plan_rows.c.scope, plan_rows.c.row_hash]
     if scopes is None:
         found = conn.execute(sa.select(*cols).where(plan_rows.c.scope != GLOBAL)).all()
     else:
         names = sorted(set(scopes))
+        # each (target, part, scope) a probe of the primary key (both backends expand the IN lists)
+        query = sa.select(*cols).where(plan_rows.c.target_crm.in_(sorted({t for t, _ in frames})),
+                                       plan_rows.c.part.in_(sorted({p for _, p in frames})))
         found = [r for start in range(0, len(names), _CHUNK)
-                 for r in conn.execute(sa.select(*cols).where(plan_rows.c.scope.in_(names[start : start + _CHUNK])))]
+                 for r in conn.execute(query.where(plan_rows.c.scope.in_(names[start : start + _CHUNK])))]
     # plain tuples: pandas probes a SQLAlchemy Row's attributes one at a time (4 s for 350,000 rows)
     out = pd.DataFrame([tuple(r) for r in found], columns=["target_crm", "part", "scope", "row_hash"])
     return out.astype({"target_crm": object, "part": object, "scope": object, "row_hash": "int64"})
 
 
-def read(engine_or_conn: Engine | Connection, parts: Iterable[str] | None = None,
-         scopes: Iterable[str] | None = None) -> dict[tuple[str, str], pd.DataFrame]:
+def read(engine_or_conn: Engine | Connection,
+         parts: Iterable[str] | None = None) -> dict[tuple[str, str], pd.DataFrame]:
     """(target CRM, part) -> the stored rows as a frame (plan-wide rows first, then by scope), with a
-    ``scope`` column; ``parts`` / ``scopes``: only these."""
+    ``scope`` column; ``parts``: only these."""
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
-            return read(conn, parts, scopes)
+            return read(conn, parts)
     conn = engine_or_conn
     # the document as text, parsed here (the driver's JSON parsing costs several times more)
     query = sa.select(plan_rows.c.target_crm, plan_rows.c.part, plan_rows.c.scope, sa.cast(plan_rows.c.row, sa.Text))
     if parts is not None:
         query = query.where(plan_rows.c.part.in_(list(parts)))
     query = query.order_by(plan_rows.c.target_crm, plan_rows.c.part, plan_rows.c.scope, plan_rows.c.row_hash)
-    if scopes is None:
-        found = conn.execute(query).all()
-    else:
-        names = sorted(set(scopes))
-        found = [r for start in range(0, len(names), _CHUNK)
-                 for r in conn.execute(query.where(plan_rows.c.scope.in_(names[start : start + _CHUNK])))]
+    found = conn.execute(query).all()
     out: dict[tuple[str, str], pd.DataFrame] = {}
     if not found:
         return out

@@ -7,7 +7,7 @@ same shape; ``test_state_migrations`` checks that a migrated database matches th
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 from crm_pipelines import catalog
 from crm_pipelines.state import unified
@@ -130,6 +130,7 @@ baselines = sa.Table(
 # left-out candidate or finding, under the identity it was planned for (``state/plan_store.py``) ----------
 
 _TEXT_ID = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+_PLAN_JSON = sa.JSON().with_variant(JSON(), "postgresql")
 plan_rows = sa.Table(
     "plan_rows",
     metadata,
@@ -137,8 +138,9 @@ plan_rows = sa.Table(
     sa.Column("part", _ID, primary_key=True),  # a frame of ``sync/plan.TargetPlan``: creates, updates, ...
     sa.Column("scope", _TEXT_ID, primary_key=True),  # "contact:<identity>", ...; "" for plan-wide rows
     sa.Column("row_hash", sa.BigInteger, primary_key=True),  # the row's content: equal rows are not rewritten
-    sa.Column("row", _JSON, nullable=False),  # the frame's columns
-    sa.Index("ix_plan_rows_scope", "scope"),
+    # the frame's columns: JSON kept as written (PostgreSQL ``json``, not ``jsonb``, whose parsing took half of
+    # a first plan's COPY); a scope's rows are found through the primary key (``plan_store``), no index of its own
+    sa.Column("row", _PLAN_JSON, nullable=False),
 )
 
 # what ``unified`` changed since the plan last read it: records per kind, appended in the transaction that

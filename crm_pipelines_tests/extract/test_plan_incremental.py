@@ -232,22 +232,31 @@ def test_ops_4_tasks_are_replanned_only_when_a_task_or_what_it_hangs_on_changed(
 
 def test_a_state_database_at_the_previous_version_upgrades_to_the_plan_store(state_url: str) -> None:
     """Frozen migrations: a database at version 7 (before the plan store) keeps its rows and gains the plan's
-    tables; the plan then stores into them."""
+    tables; one at version 8 keeps its stored plan rows when they change type (PostgreSQL: ``jsonb`` to
+    ``json``) and lose the scope index; the plan then stores into them and finds a scope's rows again."""
     old = engine_for_url(state_url)
     assert migrate(old, to_version=7) == 7
     assert not sa.inspect(old).has_table("plan_rows")
     with old.begin() as conn:
         conn.execute(sa.text("INSERT INTO unified_company_identities (identity_id, domain) VALUES ('c1', 'a.example')"))
+    assert migrate(old, to_version=8) == 8
+    assert "ix_plan_rows_scope" in {i["name"] for i in sa.inspect(old).get_indexes("plan_rows")}
+    with old.begin() as conn:
+        conn.execute(sa.text("INSERT INTO plan_rows (target_crm, part, scope, row_hash, row) VALUES ('hubspot', "
+                             "'creates', 'contact:i0', 7, '{\"object\": \"contact\", \"identity_id\": \"i0\"}')"))
     old.dispose()
     engine = create_state_engine(state_url)
     with engine.connect() as conn:
-        assert current_version(conn) == STEPS[-1][0] == 8
+        assert current_version(conn) == STEPS[-1][0] == 9
     inspector = sa.inspect(engine)
     assert {"plan_rows", "plan_changes"} <= set(inspector.get_table_names())
+    assert "ix_plan_rows_scope" not in {i["name"] for i in inspector.get_indexes("plan_rows")}
     assert "ix_unified_company_identities_domain" in {i["name"] for i in inspector.get_indexes(
         "unified_company_identities")}
     assert unified.read(engine, "company_identities")["domain"].tolist() == ["a.example"]
+    assert plan_store.read(engine)[("hubspot", "creates")]["identity_id"].tolist() == ["i0"]
     rows = plan_store.encode(pd.DataFrame({"object": ["contact"], "identity_id": ["i1"]}))
     with engine.begin() as conn:
-        written = plan_store.write(conn, rows.assign(target_crm="hubspot", part="creates", scope="contact:i1"), None)
-    assert written.rows == 1 and plan_store.read(engine)[("hubspot", "creates")]["identity_id"].tolist() == ["i1"]
+        written = plan_store.write(conn, rows.assign(target_crm="hubspot", part="creates", scope="contact:i1"),
+                                   {"contact:i0", "contact:i1"}, [("hubspot", "creates")])
+    assert written.rows == 2 and plan_store.read(engine)[("hubspot", "creates")]["identity_id"].tolist() == ["i1"]

@@ -62,6 +62,11 @@ def stored_parts() -> list[str]:
     return [part for part in parts() if part not in NOT_STORED]
 
 
+def _frames() -> list[tuple[str, str]]:
+    """Every (target, part) the stored plan holds rows of."""
+    return [(target, part) for target in TARGETS for part in stored_parts()] + [("hubspot", PIPELINE_INPUTS)]
+
+
 @dataclass
 class PlanUpdate:
     mode: str  # "full", "incremental" or "unchanged"
@@ -289,7 +294,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
                                 tasks_replanned=tasks_due, seconds=seconds)
             clock.lap(report.seconds, "compute_s")
             with engine.begin() as conn:
-                written = plan_store.write(conn, rows, scope.names())
+                written = plan_store.write(conn, rows, scope.names(), _frames())
                 # the counts move by what was rewritten: most replanned identities plan what they did before
                 plan_store.add_summary(conn, summarize(_rewritten(kept, written.changed)), summarize(written.removed))
             report.rows_written = written.rows
@@ -340,7 +345,7 @@ def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock,
         if pipelines is not None:
             encoded = plan_store.encode(pipelines).assign(target_crm="hubspot", part="creates",
                                                           scope=plan_store.GLOBAL)
-            written = plan_store.write(conn, encoded, {plan_store.GLOBAL})
+            written = plan_store.write(conn, encoded, {plan_store.GLOBAL}, [("hubspot", "creates")])
             report.rows_written += written.rows
             # a full plan's counts were just replaced by those of every other row: the plan-wide rows' are added
             # whole; else the counts move by what was rewritten
