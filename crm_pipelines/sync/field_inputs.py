@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from crm_pipelines.settings.model import FieldRule
@@ -59,28 +60,65 @@ def merge_inputs(links: pd.DataFrame, hubspot: pd.DataFrame, other: pd.DataFrame
     rules, kinds = rules or {}, kinds or {}
     fields = [f for f in dict.fromkeys(fields) if f in hubspot.columns and f in other.columns]
     pairs = links[["hubspot_id", "other_id"]].astype(object).drop_duplicates()
+    # each pair's row in either frame, then the fields taken column by column at those rows: no merge of a
+    # row per record and field (millions on a first sync) on text keys
+    hubspot = hubspot.drop_duplicates("id")
+    other = other.drop_duplicates("id")
+    h_at = pd.Index(hubspot["id"].astype(object)).get_indexer(pairs["hubspot_id"])
+    o_at = pd.Index(other["id"].astype(object)).get_indexer(pairs["other_id"])
+    found = (h_at >= 0) & (o_at >= 0)
+    pairs, h_at, o_at = pairs[found].reset_index(drop=True), h_at[found], o_at[found]
+    n, k = len(pairs), len(fields)
 
-    def long(frame: pd.DataFrame, id_col: str, side: str) -> pd.DataFrame:
-        wide = frame[["id", "modified_at", *fields]].rename(columns={"id": id_col, "modified_at": f"{side}_changed_at"})
-        wide[id_col] = wide[id_col].astype(object)
-        for f in fields:
-            wide[f] = comparable(wide[f], kinds.get(f, "text"))
-        out = wide.melt(id_vars=[id_col, f"{side}_changed_at"], value_vars=fields, var_name="field",
-                        value_name=f"{side}_value")
-        return out
+    def values(frame: pd.DataFrame, at: np.ndarray) -> pd.Series:
+        """The fields' comparable values at these rows: record-major, field-minor."""
+        if not k:
+            return pd.Series([], dtype=object)
+        columns = [comparable(frame[f].iloc[at].reset_index(drop=True), kinds.get(f, "text")).to_numpy(dtype=object)
+                   for f in fields]  # fmt: skip
+        out = np.column_stack(columns).ravel()
+        out[pd.isna(out)] = None
+        return pd.Series(out, dtype=object)  # as object: pandas would infer text with NaN for None
 
-    hs = long(hubspot[hubspot["id"].astype(object).isin(pairs["hubspot_id"])], "hubspot_id", "hubspot")
-    ot = long(other[other["id"].astype(object).isin(pairs["other_id"])], "other_id", "other")
-    out = pairs.merge(hs, on="hubspot_id").merge(ot, on=["other_id", "field"])
-    base = baselines[["hubspot_id", "field", "value"]].rename(columns={"value": "baseline_value"})
-    out = out.merge(base.assign(has_baseline=True), on=["hubspot_id", "field"], how="left")
-    out["has_baseline"] = out["has_baseline"].fillna(False).astype(bool)
-    out["baseline_value"] = out["baseline_value"].astype(object).where(out["has_baseline"], None)
-    for col in ("hubspot_value", "other_value"):
-        out[col] = out[col].astype(object).where(out[col].notna(), None)
+    def times(frame: pd.DataFrame, at: np.ndarray) -> pd.Series:
+        return pd.Series(pd.to_datetime(frame["modified_at"], utc=True).array.take(np.repeat(at, k)))
+
+    out = pd.DataFrame({
+        "hubspot_id": pd.Series(np.repeat(pairs["hubspot_id"].to_numpy(dtype=object), k), dtype=object),
+        "other_id": pd.Series(np.repeat(pairs["other_id"].to_numpy(dtype=object), k), dtype=object),
+        "hubspot_changed_at": times(hubspot, h_at),
+        "field": pd.Series(np.tile(np.array(fields, dtype=object), n), dtype=object),
+        "hubspot_value": values(hubspot, h_at), "other_changed_at": times(other, o_at),
+        "other_value": values(other, o_at)})  # fmt: skip
+    value, has = _baselines(out, pairs["hubspot_id"], fields, baselines)
+    out["baseline_value"], out["has_baseline"] = pd.Series(value, dtype=object), has
     out = _field_times(_field_times(out, hubspot_field_times, "hubspot"), other_field_times, "other")
     out["rule"] = out["field"].map({f: FieldRule(rules.get(f, FieldRule.TWO_WAY)).value for f in fields})
     return out.reset_index(drop=True)
+
+
+def _baselines(rows: pd.DataFrame, record_ids: pd.Series, fields: list[str], baselines: pd.DataFrame,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's baseline value and whether it has one; ``rows`` are ``record_ids`` x ``fields``, record-major.
+    Looked up by one integer per (record, field): a merge on the two text columns cost seconds per million."""
+    n = len(rows)
+    value, has = np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
+    if baselines.empty or not n:
+        return value, has
+    records = pd.Index(record_ids.drop_duplicates())
+    field_of = {f: i for i, f in enumerate(fields)}
+    base = baselines[baselines["field"].isin(field_of)]
+    rec = records.get_indexer(base["hubspot_id"].astype(object))
+    base, rec = base[rec >= 0], rec[rec >= 0]
+    key = rec.astype("int64") * len(fields) + base["field"].map(field_of).to_numpy(dtype="int64")
+    last = ~pd.Series(key).duplicated(keep="last").to_numpy()
+    key, stored = key[last], base["value"].astype(object).to_numpy()[last]
+    wanted = records.get_indexer(rows["hubspot_id"]).astype("int64") * len(fields) + np.tile(
+        np.arange(len(fields), dtype="int64"), n // len(fields))
+    at = pd.Index(key).get_indexer(wanted)
+    has = at >= 0
+    value[has] = stored[at[has]]
+    return value, has
 
 
 def _field_times(rows: pd.DataFrame, times: pd.DataFrame | None, side: str) -> pd.DataFrame:
@@ -93,8 +131,14 @@ def _field_times(rows: pd.DataFrame, times: pd.DataFrame | None, side: str) -> p
                           "_at": pd.to_datetime(times["changed_at"], utc=True).to_numpy()})  # fmt: skip
     # the latest entry per record and field: a history lists every change
     given = given.sort_values("_at", kind="stable").drop_duplicates([id_col, "field"], keep="last")
-    at = rows[[id_col, "field"]].astype({id_col: str}).merge(given, on=[id_col, "field"], how="left")["_at"]
+    # only the rows of records with a history are looked up: few, where the rows are millions
+    ids = rows[id_col].astype(str)
+    listed = ids.isin(set(given[id_col])).to_numpy()
     out = rows.copy()
     record_at = pd.to_datetime(out[at_col], utc=True)
-    out[at_col] = pd.to_datetime(at, utc=True).set_axis(out.index).fillna(record_at)
+    at = pd.DataFrame({id_col: ids[listed].to_numpy(), "field": rows.loc[listed, "field"].to_numpy()}).merge(
+        given, on=[id_col, "field"], how="left")["_at"]
+    mine = record_at[listed]
+    record_at[listed] = pd.to_datetime(at, utc=True).set_axis(mine.index).fillna(mine)
+    out[at_col] = record_at
     return out

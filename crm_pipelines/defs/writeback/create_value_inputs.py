@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from crm_pipelines.defs.writeback.field_tables import read_fields, whole_fields
 from crm_pipelines.defs.writeback.task_inputs import task_plan_of
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import links as link_store
-from crm_pipelines.state import unified
 from crm_pipelines.sync.create_values import create_values, empty, pair_fields
 from crm_pipelines.sync.value_forms import LENGTHS, update_forms, value_forms
 from crm_pipelines.transform.fields import DEFAULT_FIELDS
@@ -21,22 +21,6 @@ OTHER_OBJECTS = {
     "dynamics": {"contact": ("contacts", "leads"), "company": ("accounts",), "deal": ("opportunities",)},
 }
 _TYPE_OBJECT = {"contact": "contacts", "lead": "leads", "account": "accounts", "opportunity": "opportunities"}
-_CHUNK = 20_000
-
-
-def _read(engine: Engine, crm: str, obj: str, ids: list[str] | None) -> pd.DataFrame:
-    """``id`` + one column per HubSpot property of these records of ``crm``'s ``obj`` (None: all of them)."""
-    name = f"fields_{crm}_{obj.lower()}"
-    if ids is None:
-        parts = [unified.read(engine, name)]
-    else:
-        parts = [unified.read(engine, name, unified.column(name, "id").in_(ids[i : i + _CHUNK]))
-                 for i in range(0, len(ids), _CHUNK)]  # fmt: skip
-    stored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"id": [], "values": []})
-    docs = [v or {} for v in stored["values"].tolist()]
-    names = dict.fromkeys(k for d in docs for k in d)  # column by column: a frame of dicts costs 10x more
-    return pd.DataFrame({"id": stored["id"].astype(str).to_numpy(),
-                         **{k: pd.Series([d.get(k) for d in docs], dtype=object) for k in names if k != "id"}})
 
 
 def _fields(settings: Settings, crm: str, obj: str):
@@ -46,18 +30,17 @@ def _fields(settings: Settings, crm: str, obj: str):
 
 
 def _cached(engine: Engine, crm: str, obj: str, ids: list[str], cache: dict, whole: bool) -> pd.DataFrame:
-    """``_read``, each record read once per plan: a HubSpot record created in both other CRMs is read once;
+    """``read_fields``, each record read once per plan: a HubSpot record created in both other CRMs is read once;
     ``whole``: the table read whole at once (a full plan's creates are most of its records: faster than their
     ids in lists)."""
-    have = cache.get((crm, obj))
-    if whole and have is None:
-        have = cache[(crm, obj)] = _read(engine, crm, obj, None)
+    have = whole_fields(engine, crm, obj, cache) if whole else cache.get((crm, obj))
     known = set() if have is None else set(have["id"])
     missing = [i for i in dict.fromkeys(ids) if i not in known]
     if missing and not whole:
-        have = pd.concat([p for p in (have, _read(engine, crm, obj, missing)) if p is not None], ignore_index=True)
+        more = read_fields(engine, crm, obj, missing)
+        have = pd.concat([p for p in (have, more) if p is not None], ignore_index=True)
         cache[(crm, obj)] = have
-    return have[have["id"].isin(set(ids))] if have is not None else _read(engine, crm, obj, [])
+    return have[have["id"].isin(set(ids))] if have is not None else read_fields(engine, crm, obj, [])
 
 
 def create_values_of(engine: Engine, settings: Settings, target: str, creates: pd.DataFrame,

@@ -12,6 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from crm_pipelines.defs.writeback.field_tables import read_fields, whole_fields
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import baselines, mirror, unified
 from crm_pipelines.state import links as link_store
@@ -35,34 +36,30 @@ LINKED = {
 _CHUNK = 20_000
 
 
-def _values(engine: Engine, crm: str, obj: str, ids: list[str], whole: bool = False) -> pd.DataFrame:
+def _values(engine: Engine, crm: str, obj: str, ids: list[str], whole: bool = False,
+            cache: dict | None = None) -> pd.DataFrame:
     """``id``, ``modified_at`` and one column per mapped HubSpot property of these records; ``whole``: most
-    records of the object are asked for (a full plan), so the tables are read whole and filtered here (half the
-    time of their ids sent in lists)."""
-    name = f"fields_{crm}_{obj.lower()}"
+    records of the object are asked for (a full plan), so the tables are read whole (once per ``cache``) and
+    filtered here (half the time of their ids sent in lists)."""
     table = mirror.table_for(crm, obj)
-    parts, times = [], []
-    with engine.connect() as conn:
-        if whole:
-            wanted = set(ids)
-            stored = unified.read(conn, name)
-            parts.append(stored[stored["id"].astype(str).isin(wanted)])
-            every = pd.DataFrame(conn.execute(sa.select(table.c.id, table.c.modified_at)).all(),
-                                 columns=["id", "modified_at"])
-            times = list(every[every["id"].isin(wanted)].itertuples(index=False, name=None))
-        for start in range(0, 0 if whole else len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            parts.append(unified.read(conn, name, unified.column(name, "id").in_(chunk)))
-            times += map(tuple, conn.execute(sa.select(table.c.id, table.c.modified_at).where(table.c.id.in_(chunk))))
-    stored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"id": [], "values": []})
-    docs = [v or {} for v in stored["values"].tolist()]
-    # column by column: a frame from a list of dicts costs 10x more (20 s for the contacts of 1M people)
-    names = dict.fromkeys(k for d in docs for k in d)
-    wide = pd.DataFrame({"id": stored["id"].astype(object).to_numpy(),
-                         **{k: pd.Series([d.get(k) for d in docs], dtype=object) for k in names if k != "id"}})
-    when = pd.DataFrame(times, columns=["id", "modified_at"]).astype({"id": object})
+    if whole:
+        wanted = set(ids)
+        values = whole_fields(engine, crm, obj, cache)
+        values = values[values["id"].isin(wanted)]
+        with engine.connect() as conn:
+            # plain tuples: pandas probes a SQLAlchemy Row's attributes one at a time (3 s for 700,000 rows)
+            when = pd.DataFrame([tuple(r) for r in conn.execute(sa.select(table.c.id, table.c.modified_at))],
+                                columns=["id", "modified_at"])
+        when = when[when["id"].isin(wanted)]
+    else:
+        values = read_fields(engine, crm, obj, ids)
+        with engine.connect() as conn:
+            when = pd.DataFrame([tuple(r) for start in range(0, len(ids), _CHUNK) for r in conn.execute(
+                sa.select(table.c.id, table.c.modified_at).where(table.c.id.in_(ids[start : start + _CHUNK])))],
+                columns=["id", "modified_at"])  # fmt: skip
+    when = when.astype({"id": object})
     when["modified_at"] = pd.to_datetime(when["modified_at"], utc=True)
-    return wide.merge(when, on="id", how="left")
+    return values.astype({"id": object}).merge(when, on="id", how="left")
 
 
 def property_times(engine: Engine, obj: str, ids: list[str]) -> pd.DataFrame:
@@ -96,12 +93,13 @@ def merge_settings(settings: Settings, crm: str, kind: str = "contact") -> Merge
 
 def linked_merges(engine: Engine, settings: Settings, kind: str,
                   extra: dict[str, pd.DataFrame] | None = None,
-                  hubspot_ids: Collection[str] | None = None) -> dict[str, pd.DataFrame]:
+                  hubspot_ids: Collection[str] | None = None, cache: dict | None = None) -> dict[str, pd.DataFrame]:
     """Other CRM -> the merge of every linked record's (of ``kind``: contact, company, deal) mapped fields
     with HubSpot (``merge_fields`` output, with ``hubspot_id``, ``other_id``, ``other_object``, ``field``),
     under the connection's direction for that object (CON-1) and its switch. ``extra``: CRM -> ``id`` + more
     values (in HubSpot's terms) to merge alongside the mapped fields (a deal's pipeline and stage);
-    ``hubspot_ids``: only the links of these HubSpot records (an incremental plan)."""
+    ``hubspot_ids``: only the links of these HubSpot records (an incremental plan); ``cache``: the field tables
+    a full plan read whole (``field_tables.whole_fields``)."""
     extra = extra or {}
     whole = hubspot_ids is None  # a full plan: most linked records are read
 
@@ -113,7 +111,7 @@ def linked_merges(engine: Engine, settings: Settings, kind: str,
     links = link_store.load(engine, kind=kind, hubspot_ids=hubspot_ids)
     out: dict[str, pd.DataFrame] = {}
     hubspot_ids = links["hubspot_id"].dropna().astype(str).tolist()
-    hubspot = with_extra(_values(engine, "hubspot", hubspot_obj, hubspot_ids, whole), "hubspot") \
+    hubspot = with_extra(_values(engine, "hubspot", hubspot_obj, hubspot_ids, whole, cache), "hubspot") \
         if hubspot_ids else None
     hubspot_times = property_times(engine, hubspot_obj, hubspot_ids) if hubspot_ids else None
     for crm, objects in objects_by_crm.items():
@@ -135,7 +133,7 @@ def linked_merges(engine: Engine, settings: Settings, kind: str,
             fields = [m.hubspot for m in maps] + [m.hubspot for m in customs] + [
                 c for c in extra.get(crm, pd.DataFrame()).columns if c != "id"]
             kinds = {m.hubspot: m.kind for m in maps} | {m.hubspot: m.type for m in customs}
-            other = with_extra(_values(engine, crm, obj, pairs["other_id"].tolist(), whole), crm)
+            other = with_extra(_values(engine, crm, obj, pairs["other_id"].tolist(), whole, cache), crm)
             base = baselines.load(engine, kind, crm, pairs["hubspot_id"].tolist())
             rows = merge_inputs(pairs, hubspot, other, fields, base, rules, kinds, hubspot_field_times=hubspot_times)
             merged.append(merge_fields(rows, merge_settings(settings, crm, kind)).assign(other_object=obj))

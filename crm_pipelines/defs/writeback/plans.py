@@ -130,8 +130,10 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     # the order of the rows decides which of two companies with one domain is created (COM-3): by identity
     companies = companies.sort_values("identity_id", kind="stable", ignore_index=True)
     planned_contacts = contact_ids if whole else contact_ids[contact_ids["identity_id"].isin(scope.contacts)]
-    contact_updates = field_updates(linked_merges(engine, settings, "contact", hubspot_ids=hubspot_of["contact"]),
-                                    "contact")
+    # a full plan reads each field table once, for the merges and for the values its creates carry
+    records_read: dict = {}
+    contact_updates = field_updates(linked_merges(engine, settings, "contact", hubspot_ids=hubspot_of["contact"],
+                                                  cache=records_read), "contact")
     contact_made, contact_left = contact_create_plan(
         engine, settings, planned_contacts,
         read["contact_members"][read["contact_members"]["identity_id"].isin(planned_contacts["identity_id"])],
@@ -149,8 +151,8 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     deletions = deletion_plan_of(engine, settings)  # DEL-1..3; its company deletions feed DEL-4
     company_made, company_left = company_creates(companies, read["account_candidates"], read["contact_company"],
                                                  contact_ids, company_rules, planned, modified, deletions.companies)
-    company_updates = field_updates(linked_merges(engine, settings, "company", hubspot_ids=hubspot_of["company"]),
-                                    "company")
+    company_updates = field_updates(linked_merges(engine, settings, "company", hubspot_ids=hubspot_of["company"],
+                                                  cache=records_read), "company")
 
     # deals: creates (DEAL-2..5), field updates of linked deals
     deal_rules = deal_settings(settings)
@@ -166,7 +168,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     pipeline_inputs = frame(_PIPELINE_INPUTS, new_pipeline)
     # linked deals: mapped fields and the stage (in HubSpot's terms, back to the other CRM's names)
     deal_merged = linked_merges(engine, settings, "deal", stage_values(read["deal_stages"], read["deal_facts"]),
-                                hubspot_ids=hubspot_of["deal"])
+                                hubspot_ids=hubspot_of["deal"], cache=records_read)
     deal_updates = field_updates(drop_unmapped_stages(deal_merged), "deal")
     stage_findings = []
     for crm, rules in deal_rules.items():
@@ -215,7 +217,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
                                               rollup_findings[rollup_findings["target_crm"] == target]]))
     # OPS-4: HubSpot tasks as Salesforce Tasks (not when an incremental plan keeps the stored ones)
     tasks = task_plan_of(engine, settings) if whole or scope.tasks else TaskPlan.empty()
-    sf, records_read = plans["salesforce"], {}
+    sf = plans["salesforce"]
     sf.creates, sf.left_out = concat(CREATE_COLUMNS, [sf.creates, tasks.creates]), concat(LEFT_OUT_COLUMNS, [
         sf.left_out, tasks.left_out])
     for target, plan in plans.items():  # the field values each create carries, in the API's form (OPS-9)
