@@ -152,7 +152,8 @@ def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None,
     """Make the stored rows of ``scopes`` (every scope but the plan-wide one when None) exactly ``rows``
     (``target_crm``, ``part``, ``scope``, ``row``, ``row_hash``): a (target, part, scope) whose rows differ is
     rewritten, the others are not touched. ``frames``: every (target, part) the stored plan may hold under
-    ``scopes`` (their rows are found through the primary key, which leads with those)."""
+    ``scopes`` (their rows are found through the primary key, which leads with those); with ``scopes`` None,
+    only these frames' rows are compared (None: every frame's)."""
     if scopes is not None and frames is None:
         raise ValueError("plan_store.write: name the (target, part) frames the scopes may hold")
     # rows compared as two integers, (target, part, scope) hashed and the row's hash: a merge on the text
@@ -161,7 +162,8 @@ def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None,
     unique = ~pd.DataFrame({"s": new_scope, "h": rows["row_hash"].to_numpy()}).duplicated().to_numpy()
     new, new_scope = (rows, new_scope) if unique.all() else (rows[unique].reset_index(drop=True), new_scope[unique])
     named = new[["target_crm", "part"]].drop_duplicates().itertuples(index=False, name=None)
-    stored = _stored_keys(conn, scopes, {*(frames or ()), *named})
+    stored = _stored_keys(conn, scopes, set(frames) if scopes is None and frames is not None
+                          else {*(frames or ()), *named})
     stored_scope = _scope_hashes(stored)
     both = pd.DataFrame({"s": new_scope, "h": new["row_hash"].to_numpy()}).merge(
         pd.DataFrame({"s": stored_scope, "h": stored["row_hash"].to_numpy()}), how="outer", indicator=True)
@@ -195,6 +197,19 @@ def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None,
     return out
 
 
+def drop_frames(conn: Connection, keep: Collection[tuple[str, str]]) -> int:
+    """Delete the rows of every (target, part) but ``keep``'s (and the plan-wide rows): frames a plan no longer
+    has. Which frames are stored is read from the counts, not the rows."""
+    stored = conn.execute(sa.select(plan_summary.c.target_crm, plan_summary.c.part).where(
+        plan_summary.c.dim == "rows").distinct()).all()  # fmt: skip
+    gone = sorted({(t, p) for t, p in stored} - set(keep))
+    deleted = 0
+    for target, part in gone:
+        deleted += conn.execute(plan_rows.delete().where(plan_rows.c.target_crm == target, plan_rows.c.part == part,
+                                                         plan_rows.c.scope != GLOBAL)).rowcount
+    return deleted
+
+
 def _frame(docs: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(docs).astype(object)
     return frame.where(frame.notna(), None)
@@ -210,7 +225,11 @@ def _scope_hashes(frame: pd.DataFrame) -> np.ndarray:
 def _stored_keys(conn: Connection, scopes: Iterable[str] | None, frames: set[tuple[str, str]]) -> pd.DataFrame:
     cols = [plan_rows.c.target_crm, plan_rows.c.part, plan_rows.c.scope, plan_rows.c.row_hash]
     if scopes is None:
-        found = conn.execute(sa.select(*cols).where(plan_rows.c.scope != GLOBAL)).all()
+        query = sa.select(*cols).where(plan_rows.c.scope != GLOBAL)
+        if frames:
+            query = query.where(sa.or_(*[sa.and_(plan_rows.c.target_crm == t, plan_rows.c.part == p)
+                                         for t, p in sorted(frames)]))  # fmt: skip
+        found = conn.execute(query).all()
     else:
         names = sorted(set(scopes))
         # each (target, part, scope) a probe of the primary key (both backends expand the IN lists)

@@ -157,12 +157,12 @@ def attribute(part: str, rows: pd.DataFrame, maps: dict[tuple[str, str], pd.Seri
     return scope
 
 
-def _rows(plans: dict[str, TargetPlan], pipeline_inputs: pd.DataFrame, read: dict[str, pd.DataFrame],
-          keep: set[str] | None) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
-    """Every plan row as ``plan_store`` stores it (only those of the scopes in ``keep`` when given; plan-wide
-    rows never: they are computed from the stored plan), and the frames of those rows (with their ``scope``)."""
+def _scoped(plans: dict[str, TargetPlan], pipeline_inputs: pd.DataFrame, read: dict[str, pd.DataFrame],
+            keep: set[str] | None) -> dict[tuple[str, str], pd.DataFrame]:
+    """(target, part) -> the rows the stored plan keeps, with their ``scope`` (only those of the scopes in
+    ``keep`` when given; plan-wide rows never: they are computed from the stored plan)."""
     maps = _identity_maps(read)
-    out, kept = [], {}
+    kept = {}
     frames = [(target, part, getattr(plan, part)) for target, plan in plans.items() for part in stored_parts()]
     frames.append(("hubspot", PIPELINE_INPUTS, pipeline_inputs.assign(object="deal")))
     for target, part, rows in frames:
@@ -178,14 +178,17 @@ def _rows(plans: dict[str, TargetPlan], pipeline_inputs: pd.DataFrame, read: dic
         mine = (pd.Series(scope).isin(keep) if keep is not None else pd.Series(scope) != plan_store.GLOBAL).to_numpy()
         if not mine.all():
             rows, scope = rows[mine].reset_index(drop=True), scope[mine]
-        if rows.empty:
-            continue
-        kept[(target, part)] = rows.assign(scope=scope)
-        encoded = plan_store.encode(rows)
-        out.append(encoded.assign(target_crm=target, part=part, scope=scope))
-    if not out:
-        return _no_rows(), kept
-    return pd.concat(out, ignore_index=True), kept
+        if len(rows):
+            kept[(target, part)] = rows.assign(scope=scope)
+    return kept
+
+
+def _encoded(target: str, part: str, rows: pd.DataFrame | None) -> pd.DataFrame:
+    """One frame's rows (with their ``scope``) as ``plan_store`` stores them."""
+    if rows is None or rows.empty:
+        return _no_rows()
+    encoded = plan_store.encode(rows.drop(columns="scope"))
+    return encoded.assign(target_crm=target, part=part, scope=rows["scope"].to_numpy())
 
 
 def _no_rows() -> pd.DataFrame:
@@ -286,12 +289,13 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
         clock.lap(seconds, "scope_s")
         plans, pipeline_inputs = compute_plans(engine, settings, read, scope, keep_values=False)
         try:
-            rows, kept = _rows(plans, pipeline_inputs, read, scope.names())
+            kept = _scoped(plans, pipeline_inputs, read, scope.names())
         except Unattributed as err:
             reason = f"incremental plan impossible: {err}"
         else:
             report = PlanUpdate("incremental", f"{len(logged) + len(more)} changed records", scope.sizes(),
                                 tasks_replanned=tasks_due, seconds=seconds)
+            rows = pd.concat([_encoded(t, p, f) for (t, p), f in kept.items()] or [_no_rows()], ignore_index=True)
             clock.lap(report.seconds, "compute_s")
             with engine.begin() as conn:
                 written = plan_store.write(conn, rows, scope.names(), _frames())
@@ -309,12 +313,18 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
         read[f"{kind}_identities"]) for kind in KINDS})
     clock.lap(report.seconds, "read_s")
     plans, pipeline_inputs = compute_plans(engine, settings, read, keep_values=False)
-    rows, kept = _rows(plans, pipeline_inputs, read, None)
+    kept = _scoped(plans, pipeline_inputs, read, None)
     counts = summarize(kept)
     clock.lap(report.seconds, "compute_s")
-    del read, plans, kept
+    del read, plans
     with engine.begin() as conn:
-        report.rows_written = plan_store.write(conn, rows, None).rows
+        # a frame at a time, encoded as it is written: a first plan's rows encoded at once, beside the frames
+        # they come from, were most of its memory
+        for target, part in _frames():
+            written = plan_store.write(conn, _encoded(target, part, kept.pop((target, part), None)), None,
+                                       [(target, part)])
+            report.rows_written += written.rows
+        report.rows_written += plan_store.drop_frames(conn, keep=_frames())  # frames an older plan version had
         plan_store.add_summary(conn, counts, None)  # the whole plan's counts but the plan-wide rows' (below)
     clock.lap(report.seconds, "write_s")
     return _finish(engine, report, positions, clock, replaced=True)
