@@ -184,8 +184,9 @@ def _task_creates(engine) -> pd.DataFrame:
 def test_ops_4_tasks_are_replanned_only_when_a_task_or_what_it_hangs_on_changed(
     tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
 ) -> None:
-    """OPS-4's tasks are planned whole: an incremental plan after a contact edit keeps their stored rows without
-    reading every task; after a task edit it replans them, and the stored plan still equals a full plan."""
+    """OPS-4's tasks are planned whole: an incremental plan after a contact edit and an Opportunity edit keeps
+    their stored rows without reading every task; after a task edit it replans them, and the stored plan still
+    equals a full plan."""
     sandbox = three_sandboxes
     settings_path = tmp_path / "crm_pipelines.yaml"
     _settings(settings_path, state_url, sandbox, None)
@@ -210,8 +211,11 @@ def test_ops_4_tasks_are_replanned_only_when_a_task_or_what_it_hangs_on_changed(
     contact = sorted(mirror.read_records(engine, "hubspot", "contacts")["id"].astype(str))[0]
     stored = _stored(engine)
 
+    opportunity = sorted(mirror.read_records(engine, "salesforce", "Opportunity")["id"].astype(str))[0]
     with _ui(sandbox, "hubspot") as ui:
         ui.patch(f"/contacts/{contact}", json={"properties": {"jobtitle": "Head of Tasks"}}).raise_for_status()
+    with _ui(sandbox, "salesforce") as ui:  # an edited Opportunity moves no task (a deleted one would)
+        ui.patch(f"/Opportunity/{opportunity}", json={"Description": "Renewal talks"}).raise_for_status()
     assert sync_changes(settings, extract, instance, resources)
     meta = plan()
     assert meta["plan_mode"] == "incremental" and not meta["tasks_replanned"]

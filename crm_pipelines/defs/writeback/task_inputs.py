@@ -43,15 +43,18 @@ def _task_associations(engine: Engine) -> pd.DataFrame:
 
 def task_marks(engine: Engine) -> str:
     """When the mirror last took a row the task plan reads: HubSpot's tasks and their associations, Salesforce's
-    Opportunities (a deleted one takes no task) and Tasks; index lookups. With the link history (the links it
-    places tasks on), what says whether the task plan can differ from the last one."""
+    Tasks; and Salesforce's deleted Opportunities (a deleted one takes no task: an edited one moves no task,
+    and Opportunities are edited all day). With the link history (the links it places tasks on), what says
+    whether the task plan can differ from the last one."""
     table = mirror.table_for("hubspot", "associations")
     query = sa.select(sa.func.max(table.c.extracted_at)).where(table.c.id >= "tasks:", table.c.id < "tasks;")
+    opportunities = mirror.table_for("salesforce", "Opportunity")
+    deleted = sa.select(sa.func.count(), sa.func.max(opportunities.c.deleted_at)).where(opportunities.c.deleted)
     with engine.connect() as conn:
         associations = conn.execute(query).scalar_one()
-    marks = [mirror.last_extracted(engine, crm, obj) for crm, obj in (
-        ("hubspot", "tasks"), ("salesforce", "Opportunity"), ("salesforce", "Task"))]  # fmt: skip
-    return "|".join(str(m) for m in (*marks, associations))
+        gone = tuple(conn.execute(deleted).one())
+    marks = [mirror.last_extracted(engine, crm, obj) for crm, obj in (("hubspot", "tasks"), ("salesforce", "Task"))]
+    return "|".join(str(m) for m in (*marks, associations, gone))
 
 
 def task_related_ids(engine: Engine) -> set[str]:
