@@ -93,13 +93,15 @@ def merge_settings(settings: Settings, crm: str, kind: str = "contact") -> Merge
 
 def linked_merges(engine: Engine, settings: Settings, kind: str,
                   extra: dict[str, pd.DataFrame] | None = None,
-                  hubspot_ids: Collection[str] | None = None, cache: dict | None = None) -> dict[str, pd.DataFrame]:
+                  hubspot_ids: Collection[str] | None = None, cache: dict | None = None,
+                  writes_only: bool = False) -> dict[str, pd.DataFrame]:
     """Other CRM -> the merge of every linked record's (of ``kind``: contact, company, deal) mapped fields
     with HubSpot (``merge_fields`` output, with ``hubspot_id``, ``other_id``, ``other_object``, ``field``),
     under the connection's direction for that object (CON-1) and its switch. ``extra``: CRM -> ``id`` + more
     values (in HubSpot's terms) to merge alongside the mapped fields (a deal's pipeline and stage);
     ``hubspot_ids``: only the links of these HubSpot records (an incremental plan); ``cache``: the field tables
-    a full plan read whole (``field_tables.whole_fields``)."""
+    a full plan read whole (``field_tables.whole_fields``); ``writes_only``: only the rows that write a side
+    (what the plan keeps of a merge: a first sync merges millions of fields, most of them equal)."""
     extra = extra or {}
     whole = hubspot_ids is None  # a full plan: most linked records are read
 
@@ -136,7 +138,11 @@ def linked_merges(engine: Engine, settings: Settings, kind: str,
             other = with_extra(_values(engine, crm, obj, pairs["other_id"].tolist(), whole, cache), crm)
             base = baselines.load(engine, kind, crm, pairs["hubspot_id"].tolist())
             rows = merge_inputs(pairs, hubspot, other, fields, base, rules, kinds, hubspot_field_times=hubspot_times)
-            merged.append(merge_fields(rows, merge_settings(settings, crm, kind)).assign(other_object=obj))
+            done = merge_fields(rows, merge_settings(settings, crm, kind))
+            del rows
+            if writes_only:
+                done = done[(done["write_hubspot"] | done["write_other"]).to_numpy(dtype=bool)]
+            merged.append(done.assign(other_object=obj))
         if merged:
             out[crm] = pd.concat(merged, ignore_index=True)
     return out

@@ -57,6 +57,7 @@ class Scope:
     companies: set[str] = field(default_factory=set)
     deals: set[str] = field(default_factory=set)
     tasks: bool = True  # OPS-4's tasks replanned (whole): their inputs may have changed since the last plan
+    task_associations: pd.DataFrame | None = field(default=None, repr=False)  # when already read
 
     def of(self, kind: str) -> set[str]:
         return {"contact": self.contacts, "company": self.companies, "deal": self.deals}[kind]

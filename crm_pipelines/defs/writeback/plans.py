@@ -133,7 +133,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     # a full plan reads each field table once, for the merges and for the values its creates carry
     records_read: dict = {}
     contact_updates = field_updates(linked_merges(engine, settings, "contact", hubspot_ids=hubspot_of["contact"],
-                                                  cache=records_read), "contact")
+                                                  cache=records_read, writes_only=True), "contact")
     contact_made, contact_left = contact_create_plan(
         engine, settings, planned_contacts,
         read["contact_members"][read["contact_members"]["identity_id"].isin(planned_contacts["identity_id"])],
@@ -152,7 +152,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     company_made, company_left = company_creates(companies, read["account_candidates"], read["contact_company"],
                                                  contact_ids, company_rules, planned, modified, deletions.companies)
     company_updates = field_updates(linked_merges(engine, settings, "company", hubspot_ids=hubspot_of["company"],
-                                                  cache=records_read), "company")
+                                                  cache=records_read, writes_only=True), "company")
 
     # deals: creates (DEAL-2..5), field updates of linked deals
     deal_rules = deal_settings(settings)
@@ -168,7 +168,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     pipeline_inputs = frame(_PIPELINE_INPUTS, new_pipeline)
     # linked deals: mapped fields and the stage (in HubSpot's terms, back to the other CRM's names)
     deal_merged = linked_merges(engine, settings, "deal", stage_values(read["deal_stages"], read["deal_facts"]),
-                                hubspot_ids=hubspot_of["deal"], cache=records_read)
+                                hubspot_ids=hubspot_of["deal"], cache=records_read, writes_only=True)
     deal_updates = field_updates(drop_unmapped_stages(deal_merged), "deal")
     stage_findings = []
     for crm, rules in deal_rules.items():
@@ -216,7 +216,8 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
             findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target],
                                               rollup_findings[rollup_findings["target_crm"] == target]]))
     # OPS-4: HubSpot tasks as Salesforce Tasks (not when an incremental plan keeps the stored ones)
-    tasks = task_plan_of(engine, settings) if whole or scope.tasks else TaskPlan.empty()
+    tasks = (task_plan_of(engine, settings, None if whole else scope.task_associations) if whole or scope.tasks
+             else TaskPlan.empty())
     sf = plans["salesforce"]
     sf.creates, sf.left_out = concat(CREATE_COLUMNS, [sf.creates, tasks.creates]), concat(LEFT_OUT_COLUMNS, [
         sf.left_out, tasks.left_out])

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 
 from crm_pipelines.defs.writeback.plan_scope import KINDS, TASKS, WHOLE_PARTS, changed, links_and_baselines, reach
 from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans
-from crm_pipelines.defs.writeback.task_inputs import task_marks, task_related_ids
+from crm_pipelines.defs.writeback.task_inputs import task_associations, task_marks, task_related_ids
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store, unified
 from crm_pipelines.state.cursors import get_cursor, write_cursor
@@ -251,14 +251,18 @@ def stored_plans(engine: Engine) -> dict[str, TargetPlan]:
     return out
 
 
-def _tasks_due(engine: Engine, marks: str, more: pd.DataFrame) -> bool:
+def _tasks_due(engine: Engine, marks: str, more: pd.DataFrame) -> tuple[bool, pd.DataFrame | None]:
     """OPS-4's tasks are planned whole (not per identity): again only when what they read moved since the last
-    plan: a task, a task association, an Opportunity or Task extracted (``marks``), a task's link, or the link
-    of a record a task is associated with (``more``: links changed since)."""
+    plan: a task, a task association, a deleted Opportunity or a Task extracted (``marks``), a task's link, or
+    the link of a record a task is associated with (``more``: links changed since). Also the task associations
+    when it read them (the task plan then does not read them again)."""
     if get_cursor(engine, *CURSOR, "task_inputs") != marks or more["kind"].eq("task").any():
-        return True
+        return True, None
     touched = set(more.loc[more["kind"].isin(["contact", "deal"]), "record_id"].astype(str))
-    return bool(touched) and bool(touched & task_related_ids(engine))
+    if not touched:
+        return False, None
+    associations = task_associations(engine)
+    return bool(touched & task_related_ids(associations)), associations
 
 
 def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> PlanUpdate:
@@ -276,7 +280,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
               else "settings or plan version changed" if known != current
               else "a full unified update" if (logged["kind"] == "*").any() else "")
     marks = task_marks(engine)
-    tasks_due = _tasks_due(engine, marks, more)
+    tasks_due, associations = _tasks_due(engine, marks, more)
     positions = (last_seq, history_row, baselines_at, current, marks)
     if not reason:
         start = changed(engine, pd.concat([logged, more], ignore_index=True))
@@ -284,7 +288,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
             report = PlanUpdate("unchanged", "nothing changed since the last plan", tasks_replanned=False)
             return _finish(engine, report, positions, clock, inputs_changed=False)
         scope, read = reach(engine, start)
-        scope.tasks = tasks_due
+        scope.tasks, scope.task_associations = tasks_due, associations
         seconds: dict[str, float] = {}
         clock.lap(seconds, "scope_s")
         plans, pipeline_inputs = compute_plans(engine, settings, read, scope, keep_values=False)

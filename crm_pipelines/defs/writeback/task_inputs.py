@@ -29,7 +29,7 @@ class TaskPlan:
         return cls(frame(CREATE_COLUMNS), empty_values(), frame(LEFT_OUT_COLUMNS))
 
 
-def _task_associations(engine: Engine) -> pd.DataFrame:
+def task_associations(engine: Engine) -> pd.DataFrame:
     """HubSpot's live task associations: their mirror ids are ``tasks:<id>:<type>:<id>:<type id>``
     (``extract/hubspot.py``), so one id range holds them all (no read of every association)."""
     table = mirror.table_for("hubspot", "associations")
@@ -57,20 +57,21 @@ def task_marks(engine: Engine) -> str:
     return "|".join(str(m) for m in (*marks, associations, gone))
 
 
-def task_related_ids(engine: Engine) -> set[str]:
-    """The HubSpot records (contacts, deals) HubSpot's live tasks are associated with: a link of one of them
-    can move a task."""
-    return set(_task_associations(engine)["to_id"].astype(str))
+def task_related_ids(associations: pd.DataFrame) -> set[str]:
+    """The HubSpot records (contacts, deals) HubSpot's live tasks are associated with (``task_associations``):
+    a link of one of them can move a task."""
+    return set(associations["to_id"].astype(str))
 
 
-def task_plan_of(engine: Engine, settings: Settings) -> TaskPlan:
-    """OPS-4 from the state database as it is (nothing when the Salesforce connection is off)."""
+def task_plan_of(engine: Engine, settings: Settings, associations: pd.DataFrame | None = None) -> TaskPlan:
+    """OPS-4 from the state database as it is (nothing when the Salesforce connection is off);
+    ``associations``: ``task_associations`` when already read."""
     if not settings.connections.salesforce.enabled:
         return TaskPlan.empty()
     rules = settings.sync.salesforce.tasks
     tasks = mirror.read_records(engine, "hubspot", "tasks", columns=[f[0] for f in FIELDS])
     tasks = tasks[~tasks["deleted"].astype(bool)]
-    assoc = _task_associations(engine)
+    assoc = task_associations(engine) if associations is None else associations
     related = assoc["to_id"].astype(str).unique().tolist()
     contacts = link_store.load(engine, kind="contact", hubspot_ids=related)
     deals = link_store.load(engine, kind="deal", hubspot_ids=related)
