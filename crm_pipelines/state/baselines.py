@@ -14,13 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from crm_pipelines.state.schema import baselines
-from crm_pipelines.state.sql import insert_frame
+from crm_pipelines.state.sql import insert_frame, rows_for_ids
 
 KEY = ("kind", "hubspot_id", "other_crm", "field")
 COLUMNS = (*KEY, "value", "synced_at", "write_id")
-# ids per lookup; past ``_WHOLE`` ids (a full plan: most linked records) the kind's baselines with that CRM
-# are read whole and filtered here (600 lookups cost 3 s at a million people, on an empty table)
-_CHUNK, _WHOLE = 5_000, 50_000
+_CHUNK = 5_000  # ids per delete
 
 
 def load(engine: Engine, kind: str, other_crm: str, hubspot_ids: Iterable[str]) -> pd.DataFrame:
@@ -28,17 +26,8 @@ def load(engine: Engine, kind: str, other_crm: str, hubspot_ids: Iterable[str]) 
     ids = list(dict.fromkeys(hubspot_ids))
     query = sa.select(*[baselines.c[c] for c in COLUMNS]).where(baselines.c.kind == kind,
                                                                 baselines.c.other_crm == other_crm)
-    whole = len(ids) > _WHOLE
     with engine.connect() as conn:
-        if whole:
-            rows = conn.execute(query).all()
-        else:
-            rows = [r for start in range(0, len(ids), _CHUNK)
-                    for r in conn.execute(query.where(baselines.c.hubspot_id.in_(ids[start : start + _CHUNK])))]
-    # plain tuples: pandas probes a SQLAlchemy Row's attributes one at a time
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(COLUMNS)).astype(object)
-    if whole:
-        frame = frame[frame["hubspot_id"].isin(set(ids))].reset_index(drop=True)
+        frame = rows_for_ids(conn, query, baselines.c.hubspot_id, ids, COLUMNS)
     frame = frame.where(frame.notna(), None)  # a synced blank is None, as the merge takes it
     frame["synced_at"] = pd.to_datetime(frame["synced_at"], utc=True)
     return frame

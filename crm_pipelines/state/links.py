@@ -11,11 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from crm_pipelines.state.schema import link_history, links
-from crm_pipelines.state.sql import insert_frame
+from crm_pipelines.state.sql import insert_frame, rows_for_ids
 
-# ids per lookup; past ``_WHOLE`` ids (the task plan's related records, a full plan's links at a million
-# people) the kind's links are read whole and filtered here: a few hundred lookups cost seconds more
-_CHUNK, _WHOLE = 5_000, 50_000
 COLUMNS = ("kind", "hubspot_id", "identity_id", "salesforce_id", "salesforce_type", "dynamics_id", "dynamics_type",
            "origin")
 
@@ -29,18 +26,8 @@ def load(engine: Engine, *, kind: str | None = None, hubspot_ids: Iterable[str] 
     if origin is not None:
         query = query.where(links.c.origin == origin)
     ids = None if hubspot_ids is None else list(dict.fromkeys(hubspot_ids))
-    whole = ids is None or len(ids) > _WHOLE
     with engine.connect() as conn:
-        if whole:
-            rows = conn.execute(query).all()
-        else:
-            rows = [r for start in range(0, len(ids), _CHUNK)
-                    for r in conn.execute(query.where(links.c.hubspot_id.in_(ids[start : start + _CHUNK])))]
-    # plain tuples: pandas probes a SQLAlchemy Row's attributes one at a time
-    out = pd.DataFrame([tuple(r) for r in rows], columns=list(COLUMNS)).astype(object)
-    if whole and ids is not None:
-        out = out[out["hubspot_id"].isin(set(ids))].reset_index(drop=True)
-    return out
+        return rows_for_ids(conn, query, links.c.hubspot_id, ids, COLUMNS)
 
 
 def history(engine: Engine, kind: str, hubspot_id: str) -> list[dict]:

@@ -116,6 +116,30 @@ def ids_in_ranges(conn: Connection, table: sa.Table, prefixes: Sequence[str], *w
     return [r[0] for r in conn.execute(stmt)]
 
 
+# ids per lookup; past ``_WHOLE`` ids (a full plan's links and baselines at a million people) a table is read
+# whole and filtered: hundreds of lookups cost seconds more
+_ID_CHUNK, _WHOLE = 5_000, 50_000
+
+
+def rows_for_ids(conn: Connection, query: sa.Select, column: sa.ColumnElement, ids: Sequence[str] | None,
+                 names: Sequence[str]) -> Any:
+    """``query``'s rows whose ``column`` is one of ``ids`` (None: all), as a frame of columns ``names``: in
+    lookups of a few thousand ids, or, for many ids, read whole and filtered here."""
+    import pandas as pd
+
+    whole = ids is None or len(ids) > _WHOLE
+    if whole:
+        rows = conn.execute(query).all()
+    else:
+        rows = [r for start in range(0, len(ids), _ID_CHUNK)
+                for r in conn.execute(query.where(column.in_(ids[start : start + _ID_CHUNK])))]  # fmt: skip
+    # plain tuples: pandas probes a SQLAlchemy Row's attributes one at a time
+    out = pd.DataFrame([tuple(r) for r in rows], columns=list(names)).astype(object)
+    if whole and ids is not None:
+        out = out[out[column.name].isin(set(ids))].reset_index(drop=True)
+    return out
+
+
 def insert_frame(conn: Connection, table: sa.Table, frame: Any, json_columns: Sequence[str] = ()) -> None:
     """Append a frame's rows (columns named as the table's; None/NA for NULL): PostgreSQL's COPY, which
     takes a million rows in seconds where INSERTs take minutes; an executemany on SQLite (in-process).
