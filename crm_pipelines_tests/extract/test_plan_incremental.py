@@ -255,6 +255,8 @@ def test_a_state_database_at_the_previous_version_upgrades_to_the_plan_store(sta
     inspector = sa.inspect(engine)
     assert {"plan_rows", "plan_changes"} <= set(inspector.get_table_names())
     assert "ix_plan_rows_scope" not in {i["name"] for i in inspector.get_indexes("plan_rows")}
+    assert "ix_mirror_salesforce_opportunity_deleted" in {i["name"] for i in inspector.get_indexes(
+        "mirror_salesforce_opportunity")}  # OPS-4: every plan asks for the deleted Opportunities
     assert "ix_unified_company_identities_domain" in {i["name"] for i in inspector.get_indexes(
         "unified_company_identities")}
     assert unified.read(engine, "company_identities")["domain"].tolist() == ["a.example"]
@@ -264,3 +266,19 @@ def test_a_state_database_at_the_previous_version_upgrades_to_the_plan_store(sta
         written = plan_store.write(conn, rows.assign(target_crm="hubspot", part="creates", scope="contact:i1"),
                                    {"contact:i0", "contact:i1"}, [("hubspot", "creates")])
     assert written.rows == 2 and plan_store.read(engine)[("hubspot", "creates")]["identity_id"].tolist() == ["i1"]
+
+
+def test_ops_5_a_full_plan_drops_the_frames_an_older_plan_version_stored(state_url: str) -> None:
+    """OPS-5: the stored plan is what the writes execute, so a frame (target, part) the plan no longer has (a
+    part renamed by a newer plan version) must not outlive a full plan; the plan-wide rows (DEAL-3's pipelines)
+    are the plan's own to replace and stay."""
+    engine = create_state_engine(state_url)
+    row = plan_store.encode(pd.DataFrame({"object": ["contact"], "identity_id": ["i1"]}))
+    with engine.begin() as conn:
+        for part, scope in (("retired", "contact:i1"), ("creates", "contact:i1"), ("creates", plan_store.GLOBAL)):
+            plan_store.write(conn, row.assign(target_crm="hubspot", part=part, scope=scope), {scope},
+                             [("hubspot", part)])
+        plan_store.add_summary(conn, plan_store.summarize({("hubspot", "retired"): row, ("hubspot", "creates"): row}),
+                               None)
+        assert plan_store.drop_frames(conn, keep=[("hubspot", "creates")]) == 1
+    assert plan_store.counts(engine) == {("hubspot", "creates"): 2}

@@ -17,6 +17,7 @@ from crm_pipelines.settings import Settings
 from crm_pipelines.state import baselines, mirror, unified
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state.api_usage import SqlCallLedger
+from crm_pipelines.state.sql import rows_for_ids
 from crm_pipelines.sync.calls import fit_budget
 from crm_pipelines.sync.contact_creates import ContactCreateSettings, contact_creates
 from crm_pipelines.sync.field_inputs import merge_inputs
@@ -42,22 +43,11 @@ def _values(engine: Engine, crm: str, obj: str, ids: list[str], whole: bool = Fa
     records of the object are asked for (a full plan), so the tables are read whole (once per ``cache``) and
     filtered here (half the time of their ids sent in lists)."""
     table = mirror.table_for(crm, obj)
+    values = whole_fields(engine, crm, obj, cache) if whole else read_fields(engine, crm, obj, ids)
     if whole:
-        wanted = set(ids)
-        values = whole_fields(engine, crm, obj, cache)
-        values = values[values["id"].isin(wanted)]
-        with engine.connect() as conn:
-            # plain tuples: pandas probes a SQLAlchemy Row's attributes one at a time (3 s for 700,000 rows)
-            when = pd.DataFrame([tuple(r) for r in conn.execute(sa.select(table.c.id, table.c.modified_at))],
-                                columns=["id", "modified_at"])
-        when = when[when["id"].isin(wanted)]
-    else:
-        values = read_fields(engine, crm, obj, ids)
-        with engine.connect() as conn:
-            when = pd.DataFrame([tuple(r) for start in range(0, len(ids), _CHUNK) for r in conn.execute(
-                sa.select(table.c.id, table.c.modified_at).where(table.c.id.in_(ids[start : start + _CHUNK])))],
-                columns=["id", "modified_at"])  # fmt: skip
-    when = when.astype({"id": object})
+        values = values[values["id"].isin(set(ids))]
+    with engine.connect() as conn:
+        when = rows_for_ids(conn, sa.select(table.c.id, table.c.modified_at), table.c.id, ids, ["id", "modified_at"])
     when["modified_at"] = pd.to_datetime(when["modified_at"], utc=True)
     return values.astype({"id": object}).merge(when, on="id", how="left")
 
