@@ -7,7 +7,9 @@ lacks, and only these (only differences from what the target has; nothing is rem
 - HubSpot is the hub (TOP-1): HubSpot gets the associations of Salesforce and Dynamics; Salesforce and
   Dynamics get HubSpot's (they meet only through HubSpot).
 - Only between linked identities: both records must already exist in the target (a record the plan creates
-  is associated on the run after its create).
+  is associated on the run after its create). Such a pair is not listed as left out: the record's own row
+  (its create, or why it is not created) says what happens, and on a first sync they would be most of the
+  plan (millions of pairs whose records the same plan creates).
 - Only where both objects sync on that connection (their switches) in that direction (CON-1: the first
   object's direction, contacts for contact->company, deals for the deal associations).
 - How each is written: HubSpot an association (v4 batch create); Salesforce an OpportunityContactRole
@@ -93,9 +95,7 @@ def association_changes(target: str, pairs: Mapping[str, pd.DataFrame], identiti
         right = _records(identities[right_obj], right_obj, target).rename(
             columns={"identity": "to_identity", "id": "to_id"}).drop(columns="type")
         want = want.merge(left, on="from_identity", how="left").merge(right, on="to_identity", how="left")
-        missing = want["from_id"].isna() | want["to_id"].isna()
-        skipped.append(_left_out(want[missing], kind, target, f"DEAL-6 not both records in {target} yet"))
-        want = want[~missing]
+        want = want[want["from_id"].notna() & want["to_id"].notna()]
         if target == "hubspot":
             made.append(want.assign(object=kind, via="association", action="associate",
                                     record_id=want["from_id"].astype(str) + ">" + want["to_id"].astype(str)))
