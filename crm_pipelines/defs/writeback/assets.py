@@ -242,7 +242,7 @@ def build_plan_assets() -> dg.AssetsDefinition:
                 "plan_reason": update.reason,
                 "identities_replanned": dg.MetadataValue.json(update.replanned),
                 "identities_replanned_total": sum(update.replanned.values()),
-                "tasks_replanned": update.tasks_replanned,  # OPS-4: only when what they read changed
+                "tasks_replanned": update.tasks_replanned,  # OPS-4: HubSpot tasks whose inputs moved
                 "stored_rows_written": update.rows_written,
                 "plan_seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in update.seconds.items()}),
                 "planned_writes": int(work["records"].sum()),  # one per record and action

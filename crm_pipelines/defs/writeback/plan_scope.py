@@ -45,7 +45,7 @@ KINDS = ("contact", "company", "deal")
 # parts of the plan recomputed whole on every plan (cheap, and not under one identity: a deleted record's
 # identity is gone), stored under one scope each and replaced by every plan, incremental ones included
 WHOLE_PARTS = {"deletes": "deletes", "not_deleted": "deletes"}
-TASKS = "tasks"  # OPS-4: tasks are planned whole too (they hang off contacts and deals, not one identity)
+TASK = "task"  # OPS-4: a task's rows are stored under ``task:<HubSpot task id>`` (not under an identity)
 _IDENTITIES = {"contact": "contact_identities", "company": "company_identities", "deal": "deal_identities"}
 
 
@@ -56,16 +56,16 @@ class Scope:
     contacts: set[str] = field(default_factory=set)
     companies: set[str] = field(default_factory=set)
     deals: set[str] = field(default_factory=set)
-    tasks: bool = True  # OPS-4's tasks replanned (whole): their inputs may have changed since the last plan
-    task_associations: pd.DataFrame | None = field(default=None, repr=False)  # when already read
+    tasks: set[str] = field(default_factory=set)  # OPS-4: HubSpot tasks whose inputs moved since the last plan
+    task_associations: pd.DataFrame | None = field(default=None, repr=False)  # when already read whole
 
     def of(self, kind: str) -> set[str]:
         return {"contact": self.contacts, "company": self.companies, "deal": self.deals}[kind]
 
     def names(self) -> set[str]:
         """The stored plan's scopes (``<kind>:<identity>``), and those of the parts planned whole."""
-        whole = {*WHOLE_PARTS.values(), TASKS} if self.tasks else set(WHOLE_PARTS.values())
-        return {f"{kind}:{i}" for kind in KINDS for i in self.of(kind)} | whole
+        tasks = {f"{TASK}:{i}" for i in self.tasks}
+        return {f"{kind}:{i}" for kind in KINDS for i in self.of(kind)} | tasks | set(WHOLE_PARTS.values())
 
     def sizes(self) -> dict[str, int]:
         return {"contacts": len(self.contacts), "companies": len(self.companies), "deals": len(self.deals)}

@@ -215,9 +215,9 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
             not_deleted=frame(LEFT_OUT_COLUMNS, deletions.left_out_for(target)),
             findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target],
                                               rollup_findings[rollup_findings["target_crm"] == target]]))
-    # OPS-4: HubSpot tasks as Salesforce Tasks (not when an incremental plan keeps the stored ones)
-    tasks = (task_plan_of(engine, settings, None if whole else scope.task_associations) if whole or scope.tasks
-             else TaskPlan.empty())
+    # OPS-4: HubSpot tasks as Salesforce Tasks (an incremental plan: those whose inputs moved)
+    tasks = (task_plan_of(engine, settings) if whole else
+             task_plan_of(engine, settings, scope.task_associations, scope.tasks) if scope.tasks else TaskPlan.empty())
     sf = plans["salesforce"]
     sf.creates, sf.left_out = concat(CREATE_COLUMNS, [sf.creates, tasks.creates]), concat(LEFT_OUT_COLUMNS, [
         sf.left_out, tasks.left_out])

@@ -10,7 +10,8 @@ Plan-wide parts are recomputed from the stored plan, never from scratch: the Hub
 need (DEAL-3, from the stored HubSpot deal creates into new pipelines, kept as the part ``pipeline_inputs``),
 when those creates or HubSpot's pipelines changed; the API calls against the 24 h budget with what is
 deferred (OPS-2, OPS-8; the assets compute them from the stored plan's writes) every time. OPS-4's tasks are
-planned whole, and only when what they read moved since the last plan (``_tasks_due``): else their rows stay.
+stored per HubSpot task (``task:<id>``) and an incremental plan replans those whose inputs moved since the last
+plan (``task_inputs.tasks_to_replan``).
 
 Every frame of ``sync/plan.TargetPlan`` is stored (its dataclass fields, whatever they are) but the values
 the creates carry (``NOT_STORED``: a row per create and field, most of a first sync's plan, and a copy of
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -31,9 +33,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from crm_pipelines.defs.writeback.plan_scope import KINDS, TASKS, WHOLE_PARTS, changed, links_and_baselines, reach
+from crm_pipelines.defs.writeback.plan_scope import KINDS, TASK, WHOLE_PARTS, changed, links_and_baselines, reach
 from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans
-from crm_pipelines.defs.writeback.task_inputs import task_associations, task_marks, task_related_ids
+from crm_pipelines.defs.writeback.task_inputs import task_marks, tasks_to_replan
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store, unified
 from crm_pipelines.state.cursors import get_cursor, write_cursor
@@ -72,7 +74,7 @@ class PlanUpdate:
     mode: str  # "full", "incremental" or "unchanged"
     reason: str
     replanned: dict[str, int] = field(default_factory=dict)  # identities replanned per kind
-    tasks_replanned: bool = True  # OPS-4's tasks (planned whole) recomputed
+    tasks_replanned: int = 0  # OPS-4: HubSpot tasks replanned
     rows_written: int = 0  # stored plan rows deleted + inserted
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -115,10 +117,12 @@ def attribute(part: str, rows: pd.DataFrame, maps: dict[tuple[str, str], pd.Seri
     kind = kind.astype(object).to_numpy()
     if part in WHOLE_PARTS:  # recomputed whole on every plan: one scope, replaced each time
         return pd.Series([WHOLE_PARTS[part]] * n, dtype=object)
-    if (kind == "task").any():  # OPS-4 tasks are planned whole too (not under an identity)
-        rest = attribute(part, rows[kind != "task"], maps) if (kind != "task").any() else pd.Series([], dtype=object)
-        out = pd.Series([TASKS] * n, dtype=object)
-        out[kind != "task"] = rest.to_numpy()
+    task = kind == "task"
+    if task.any():  # OPS-4: a task's rows are its own (``task:<HubSpot task id>``), not an identity's
+        rest = attribute(part, rows[~task], maps) if (~task).any() else pd.Series([], dtype=object)
+        own = rows["source_id"] if "source_id" in cols else rows["id"]
+        out = pd.Series(TASK + ":" + own.astype(str).to_numpy(), dtype=object)
+        out[~task] = rest.to_numpy()
         return out
     identity = pd.Series([None] * n, dtype=object)
     if part == "associations" or "from_identity" in cols:
@@ -251,18 +255,14 @@ def stored_plans(engine: Engine) -> dict[str, TargetPlan]:
     return out
 
 
-def _tasks_due(engine: Engine, marks: str, more: pd.DataFrame) -> tuple[bool, pd.DataFrame | None]:
-    """OPS-4's tasks are planned whole (not per identity): again only when what they read moved since the last
-    plan: a task, a task association, a deleted Opportunity or a Task extracted (``marks``), a task's link, or
-    the link of a record a task is associated with (``more``: links changed since). Also the task associations
-    when it read them (the task plan then does not read them again)."""
-    if get_cursor(engine, *CURSOR, "task_inputs") != marks or more["kind"].eq("task").any():
-        return True, None
-    touched = set(more.loc[more["kind"].isin(["contact", "deal"]), "record_id"].astype(str))
-    if not touched:
-        return False, None
-    associations = task_associations(engine)
-    return bool(touched & task_related_ids(associations)), associations
+def _task_marks(engine: Engine) -> dict[str, str | None] | None:
+    """``task_inputs.task_marks`` at the last plan (None: no plan stored them)."""
+    known = get_cursor(engine, *CURSOR, "task_inputs")
+    try:
+        marks = json.loads(known) if known else None
+    except ValueError:
+        return None
+    return marks if isinstance(marks, dict) else None
 
 
 def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> PlanUpdate:
@@ -279,16 +279,19 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
     reason = ("asked for" if full else "first plan" if known is None
               else "settings or plan version changed" if known != current
               else "a full unified update" if (logged["kind"] == "*").any() else "")
-    marks = task_marks(engine)
-    tasks_due, associations = _tasks_due(engine, marks, more)
+    marks, before = task_marks(engine), _task_marks(engine)
+    reason = reason or ("" if before is not None else "no task marks stored")
     positions = (last_seq, history_row, baselines_at, current, marks)
     if not reason:
+        touched = set(more.loc[more["kind"].isin(["contact", "deal"]), "record_id"].astype(str))
+        tasks, associations = tasks_to_replan(engine, before, touched,
+                                              set(more.loc[more["kind"].eq("task"), "record_id"].astype(str)))
         start = changed(engine, pd.concat([logged, more], ignore_index=True))
-        if not any(start.sizes().values()) and not tasks_due:
-            report = PlanUpdate("unchanged", "nothing changed since the last plan", tasks_replanned=False)
+        if not any(start.sizes().values()) and not tasks:
+            report = PlanUpdate("unchanged", "nothing changed since the last plan")
             return _finish(engine, report, positions, clock, inputs_changed=False)
         scope, read = reach(engine, start)
-        scope.tasks, scope.task_associations = tasks_due, associations
+        scope.tasks, scope.task_associations = tasks, associations
         seconds: dict[str, float] = {}
         clock.lap(seconds, "scope_s")
         plans, pipeline_inputs = compute_plans(engine, settings, read, scope, keep_values=False)
@@ -298,7 +301,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
             reason = f"incremental plan impossible: {err}"
         else:
             report = PlanUpdate("incremental", f"{len(logged) + len(more)} changed records", scope.sizes(),
-                                tasks_replanned=tasks_due, seconds=seconds)
+                                tasks_replanned=len(tasks), seconds=seconds)
             rows = pd.concat([_encoded(t, p, f) for (t, p), f in kept.items()] or [_no_rows()], ignore_index=True)
             clock.lap(report.seconds, "compute_s")
             with engine.begin() as conn:
@@ -318,6 +321,8 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
     clock.lap(report.seconds, "read_s")
     plans, pipeline_inputs = compute_plans(engine, settings, read, keep_values=False)
     kept = _scoped(plans, pipeline_inputs, read, None)
+    report.tasks_replanned = len(set().union(*(set(rows.loc[rows["scope"].astype(str).str.startswith(f"{TASK}:"),
+                                                            "scope"]) for rows in kept.values())))
     counts = summarize(kept)
     clock.lap(report.seconds, "compute_s")
     del read, plans
@@ -373,8 +378,7 @@ def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock,
             write_cursor(conn, *CURSOR, "baselines_at", baselines_at.isoformat())
         write_cursor(conn, *CURSOR, "fingerprint", current)
         write_cursor(conn, *CURSOR, "hubspot_pipelines", digest)
-        if report.tasks_replanned:
-            write_cursor(conn, *CURSOR, "task_inputs", marks)
+        write_cursor(conn, *CURSOR, "task_inputs", json.dumps(marks))
     clock.lap(report.seconds, "plan_wide_s")
     report.seconds["total_s"] = time.perf_counter() - clock.started
     return report
