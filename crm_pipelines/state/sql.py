@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -121,13 +122,34 @@ def ids_in_ranges(conn: Connection, table: sa.Table, prefixes: Sequence[str], *w
 _ID_CHUNK, _WHOLE = 5_000, 50_000
 
 
+def copy_out(conn: Connection, query: sa.Select, names: Sequence[str]) -> Any:
+    """PostgreSQL: ``query``'s rows as a frame of text (NaN for NULL), sent by COPY and parsed by pandas' CSV
+    reader: for a million rows several times faster than the driver's typed rows (a datetime object per
+    value). COPY takes no parameters: the driver renders them (in C)."""
+    import pandas as pd
+
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    cursor = conn.connection.driver_connection.cursor()
+    statement = cursor.mogrify(compiled.string, compiled.params).decode()
+    buf = io.BytesIO()  # bytes as the server sends them: the parser reads them without encoding text again
+    cursor.copy_expert(f"COPY ({statement}) TO STDOUT WITH (FORMAT csv, NULL '\\N')", buf)
+    buf.seek(0)
+    return pd.read_csv(buf, header=None, names=list(names), dtype=str, keep_default_na=False, na_values=["\\N"],
+                       quoting=csv.QUOTE_MINIMAL)
+
+
 def rows_for_ids(conn: Connection, query: sa.Select, column: sa.ColumnElement, ids: Sequence[str] | None,
-                 names: Sequence[str]) -> Any:
+                 names: Sequence[str], text: bool = False) -> Any:
     """``query``'s rows whose ``column`` is one of ``ids`` (None: all), as a frame of columns ``names``: in
-    lookups of a few thousand ids, or, for many ids, read whole and filtered here."""
+    lookups of a few thousand ids, or, for many ids, read whole and filtered here. ``text``: on PostgreSQL a
+    whole read comes as text (``copy_out``; the caller converts what it needs), not as the driver's types."""
     import pandas as pd
 
     whole = ids is None or len(ids) > _WHOLE
+    if whole and text and conn.dialect.name == "postgresql":
+        out = copy_out(conn, query, names)
+        out = out.astype(object).where(out.notna(), None)
+        return out if ids is None else out[out[column.name].isin(set(ids))].reset_index(drop=True)
     if whole:
         rows = conn.execute(query).all()
     else:

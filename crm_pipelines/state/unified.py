@@ -14,7 +14,6 @@ record (``values``).
 from __future__ import annotations
 
 import csv
-import io
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
-from crm_pipelines.state.sql import insert_frame
+from crm_pipelines.state.sql import copy_out, insert_frame
 
 PREFIX = "unified_"
 CHUNK = 5_000
@@ -251,16 +250,9 @@ def _select(conn: Connection, declared: Declared, where: sa.ColumnElement | None
     if where is not None:
         query = query.where(where)
     if _is_pg(conn):
-        # COPY takes no parameters: the driver renders them (in C; SQLAlchemy's literal rendering costs about
-        # 2 ms per 1,000 values, and an incremental run sends a hundred lookups of thousands)
-        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-        cursor = conn.connection.driver_connection.cursor()
-        sql = cursor.mogrify(compiled.string, compiled.params).decode()
-        buf = io.BytesIO()  # bytes as the server sends them: the parser reads them without encoding text again
-        cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, NULL '\\N')", buf)
-        buf.seek(0)
-        return pd.read_csv(buf, header=None, names=declared.names, dtype=str, keep_default_na=False,
-                           na_values=["\\N"], quoting=csv.QUOTE_MINIMAL)  # fmt: skip
+        # the driver renders COPY's parameters in C: SQLAlchemy's literal rendering costs about 2 ms per 1,000
+        # values, and an incremental run sends a hundred lookups of thousands
+        return copy_out(conn, query, declared.names)
     rows = conn.execute(query).all()
     return pd.DataFrame.from_records(rows, columns=declared.names)
 

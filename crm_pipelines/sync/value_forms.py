@@ -67,6 +67,26 @@ def api_form(values: pd.Series, kind: str, crm: str, date_only: bool = False) ->
     return out.astype(object).where(ts.notna().to_numpy(), None)
 
 
+# kinds whose comparable form (``field_inputs.comparable``) is formatted, not the text as read, stripped
+FORMATTED = frozenset({"number", "bool", "date", "datetime"})
+
+
+def may_be_too_long(values: pd.DataFrame, limits: dict[str, tuple[str, int]]) -> pd.DataFrame:
+    """The rows of ``values`` (a field table: one column per HubSpot property) any of whose ``limits``' fields
+    (property -> its kind and the most characters the target takes) is longer as read than its limit: the only
+    ones whose text can be too long, since a text's comparable form is the text stripped (all rows when a
+    field's kind is ``FORMATTED``). What a plan that keeps only the findings of too-long text reads instead of
+    forming every value."""
+    if any(kind in FORMATTED for kind, _ in limits.values()):
+        return values
+    over = np.zeros(len(values), dtype=bool)
+    for name, (_, limit) in limits.items():
+        if name in values.columns:
+            size = values[name].astype("string").str.len().to_numpy(dtype="float64", na_value=0.0)
+            over |= size > limit
+    return values[over]
+
+
 def value_forms(values: pd.DataFrame, crm: str, record_column: str = "source_id",
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``values`` (``VALUE_COLUMNS``) written to ``crm``: the same rows with ``api_value`` (None for text too long

@@ -11,7 +11,7 @@ from crm_pipelines.defs.writeback.task_inputs import task_plan_of
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.sync.create_values import create_values, empty, pair_fields
-from crm_pipelines.sync.value_forms import LENGTHS, update_forms, value_forms
+from crm_pipelines.sync.value_forms import LENGTHS, may_be_too_long, update_forms, value_forms
 from crm_pipelines.transform.fields import DEFAULT_FIELDS
 
 HUBSPOT_OBJECT = {"contact": "contacts", "company": "companies", "deal": "deals"}
@@ -74,8 +74,11 @@ def create_values_of(engine: Engine, settings: Settings, target: str, creates: p
         for object_type, one_type in made.groupby("object_type", sort=True):
             other_obj = str(object_type)
             other_obj = _TYPE_OBJECT.get(other_obj, other_obj) if target == "dynamics" else other_obj
-            parts.append(create_values(one_type, values, fields(target, other_obj), to_hubspot=False,
-                                       target_object=other_obj))  # fmt: skip
+            mapped = fields(target, other_obj)
+            # only the findings kept: only text longer than its limit as read can be one
+            source = may_be_too_long(values, {f.hubspot: (f.kind, LENGTHS[(target, other_obj, f.other)])
+                                              for f in mapped}) if limited_only else values
+            parts.append(create_values(one_type, source, mapped, to_hubspot=False, target_object=other_obj))
     if limited_only and extra is not None:
         keys = zip(extra["target_object"].astype(str), extra["target_field"].astype(str), strict=True)
         extra = extra[[(target, o, f) in LENGTHS for o, f in keys]]
@@ -90,8 +93,7 @@ def carried_values(engine: Engine, settings: Settings, target: str, creates: pd.
     extra = None
     tasks = creates["object"].eq("task").to_numpy()
     if target == "salesforce" and tasks.any():
-        values = task_plan_of(engine, settings).values
-        extra = values[values["source_id"].astype(str).isin(set(creates.loc[tasks, "source_id"].astype(str)))]
+        extra = task_plan_of(engine, settings, set(creates.loc[tasks, "source_id"].astype(str))).values
     return create_values_of(engine, settings, target, creates, extra)[0]
 
 

@@ -47,8 +47,9 @@ def _values(engine: Engine, crm: str, obj: str, ids: list[str], whole: bool = Fa
     if whole:
         values = values[values["id"].isin(set(ids))]
     with engine.connect() as conn:
-        when = rows_for_ids(conn, sa.select(table.c.id, table.c.modified_at), table.c.id, ids, ["id", "modified_at"])
-    when["modified_at"] = pd.to_datetime(when["modified_at"], utc=True)
+        when = rows_for_ids(conn, sa.select(table.c.id, table.c.modified_at), table.c.id, ids, ["id", "modified_at"],
+                            text=True)
+    when["modified_at"] = pd.to_datetime(when["modified_at"], utc=True, format="ISO8601")
     return values.astype({"id": object}).merge(when, on="id", how="left")
 
 

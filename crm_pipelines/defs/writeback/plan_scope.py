@@ -57,7 +57,6 @@ class Scope:
     companies: set[str] = field(default_factory=set)
     deals: set[str] = field(default_factory=set)
     tasks: set[str] = field(default_factory=set)  # OPS-4: HubSpot tasks whose inputs moved since the last plan
-    task_associations: pd.DataFrame | None = field(default=None, repr=False)  # when already read whole
 
     def of(self, kind: str) -> set[str]:
         return {"contact": self.contacts, "company": self.companies, "deal": self.deals}[kind]

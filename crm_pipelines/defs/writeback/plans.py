@@ -217,10 +217,13 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
                                               rollup_findings[rollup_findings["target_crm"] == target]]))
     # OPS-4: HubSpot tasks as Salesforce Tasks (an incremental plan: those whose inputs moved)
     tasks = (task_plan_of(engine, settings) if whole else
-             task_plan_of(engine, settings, scope.task_associations, scope.tasks) if scope.tasks else TaskPlan.empty())
+             task_plan_of(engine, settings, scope.tasks) if scope.tasks else TaskPlan.empty())
     sf = plans["salesforce"]
     sf.creates, sf.left_out = concat(CREATE_COLUMNS, [sf.creates, tasks.creates]), concat(LEFT_OUT_COLUMNS, [
         sf.left_out, tasks.left_out])
+    if not keep_values:  # only the findings: HubSpot's values going to the others (``limited_only``)
+        for key in [key for key in records_read if key[0] != "hubspot"]:
+            del records_read[key]
     for target, plan in plans.items():  # the field values each create carries, in the API's form (OPS-9)
         plan.create_values, too_long = create_values_of(engine, settings, target, plan.creates,
                                                         tasks.values if target == "salesforce" else None, records_read,

@@ -283,15 +283,15 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
     reason = reason or ("" if before is not None else "no task marks stored")
     positions = (last_seq, history_row, baselines_at, current, marks)
     if not reason:
-        touched = set(more.loc[more["kind"].isin(["contact", "deal"]), "record_id"].astype(str))
-        tasks, associations = tasks_to_replan(engine, before, touched,
-                                              set(more.loc[more["kind"].eq("task"), "record_id"].astype(str)))
+        linked = {kind: set(more.loc[more["kind"].isin(kinds), "record_id"].astype(str))
+                  for kind, kinds in (("records", ["contact", "deal"]), ("tasks", ["task"]))}
+        tasks = tasks_to_replan(engine, before, linked["records"], linked["tasks"])
         start = changed(engine, pd.concat([logged, more], ignore_index=True))
         if not any(start.sizes().values()) and not tasks:
             report = PlanUpdate("unchanged", "nothing changed since the last plan")
             return _finish(engine, report, positions, clock, inputs_changed=False)
         scope, read = reach(engine, start)
-        scope.tasks, scope.task_associations = tasks, associations
+        scope.tasks = tasks
         seconds: dict[str, float] = {}
         clock.lap(seconds, "scope_s")
         plans, pipeline_inputs = compute_plans(engine, settings, read, scope, keep_values=False)

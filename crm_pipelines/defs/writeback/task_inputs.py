@@ -31,49 +31,66 @@ class TaskPlan:
 
 
 _TASK_RANGE = ("tasks:", "tasks;")  # every task association's mirror id, and no other's
-_FEW = 200  # up to this many tasks, their associations are read by id prefix, not the whole range
+_PREFIXES = 200  # task id prefixes per lookup (SQLite: a compound SELECT of at most 500)
+
+
+def _parsed(ids: list[str]) -> pd.DataFrame:
+    """Task association mirror ids (``tasks:<id>:<type>:<id>:<type id>``, ``extract/hubspot.py``) as
+    ``from_type``, ``from_id``, ``to_type``, ``to_id``."""
+    parts = [i.split(":")[:4] for i in ids]
+    out = pd.DataFrame([p for p in parts if len(p) == 4], columns=["from_type", "from_id", "to_type", "to_id"],
+                       dtype=object)
+    return out.drop_duplicates(ignore_index=True)
 
 
 def task_associations(engine: Engine, task_ids: set[str] | None = None) -> pd.DataFrame:
-    """HubSpot's live task associations (of these tasks, or all): their mirror ids are
-    ``tasks:<id>:<type>:<id>:<type id>`` (``extract/hubspot.py``), so one id range holds them all (no read of
-    every association), and one narrower range a task's."""
+    """HubSpot's live task associations, of these tasks or all: one id range holds them all (no read of every
+    association), and one narrower range a task's."""
     table = mirror.table_for("hubspot", "associations")
     live = table.c.deleted.is_(False)
-    if task_ids is not None and len(task_ids) <= _FEW:
-        ranges = [sa.and_(table.c.id >= f"tasks:{t}:", table.c.id < f"tasks:{t};") for t in sorted(task_ids)]
-        where = [sa.or_(*ranges), live] if ranges else [sa.false()]
-    else:
-        where = [table.c.id >= _TASK_RANGE[0], table.c.id < _TASK_RANGE[1], live]
     with engine.connect() as conn:
-        ids = pd.Series([r[0] for r in conn.execute(sa.select(table.c.id).where(*where))], dtype=object)
-    parts = ids.astype(str).str.split(":", expand=True) if len(ids) else pd.DataFrame(columns=range(4))
-    out = pd.DataFrame({"from_type": parts[0], "from_id": parts[1], "to_type": parts[2], "to_id": parts[3]}
-                       ).dropna().drop_duplicates()  # fmt: skip
-    return out if task_ids is None else out[out["from_id"].isin(task_ids)]
+        if task_ids is None:
+            query = sa.select(table.c.id).where(table.c.id >= _TASK_RANGE[0], table.c.id < _TASK_RANGE[1], live)
+            ids = [r[0] for r in conn.execute(query)]
+        else:
+            prefixes = [f"tasks:{t}:" for t in sorted(task_ids)]
+            ids = [i for start in range(0, len(prefixes), _PREFIXES)
+                   for i in sql.ids_in_ranges(conn, table, prefixes[start : start + _PREFIXES], live)]  # fmt: skip
+    return _parsed(ids)
+
+
+def _tasks_of(engine: Engine, records: set[str]) -> set[str]:
+    """The HubSpot tasks associated with these HubSpot records (contacts, deals). PostgreSQL picks them out of
+    the task associations' id range itself; SQLite's range is read and filtered here."""
+    table = mirror.table_for("hubspot", "associations")
+    where = [table.c.id >= _TASK_RANGE[0], table.c.id < _TASK_RANGE[1], table.c.deleted.is_(False)]
+    with engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            found = _parsed([r[0] for r in conn.execute(sa.select(table.c.id).where(*where))])
+            return set(found.loc[found["to_id"].isin(records), "from_id"])
+        to_id = sa.func.split_part(table.c.id, ":", 4)
+        wanted = sorted(records)
+        return {str(r[0]).split(":")[1] for start in range(0, len(wanted), 10_000)
+                for r in conn.execute(sa.select(table.c.id).where(*where, to_id.in_(wanted[start : start + 10_000])))}
 
 
 def task_marks(engine: Engine) -> dict[str, str | None]:
-    """Where the task plan's inputs stand: when the mirror last stamped a HubSpot task, a task association and
-    a Salesforce Opportunity (a deleted or restored one takes or gives back its deal's tasks). With the link
-    history (the links it places tasks on), what ``tasks_to_replan`` compares the next plan's inputs with."""
-    table = mirror.table_for("hubspot", "associations")
-    query = sa.select(sa.func.max(table.c.extracted_at)).where(table.c.id >= _TASK_RANGE[0],
-                                                                table.c.id < _TASK_RANGE[1])
-    with engine.connect() as conn:
-        associations = conn.execute(query).scalar_one()
-    marks = {"tasks": mirror.last_extracted(engine, "hubspot", "tasks"), "associations": associations,
-             "opportunities": mirror.last_extracted(engine, "salesforce", "Opportunity")}
+    """Where the task plan's inputs stand: when the mirror last stamped a HubSpot task, an association and a
+    Salesforce Opportunity (a deleted or restored one takes or gives back its deal's tasks; each the newest
+    stamp of its table, which its index finds). With the link history (the links it places tasks on), what
+    ``tasks_to_replan`` compares the next plan's inputs with."""
+    marks = {"tasks": mirror.last_extracted(engine, "hubspot", "tasks"),
+             "associations": mirror.last_extracted(engine, "hubspot", "associations"),
+             "opportunities": mirror.last_extracted(engine, "salesforce", "Opportunity")}  # fmt: skip
     return {name: None if at is None else pd.Timestamp(at).isoformat() for name, at in marks.items()}
 
 
 def tasks_to_replan(engine: Engine, before: dict[str, str | None], records: set[str], task_links: set[str],
-                    ) -> tuple[set[str], pd.DataFrame | None]:
+                    ) -> set[str]:
     """The HubSpot tasks whose plan may differ from the one made at ``before`` (``task_marks`` then): the tasks
     and task associations the mirror stamped since, the tasks whose link changed (``task_links``), and the tasks
     associated with ``records`` (HubSpot contacts and deals whose link changed) or with a deal whose Opportunity
-    was stamped since (deleted, restored or edited: which, the mirror no longer says). Also the task
-    associations when they were read whole (the task plan then does not read them again)."""
+    was stamped since (deleted, restored or edited: which, the mirror no longer says)."""
     def since(crm: str, obj: str, mark: str | None) -> pd.DataFrame:
         after = None if mark is None else pd.Timestamp(mark).to_pydatetime()
         return mirror.read_records(engine, crm, obj, after=after, columns=[])
@@ -93,26 +110,19 @@ def tasks_to_replan(engine: Engine, before: dict[str, str | None], records: set[
             found = sql.rows_for_ids(conn, deals, link_table.c.salesforce_id, opportunities,
                                      ["hubspot_id", "salesforce_id"])
             records = records | set(found["hubspot_id"].astype(str))
-    if not records:
-        return out, None
-    associations = task_associations(engine)
-    out |= set(associations.loc[associations["to_id"].astype(str).isin(records), "from_id"].astype(str))
-    return out, associations
+    return out | _tasks_of(engine, records) if records else out
 
 
-def task_plan_of(engine: Engine, settings: Settings, associations: pd.DataFrame | None = None,
-                 task_ids: set[str] | None = None) -> TaskPlan:
+def task_plan_of(engine: Engine, settings: Settings, task_ids: set[str] | None = None) -> TaskPlan:
     """OPS-4 from the state database as it is (nothing when the Salesforce connection is off), of these HubSpot
-    tasks or all; ``associations``: ``task_associations`` (whole) when already read."""
+    tasks or all."""
     if not settings.connections.salesforce.enabled or (task_ids is not None and not task_ids):
         return TaskPlan.empty()
     rules = settings.sync.salesforce.tasks
     tasks = mirror.read_records(engine, "hubspot", "tasks", columns=[f[0] for f in FIELDS],
                                 ids=None if task_ids is None else sorted(task_ids))
     tasks = tasks[~tasks["deleted"].astype(bool)]
-    assoc = task_associations(engine, task_ids) if associations is None else associations
-    if task_ids is not None:
-        assoc = assoc[assoc["from_id"].astype(str).isin(task_ids)]
+    assoc = task_associations(engine, task_ids)
     related = assoc["to_id"].astype(str).unique().tolist()
     contacts = link_store.load(engine, kind="contact", hubspot_ids=related)
     deals = link_store.load(engine, kind="deal", hubspot_ids=related)
