@@ -49,32 +49,47 @@ _TYPES = {"company": {"salesforce": "Account", "dynamics": "account"},
           "deal": {"salesforce": "Opportunity", "dynamics": "opportunity"}}  # fmt: skip
 
 
-def _records(identities: pd.DataFrame, obj: str, crm: str) -> pd.DataFrame:
-    """identity -> its record id (and type) in ``crm``."""
-    out = pd.DataFrame({"identity": identities["identity_id"].astype(object).to_numpy(),
-                        "id": identities[f"{crm}_id"].astype(object).to_numpy()})
-    if crm != "hubspot":
-        t = identities[f"{crm}_type"] if f"{crm}_type" in identities else _TYPES[obj][crm]
-        out["type"] = np.asarray(t, dtype=object) if not isinstance(t, str) else t
-    else:
-        out["type"] = obj
-    return out.dropna(subset=["id"])
+def _record_columns(identities: pd.DataFrame, obj: str, crm: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per identity row: its record id in ``crm`` (None where it has none) and that record's type."""
+    ids = identities[f"{crm}_id"].astype(object).to_numpy()
+    if crm == "hubspot":
+        return ids, np.full(len(ids), obj, dtype=object)
+    t = identities[f"{crm}_type"] if f"{crm}_type" in identities else _TYPES[obj][crm]
+    types = np.full(len(ids), t, dtype=object) if isinstance(t, str) else np.asarray(t, dtype=object)
+    return ids, types
+
+
+def _positions(pairs: pd.DataFrame, column: str, identities: pd.DataFrame, cache: dict | None,
+               key: tuple) -> np.ndarray:
+    """Each pair end's row in ``identities`` (-1: none), computed once per ``cache`` (every target's plan looks
+    the same millions of ends up)."""
+    if cache is not None and key in cache:
+        return cache[key]
+    index = pd.Index(identities["identity_id"].astype(object).to_numpy())
+    rows = np.arange(len(index))
+    if not index.is_unique:  # an identity's first row
+        first = ~index.duplicated()
+        index, rows = index[first], rows[first]
+    at = index.get_indexer(pairs[column].astype(object).to_numpy())
+    out = np.where(at >= 0, rows[np.maximum(at, 0)], -1)
+    if cache is not None:
+        cache[key] = out
+    return out
 
 
 def association_changes(target: str, pairs: Mapping[str, pd.DataFrame], identities: Mapping[str, pd.DataFrame],
-                        syncing: Mapping[str, Mapping[str, tuple[bool, Direction]]]) -> tuple[pd.DataFrame,
-                                                                                              pd.DataFrame]:
+                        syncing: Mapping[str, Mapping[str, tuple[bool, Direction]]], cache: dict | None = None,
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``pairs``: kind -> the unified pair table; ``identities``: object -> its identities (with ``<crm>_id``
-    and, for contacts, ``<crm>_type``); ``syncing``: other CRM -> object -> (switch on, direction). Returns
-    the associations to make in ``target`` (``ASSOCIATION_COLUMNS``) and those left out with why."""
+    and, for contacts, ``<crm>_type``); ``syncing``: other CRM -> object -> (switch on, direction); ``cache``:
+    shared by the calls for each target over the same tables. Returns the associations to make in ``target``
+    (``ASSOCIATION_COLUMNS``) and those left out with why."""
     made, skipped = [], []
     sources = [c for c in syncing] if target == "hubspot" else ["hubspot"]
     for kind, ((left_col, left_obj), (right_col, right_obj)) in KINDS.items():
         table = pairs.get(kind)
         if table is None or table.empty:
             continue
-        table = table.rename(columns={left_col: "from_identity", right_col: "to_identity"})
-        held = table[table["crm"] == target][["from_identity", "to_identity"]].drop_duplicates()
         connection = target if target != "hubspot" else None
         wanted = []
         for source in sources:
@@ -84,18 +99,36 @@ def association_changes(target: str, pairs: Mapping[str, pd.DataFrame], identiti
             on_r, _ = rules.get(right_obj, (False, Direction.TWO_WAY))
             blocked = Direction.OTHER_TO_HUBSPOT if target != "hubspot" else Direction.HUBSPOT_TO_OTHER
             if on_l and on_r and dir_l != blocked:
-                wanted.append(table[table["crm"] == source].assign(source_crm=source))
+                wanted.append(source)
         if not wanted:
             continue
-        want = pd.concat(wanted, ignore_index=True).drop_duplicates(["from_identity", "to_identity"])
+        # both records in the target first: on a first sync that leaves few of millions of pairs (their records
+        # are created by the same plan), and the rest is looked up by position, not merged on text keys
+        pos_l = _positions(table, left_col, identities[left_obj], cache, (kind, left_col))
+        pos_r = _positions(table, right_col, identities[right_obj], cache, (kind, right_col))
+        left_ids, left_types = _record_columns(identities[left_obj], left_obj, target)
+        right_ids, _ = _record_columns(identities[right_obj], right_obj, target)
+        crms = table["crm"].astype(object).to_numpy()
+        chosen = np.isin(crms, wanted)
+        at_l, at_r, src = pos_l[chosen], pos_r[chosen], table[chosen]
+        both = (at_l >= 0) & (at_r >= 0)
+        both[both] = ~pd.isna(left_ids[at_l[both]]) & ~pd.isna(right_ids[at_r[both]])
+        at_l, at_r = at_l[both], at_r[both]
+        want = pd.DataFrame({
+            "from_identity": src[left_col].astype(object).to_numpy()[both],
+            "to_identity": src[right_col].astype(object).to_numpy()[both],
+            "source_crm": crms[chosen][both], "from_id": left_ids[at_l], "from_type": left_types[at_l],
+            "to_id": right_ids[at_r]})  # fmt: skip
+        # one row per pair, from the first source CRM that holds it
+        rank = want["source_crm"].map({crm: i for i, crm in enumerate(wanted)})
+        want = (want.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank")
+                .drop_duplicates(["from_identity", "to_identity"]))  # fmt: skip
+        mine = table[crms == target]
+        held = pd.DataFrame({"from_identity": mine[left_col].astype(object).to_numpy(),
+                             "to_identity": mine[right_col].astype(object).to_numpy()})  # fmt: skip
+        held = held[held["from_identity"].isin(set(want["from_identity"]))].drop_duplicates()
         want = want.merge(held.assign(_held=True), on=["from_identity", "to_identity"], how="left")
-        want = want[want["_held"].isna()].drop(columns="_held")
-        left = _records(identities[left_obj], left_obj, target).rename(
-            columns={"identity": "from_identity", "id": "from_id", "type": "from_type"})
-        right = _records(identities[right_obj], right_obj, target).rename(
-            columns={"identity": "to_identity", "id": "to_id"}).drop(columns="type")
-        want = want.merge(left, on="from_identity", how="left").merge(right, on="to_identity", how="left")
-        want = want[want["from_id"].notna() & want["to_id"].notna()]
+        want = want[want["_held"].isna()].drop(columns="_held").reset_index(drop=True)
         if target == "hubspot":
             made.append(want.assign(object=kind, via="association", action="associate",
                                     record_id=want["from_id"].astype(str) + ">" + want["to_id"].astype(str)))

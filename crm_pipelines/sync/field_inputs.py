@@ -46,17 +46,32 @@ def comparable(values: pd.Series, kind: str = "text") -> pd.Series:
     return text.astype(object).where(text.notna(), None)
 
 
+def _same_as_read(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where two aligned columns of values as read are equal (both blank, or equal values of one type), so
+    that their comparable forms are equal too; False wherever that cannot be told without forming them
+    (values of other types: ``1 == 1.0 == True`` in Python, not in text)."""
+    kinds = {pd.api.types.infer_dtype(a, skipna=True), pd.api.types.infer_dtype(b, skipna=True)}
+    if not kinds <= {"string", "floating", "empty"} or kinds == {"string", "floating"}:
+        return np.zeros(len(a), dtype=bool)
+    a_na, b_na = pd.isna(a), pd.isna(b)
+    with np.errstate(invalid="ignore"):
+        equal = np.asarray(a == b, dtype=bool)
+    return (a_na & b_na) | (equal & ~a_na & ~b_na)
+
+
 def merge_inputs(links: pd.DataFrame, hubspot: pd.DataFrame, other: pd.DataFrame, fields: Sequence[str],
                  baselines: pd.DataFrame, rules: Mapping[str, FieldRule] | None = None,
                  kinds: Mapping[str, str] | None = None, hubspot_field_times: pd.DataFrame | None = None,
-                 other_field_times: pd.DataFrame | None = None) -> pd.DataFrame:
+                 other_field_times: pd.DataFrame | None = None, differing_only: bool = False) -> pd.DataFrame:
     """``links``: ``hubspot_id``, ``other_id`` (the linked records of one object pair); ``hubspot``/``other``:
     ``id``, ``modified_at`` and one column per HubSpot property; ``fields``: the properties both sides map;
     ``baselines``: ``hubspot_id``, ``field``, ``value`` (``state/baselines.py``); ``rules`` (CONF-6) and
     ``kinds`` per field (default two-way, text); ``hubspot_field_times`` / ``other_field_times``: ``id``,
     ``field``, ``changed_at``, when a field of a record last changed (a field-level history), which replaces
-    the record's modification time for that field. Returns one row per linked record and field with the
-    columns ``merge_fields`` takes, plus ``KEY``."""
+    the record's modification time for that field; ``differing_only``: no row where both sides hold the same
+    value as read (the merge writes nothing there, whatever the baseline: a first sync's millions of equal
+    fields). Returns one row per linked record and field with the columns ``merge_fields`` takes, plus
+    ``KEY``, record-major."""
     rules, kinds = rules or {}, kinds or {}
     fields = [f for f in dict.fromkeys(fields) if f in hubspot.columns and f in other.columns]
     pairs = links[["hubspot_id", "other_id"]].astype(object).drop_duplicates()
@@ -69,39 +84,47 @@ def merge_inputs(links: pd.DataFrame, hubspot: pd.DataFrame, other: pd.DataFrame
     found = (h_at >= 0) & (o_at >= 0)
     pairs, h_at, o_at = pairs[found].reset_index(drop=True), h_at[found], o_at[found]
     n, k = len(pairs), len(fields)
+    raw = {side: [frame[f].to_numpy(dtype=object)[at] for f in fields]
+           for side, frame, at in (("hubspot", hubspot, h_at), ("other", other, o_at))}  # fmt: skip
+    # the rows kept, as (pair, field) cells in record-major order
+    keep = np.ones((n, k), dtype=bool)
+    if differing_only and k:
+        keep = ~np.column_stack([_same_as_read(h, o) for h, o in zip(raw["hubspot"], raw["other"], strict=True)])
+    cell_pair, cell_field = np.nonzero(keep)
 
-    def values(frame: pd.DataFrame, at: np.ndarray) -> pd.Series:
-        """The fields' comparable values at these rows: record-major, field-minor."""
-        if not k:
-            return pd.Series([], dtype=object)
-        columns = [comparable(frame[f].iloc[at].reset_index(drop=True), kinds.get(f, "text")).to_numpy(dtype=object)
-                   for f in fields]  # fmt: skip
-        out = np.column_stack(columns).ravel()
+    def values(side: str) -> pd.Series:
+        """The fields' comparable values at the kept cells."""
+        out = np.full(len(cell_pair), None, dtype=object)
+        for i, f in enumerate(fields):
+            mine = cell_field == i
+            if mine.any():
+                out[mine] = comparable(pd.Series(raw[side][i][cell_pair[mine]], dtype=object),
+                                       kinds.get(f, "text")).to_numpy(dtype=object)
         out[pd.isna(out)] = None
         return pd.Series(out, dtype=object)  # as object: pandas would infer text with NaN for None
 
     def times(frame: pd.DataFrame, at: np.ndarray) -> pd.Series:
-        return pd.Series(pd.to_datetime(frame["modified_at"], utc=True).array.take(np.repeat(at, k)))
+        return pd.Series(pd.to_datetime(frame["modified_at"], utc=True).array.take(at[cell_pair]))
 
     out = pd.DataFrame({
-        "hubspot_id": pd.Series(np.repeat(pairs["hubspot_id"].to_numpy(dtype=object), k), dtype=object),
-        "other_id": pd.Series(np.repeat(pairs["other_id"].to_numpy(dtype=object), k), dtype=object),
+        "hubspot_id": pd.Series(pairs["hubspot_id"].to_numpy(dtype=object)[cell_pair], dtype=object),
+        "other_id": pd.Series(pairs["other_id"].to_numpy(dtype=object)[cell_pair], dtype=object),
         "hubspot_changed_at": times(hubspot, h_at),
-        "field": pd.Series(np.tile(np.array(fields, dtype=object), n), dtype=object),
-        "hubspot_value": values(hubspot, h_at), "other_changed_at": times(other, o_at),
-        "other_value": values(other, o_at)})  # fmt: skip
-    value, has = _baselines(out, pairs["hubspot_id"], fields, baselines)
+        "field": pd.Series(np.array(fields, dtype=object)[cell_field] if k else [], dtype=object),
+        "hubspot_value": values("hubspot"), "other_changed_at": times(other, o_at),
+        "other_value": values("other")})  # fmt: skip
+    value, has = _baselines(pairs["hubspot_id"], cell_pair, cell_field, fields, baselines)
     out["baseline_value"], out["has_baseline"] = pd.Series(value, dtype=object), has
     out = _field_times(_field_times(out, hubspot_field_times, "hubspot"), other_field_times, "other")
     out["rule"] = out["field"].map({f: FieldRule(rules.get(f, FieldRule.TWO_WAY)).value for f in fields})
     return out.reset_index(drop=True)
 
 
-def _baselines(rows: pd.DataFrame, record_ids: pd.Series, fields: list[str], baselines: pd.DataFrame,
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's baseline value and whether it has one; ``rows`` are ``record_ids`` x ``fields``, record-major.
+def _baselines(record_ids: pd.Series, cell_record: np.ndarray, cell_field: np.ndarray, fields: list[str],
+               baselines: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's (``record_ids[cell_record]``, ``fields[cell_field]``) baseline value and whether it has one.
     Looked up by one integer per (record, field): a merge on the two text columns cost seconds per million."""
-    n = len(rows)
+    n = len(cell_record)
     value, has = np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
     if baselines.empty or not n:
         return value, has
@@ -113,8 +136,8 @@ def _baselines(rows: pd.DataFrame, record_ids: pd.Series, fields: list[str], bas
     key = rec.astype("int64") * len(fields) + base["field"].map(field_of).to_numpy(dtype="int64")
     last = ~pd.Series(key).duplicated(keep="last").to_numpy()
     key, stored = key[last], base["value"].astype(object).to_numpy()[last]
-    wanted = records.get_indexer(rows["hubspot_id"]).astype("int64") * len(fields) + np.tile(
-        np.arange(len(fields), dtype="int64"), n // len(fields))
+    wanted = (records.get_indexer(record_ids.to_numpy(dtype=object)[cell_record]).astype("int64") * len(fields)
+              + cell_field.astype("int64"))
     at = pd.Index(key).get_indexer(wanted)
     has = at >= 0
     value[has] = stored[at[has]]

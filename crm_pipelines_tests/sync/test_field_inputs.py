@@ -77,3 +77,36 @@ def test_conf2_a_fields_own_change_time_decides_the_later_change_not_its_records
     assert by.loc["firstname", "other_changed_at"] == T0 + pd.Timedelta(minutes=30)
     assert by.loc["phone", "other_changed_at"] == T0 + pd.Timedelta(minutes=10)
     assert by.loc["phone", "hubspot_changed_at"] == T0 + pd.Timedelta(minutes=20)
+
+
+def test_conf5_a_plan_that_keeps_writes_only_skips_the_fields_equal_as_read_and_writes_the_same():
+    """A first sync merges millions of fields, most equal on both sides: ``differing_only`` leaves out the
+    fields whose values as read are the same (the merge writes nothing there, with or without a baseline,
+    CONF-5) and keeps every field that may differ: text that differs only by spaces, a number read as text on
+    one side, values of two types that Python holds equal (``1 == 1.0 == True``) but text does not."""
+    links = pd.DataFrame({"hubspot_id": ["1", "2", "3"], "other_id": ["A", "B", "C"]})
+    hubspot = pd.DataFrame({"id": ["1", "2", "3"], "modified_at": [T0] * 3, "jobtitle": ["CTO", "VP ", None],
+                            "amount": [100.0, 5.5, 7.0], "flag": [1, True, None], "city": ["Oslo", None, None]},
+                           ).astype(object)
+    other = pd.DataFrame({"id": ["A", "B", "C"], "modified_at": [T0 - pd.Timedelta(days=1)] * 3,
+                          "jobtitle": ["CTO", "VP", None], "amount": [100.0, "5.5", 8.0], "flag": [1.0, 1, None],
+                          "city": ["Oslo", None, "Bergen"]}).astype(object)
+    base = pd.DataFrame({"hubspot_id": ["1"], "field": ["jobtitle"], "value": ["CEO"]})
+    fields = ["jobtitle", "amount", "flag", "city"]
+    every = merge_inputs(links, hubspot, other, fields, base, kinds={"amount": "number"})
+    some = merge_inputs(links, hubspot, other, fields, base, kinds={"amount": "number"}, differing_only=True)
+    kept = set(zip(some["hubspot_id"], some["field"], strict=True))
+    # equal as read: 1's title (despite its baseline) and city, 3's title, 2's city (blank on both sides); the
+    # amounts (text on one side) and flags (numbers and booleans) are read in mixed types: all kept
+    assert kept == {("2", "jobtitle"), ("1", "amount"), ("2", "amount"), ("3", "amount"), ("1", "flag"),
+                    ("2", "flag"), ("3", "flag"), ("3", "city")}
+    # record-major, as ``merge_inputs`` always gives them, and the same writes as the merge of every field
+    assert some["hubspot_id"].tolist() == sorted(some["hubspot_id"])
+    writes = merge_fields(every)
+    writes = writes[writes["write_hubspot"] | writes["write_other"]]
+    merged = merge_fields(some)
+    merged = merged[merged["write_hubspot"] | merged["write_other"]]
+    assert merged.reset_index(drop=True).astype(object).equals(writes.reset_index(drop=True).astype(object))
+    # 1 and 1.0, True and 1 are different text (a skip by Python's equality would have lost these writes)
+    assert set(zip(writes["hubspot_id"], writes["field"], strict=True)) == {("3", "amount"), ("3", "city"),
+                                                                            ("1", "flag"), ("2", "flag")}

@@ -128,7 +128,8 @@ def linked_merges(engine: Engine, settings: Settings, kind: str,
             kinds = {m.hubspot: m.kind for m in maps} | {m.hubspot: m.type for m in customs}
             other = with_extra(_values(engine, crm, obj, pairs["other_id"].tolist(), whole, cache), crm)
             base = baselines.load(engine, kind, crm, pairs["hubspot_id"].tolist())
-            rows = merge_inputs(pairs, hubspot, other, fields, base, rules, kinds, hubspot_field_times=hubspot_times)
+            rows = merge_inputs(pairs, hubspot, other, fields, base, rules, kinds, hubspot_field_times=hubspot_times,
+                                differing_only=writes_only)
             done = merge_fields(rows, merge_settings(settings, crm, kind))
             del rows
             if writes_only:

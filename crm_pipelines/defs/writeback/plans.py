@@ -198,14 +198,14 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     # replans; a changed deal reaches its contacts)
     rollups, rollup_findings = rollup_plan_from_state(engine, settings)
 
-    plans = {}
+    plans, association_ends = {}, {}
     for target in TARGETS:
         creates = [contact_creates_by_target.get(target), company_made.get(target), deal_made.get(target)]
         updates = [contacts.updates.get(target), company_updates.get(target), deal_updates.get(target)]
         if target == "hubspot":
             updates += [lifecycle, company_lifecycle]
         updates.append(rollups.get(target))
-        made, assoc_left = association_changes(target, pairs, identities, syncing)
+        made, assoc_left = association_changes(target, pairs, identities, syncing, association_ends)
         contact_left = contacts.left_out[contacts.left_out["target_crm"] == target].assign(object="contact")
         left = [contact_left, company_left[company_left["target_crm"] == target],
                 deal_left[deal_left["target_crm"] == target], assoc_left]
