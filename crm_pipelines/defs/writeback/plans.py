@@ -176,6 +176,9 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
             deal_updates[crm], found = stage_updates(deal_updates[crm], crm, rules)
             stage_findings.append(found)
     deal_findings = concat(FINDING_COLUMNS, [deal_findings, *stage_findings])
+    if not keep_values:  # the merges are done; the creates' findings read only HubSpot's values (``limited_only``)
+        for key in [key for key in records_read if key[0] != "hubspot"]:
+            del records_read[key]
 
     # lifecycle: DEAL-7 (and CON-9) on HubSpot contacts, then COM-4 on their companies
     won_from = [crm for crm in _enabled(settings) if getattr(settings.sync, crm).deals.closed_won_sets_customer]
@@ -221,9 +224,6 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     sf = plans["salesforce"]
     sf.creates, sf.left_out = concat(CREATE_COLUMNS, [sf.creates, tasks.creates]), concat(LEFT_OUT_COLUMNS, [
         sf.left_out, tasks.left_out])
-    if not keep_values:  # only the findings: HubSpot's values going to the others (``limited_only``)
-        for key in [key for key in records_read if key[0] != "hubspot"]:
-            del records_read[key]
     for target, plan in plans.items():  # the field values each create carries, in the API's form (OPS-9)
         plan.create_values, too_long = create_values_of(engine, settings, target, plan.creates,
                                                         tasks.values if target == "salesforce" else None, records_read,
