@@ -134,6 +134,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     records_read: dict = {}
     contact_updates = field_updates(linked_merges(engine, settings, "contact", hubspot_ids=hubspot_of["contact"],
                                                   cache=records_read, writes_only=True), "contact")
+    _forget_others(records_read, keep_values)
     contact_made, contact_left = contact_create_plan(
         engine, settings, planned_contacts,
         read["contact_members"][read["contact_members"]["identity_id"].isin(planned_contacts["identity_id"])],
@@ -153,6 +154,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
                                                  contact_ids, company_rules, planned, modified, deletions.companies)
     company_updates = field_updates(linked_merges(engine, settings, "company", hubspot_ids=hubspot_of["company"],
                                                   cache=records_read, writes_only=True), "company")
+    _forget_others(records_read, keep_values)
 
     # deals: creates (DEAL-2..5), field updates of linked deals
     deal_rules = deal_settings(settings)
@@ -169,6 +171,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     # linked deals: mapped fields and the stage (in HubSpot's terms, back to the other CRM's names)
     deal_merged = linked_merges(engine, settings, "deal", stage_values(read["deal_stages"], read["deal_facts"]),
                                 hubspot_ids=hubspot_of["deal"], cache=records_read, writes_only=True)
+    _forget_others(records_read, keep_values)
     deal_updates = field_updates(drop_unmapped_stages(deal_merged), "deal")
     stage_findings = []
     for crm, rules in deal_rules.items():
@@ -176,9 +179,6 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
             deal_updates[crm], found = stage_updates(deal_updates[crm], crm, rules)
             stage_findings.append(found)
     deal_findings = concat(FINDING_COLUMNS, [deal_findings, *stage_findings])
-    if not keep_values:  # the merges are done; the creates' findings read only HubSpot's values (``limited_only``)
-        for key in [key for key in records_read if key[0] != "hubspot"]:
-            del records_read[key]
 
     # lifecycle: DEAL-7 (and CON-9) on HubSpot contacts, then COM-4 on their companies
     won_from = [crm for crm in _enabled(settings) if getattr(settings.sync, crm).deals.closed_won_sets_customer]
@@ -233,6 +233,14 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
         if not keep_values:
             plan.create_values = plan.create_values.iloc[:0]
     return plans, pipeline_inputs
+
+
+def _forget_others(records_read: dict, keep_values: bool) -> None:
+    """A plan that keeps no create values needs the other CRMs' field tables for its merges only (the creates'
+    findings read HubSpot's values, ``limited_only``): each object's go once merged (peak memory)."""
+    if not keep_values:
+        for key in [key for key in records_read if key[0] != "hubspot"]:
+            del records_read[key]
 
 
 def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:
