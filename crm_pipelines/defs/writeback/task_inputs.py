@@ -32,6 +32,7 @@ class TaskPlan:
 
 _TASK_RANGE = ("tasks:", "tasks;")  # every task association's mirror id, and no other's
 _PREFIXES = 200  # task id prefixes per lookup (SQLite: a compound SELECT of at most 500)
+_MANY = 5_000  # past this many tasks, their associations are read with all the others' and picked out here
 
 
 def _parsed(ids: list[str]) -> pd.DataFrame:
@@ -49,14 +50,15 @@ def task_associations(engine: Engine, task_ids: set[str] | None = None) -> pd.Da
     table = mirror.table_for("hubspot", "associations")
     live = table.c.deleted.is_(False)
     with engine.connect() as conn:
-        if task_ids is None:
+        if task_ids is None or len(task_ids) > _MANY:
             query = sa.select(table.c.id).where(table.c.id >= _TASK_RANGE[0], table.c.id < _TASK_RANGE[1], live)
             ids = [r[0] for r in conn.execute(query)]
         else:
             prefixes = [f"tasks:{t}:" for t in sorted(task_ids)]
             ids = [i for start in range(0, len(prefixes), _PREFIXES)
                    for i in sql.ids_in_ranges(conn, table, prefixes[start : start + _PREFIXES], live)]  # fmt: skip
-    return _parsed(ids)
+    out = _parsed(ids)
+    return out if task_ids is None else out[out["from_id"].isin(task_ids)].reset_index(drop=True)
 
 
 def _tasks_of(engine: Engine, records: set[str]) -> set[str]:
