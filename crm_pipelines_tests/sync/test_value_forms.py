@@ -94,3 +94,31 @@ def test_ops9_updates_are_named_and_formed_as_the_target_api_takes_them():
     out, _ = update_forms(to_hubspot, "hubspot", pd.Series(["deals"]),
                           pd.DataFrame([("deals", "closedate", "closedate", "date")], columns=fields.columns))
     assert out["api_value"].tolist() == [MIDNIGHT_MS]
+
+
+def test_ops9_a_plan_keeping_only_findings_forms_only_the_values_that_can_be_too_long():
+    """A full plan keeps the too-long findings of its creates, not their values: ``may_be_too_long`` keeps only
+    the records with a text longer than its limit as read (stripped, it is never longer), and the findings are
+    the same as when every value is formed (OPS-9)."""
+    from crm_pipelines.sync.create_values import MappedField, create_values
+    from crm_pipelines.sync.value_forms import may_be_too_long
+
+    fields = [MappedField("firstname", "FirstName", "text"), MappedField("email", "Email", "email")]
+    values = pd.DataFrame({"id": ["h1", "h2", "h3", "h4"],
+                           "firstname": ["Ada", "A" * 41, " " + "B" * 40, None],
+                           "email": ["a@x.io", "b@x.io", "c@x.io", "d" * 76 + "@x.io"]})  # fmt: skip
+    creates = pd.DataFrame({"object": "contact", "source_crm": "hubspot", "source_id": ["h1", "h2", "h3", "h4"]})
+    limits = {f.hubspot: (f.kind, LENGTHS[("salesforce", "Lead", f.other)]) for f in fields}
+    few = may_be_too_long(values, limits)
+    # h3's name is 41 as read, 40 once stripped: read, then not found
+    assert few["id"].tolist() == ["h2", "h3", "h4"]
+
+    def findings(source: pd.DataFrame) -> list:
+        formed = create_values(creates, source, fields, to_hubspot=False, target_object="Lead")
+        return sorted(value_forms(formed, "salesforce")[1][["id", "reason"]].values.tolist())
+
+    assert findings(few) == findings(values) == [
+        ["h2", "OPS-9 Lead.FirstName is 41 characters, longer than its 40: not cut, not written"],
+        ["h4", "OPS-9 Lead.Email is 81 characters, longer than its 80: not cut, not written"]]
+    # a formatted kind (a number, a date) is not the text as read: every record is kept
+    assert len(may_be_too_long(values, {"firstname": ("number", 40)})) == len(values)
