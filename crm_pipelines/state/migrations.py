@@ -286,8 +286,8 @@ def _v8_plan_store(conn: Connection) -> None:
 def _v9_plan_rows_as_written(conn: Connection) -> None:
     """A first plan writes millions of rows: PostgreSQL keeps their JSON as written (``json``: checked, not
     parsed into ``jsonb``) and without an index on ``scope`` (a scope's rows are found through the primary key,
-    its target and part named), which together halved the COPY's time. Every plan asks whether a Salesforce
-    Opportunity was deleted since the last (it takes no task, OPS-4): the deleted ones, indexed apart."""
+    its target and part named), which together halved the COPY's time. Every plan reads the deleted Salesforce
+    Opportunities (DEL-3, ``deletion_inputs``): the deleted ones, indexed apart."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql('ALTER TABLE "plan_rows" ALTER COLUMN "row" TYPE json USING "row"::json')
     conn.exec_driver_sql('DROP INDEX IF EXISTS "ix_plan_rows_scope"')

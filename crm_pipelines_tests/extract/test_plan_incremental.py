@@ -215,7 +215,8 @@ def test_ops_4_tasks_are_replanned_only_when_a_task_or_what_it_hangs_on_changed(
     opportunity = sorted(mirror.read_records(engine, "salesforce", "Opportunity")["id"].astype(str))[0]
     with _ui(sandbox, "hubspot") as ui:
         ui.patch(f"/contacts/{contact}", json={"properties": {"jobtitle": "Head of Tasks"}}).raise_for_status()
-    with _ui(sandbox, "salesforce") as ui:  # an edited Opportunity moves no task (a deleted one would)
+    # an edited Opportunity replans only its deal's tasks, which stay as they were (a deleted one would take them)
+    with _ui(sandbox, "salesforce") as ui:
         ui.patch(f"/Opportunity/{opportunity}", json={"Description": "Renewal talks"}).raise_for_status()
     assert sync_changes(settings, extract, instance, resources)
     meta = plan()
@@ -257,7 +258,7 @@ def test_a_state_database_at_the_previous_version_upgrades_to_the_plan_store(sta
     assert {"plan_rows", "plan_changes"} <= set(inspector.get_table_names())
     assert "ix_plan_rows_scope" not in {i["name"] for i in inspector.get_indexes("plan_rows")}
     assert "ix_mirror_salesforce_opportunity_deleted" in {i["name"] for i in inspector.get_indexes(
-        "mirror_salesforce_opportunity")}  # OPS-4: every plan asks for the deleted Opportunities
+        "mirror_salesforce_opportunity")}  # DEL-3: every plan reads the deleted Opportunities
     assert "ix_unified_company_identities_domain" in {i["name"] for i in inspector.get_indexes(
         "unified_company_identities")}
     assert unified.read(engine, "company_identities")["domain"].tolist() == ["a.example"]

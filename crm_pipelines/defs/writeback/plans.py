@@ -130,7 +130,8 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     # the order of the rows decides which of two companies with one domain is created (COM-3): by identity
     companies = companies.sort_values("identity_id", kind="stable", ignore_index=True)
     planned_contacts = contact_ids if whole else contact_ids[contact_ids["identity_id"].isin(scope.contacts)]
-    # a full plan reads each field table once, for the merges and for the values its creates carry
+    # a full plan reads each field table once, for the merges and for the values its creates carry (a plan that
+    # keeps no values keeps only HubSpot's: ``_forget_others``)
     records_read: dict = {}
     contact_updates = field_updates(linked_merges(engine, settings, "contact", hubspot_ids=hubspot_of["contact"],
                                                   cache=records_read, writes_only=True), "contact")
