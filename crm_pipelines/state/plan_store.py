@@ -24,11 +24,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from crm_pipelines.state.copy_behind import CopyBehind
 from crm_pipelines.state.schema import plan_changes, plan_rows, plan_summary
 from crm_pipelines.state.sql import copy_text, insert_frame, upsert
 
 GLOBAL = ""  # the scope of plan-wide rows
 _SCOPE_KEY = ("target_crm", "part", "scope")  # what a plan rewrites as a whole
+_KEY = [*_SCOPE_KEY, "row_hash"]  # plan_rows' primary key
 _CHUNK = 1_000
 
 # what a record of a mirror object or a field table is part of
@@ -148,16 +150,20 @@ class Written:
 
 
 def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None,
-          frames: Collection[tuple[str, str]] | None = None) -> Written:
+          frames: Collection[tuple[str, str]] | None = None, copies: CopyBehind | None = None) -> Written:
     """Make the stored rows of ``scopes`` (every scope but the plan-wide one when None) exactly ``rows``
     (``target_crm``, ``part``, ``scope``, ``row``, ``row_hash``): a (target, part, scope) whose rows differ is
     rewritten, the others are not touched. ``frames``: every (target, part) the stored plan may hold under
     ``scopes`` (their rows are found through the primary key, which leads with those); with ``scopes`` None,
-    only these frames' rows are compared (None: every frame's)."""
+    only these frames' rows are compared (None: every frame's). ``copies``: the new rows are COPYed on that
+    worker (``copy_behind.py``)."""
     if scopes is not None and frames is None:
         raise ValueError("plan_store.write: name the (target, part) frames the scopes may hold")
     # rows compared as two integers, (target, part, scope) hashed and the row's hash: a merge on the text
     # columns of a first plan's millions of rows cost several times more
+    # in the primary key's order, kept by the COPY below: the index grows at its end instead of at random pages
+    # (half the COPY's time); sorted before the first statement, which waits for the last frame's COPY
+    rows = rows.sort_values(_KEY, ignore_index=True)
     new_scope = _scope_hashes(rows)
     unique = ~pd.DataFrame({"s": new_scope, "h": rows["row_hash"].to_numpy()}).duplicated().to_numpy()
     new, new_scope = (rows, new_scope) if unique.all() else (rows[unique].reset_index(drop=True), new_scope[unique])
@@ -189,10 +195,8 @@ def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None,
                 plan_rows.c.scope.in_(names[start : start + _CHUNK])).returning(plan_rows.c.row))]  # fmt: skip
         out.rows += len(docs)
         out.removed[(target, part)] = _frame([orjson.loads(d) if isinstance(d, str | bytes) else d for d in docs])
-    # in the primary key's order: the index grows at its end instead of at random pages (half the COPY's time)
-    key = ["target_crm", "part", "scope", "row_hash"]
-    fresh = new[new_changed].sort_values(key, ignore_index=True)
-    copy_text(conn, plan_rows, fresh[[*key, "row"]], ["row"])
+    fresh = new[new_changed]
+    copy_text(conn, plan_rows, fresh[[*_KEY, "row"]], ["row"], copies)
     out.rows += len(fresh)
     return out
 

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
+from crm_pipelines.state.copy_behind import CopyBehind, copy_now
+
 PG_PAGE = 5_000  # rows per INSERT statement on PostgreSQL
 
 
@@ -192,17 +194,19 @@ _COPY_SLICE = 50_000  # rows per COPY: its text a few tens of MB
 _COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
 
-def copy_text(conn: Connection, table: sa.Table, frame: Any, json_columns: Sequence[str] = ()) -> None:
+def copy_text(conn: Connection, table: sa.Table, frame: Any, json_columns: Sequence[str] = (),
+              copies: CopyBehind | None = None) -> None:
     """``insert_frame`` for frames of text and integers without NULLs (JSON documents as text), in COPY's text
     format on PostgreSQL: a slice's column escaped as one string (``str.replace`` at C speed; NUL, which
     PostgreSQL's text cannot hold, parts the values), where ``to_csv`` quotes every value and doubles every
     quote of a JSON document (its cost and the server's, for a plan's rows). A slice at a time: the escaped
-    copies of a first plan's rows at once would take several times their size."""
+    copies of a first plan's rows at once would take several times their size. ``copies``: COPY each slice on
+    that worker while the next is escaped (``copy_behind.py``)."""
     if not len(frame) or conn.dialect.name != "postgresql":
         insert_frame(conn, table, frame, json_columns)
         return
     quoted = ", ".join(f'"{c}"' for c in frame.columns)
-    cursor = conn.connection.driver_connection.cursor()
+    statement = f'COPY "{table.name}" ({quoted}) FROM STDIN'
     for start in range(0, len(frame), _COPY_SLICE):
         columns = []
         for name in frame.columns:
@@ -212,4 +216,7 @@ def copy_text(conn: Connection, table: sa.Table, frame: Any, json_columns: Seque
             columns.append(text.split("\x00"))
         lines = "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
         del columns
-        cursor.copy_expert(f'COPY "{table.name}" ({quoted}) FROM STDIN', io.StringIO(lines))
+        if copies is None:
+            copy_now(conn, statement, lines)
+        else:
+            copies.submit(statement, lines)

@@ -38,6 +38,7 @@ from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans
 from crm_pipelines.defs.writeback.task_inputs import task_marks, tasks_to_replan
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store, unified
+from crm_pipelines.state.copy_behind import CopyBehind
 from crm_pipelines.state.cursors import get_cursor, write_cursor
 from crm_pipelines.sync.deal_plan import pipeline_creates
 from crm_pipelines.sync.plan import CREATE_COLUMNS, TargetPlan, concat
@@ -328,11 +329,12 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
     del read, plans
     with engine.begin() as conn:
         # a frame at a time, encoded as it is written: a first plan's rows encoded at once, beside the frames
-        # they come from, were most of its memory
-        for target, part in _frames():
-            written = plan_store.write(conn, _encoded(target, part, kept.pop((target, part), None)), None,
-                                       [(target, part)])
-            report.rows_written += written.rows
+        # they come from, were most of its memory; the server takes each slice in while the next is encoded
+        with CopyBehind(conn) as copies:
+            for target, part in _frames():
+                written = plan_store.write(conn, _encoded(target, part, kept.pop((target, part), None)), None,
+                                           [(target, part)], copies)
+                report.rows_written += written.rows
         report.rows_written += plan_store.drop_frames(conn, keep=_frames())  # frames an older plan version had
         plan_store.add_summary(conn, counts, None)  # the whole plan's counts but the plan-wide rows' (below)
     clock.lap(report.seconds, "write_s")
