@@ -26,6 +26,7 @@ from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.sync.association_plan import association_changes
 from crm_pipelines.sync.company_plan import CompanyCreateSettings, company_creates, lifecycle_updates
+from crm_pipelines.sync.contact_creates import MEMBER_COLUMNS
 from crm_pipelines.sync.deal_plan import (
     DealCreateSettings,
     StagePairs,
@@ -111,6 +112,12 @@ def _contact_creates(contacts: ContactPlan) -> dict[str, pd.DataFrame]:
 _TABLES = ("contact_identities", "contact_members", "company_identities", "account_candidates", "deal_identities",
            "deal_stages", "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle",
            "company_lifecycle", "hubspot_pipelines")  # fmt: skip
+_COLUMNS = {"contact_members": MEMBER_COLUMNS}  # tables of which the plans read only some columns
+
+
+def read_tables(engine: Engine) -> dict[str, pd.DataFrame]:
+    """Every row of the ``unified`` tables a full plan reads (the columns it uses)."""
+    return {name: unified.read(engine, name, columns=_COLUMNS.get(name)) for name in _TABLES}
 
 
 def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFrame] | None = None,
@@ -120,7 +127,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     all of them); ``scope``: the identities planned (``read`` holds them and what they reach): only the
     linked records of those are merged; ``keep_values``: the creates' values kept in the plans, not only their
     findings (the stored plan does not keep them: a row per create and field)."""
-    read = read if read is not None else {name: unified.read(engine, name) for name in _TABLES}
+    read = read if read is not None else read_tables(engine)
     whole = scope is None
     hubspot_of = {kind: None if whole else _hubspot_ids(read[table], ids)
                   for kind, table, ids in (("contact", "contact_identities", scope and scope.contacts),

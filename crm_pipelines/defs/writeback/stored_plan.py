@@ -34,7 +34,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from crm_pipelines.defs.writeback.plan_scope import KINDS, TASK, WHOLE_PARTS, changed, links_and_baselines, reach
-from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans
+from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans, read_tables
 from crm_pipelines.defs.writeback.task_inputs import task_marks, tasks_to_replan
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store, unified
@@ -313,10 +313,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
             clock.lap(report.seconds, "write_s")
             return _finish(engine, report, positions, clock, inputs_changed=bool(
                 written.changed["part"].eq(PIPELINE_INPUTS).any()))
-    read = {name: unified.read(engine, name) for name in (
-        "contact_identities", "contact_members", "company_identities", "account_candidates", "deal_identities",
-        "deal_stages", "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle",
-        "company_lifecycle", "hubspot_pipelines")}  # fmt: skip
+    read = read_tables(engine)
     report = PlanUpdate("full", reason, {f"{kind}s" if kind != "company" else "companies": len(
         read[f"{kind}_identities"]) for kind in KINDS})
     clock.lap(report.seconds, "read_s")
