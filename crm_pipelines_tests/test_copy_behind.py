@@ -58,3 +58,16 @@ def test_ops5_a_copy_that_fails_behind_fails_the_write_and_stores_nothing(state_
     assert isinstance(failed.value.__cause__, psycopg2.DataError)
     with state_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(plan_rows)).scalar_one() == 0
+
+
+def test_ops5_a_caller_failing_inside_the_block_stores_nothing_and_keeps_its_error(state_engine) -> None:
+    class Stop(Exception):
+        pass
+
+    with pytest.raises(Stop), state_engine.begin() as conn, CopyBehind(conn) as copies:
+        plan_store.write(conn, _rows("hubspot", "creates", 120_000), None, [("hubspot", "creates")], copies)
+        raise Stop  # COPYs may still be queued or in flight: they are dropped, and the transaction rolls back
+    with state_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(plan_rows)).scalar_one() == 0
+        # the connection is usable again: nothing is left waiting on it
+        assert conn.execute(sa.select(sa.literal(1))).scalar_one() == 1

@@ -10,7 +10,8 @@ One worker and a short queue: the rows arrive in the order they were handed over
 connection and in its transaction, and at most ``depth`` texts wait in memory. psycopg2 does not guard a
 connection while a COPY's data flows (a statement sent meanwhile breaks the protocol and the transaction):
 inside the block, every statement SQLAlchemy runs on the connection first waits for the COPYs handed over;
-the driver's own cursors (``sql.insert_frame``, ``copy_out``) are not seen, so use them outside the block.
+the driver's own cursors (``sql.insert_frame``, ``copy_out``, ``copy_now``, ``upsert`` on PostgreSQL) are not
+seen, so use them outside the block.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class CopyBehind:
 
     def wait(self) -> None:
         """Return once every COPY handed over is done (the connection is the caller's again)."""
-        if self._active:
+        if self._active and self._worker.is_alive():
             self._queue.join()
         self._raise_failure()
 
@@ -68,14 +69,18 @@ class CopyBehind:
         self.wait()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not _DONE:
+        while True:
+            item = self._queue.get()
             try:
+                if item is _DONE:
+                    return
                 if self._failed is None and not self._abandoned:  # else drain: the transaction is lost
                     statement, text = item
                     self._cursor.copy_expert(statement, io.StringIO(text), size=_READ)
             except BaseException as err:  # handed to the caller's thread
                 self._failed = err
             finally:
+                item = text = None  # a slice is tens of MB: not kept while the next is awaited
                 self._queue.task_done()
 
     def _raise_failure(self) -> None:
@@ -87,10 +92,14 @@ class CopyBehind:
                  trace: TracebackType | None) -> None:
         if not self._active:
             return
-        self._abandoned = error is not None
-        self._queue.put(_DONE)
-        self._worker.join()
-        event.remove(self._conn, "before_cursor_execute", self._before_statement)
+        try:
+            self._abandoned = error is not None
+            if self._abandoned:  # stop the COPY in flight: the transaction rolls back anyway
+                self._conn.connection.driver_connection.cancel()
+            self._queue.put(_DONE)
+            self._worker.join()
+        finally:
+            event.remove(self._conn, "before_cursor_execute", self._before_statement)
         if error is None:
             self._raise_failure()
 

@@ -159,22 +159,28 @@ def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None,
     worker (``copy_behind.py``)."""
     if scopes is not None and frames is None:
         raise ValueError("plan_store.write: name the (target, part) frames the scopes may hold")
+    # in the primary key's order, kept by the COPY below: the index grows at its end instead of at random pages
+    # (half the COPY's time); sorted before the first statement, which waits for the last frame's COPY (a full
+    # plan's rows are mostly new; an incremental plan's are few)
+    rows = rows.sort_values(_KEY, ignore_index=True)
     # rows compared as two integers, (target, part, scope) hashed and the row's hash: a merge on the text
     # columns of a first plan's millions of rows cost several times more
-    # in the primary key's order, kept by the COPY below: the index grows at its end instead of at random pages
-    # (half the COPY's time); sorted before the first statement, which waits for the last frame's COPY
-    rows = rows.sort_values(_KEY, ignore_index=True)
-    new_scope = _scope_hashes(rows)
-    unique = ~pd.DataFrame({"s": new_scope, "h": rows["row_hash"].to_numpy()}).duplicated().to_numpy()
+    new_scope, row_hash = _scope_hashes(rows), rows["row_hash"].to_numpy()
+    # sorted, a row equal to another (same scope and content) follows it
+    unique = np.ones(len(rows), dtype=bool)
+    unique[1:] = (new_scope[1:] != new_scope[:-1]) | (row_hash[1:] != row_hash[:-1])
     new, new_scope = (rows, new_scope) if unique.all() else (rows[unique].reset_index(drop=True), new_scope[unique])
     named = new[["target_crm", "part"]].drop_duplicates().itertuples(index=False, name=None)
     stored = _stored_keys(conn, scopes, set(frames) if scopes is None and frames is not None
                           else {*(frames or ()), *named})
     stored_scope = _scope_hashes(stored)
-    both = pd.DataFrame({"s": new_scope, "h": new["row_hash"].to_numpy()}).merge(
-        pd.DataFrame({"s": stored_scope, "h": stored["row_hash"].to_numpy()}), how="outer", indicator=True)
-    differ = pd.Index(both.loc[both["_merge"] != "both", "s"].unique())
-    new_changed, stored_changed = differ.get_indexer(new_scope) >= 0, differ.get_indexer(stored_scope) >= 0
+    if stored.empty:  # nothing stored under these scopes (a first plan): every new row is written
+        new_changed, stored_changed = np.ones(len(new), dtype=bool), np.zeros(0, dtype=bool)
+    else:
+        both = pd.DataFrame({"s": new_scope, "h": new["row_hash"].to_numpy()}).merge(
+            pd.DataFrame({"s": stored_scope, "h": stored["row_hash"].to_numpy()}), how="outer", indicator=True)
+        differ = pd.Index(both.loc[both["_merge"] != "both", "s"].unique())
+        new_changed, stored_changed = differ.get_indexer(new_scope) >= 0, differ.get_indexer(stored_scope) >= 0
     first_new = new_changed & ~pd.Series(new_scope).duplicated().to_numpy()
     first_stored = stored_changed & ~pd.Series(stored_scope).duplicated().to_numpy()
     changed = pd.concat([new.loc[first_new, list(_SCOPE_KEY)], stored.loc[first_stored, list(_SCOPE_KEY)]],

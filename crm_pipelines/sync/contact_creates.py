@@ -72,7 +72,7 @@ def passes(frame: pd.DataFrame, filters: Sequence[Filter]) -> np.ndarray:
 
 # what the creates read of ``unified``'s contact members (a plan reads only these: a million rows' other columns
 # cost seconds)
-MEMBER_COLUMNS = ("crm", "id", "type", "email_valid", "modified_at", "identity_id")
+CREATE_MEMBER_COLUMNS = ("crm", "id", "type", "email_valid", "modified_at", "identity_id")
 
 
 def _source(identities: pd.DataFrame, members: pd.DataFrame, crm: str) -> pd.DataFrame:

@@ -29,6 +29,8 @@ def read_fields(engine: Engine, crm: str, obj: str, ids: list[str] | None) -> pd
     """``id`` (text) + one column per HubSpot property of these records of ``crm``'s ``obj`` (None: all)."""
     name = f"fields_{crm}_{obj.lower()}"
     chunks = [None] if ids is None else [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+    if not chunks:
+        return pd.DataFrame({"id": pd.Series(dtype=object)})
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             return _spread_on_server(conn, name, chunks)
@@ -44,11 +46,13 @@ def read_fields(engine: Engine, crm: str, obj: str, ids: list[str] | None) -> pd
 def _spread_on_server(conn: Connection, name: str, chunks: list[list[str] | None]) -> pd.DataFrame:
     id_column = unified.column(name, "id")
     values = sa.type_coerce(unified.column(name, "values"), JSONB)
-    sample = sa.select(values).where(values.isnot(None)).limit(_SAMPLE).subquery()
+    # a document that is not an object (JSON null) holds no property, as when spread here
+    is_object = sa.func.jsonb_typeof(values) == "object"
+    sample = sa.select(values).where(is_object).limit(_SAMPLE).subquery()
     keys = conn.execute(sa.select(sa.func.jsonb_object_keys(sample.c[0])).distinct()).scalars().all()
     # in the order of a document's keys (PostgreSQL's: shorter first), as the documents spread here come
     keys = sorted((k for k in keys if k != "id"), key=lambda k: (len(k.encode()), k.encode()))
-    rest = values.op("-", return_type=JSONB)(sa.literal(keys, ARRAY(sa.Text)))
+    rest = sa.case((is_object, values.op("-", return_type=JSONB)(sa.literal([*keys, "id"], ARRAY(sa.Text)))))
     query = sa.select(id_column, *[values[k] for k in keys], rest)
     names = ["id", *keys, _REST]
     parts = [copy_out(conn, query if chunk is None else query.where(id_column.in_(chunk)), names) for chunk in chunks]

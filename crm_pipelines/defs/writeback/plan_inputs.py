@@ -19,7 +19,7 @@ from crm_pipelines.state import links as link_store
 from crm_pipelines.state.api_usage import SqlCallLedger
 from crm_pipelines.state.sql import rows_for_ids
 from crm_pipelines.sync.calls import fit_budget
-from crm_pipelines.sync.contact_creates import MEMBER_COLUMNS, ContactCreateSettings, contact_creates
+from crm_pipelines.sync.contact_creates import CREATE_MEMBER_COLUMNS, ContactCreateSettings, contact_creates
 from crm_pipelines.sync.field_inputs import merge_inputs
 from crm_pipelines.sync.merge import HUBSPOT, OTHER, MergeSettings, merge_fields
 from crm_pipelines.transform.fields import DEFAULT_FIELDS
@@ -176,7 +176,7 @@ def contact_create_plan(engine: Engine, settings: Settings, identities: pd.DataF
     ``identities``/``members``: the contact tables' rows to plan (default: all); ``whole``: they are all."""
     rules = create_settings(settings)
     identities = unified.read(engine, "contact_identities") if identities is None else identities
-    members = unified.read(engine, "contact_members", columns=MEMBER_COLUMNS) if members is None else members
+    members = unified.read(engine, "contact_members", columns=CREATE_MEMBER_COLUMNS) if members is None else members
     filtered = {f.property for r in rules.values() for f in r.filters}
     hubspot = pd.DataFrame({"id": identities["hubspot_id"].dropna().to_numpy()})
     if filtered:  # CON-8 reads HubSpot properties the mapped fields may not hold

@@ -26,7 +26,7 @@ from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.sync.association_plan import association_changes
 from crm_pipelines.sync.company_plan import CompanyCreateSettings, company_creates, lifecycle_updates
-from crm_pipelines.sync.contact_creates import MEMBER_COLUMNS
+from crm_pipelines.sync.contact_creates import CREATE_MEMBER_COLUMNS
 from crm_pipelines.sync.deal_plan import (
     DealCreateSettings,
     StagePairs,
@@ -112,7 +112,7 @@ def _contact_creates(contacts: ContactPlan) -> dict[str, pd.DataFrame]:
 _TABLES = ("contact_identities", "contact_members", "company_identities", "account_candidates", "deal_identities",
            "deal_stages", "deal_facts", "contact_company", "deal_contact", "deal_company", "contact_lifecycle",
            "company_lifecycle", "hubspot_pipelines")  # fmt: skip
-_COLUMNS = {"contact_members": MEMBER_COLUMNS}  # tables of which the plans read only some columns
+_COLUMNS = {"contact_members": CREATE_MEMBER_COLUMNS}  # tables of which the plans read only some columns
 
 
 def read_tables(engine: Engine) -> dict[str, pd.DataFrame]:
