@@ -1069,6 +1069,8 @@ class Universe:
                 for key, v in _tally(chunk).items():
                     totals[key] = totals.get(key, 0) + v
             yield chunk
+            # a consumer that lets go of a chunk frees it before the next one is generated
+            del c, deals, dc, chunk
         if self._manifest is None:
             self._manifest = _summarize(self, totals)
 

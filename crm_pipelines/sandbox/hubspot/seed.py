@@ -6,23 +6,25 @@ numbered in universe order), so two sandboxes seeded alike hand out identical id
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from crm_pipelines.sandbox.hubspot.catalog import ASSOCIATION_TYPES, HUBSPOT_PIPELINES, OBJECT_TYPES
 from crm_pipelines.sandbox.hubspot.rollups import ROLLUP_PROPERTIES, DealFacts, figures, won_stages
 from crm_pipelines.sandbox.hubspot.store import HubSpotStore
-from crm_pipelines.sandbox.universe import Universe
+from crm_pipelines.sandbox.universe import Universe, UniverseChunk
 
 OWNER_ID_BASE = 70_000_000
+CONTACT_BASE = OBJECT_TYPES["contacts"].id_base + 1
+DEAL_BASE = OBJECT_TYPES["deals"].id_base + 1
 _TASK_SUBJECTS = np.array(["Follow-up call", "Send proposal", "Follow up", "Book a demo", "Send contract"])
 _TASK_TYPES = np.array(["CALL", "EMAIL", "TODO"])
 _CALL_TITLES = np.array(["Discovery call", "Pricing call", "Check-in", "Negotiation call"])
 USER_ID_BASE = 9_000_000
-_NULL_PROPERTY = re.compile(r'"[^"]+":null,?')
 
 
 def _ms(series: pd.Series) -> pd.Series:
@@ -45,12 +47,14 @@ def _text(series: pd.Series) -> pd.Series:
 
 
 def _json_lines(frame: pd.DataFrame) -> list[str]:
-    if frame.empty:
-        return []
-    text = frame.to_json(orient="records", lines=True, force_ascii=False)
-    # one pass over the whole text, not one per line: a null property cannot span lines, and 100k calls of
-    # sub/replace cost more than the scan itself
-    return _NULL_PROPERTY.sub("", text).replace(",}", "}").splitlines()
+    """One JSON object per row, without its absent (null or NaN) properties."""
+    names = list(frame.columns)
+    # orjson writes each row straight from the frame's own string objects: DataFrame.to_json wrote the whole
+    # chunk as one text, nulls included, which a regex then copied twice to strip them (the seed's memory peak)
+    columns = [frame[n].astype(object).where(frame[n].notna(), None).tolist() for n in names]
+    dumps = orjson.dumps
+    rows = zip(*columns, strict=True)
+    return [dumps({k: v for k, v in zip(names, row, strict=True) if v is not None}).decode() for row in rows]
 
 
 def _pair_rows(frm: str, to: str, from_ids: pd.Series, to_ids: pd.Series, primary: bool) -> list[tuple]:
@@ -73,7 +77,56 @@ def seed_portal(store: HubSpotStore, universe: Universe, progress: Callable[[str
         store.create_record_indexes()  # also enforces unique contact emails over what was seeded
 
 
+@dataclass(frozen=True)
+class _Lookups:
+    """What every chunk needs from the portal seeded before it (owners, companies, pipelines)."""
+
+    owner_of: dict[int, str]
+    company_hs_id: pd.Series  # universe company id -> HubSpot company id
+    company_name: pd.Series  # universe company id -> name
+    pipeline_ids: dict[str, str]
+    stage_ids: dict[tuple[str, str], str]
+    won: set[tuple[str, str]]
+
+
+@dataclass
+class _Tally:
+    contacts: int = 0
+    deals: int = 0
+    max_contact: int = CONTACT_BASE
+    max_deal: int = DEAL_BASE
+    engagements: dict[str, int] = field(default_factory=lambda: {"tasks": 0, "calls": 0})
+
+
 def _seed(store: HubSpotStore, universe: Universe, progress: Callable[[str], None]) -> None:
+    owner_of = _seed_owners(store, universe)
+    company_hs_id, company_name = _seed_companies(store, universe, owner_of, progress)
+    lookups = _Lookups(
+        owner_of,
+        company_hs_id,
+        company_name,
+        pipeline_ids={key: p["id"] for key, p in HUBSPOT_PIPELINES.items()},
+        stage_ids={
+            (key, stage): sid for key, p in HUBSPOT_PIPELINES.items() for stage, (sid, _, _) in p["stages"].items()
+        },
+        won=won_stages(_pipeline(p, i) for i, p in enumerate(HUBSPOT_PIPELINES.values())),
+    )
+    tally = _Tally()
+    for chunk in universe.chunks():
+        _seed_chunk(store, chunk, lookups, tally)
+        # unbound before the next chunk is generated, so that two chunks are never held at once
+        del chunk
+        progress(f"hubspot: {tally.contacts} contacts, {tally.deals} deals")
+    with store.transaction():
+        store.allocate_ids("contacts", tally.max_contact, 0)
+        store.allocate_ids("deals", tally.max_deal, 0)
+        for object_type in ("tasks", "calls"):
+            store.allocate_ids(object_type, OBJECT_TYPES[object_type].id_base + tally.engagements[object_type], 0)
+    progress(f"hubspot: {tally.engagements['tasks']} tasks, {tally.engagements['calls']} calls")
+
+
+def _seed_owners(store: HubSpotStore, universe: Universe) -> dict[int, str]:
+    """Owners and deal pipelines; returns {universe owner id: HubSpot owner id}."""
     owners = universe.owners()
     owner_ids = OWNER_ID_BASE + owners["owner_id"].astype("int64")
     with store.transaction():
@@ -91,8 +144,13 @@ def _seed(store: HubSpotStore, universe: Universe, progress: Callable[[str], Non
         )
         for order, (_, p) in enumerate(HUBSPOT_PIPELINES.items()):
             store.put_pipeline("deals", _pipeline(p, order))
-    owner_of = dict(zip(owners["owner_id"].tolist(), owner_ids.astype(str).tolist(), strict=True))
+    return dict(zip(owners["owner_id"].tolist(), owner_ids.astype(str).tolist(), strict=True))
 
+
+def _seed_companies(
+    store: HubSpotStore, universe: Universe, owner_of: dict[int, str], progress: Callable[[str], None]
+) -> tuple[pd.Series, pd.Series]:
+    """Companies; returns the two lookups the chunks need, so the company frames go before the chunks come."""
     companies = universe.companies()
     hs_companies = companies[companies["in_hubspot"]]
     company_id_of = OBJECT_TYPES["companies"].id_base + 1 + hs_companies["company_id"].astype("int64")
@@ -126,130 +184,130 @@ def _seed(store: HubSpotStore, universe: Universe, progress: Callable[[str], Non
         )
         store.allocate_ids("companies", OBJECT_TYPES["companies"].id_base + 1 + len(companies), 0)
     progress(f"hubspot: {len(hs_companies)} companies")
-    company_name = companies.set_index("company_id")["name"]
+    return company_hs_id, companies.set_index("company_id")["name"]
 
-    contact_base = OBJECT_TYPES["contacts"].id_base + 1
-    deal_base = OBJECT_TYPES["deals"].id_base + 1
-    pipeline_ids = {key: p["id"] for key, p in HUBSPOT_PIPELINES.items()}
-    won = won_stages(_pipeline(p, i) for i, p in enumerate(HUBSPOT_PIPELINES.values()))
-    stage_ids = {
-        (key, stage): sid for key, p in HUBSPOT_PIPELINES.items() for stage, (sid, _, _) in p["stages"].items()
-    }
-    max_contact, max_deal, n_contacts, n_deals = contact_base, deal_base, 0, 0
-    n_engagements = {"tasks": 0, "calls": 0}
-    for chunk in universe.chunks():
-        recs = chunk.appearances[chunk.appearances["crm"] == "hubspot"].merge(
-            chunk.people.drop(columns=["email", "created_at", "modified_at", "company_id"]),
-            on="person_id",
-            how="left",
-        )
-        ids = contact_base + recs["record_id"].astype("int64")
-        has_company = recs["company_id"].notna()
-        contact_props = pd.DataFrame(
-            {
-                "email": _text(recs["email"]),
-                "firstname": _text(recs["first_name"]),
-                "lastname": _text(recs["last_name"]),
-                "phone": _text(recs["phone"]),
-                "jobtitle": _text(recs["job_title"]),
-                "company": recs["company_id"].map(company_name),
-                "city": _text(recs["city"]),
-                "state": _text(recs["state_text"]),
-                "country": _text(recs["country_text"]),
-                "lifecyclestage": _text(recs["lifecycle_stage"]),
-                "hubspot_owner_id": recs["owner_id"].map(owner_of),
-            }
-        )
-        keys = recs["email"].str.strip().str.lower()
-        keys = keys.astype(object).where(keys.notna() & (keys != ""), None)
 
-        deals = chunk.deals[chunk.deals["in_hubspot"]]
-        d_ids = pd.Series(deal_base + deals["deal_id"].astype("int64").values, index=deals["deal_id"].values)
-        deal_props = pd.DataFrame(
-            {
-                "dealname": _text(deals["name"]),
-                "amount": _text(deals["amount"]),
-                "pipeline": deals["pipeline"].map(pipeline_ids),
-                "dealstage": [stage_ids[(p, s)] for p, s in zip(deals["pipeline"], deals["stage"], strict=True)],
-                "closedate": _iso(deals["close_date"]),
-                "dealtype": _text(deals["deal_type"]),
-                "description": _text(deals["description"]),
-                "hubspot_owner_id": deals["owner_id"].map(owner_of),
-                "deal_currency_code": _text(deals["currency"]),
-            }
-        )
-        dc = chunk.deal_contacts[chunk.deal_contacts["hubspot_record_id"].notna()]
-        dc = dc[dc["deal_id"].isin(d_ids.index)]
-        # ROLL-1: HubSpot's calculated rollups, computed as the portal recomputes them after a change (a deal's
-        # contacts are people of its own chunk)
-        rollups = _rollups(ids, deals, deal_props, d_ids, dc, contact_base, won)
-        for name in ROLLUP_PROPERTIES:
-            contact_props[name] = rollups[name]
-        dco = deals[deals["company_id"].notna()]
-        engagements = _engagements(dc, deals, d_ids, contact_base, owner_of, n_engagements)
-        with store.transaction():
-            store.insert_records(
-                "contacts",
-                zip(
-                    ids.tolist(),
-                    _json_lines(contact_props),
-                    _ms(recs["created_at"]).tolist(),
-                    _ms(recs["modified_at"]).tolist(),
-                    keys.tolist(),
-                    strict=True,
-                ),
-            )
-            store.insert_records(
-                "deals",
-                zip(
-                    d_ids.tolist(),
-                    _json_lines(deal_props),
-                    _ms(deals["created_at"]).tolist(),
-                    _ms(deals["modified_at"]).tolist(),
-                    [None] * len(deals),
-                    strict=True,
-                ),
-            )
-            store.add_associations(
-                _pair_rows(
-                    "contacts",
-                    "companies",
-                    ids[has_company],
-                    recs.loc[has_company, "company_id"].map(company_hs_id),
-                    primary=True,
-                )
-            )
-            store.add_associations(
-                _pair_rows(
-                    "deals",
-                    "contacts",
-                    dc["deal_id"].map(d_ids),
-                    contact_base + dc["hubspot_record_id"].astype("int64"),
-                    primary=False,
-                )
-            )
-            store.add_associations(
-                _pair_rows(
-                    "deals", "companies", dco["deal_id"].map(d_ids), dco["company_id"].map(company_hs_id), primary=True
-                )
-            )
-            for object_type, rows, links in engagements:
-                store.insert_records(object_type, rows)
-                for to, from_ids, to_ids in links:
-                    store.add_associations(_pair_rows(object_type, to, from_ids, to_ids, primary=False))
-        n_contacts += len(recs)
-        n_deals += len(deals)
-        for object_type, rows, _ in engagements:
-            n_engagements[object_type] += len(rows)
-        max_contact = max(max_contact, int(ids.max()) if len(ids) else 0)
-        max_deal = max(max_deal, int(d_ids.max()) if len(d_ids) else 0)
-        progress(f"hubspot: {n_contacts} contacts, {n_deals} deals")
+def _seed_chunk(store: HubSpotStore, chunk: UniverseChunk, lookups: _Lookups, tally: _Tally) -> None:
+    recs = chunk.appearances[chunk.appearances["crm"] == "hubspot"].merge(
+        chunk.people.drop(columns=["email", "created_at", "modified_at", "company_id"]),
+        on="person_id",
+        how="left",
+    )
+    ids = CONTACT_BASE + recs["record_id"].astype("int64")
+    has_company = recs["company_id"].notna()
+    contact_props = _contact_props(recs, lookups)
+    keys = recs["email"].str.strip().str.lower()
+    keys = keys.astype(object).where(keys.notna() & (keys != ""), None)
+
+    deals = chunk.deals[chunk.deals["in_hubspot"]]
+    d_ids = pd.Series(DEAL_BASE + deals["deal_id"].astype("int64").values, index=deals["deal_id"].values)
+    deal_props = _deal_props(deals, lookups)
+    dc = chunk.deal_contacts[chunk.deal_contacts["hubspot_record_id"].notna()]
+    dc = dc[dc["deal_id"].isin(d_ids.index)]
+    # ROLL-1: HubSpot's calculated rollups, computed as the portal recomputes them after a change (a deal's
+    # contacts are people of its own chunk)
+    rollups = _rollups(ids, deals, deal_props, d_ids, dc, CONTACT_BASE, lookups.won)
+    for name in ROLLUP_PROPERTIES:
+        contact_props[name] = rollups[name]
+    dco = deals[deals["company_id"].notna()]
+    engagements = _engagements(dc, deals, d_ids, CONTACT_BASE, lookups.owner_of, tally.engagements)
     with store.transaction():
-        store.allocate_ids("contacts", max_contact, 0)
-        store.allocate_ids("deals", max_deal, 0)
-        for object_type in ("tasks", "calls"):
-            store.allocate_ids(object_type, OBJECT_TYPES[object_type].id_base + n_engagements[object_type], 0)
-    progress(f"hubspot: {n_engagements['tasks']} tasks, {n_engagements['calls']} calls")
+        store.insert_records(
+            "contacts",
+            zip(
+                ids.tolist(),
+                _json_lines(contact_props),
+                _ms(recs["created_at"]).tolist(),
+                _ms(recs["modified_at"]).tolist(),
+                keys.tolist(),
+                strict=True,
+            ),
+        )
+        # each frame goes once written, so the next is built in its memory
+        del contact_props, keys
+        store.insert_records(
+            "deals",
+            zip(
+                d_ids.tolist(),
+                _json_lines(deal_props),
+                _ms(deals["created_at"]).tolist(),
+                _ms(deals["modified_at"]).tolist(),
+                [None] * len(deals),
+                strict=True,
+            ),
+        )
+        del deal_props
+        store.add_associations(
+            _pair_rows(
+                "contacts",
+                "companies",
+                ids[has_company],
+                recs.loc[has_company, "company_id"].map(lookups.company_hs_id),
+                primary=True,
+            )
+        )
+        store.add_associations(
+            _pair_rows(
+                "deals",
+                "contacts",
+                dc["deal_id"].map(d_ids),
+                CONTACT_BASE + dc["hubspot_record_id"].astype("int64"),
+                primary=False,
+            )
+        )
+        store.add_associations(
+            _pair_rows(
+                "deals",
+                "companies",
+                dco["deal_id"].map(d_ids),
+                dco["company_id"].map(lookups.company_hs_id),
+                primary=True,
+            )
+        )
+        for object_type, rows, links in engagements:
+            store.insert_records(object_type, rows)
+            for to, from_ids, to_ids in links:
+                store.add_associations(_pair_rows(object_type, to, from_ids, to_ids, primary=False))
+    tally.contacts += len(recs)
+    tally.deals += len(deals)
+    for object_type, rows, _ in engagements:
+        tally.engagements[object_type] += len(rows)
+    tally.max_contact = max(tally.max_contact, int(ids.max()) if len(ids) else 0)
+    tally.max_deal = max(tally.max_deal, int(d_ids.max()) if len(d_ids) else 0)
+
+
+def _contact_props(recs: pd.DataFrame, lookups: _Lookups) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "email": _text(recs["email"]),
+            "firstname": _text(recs["first_name"]),
+            "lastname": _text(recs["last_name"]),
+            "phone": _text(recs["phone"]),
+            "jobtitle": _text(recs["job_title"]),
+            "company": recs["company_id"].map(lookups.company_name),
+            "city": _text(recs["city"]),
+            "state": _text(recs["state_text"]),
+            "country": _text(recs["country_text"]),
+            "lifecyclestage": _text(recs["lifecycle_stage"]),
+            "hubspot_owner_id": recs["owner_id"].map(lookups.owner_of),
+        }
+    )
+
+
+def _deal_props(deals: pd.DataFrame, lookups: _Lookups) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "dealname": _text(deals["name"]),
+            "amount": _text(deals["amount"]),
+            "pipeline": deals["pipeline"].map(lookups.pipeline_ids),
+            "dealstage": [lookups.stage_ids[(p, s)] for p, s in zip(deals["pipeline"], deals["stage"], strict=True)],
+            "closedate": _iso(deals["close_date"]),
+            "dealtype": _text(deals["deal_type"]),
+            "description": _text(deals["description"]),
+            "hubspot_owner_id": deals["owner_id"].map(lookups.owner_of),
+            "deal_currency_code": _text(deals["currency"]),
+        }
+    )
 
 
 def _rollups(ids: pd.Series, deals: pd.DataFrame, deal_props: pd.DataFrame, d_ids: pd.Series, dc: pd.DataFrame,

@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     token TEXT PRIMARY KEY, kind TEXT NOT NULL, app TEXT NOT NULL, scopes TEXT NOT NULL, expires_ms INTEGER
 );
 """
+CACHE_KIB = 65536  # SQLite's page cache while serving
+INDEX_BUILD_CACHE_KIB = 8192
 # The record indexes, apart so that seeding can insert without them and build each in one sorted pass.
 RECORD_INDEXES = {
     "objects_by_modified": "CREATE INDEX IF NOT EXISTS objects_by_modified "
@@ -99,7 +101,7 @@ class HubSpotStore:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA cache_size=-65536")
+        self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self.db.executescript(SCHEMA)
         self.create_record_indexes()
 
@@ -109,8 +111,15 @@ class HubSpotStore:
             self.db.execute(f"DROP INDEX IF EXISTS {name}")
 
     def create_record_indexes(self) -> None:
-        for sql in RECORD_INDEXES.values():
-            self.db.execute(sql)
+        # SQLite sorts an index's keys in memory up to the cache size, on top of the page cache the seed has
+        # filled: at --scale 1000000 that raised the sandbox's peak by 50 MB. With a small cache it sorts in
+        # runs merged from a temporary file, as fast at that size (5.3 s for the three).
+        self.db.execute(f"PRAGMA cache_size=-{INDEX_BUILD_CACHE_KIB}")
+        try:
+            for sql in RECORD_INDEXES.values():
+                self.db.execute(sql)
+        finally:
+            self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
 
     def close(self) -> None:
         self.db.close()
