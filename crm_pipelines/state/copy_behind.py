@@ -44,6 +44,7 @@ class CopyBehind:
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue(maxsize=depth)
         self._failed: BaseException | None = None
         self._abandoned = False  # the caller failed: what is queued is not sent
+        self._sending = False  # a COPY is in flight on the worker
         self._worker = threading.Thread(target=self._run, name="copy-behind", daemon=True)
 
     def __enter__(self) -> CopyBehind:
@@ -76,10 +77,12 @@ class CopyBehind:
                     return
                 if self._failed is None and not self._abandoned:  # else drain: the transaction is lost
                     statement, text = item
+                    self._sending = True
                     self._cursor.copy_expert(statement, io.StringIO(text), size=_READ)
             except BaseException as err:  # handed to the caller's thread
                 self._failed = err
             finally:
+                self._sending = False
                 item = text = None  # a slice is tens of MB: not kept while the next is awaited
                 self._queue.task_done()
 
@@ -94,7 +97,9 @@ class CopyBehind:
             return
         try:
             self._abandoned = error is not None
-            if self._abandoned:  # stop the COPY in flight: the transaction rolls back anyway
+            # stop a COPY in flight (the transaction rolls back anyway); only then: a cancel meant for nothing
+            # could reach the rollback that follows
+            if self._abandoned and self._sending:
                 self._conn.connection.driver_connection.cancel()
             self._queue.put(_DONE)
             self._worker.join()
