@@ -6,7 +6,7 @@ numbered in universe order), so two sandboxes seeded alike hand out identical id
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +55,12 @@ def _json_lines(frame: pd.DataFrame) -> list[str]:
     dumps = orjson.dumps
     rows = zip(*columns, strict=True)
     return [dumps({k: v for k, v in zip(names, row, strict=True) if v is not None}).decode() for row in rows]
+
+
+def _records(ids: pd.Series, props: pd.DataFrame, source: pd.DataFrame, keys: list | None = None) -> Iterator[tuple]:
+    """``store.insert_records`` rows: id, properties as JSON, created and modified (ms), unique key (None)."""
+    return zip(ids.tolist(), _json_lines(props), _ms(source["created_at"]).tolist(),
+               _ms(source["modified_at"]).tolist(), [None] * len(source) if keys is None else keys, strict=True)
 
 
 def _pair_rows(frm: str, to: str, from_ids: pd.Series, to_ids: pd.Series, primary: bool) -> list[tuple]:
@@ -171,17 +177,7 @@ def _seed_companies(
         }
     )
     with store.transaction():
-        store.insert_records(
-            "companies",
-            zip(
-                company_id_of.tolist(),
-                _json_lines(company_props),
-                _ms(hs_companies["created_at"]).tolist(),
-                _ms(hs_companies["modified_at"]).tolist(),
-                [None] * len(hs_companies),
-                strict=True,
-            ),
-        )
+        store.insert_records("companies", _records(company_id_of, company_props, hs_companies))
         store.allocate_ids("companies", OBJECT_TYPES["companies"].id_base + 1 + len(companies), 0)
     progress(f"hubspot: {len(hs_companies)} companies")
     return company_hs_id, companies.set_index("company_id")["name"]
@@ -212,58 +208,20 @@ def _seed_chunk(store: HubSpotStore, chunk: UniverseChunk, lookups: _Lookups, ta
     dco = deals[deals["company_id"].notna()]
     engagements = _engagements(dc, deals, d_ids, CONTACT_BASE, lookups.owner_of, tally.engagements)
     with store.transaction():
-        store.insert_records(
-            "contacts",
-            zip(
-                ids.tolist(),
-                _json_lines(contact_props),
-                _ms(recs["created_at"]).tolist(),
-                _ms(recs["modified_at"]).tolist(),
-                keys.tolist(),
-                strict=True,
-            ),
-        )
+        store.insert_records("contacts", _records(ids, contact_props, recs, keys.tolist()))
         # each frame goes once written, so the next is built in its memory
         del contact_props, keys
-        store.insert_records(
-            "deals",
-            zip(
-                d_ids.tolist(),
-                _json_lines(deal_props),
-                _ms(deals["created_at"]).tolist(),
-                _ms(deals["modified_at"]).tolist(),
-                [None] * len(deals),
-                strict=True,
-            ),
-        )
+        store.insert_records("deals", _records(d_ids, deal_props, deals))
         del deal_props
-        store.add_associations(
-            _pair_rows(
-                "contacts",
-                "companies",
-                ids[has_company],
-                recs.loc[has_company, "company_id"].map(lookups.company_hs_id),
-                primary=True,
-            )
-        )
-        store.add_associations(
-            _pair_rows(
-                "deals",
-                "contacts",
-                dc["deal_id"].map(d_ids),
-                CONTACT_BASE + dc["hubspot_record_id"].astype("int64"),
-                primary=False,
-            )
-        )
-        store.add_associations(
-            _pair_rows(
-                "deals",
-                "companies",
-                dco["deal_id"].map(d_ids),
-                dco["company_id"].map(lookups.company_hs_id),
-                primary=True,
-            )
-        )
+        pairs = (  # (from, to, from ids, to ids, primary)
+            ("contacts", "companies", ids[has_company],
+             recs.loc[has_company, "company_id"].map(lookups.company_hs_id), True),
+            ("deals", "contacts", dc["deal_id"].map(d_ids), CONTACT_BASE + dc["hubspot_record_id"].astype("int64"),
+             False),
+            ("deals", "companies", dco["deal_id"].map(d_ids), dco["company_id"].map(lookups.company_hs_id), True),
+        )  # fmt: skip
+        for frm, to, from_ids, to_ids, primary in pairs:
+            store.add_associations(_pair_rows(frm, to, from_ids, to_ids, primary=primary))
         for object_type, rows, links in engagements:
             store.insert_records(object_type, rows)
             for to, from_ids, to_ids in links:
