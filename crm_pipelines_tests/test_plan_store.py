@@ -3,9 +3,13 @@ user reviews is exactly what was planned, and an unchanged record's rows are nev
 
 from __future__ import annotations
 
+import orjson
 import pandas as pd
+import pytest
+import sqlalchemy as sa
 
 from crm_pipelines.state import plan_store
+from crm_pipelines.state.schema import plan_rows
 
 
 def _rows(records: dict[str, list[str]], target: str = "salesforce", part: str = "creates") -> pd.DataFrame:
@@ -46,3 +50,61 @@ def test_ops5_only_the_scopes_whose_rows_differ_are_rewritten(state_engine) -> N
     with state_engine.begin() as conn:
         unchanged = plan_store.write(conn, again, None, [("salesforce", "creates")])
     assert unchanged.rows == 0 and unchanged.changed.empty
+
+
+def test_ops5_a_whole_plan_into_an_empty_store_is_stored_and_then_compared(state_engine) -> None:
+    # a first plan fills the store without its key's index (PostgreSQL) and without reading anything back;
+    # what it stores is what a compared write stores, and the next plan compares against it through the key
+    with state_engine.begin() as conn, plan_store.filling(conn) as empty:
+        assert empty
+        written = plan_store.write(conn, _rows({"contact:a": ["2", "1", "2"], "contact:b": ["3"]}), None,
+                                   [("salesforce", "creates")], empty=empty)
+    assert written.rows == 3 and sorted(written.changed["scope"]) == ["contact:a", "contact:b"]
+    assert _stored(state_engine) == {"contact:a": ["1", "2"], "contact:b": ["3"]}
+    with state_engine.begin() as conn, plan_store.filling(conn) as empty:
+        assert not empty  # a plan is stored: compared, not filled
+        again = plan_store.write(conn, _rows({"contact:a": ["1", "2"], "contact:b": ["4"]}), None,
+                                 [("salesforce", "creates")], empty=empty)
+    assert sorted(again.changed["scope"]) == ["contact:b"]
+    assert _stored(state_engine) == {"contact:a": ["1", "2"], "contact:b": ["4"]}
+    _refuses_a_repeat(state_engine)  # the key is back
+
+
+def test_ops5_a_failed_fill_leaves_the_store_as_it_was(state_engine) -> None:
+    # the fill's key change belongs to its transaction: a plan failing midway stores nothing and keeps the key
+    with (pytest.raises(RuntimeError, match="plan failed"), state_engine.begin() as conn,
+          plan_store.filling(conn) as empty):
+        plan_store.write(conn, _rows({"contact:a": ["1"]}), None, [("salesforce", "creates")], empty=empty)
+        raise RuntimeError("plan failed")
+    assert _stored(state_engine) == {}
+    with state_engine.begin() as conn:
+        plan_store.write(conn, _rows({"contact:a": ["1"]}), None, [("salesforce", "creates")])
+    _refuses_a_repeat(state_engine)
+
+
+def _refuses_a_repeat(engine) -> None:
+    """The primary key holds: a row stored again under its scope is refused."""
+    row = _rows({"contact:a": ["1"]}).iloc[0]
+    with engine.connect() as conn, pytest.raises(sa.exc.IntegrityError):
+        conn.execute(plan_rows.insert().values(target_crm=row["target_crm"], part=row["part"], scope=row["scope"],
+                                               row_hash=int(row["row_hash"]), row=orjson.loads(row["row"])))
+
+
+def test_conf1_the_conflict_sample_is_found_without_reading_every_update(state_engine) -> None:
+    # CONF-1/2: each plan run samples its conflicts; on PostgreSQL they are found through their own index
+    # (``migrations._v10``), whose condition ``head`` must state as the index does
+    updates = pd.DataFrame([{"kind": "contact", "record_id": str(i), "field": "jobtitle", "conflict": i % 50 == 7}
+                            for i in range(200)])
+    encoded = plan_store.encode(updates).assign(target_crm="hubspot", part="updates",
+                                                scope=[f"contact:{i}" for i in range(200)])
+    with state_engine.begin() as conn:
+        plan_store.write(conn, encoded, None, [("hubspot", "updates")])
+    sample = plan_store.head(state_engine, "hubspot", "updates", 20, conflicts=True)
+    assert sorted(sample["record_id"], key=int) == ["7", "57", "107", "157"]
+    if state_engine.dialect.name == "postgresql":
+        with state_engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a table this small could be read whole
+            plan = conn.exec_driver_sql(
+                "EXPLAIN SELECT row FROM plan_rows WHERE target_crm = 'hubspot' AND part = 'updates' AND "
+                f"{plan_store.CONFLICTS} ORDER BY scope, row_hash LIMIT 20").scalars().all()
+        assert any("ix_plan_rows_conflicts" in line for line in plan), plan

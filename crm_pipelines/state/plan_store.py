@@ -15,7 +15,8 @@ identity's. A full ``unified`` update appends one ``*`` row: everything may have
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,7 +136,9 @@ def encode(frame: pd.DataFrame) -> pd.DataFrame:
         lines = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="ms")
         docs = pd.Series(lines.rstrip("\n").split("\n"), dtype=object)
     del text, cut
-    hashes = pd.util.hash_pandas_object(docs, index=False).to_numpy().view("int64")
+    # every document differs: hashed as they are (``categorize`` would first look for repeats, 5x slower);
+    # the values are the same either way
+    hashes = pd.util.hash_pandas_object(docs, index=False, categorize=False).to_numpy().view("int64")
     return pd.DataFrame({"row": docs.to_numpy(), "row_hash": hashes})
 
 
@@ -150,29 +153,37 @@ class Written:
 
 
 def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None,
-          frames: Collection[tuple[str, str]] | None = None, copies: CopyBehind | None = None) -> Written:
+          frames: Collection[tuple[str, str]] | None = None, copies: CopyBehind | None = None,
+          empty: bool = False) -> Written:
     """Make the stored rows of ``scopes`` (every scope but the plan-wide one when None) exactly ``rows``
     (``target_crm``, ``part``, ``scope``, ``row``, ``row_hash``): a (target, part, scope) whose rows differ is
     rewritten, the others are not touched. ``frames``: every (target, part) the stored plan may hold under
     ``scopes`` (their rows are found through the primary key, which leads with those); with ``scopes`` None,
     only these frames' rows are compared (None: every frame's). ``copies``: the new rows are COPYed on that
-    worker (``copy_behind.py``)."""
+    worker (``copy_behind.py``). ``empty``: the caller knows nothing is stored (``filling``): every row is new,
+    nothing is read back."""
     if scopes is not None and frames is None:
         raise ValueError("plan_store.write: name the (target, part) frames the scopes may hold")
     # in the primary key's order, kept by the COPY below: the index grows at its end instead of at random pages
     # (half the COPY's time); sorted before the first statement, which waits for the last frame's COPY (a full
     # plan's rows are mostly new; an incremental plan's are few)
-    rows = rows.sort_values(_KEY, ignore_index=True)
+    # (an empty store has no index to grow while it is filled: ``filling``)
+    rows = rows if empty else rows.sort_values(_KEY, ignore_index=True)
     # rows compared as two integers, (target, part, scope) hashed and the row's hash: a merge on the text
     # columns of a first plan's millions of rows cost several times more
     new_scope, row_hash = _scope_hashes(rows), rows["row_hash"].to_numpy()
-    # sorted, a row equal to another (same scope and content) follows it
-    unique = np.ones(len(rows), dtype=bool)
-    unique[1:] = (new_scope[1:] != new_scope[:-1]) | (row_hash[1:] != row_hash[:-1])
+    if empty:  # a row equal to another (same scope and content) is one row
+        unique = ~pd.DataFrame({"s": new_scope, "h": row_hash}).duplicated().to_numpy()
+    else:  # sorted, it follows the other
+        unique = np.ones(len(rows), dtype=bool)
+        unique[1:] = (new_scope[1:] != new_scope[:-1]) | (row_hash[1:] != row_hash[:-1])
     new, new_scope = (rows, new_scope) if unique.all() else (rows[unique].reset_index(drop=True), new_scope[unique])
-    named = new[["target_crm", "part"]].drop_duplicates().itertuples(index=False, name=None)
-    stored = _stored_keys(conn, scopes, set(frames) if scopes is None and frames is not None
-                          else {*(frames or ()), *named})
+    if empty:
+        stored = _no_keys()
+    else:
+        named = new[["target_crm", "part"]].drop_duplicates().itertuples(index=False, name=None)
+        stored = _stored_keys(conn, scopes, set(frames) if scopes is None and frames is not None
+                              else {*(frames or ()), *named})
     stored_scope = _scope_hashes(stored)
     if stored.empty:  # nothing stored under these scopes (a first plan): every new row is written
         new_changed, stored_changed = np.ones(len(new), dtype=bool), np.zeros(0, dtype=bool)
@@ -207,6 +218,30 @@ def write(conn: Connection, rows: pd.DataFrame, scopes: Iterable[str] | None,
     return out
 
 
+@contextmanager
+def filling(conn: Connection) -> Iterator[bool]:
+    """Around the writes of a whole plan in the caller's transaction: yields whether nothing is stored (a first
+    plan; ``write``'s ``empty``). Then, on PostgreSQL, the primary key's index is dropped while the rows go in
+    and built once at the end: a first plan's millions of rows each added to the index cost the server more
+    than one sorted build. Other transactions wait for the table until this one ends (its ``ALTER TABLE``
+    lock); a repeated key fails the build, and the transaction with it."""
+    empty = conn.execute(sa.select(plan_rows.c.row_hash).limit(1)).first() is None
+    key = _primary_key(conn) if empty and conn.dialect.name == "postgresql" else None
+    if key is not None:
+        conn.exec_driver_sql(f'ALTER TABLE "plan_rows" DROP CONSTRAINT "{key}"')
+    yield empty
+    if key is not None:
+        # the build sorts every key: in memory where it fits (the server's default, 64 MB, spills to disk)
+        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+        columns = ", ".join(f'"{c}"' for c in _KEY)
+        conn.exec_driver_sql(f'ALTER TABLE "plan_rows" ADD CONSTRAINT "{key}" PRIMARY KEY ({columns})')
+
+
+def _primary_key(conn: Connection) -> str | None:
+    return conn.execute(sa.text("SELECT conname FROM pg_constraint WHERE conrelid = 'plan_rows'::regclass "
+                                "AND contype = 'p'")).scalar()
+
+
 def drop_frames(conn: Connection, keep: Collection[tuple[str, str]]) -> int:
     """Delete the rows of every (target, part) but ``keep``'s (and the plan-wide rows): frames a plan no longer
     has. Which frames are stored is read from the counts, not the rows."""
@@ -229,7 +264,8 @@ def _scope_hashes(frame: pd.DataFrame) -> np.ndarray:
     """A 64-bit hash of each row's (``target_crm``, ``part``, ``scope``)."""
     if frame.empty:
         return np.zeros(0, dtype="int64")
-    return pd.util.hash_pandas_object(frame[list(_SCOPE_KEY)], index=False).to_numpy().view("int64")
+    # not ``categorize``d: looking for repeats first costs more than it saves where most scopes differ
+    return pd.util.hash_pandas_object(frame[list(_SCOPE_KEY)], index=False, categorize=False).to_numpy().view("int64")
 
 
 def _stored_keys(conn: Connection, scopes: Iterable[str] | None, frames: set[tuple[str, str]]) -> pd.DataFrame:
@@ -248,8 +284,15 @@ def _stored_keys(conn: Connection, scopes: Iterable[str] | None, frames: set[tup
         found = [r for start in range(0, len(names), _CHUNK)
                  for r in conn.execute(query.where(plan_rows.c.scope.in_(names[start : start + _CHUNK])))]
     # plain tuples: pandas probes a SQLAlchemy Row's attributes one at a time (4 s for 350,000 rows)
-    out = pd.DataFrame([tuple(r) for r in found], columns=["target_crm", "part", "scope", "row_hash"])
-    return out.astype({"target_crm": object, "part": object, "scope": object, "row_hash": "int64"})
+    return _keys(pd.DataFrame([tuple(r) for r in found], columns=["target_crm", "part", "scope", "row_hash"]))
+
+
+def _no_keys() -> pd.DataFrame:
+    return _keys(pd.DataFrame({c: [] for c in _KEY}))
+
+
+def _keys(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({"target_crm": object, "part": object, "scope": object, "row_hash": "int64"})
 
 
 def read(engine_or_conn: Engine | Connection,
@@ -340,14 +383,20 @@ def summary(engine: Engine, target: str) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=[*SUMMARY_KEY, "n"])
 
 
+# the stored updates that are conflicts (PostgreSQL): an index has this condition (``migrations._v10``), and
+# serves a query that states it as written
+CONFLICTS = "\"part\" = 'updates' AND (\"row\" ->> 'conflict') = 'true'"
+
+
 def head(engine: Engine, target: str, part: str, n: int, conflicts: bool = False) -> pd.DataFrame:
     """The first ``n`` stored rows of one frame (as ``read`` orders them); ``conflicts``: only rows whose
     ``conflict`` is true."""
     query = (sa.select(plan_rows.c.row).where(plan_rows.c.target_crm == target, plan_rows.c.part == part)
              .order_by(plan_rows.c.scope, plan_rows.c.row_hash).limit(n))  # fmt: skip
-    if conflicts:
-        query = query.where(plan_rows.c.row["conflict"].as_boolean().is_(True))
     with engine.connect() as conn:
+        if conflicts:
+            query = query.where(sa.text(CONFLICTS) if conn.dialect.name == "postgresql"
+                                else plan_rows.c.row["conflict"].as_boolean().is_(True))
         docs = [orjson.loads(v) if isinstance(v, str | bytes) else v for (v,) in conn.execute(query)]
     frame = pd.DataFrame.from_records(docs).astype(object) if docs else pd.DataFrame()
     return frame.where(frame.notna(), None) if len(frame) else frame

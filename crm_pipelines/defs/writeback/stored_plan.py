@@ -324,15 +324,16 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
     counts = summarize(kept)
     clock.lap(report.seconds, "compute_s")
     del read, plans
-    with engine.begin() as conn:
+    with engine.begin() as conn, plan_store.filling(conn) as empty:
         # a frame at a time, encoded as it is written: a first plan's rows encoded at once, beside the frames
         # they come from, were most of its memory; the server takes each slice in while the next is encoded
         with CopyBehind(conn) as copies:
             for target, part in _frames():
                 written = plan_store.write(conn, _encoded(target, part, kept.pop((target, part), None)), None,
-                                           [(target, part)], copies)
+                                           [(target, part)], copies, empty=empty)
                 report.rows_written += written.rows
-        report.rows_written += plan_store.drop_frames(conn, keep=_frames())  # frames an older plan version had
+        if not empty:
+            report.rows_written += plan_store.drop_frames(conn, keep=_frames())  # frames an older plan version had
         plan_store.add_summary(conn, counts, None)  # the whole plan's counts but the plan-wide rows' (below)
     clock.lap(report.seconds, "write_s")
     return _finish(engine, report, positions, clock, replaced=True)
