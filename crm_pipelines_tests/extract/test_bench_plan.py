@@ -27,3 +27,6 @@ def test_bench_plan_plans_a_first_sync_then_after_edits(pg_url: str) -> None:
     # the first plan is a full one; after the edits only the identities they reach are replanned (issue 12)
     assert figures["initial_plan_mode"] == "full" and figures["incremental_plan_mode"] == "incremental", figures
     assert 0 < figures["incremental_identities_replanned"] < figures["identities"], figures
+    # a plan run's time, split: the incremental plan's own work, and what a run that finds nothing to do costs
+    assert 0 < figures["incremental_plan_update_s"] < figures["incremental_plan_s"], figures
+    assert figures["plan_run_floor_s"] > 0, figures
