@@ -239,7 +239,8 @@ def test_ops_4_tasks_are_replanned_only_when_a_task_or_what_it_hangs_on_changed(
 def test_a_state_database_at_the_previous_version_upgrades_to_the_plan_store(state_url: str) -> None:
     """Frozen migrations: a database at version 7 (before the plan store) keeps its rows and gains the plan's
     tables; one at version 8 keeps its stored plan rows when they change type (PostgreSQL: ``jsonb`` to
-    ``json``) and lose the scope index; the plan then stores into them and finds a scope's rows again."""
+    ``json``) and lose the scope index, then gain the conflicts' index (PostgreSQL, CONF-1/2); the plan then
+    stores into them and finds a scope's rows again."""
     old = engine_for_url(state_url)
     assert migrate(old, to_version=7) == 7
     assert not sa.inspect(old).has_table("plan_rows")
@@ -253,10 +254,12 @@ def test_a_state_database_at_the_previous_version_upgrades_to_the_plan_store(sta
     old.dispose()
     engine = create_state_engine(state_url)
     with engine.connect() as conn:
-        assert current_version(conn) == STEPS[-1][0] == 9
+        assert current_version(conn) == STEPS[-1][0] == 10
     inspector = sa.inspect(engine)
     assert {"plan_rows", "plan_changes"} <= set(inspector.get_table_names())
-    assert "ix_plan_rows_scope" not in {i["name"] for i in inspector.get_indexes("plan_rows")}
+    plan_indexes = {i["name"] for i in inspector.get_indexes("plan_rows")}
+    assert "ix_plan_rows_scope" not in plan_indexes
+    assert ("ix_plan_rows_conflicts" in plan_indexes) == (engine.dialect.name == "postgresql")
     assert "ix_mirror_salesforce_opportunity_deleted" in {i["name"] for i in inspector.get_indexes(
         "mirror_salesforce_opportunity")}  # DEL-3: every plan reads the deleted Opportunities
     assert "ix_unified_company_identities_domain" in {i["name"] for i in inspector.get_indexes(
