@@ -227,12 +227,14 @@ def _rewritten(kept: dict[tuple[str, str], pd.DataFrame], changed: pd.DataFrame)
     return out
 
 
-def _pipelines(engine: Engine, known: pd.DataFrame) -> pd.DataFrame:
-    """The HubSpot pipelines (and stages) the stored deal creates need (DEAL-3); ``known``: HubSpot's."""
-    stored = plan_store.read(engine, parts=[PIPELINE_INPUTS]).get(("hubspot", PIPELINE_INPUTS))
+def _pipelines(engine: Engine, known: pd.DataFrame, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The HubSpot pipelines (and stages) the stored deal creates need (DEAL-3); ``known``: HubSpot's;
+    ``inputs``: the deal creates just stored whole (a full plan), else read from the stored plan."""
+    stored = inputs if inputs is not None else plan_store.read(engine, parts=[PIPELINE_INPUTS]).get(
+        ("hubspot", PIPELINE_INPUTS))
     if stored is None or stored.empty:
         return concat(CREATE_COLUMNS, [])
-    return concat(CREATE_COLUMNS, [pipeline_creates(stored.drop(columns="scope"), known)])
+    return concat(CREATE_COLUMNS, [pipeline_creates(stored.drop(columns="scope", errors="ignore"), known)])
 
 
 def _digest(frame: pd.DataFrame) -> str:
@@ -324,6 +326,7 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
     counts = summarize(kept)
     clock.lap(report.seconds, "compute_s")
     del read, plans
+    inputs = kept.get(("hubspot", PIPELINE_INPUTS))  # what the plan-wide pipelines are computed from (below)
     with engine.begin() as conn, plan_store.filling(conn) as empty:
         # a frame at a time, encoded as it is written: a first plan's rows encoded at once, beside the frames
         # they come from, were most of its memory; the server takes each slice in while the next is encoded
@@ -336,7 +339,9 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
             report.rows_written += plan_store.drop_frames(conn, keep=_frames())  # frames an older plan version had
         plan_store.add_summary(conn, counts, None)  # the whole plan's counts but the plan-wide rows' (below)
     clock.lap(report.seconds, "write_s")
-    return _finish(engine, report, positions, clock, replaced=True)
+    # the pipeline inputs as just stored, not read back (a first plan's are a hundred thousand rows or more)
+    return _finish(engine, report, positions, clock, replaced=True,
+                   pipeline_inputs=pd.DataFrame() if inputs is None else inputs)
 
 
 class _Clock:
@@ -350,16 +355,17 @@ class _Clock:
 
 
 def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock, inputs_changed: bool = True,
-            replaced: bool = False) -> PlanUpdate:
+            replaced: bool = False, pipeline_inputs: pd.DataFrame | None = None) -> PlanUpdate:
     """The plan-wide rows from the stored plan, when what they depend on changed (the stored deal creates
     into new pipelines, ``inputs_changed``; HubSpot's pipelines), and the positions moved on (``replaced``: the
-    counts were just replaced by those of every other row)."""
+    counts were just replaced by those of every other row; ``pipeline_inputs``: those deal creates as just
+    stored, else they are read from the stored plan)."""
     last_seq, history_row, baselines_at, current, marks = positions
     known = unified.read(engine, "hubspot_pipelines")
     digest = _digest(known)
     due = replaced or inputs_changed or get_cursor(engine, *CURSOR, "hubspot_pipelines") != digest
     # before the transaction (SQLite: one connection at a time)
-    pipelines = _pipelines(engine, known) if due else None
+    pipelines = _pipelines(engine, known, pipeline_inputs) if due else None
     with engine.begin() as conn:
         if pipelines is not None:
             encoded = plan_store.encode(pipelines).assign(target_crm="hubspot", part="creates",
