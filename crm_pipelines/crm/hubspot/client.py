@@ -12,12 +12,12 @@ from crm_pipelines.crm.budget import CallBudget
 from crm_pipelines.crm.errors import ApiError
 from crm_pipelines.crm.http import ApiClient, Auth, verify_option
 from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS, HubSpotDialect
+from crm_pipelines.crm.hubspot.full_read import SEARCH_PAGE_MAX, iter_both_buckets
 from crm_pipelines.crm.metering import Meter
 from crm_pipelines.crm.outcomes import WriteOutcome
 from crm_pipelines.crm.ratelimit import RateLimits
 
 LIST_PAGE_MAX = 100  # FACTS §1
-SEARCH_PAGE_MAX = 200  # FACTS §2
 SEARCH_TOTAL_CAP = 10_000  # FACTS §2: paging past it is a 400
 BATCH_MAX = 100  # FACTS §3
 ASSOCIATION_BATCH_READ_MAX = 1_000  # FACTS §3
@@ -83,8 +83,18 @@ class HubSpotClient:
                 return
 
     async def iter_full(self, object_type: str, properties: Sequence[str]) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every live record, through search: 200 per call against the list endpoint's 100, on search's own
-        rate limit (FACTS §2), so a full read costs half the calls of paging the list."""
+        """Every live record, read through the list endpoint and search at once, each on its own rate bucket
+        (FACTS §2, §4; issue 17): see ``full_read``. Pages come in no particular order."""
+        async for page in iter_both_buckets(
+            object_type, properties, list_pages=self.iter_all, search=self._post_search
+        ):
+            yield page
+
+    async def iter_full_by_search(
+        self, object_type: str, properties: Sequence[str]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every live record through search alone (200 a call, its own bucket): the full read before issue 17,
+        kept as the reference the split read is compared with."""
         async for page in self.iter_modified(object_type, 0, _now_ms() + 24 * 3600 * 1000, properties):
             yield page
 

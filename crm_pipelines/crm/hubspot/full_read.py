@@ -1,0 +1,131 @@
+"""A full HubSpot read on both of the API's rate buckets at once (issue 17, OPS-1).
+
+Search has its own bucket (5 calls/s, 200 records a call) and is exempt from the 10-second bucket, on which
+the list endpoint reads 100 records a call (190 calls per 10 s on Professional) (FACTS §2, §4). Reading
+through one of them leaves the other idle, so the read walks the id space from both ends:
+
+- the list endpoint from the lowest id upwards with its ``after`` cursor (it returns records in id order);
+- search from the highest id downwards, keyset-paged on ``hs_object_id`` (``hs_object_id < lowest seen``,
+  newest id first), so it never meets search's 10,000-result cap and needs no offset.
+
+Each walker runs at its own bucket's pace, and they stop where they meet. That point needs no count and no
+knowledge of how ids are spread: both finish together by construction, whatever the buckets' shares turn out
+to be (a write-back on the same connection slows the list walker down; search then covers more ids).
+
+Each record is yielded exactly once. The list walker keeps the records below the lowest id search has
+yielded, search keeps those above the highest id the list has yielded; both decisions are taken when a page
+arrives, between awaits, so neither can change under the other. A walker stops once its page reaches the
+other's frontier. Should the list endpoint ever return ids out of order, the list walker stops where its
+pages were last in order (it covered every id up to there) and search reads the rest alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+Page = list[dict[str, Any]]
+SearchCall = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+ListPages = Callable[[str, Sequence[str]], AsyncIterator[Page]]
+
+SEARCH_PAGE_MAX = 200  # FACTS §2
+# Pages read ahead of the consumer: enough that a slow consumer does not stall either walker at once,
+# few enough that memory stays a few pages.
+QUEUE_PAGES = 16
+
+
+class _Frontier:
+    """How far each walker has read: the list up to ``list_high``, search down to ``search_low``."""
+
+    def __init__(self) -> None:
+        self.list_high = -1
+        self.search_low: float = math.inf
+
+    def crossed(self) -> bool:
+        return self.list_high >= self.search_low
+
+
+async def iter_both_buckets(
+    object_type: str,
+    properties: Sequence[str],
+    *,
+    list_pages: ListPages,
+    search: SearchCall,
+) -> AsyncIterator[Page]:
+    """Every live record of ``object_type``, in pages, read by the list endpoint and search together."""
+    frontier = _Frontier()
+    # Sentinels and errors never wait (the queue is unbounded); pages wait for one of QUEUE_PAGES slots, so a
+    # walker cancelled while the consumer is gone is never stuck on a full queue.
+    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue()
+    slots = asyncio.Semaphore(QUEUE_PAGES)
+
+    async def put(page: Page) -> None:
+        await slots.acquire()
+        queue.put_nowait(page)
+
+    async def walk_list() -> None:
+        pages = list_pages(object_type, properties)
+        try:
+            async for page in pages:
+                ids = [int(r["id"]) for r in page]
+                if ids != sorted(ids) or (ids and ids[0] <= frontier.list_high):
+                    return  # not id order: what came before still covers every id up to list_high
+                fresh = [r for r, i in zip(page, ids, strict=True) if i < frontier.search_low]
+                if ids:
+                    frontier.list_high = ids[-1]
+                if fresh:
+                    await put(fresh)
+                if frontier.crossed():
+                    return
+        finally:
+            await pages.aclose()  # type: ignore[attr-defined]
+
+    async def walk_search() -> None:
+        while not frontier.crossed():
+            filters = []
+            if frontier.search_low != math.inf:
+                filters = [{"propertyName": "hs_object_id", "operator": "LT", "value": str(int(frontier.search_low))}]
+            body: dict[str, Any] = {
+                "filterGroups": [{"filters": filters}] if filters else [],
+                "sorts": [{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
+                "properties": list(properties),
+                "limit": SEARCH_PAGE_MAX,
+                "after": "0",
+            }
+            page: Page = (await search(object_type, body))["results"]
+            ids = [int(r["id"]) for r in page]
+            fresh = [r for r, i in zip(page, ids, strict=True) if i > frontier.list_high]
+            if ids:
+                frontier.search_low = min(frontier.search_low, ids[-1])
+            if fresh:
+                await put(fresh)
+            if len(page) < SEARCH_PAGE_MAX:
+                return  # the lowest id reached
+
+    async def run(walker: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await walker()
+        except BaseException as error:  # handed to the consumer, which raises it
+            queue.put_nowait(error)
+            raise
+        finally:
+            queue.put_nowait(None)
+
+    walkers = [asyncio.create_task(run(walk_list)), asyncio.create_task(run(walk_search))]
+    done = 0
+    try:
+        while done < len(walkers):
+            item = await queue.get()
+            if item is None:
+                done += 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                slots.release()
+                yield item
+    finally:
+        for walker in walkers:
+            walker.cancel()
+        await asyncio.gather(*walkers, return_exceptions=True)
