@@ -82,11 +82,33 @@ class HubSpotClient:
             if not after:
                 return
 
-    async def iter_full(self, object_type: str, properties: Sequence[str]) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every live record, read through the list endpoint and search at once, each on its own rate bucket
-        (FACTS §2, §4; issue 17): see ``full_read``. Pages come in no particular order."""
+    async def iter_full(
+        self, object_type: str, properties: Sequence[str], window: tuple[int, int] | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every live record, or those modified in ``window`` ([start, end) in epoch ms), read through the list
+        endpoint and search at once, each on its own rate bucket (FACTS §2, §4; issue 17): see ``full_read``.
+        Pages come in no particular order. The list endpoint cannot filter: it reads every record of its part
+        of the id space, so a window is worth reading this way only when it holds most of the records."""
+        filters: list[dict[str, str]] = []
+        wanted = None
+        if window is not None:
+            start_ms, end_ms = window
+            prop = modified_property(object_type)
+            filters = [
+                {"propertyName": prop, "operator": "GTE", "value": str(start_ms)},
+                {"propertyName": prop, "operator": "LT", "value": str(end_ms)},
+            ]
+
+            def wanted(record: dict[str, Any]) -> bool:
+                return start_ms <= _epoch_ms(record.get("updatedAt")) < end_ms
+
         async for page in iter_both_buckets(
-            object_type, properties, list_pages=self.iter_all, search=self._post_search
+            object_type,
+            properties,
+            list_pages=self.iter_all,
+            search=self._post_search,
+            search_filters=filters,
+            wanted=wanted,
         ):
             yield page
 

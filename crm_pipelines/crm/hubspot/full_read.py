@@ -53,8 +53,14 @@ async def iter_both_buckets(
     *,
     list_pages: ListPages,
     search: SearchCall,
+    search_filters: Sequence[dict[str, str]] = (),
+    wanted: Callable[[dict[str, Any]], bool] | None = None,
 ) -> AsyncIterator[Page]:
-    """Every live record of ``object_type``, in pages, read by the list endpoint and search together."""
+    """Every live record of ``object_type``, in pages, read by the list endpoint and search together.
+
+    A window of the records: ``search_filters`` are added to every search, and ``wanted`` tells which of
+    the list's records (it cannot filter) are kept; the two must select the same records.
+    """
     frontier = _Frontier()
     # Sentinels and errors never wait (the queue is unbounded); pages wait for one of QUEUE_PAGES slots, so a
     # walker cancelled while the consumer is gone is never stuck on a full queue.
@@ -72,7 +78,11 @@ async def iter_both_buckets(
                 ids = [int(r["id"]) for r in page]
                 if ids != sorted(ids) or (ids and ids[0] <= frontier.list_high):
                     return  # not id order: what came before still covers every id up to list_high
-                fresh = [r for r, i in zip(page, ids, strict=True) if i < frontier.search_low]
+                fresh = [
+                    r
+                    for r, i in zip(page, ids, strict=True)
+                    if i < frontier.search_low and (wanted is None or wanted(r))
+                ]
                 if ids:
                     frontier.list_high = ids[-1]
                 if fresh:
@@ -84,9 +94,11 @@ async def iter_both_buckets(
 
     async def walk_search() -> None:
         while not frontier.crossed():
-            filters = []
+            filters = list(search_filters)
             if frontier.search_low != math.inf:
-                filters = [{"propertyName": "hs_object_id", "operator": "LT", "value": str(int(frontier.search_low))}]
+                filters.append(
+                    {"propertyName": "hs_object_id", "operator": "LT", "value": str(int(frontier.search_low))}
+                )
             body: dict[str, Any] = {
                 "filterGroups": [{"filters": filters}] if filters else [],
                 "sorts": [{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
