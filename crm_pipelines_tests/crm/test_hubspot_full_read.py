@@ -5,7 +5,7 @@ its published rate limits on."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from crm_pipelines.crm.hubspot.full_read import iter_both_buckets
@@ -65,7 +65,7 @@ def test_a_list_out_of_id_order_leaves_the_rest_to_search() -> None:
     order cannot be produced by the sandbox, so both endpoints are plain functions here."""
     records = {i: {"id": str(i)} for i in range(1, 1001)}
 
-    async def list_pages(object_type: str, properties: Sequence[str]) -> AsyncIterator[list[dict[str, Any]]]:
+    async def list_pages(object_type: str, properties: Sequence[str]) -> AsyncGenerator[list[dict[str, Any]], None]:
         yield [records[i] for i in range(1, 101)]
         yield [records[i] for i in (150, 120, 130)]  # out of order
         yield [records[i] for i in range(101, 201)]

@@ -15,7 +15,7 @@ from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS, HubSpotDialect
 from crm_pipelines.crm.hubspot.full_read import SEARCH_PAGE_MAX, iter_both_buckets
 from crm_pipelines.crm.metering import Meter
 from crm_pipelines.crm.outcomes import WriteOutcome
-from crm_pipelines.crm.ratelimit import RateLimits
+from crm_pipelines.crm.ratelimit import RateLimiter, RateLimits, Window
 
 LIST_PAGE_MAX = 100  # FACTS §1
 SEARCH_TOTAL_CAP = 10_000  # FACTS §2: paging past it is a 400
@@ -109,8 +109,17 @@ class HubSpotClient:
             search=self._post_search,
             search_filters=filters,
             wanted=wanted,
+            list_pace=self._steady_pace().acquire,
         ):
             yield page
+
+    def _steady_pace(self) -> RateLimiter:
+        """The list walker's pace: the connection's configured ten-second bucket (tier, API add-on) spread
+        evenly over each second. Unpaced, a rolling window lets 190 calls go at once and then none for ten
+        seconds; the read that follows (the next object, a write-back) would inherit a spent window."""
+        windows = self.api.limiter.limits.buckets.get("default", ())
+        per_second = tuple(Window(max(1, int(w.calls / w.period_s)), 1.0) for w in windows if w.period_s >= 1.0)
+        return RateLimiter(RateLimits({"default": per_second}, margin_s=0.0), sleep=self.api.limiter.sleep)
 
     async def iter_full_by_search(
         self, object_type: str, properties: Sequence[str]

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 Page = list[dict[str, Any]]
 SearchCall = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
-ListPages = Callable[[str, Sequence[str]], AsyncIterator[Page]]
+ListPages = Callable[[str, Sequence[str]], AsyncGenerator[Page, None]]
 
 SEARCH_PAGE_MAX = 200  # FACTS §2
 # Pages read ahead of the consumer: enough that a slow consumer does not stall either walker at once,
@@ -55,11 +55,13 @@ async def iter_both_buckets(
     search: SearchCall,
     search_filters: Sequence[dict[str, str]] = (),
     wanted: Callable[[dict[str, Any]], bool] | None = None,
+    list_pace: Callable[[], Awaitable[object]] | None = None,
 ) -> AsyncIterator[Page]:
     """Every live record of ``object_type``, in pages, read by the list endpoint and search together.
 
     A window of the records: ``search_filters`` are added to every search, and ``wanted`` tells which of
-    the list's records (it cannot filter) are kept; the two must select the same records.
+    the list's records (it cannot filter) are kept; the two must select the same records. ``list_pace`` is
+    awaited before each list call (an even pace within the bucket's share).
     """
     frontier = _Frontier()
     # Sentinels and errors never wait (the queue is unbounded); pages wait for one of QUEUE_PAGES slots, so a
@@ -67,14 +69,33 @@ async def iter_both_buckets(
     queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue()
     slots = asyncio.Semaphore(QUEUE_PAGES)
 
-    async def put(page: Page) -> None:
-        await slots.acquire()
-        queue.put_nowait(page)
+    # A walker still waiting for its turn at the API once the other has crossed it has nothing left to read:
+    # it is cancelled rather than left to spend a call (and, on a spent ten-second window, up to 10 s) to find
+    # that out. Not while it holds a page it has yet to queue: that page is the only copy of its records.
+    tasks: dict[str, asyncio.Task[None]] = {}
+    holding: set[str] = set()
+
+    async def put(page: Page, walker: str) -> None:
+        holding.add(walker)
+        try:
+            await slots.acquire()
+            queue.put_nowait(page)
+        finally:
+            holding.discard(walker)
+
+    def stop_other_if_crossed(other: str) -> None:
+        if frontier.crossed() and other in tasks and other not in holding:
+            tasks[other].cancel()
 
     async def walk_list() -> None:
         pages = list_pages(object_type, properties)
         try:
-            async for page in pages:
+            while True:
+                if list_pace is not None:
+                    await list_pace()
+                page = await anext(pages, None)
+                if page is None:
+                    return
                 ids = [int(r["id"]) for r in page]
                 if ids != sorted(ids) or (ids and ids[0] <= frontier.list_high):
                     return  # not id order: what came before still covers every id up to list_high
@@ -86,11 +107,12 @@ async def iter_both_buckets(
                 if ids:
                     frontier.list_high = ids[-1]
                 if fresh:
-                    await put(fresh)
+                    await put(fresh, "list")
                 if frontier.crossed():
+                    stop_other_if_crossed("search")
                     return
         finally:
-            await pages.aclose()  # type: ignore[attr-defined]
+            await pages.aclose()
 
     async def walk_search() -> None:
         while not frontier.crossed():
@@ -112,20 +134,24 @@ async def iter_both_buckets(
             if ids:
                 frontier.search_low = min(frontier.search_low, ids[-1])
             if fresh:
-                await put(fresh)
+                await put(fresh, "search")
+            stop_other_if_crossed("list")
             if len(page) < SEARCH_PAGE_MAX:
                 return  # the lowest id reached
 
     async def run(walker: Callable[[], Awaitable[None]]) -> None:
         try:
             await walker()
+        except asyncio.CancelledError:
+            pass  # stopped: by the other walker (nothing left to read) or by the consumer (gone)
         except BaseException as error:  # handed to the consumer, which raises it
             queue.put_nowait(error)
             raise
         finally:
             queue.put_nowait(None)
 
-    walkers = [asyncio.create_task(run(walk_list)), asyncio.create_task(run(walk_search))]
+    tasks.update(list=asyncio.create_task(run(walk_list)), search=asyncio.create_task(run(walk_search)))
+    walkers = list(tasks.values())
     done = 0
     try:
         while done < len(walkers):
