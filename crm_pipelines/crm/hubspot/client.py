@@ -116,10 +116,15 @@ class HubSpotClient:
     def _steady_pace(self) -> RateLimiter:
         """The list walker's pace: the connection's configured ten-second bucket (tier, API add-on) spread
         evenly over each second. Unpaced, a rolling window lets 190 calls go at once and then none for ten
-        seconds; the read that follows (the next object, a write-back) would inherit a spent window."""
+        seconds; the read that follows (the next object, a write-back) would inherit a spent window. Shared
+        by the connection's list walkers in this process (objects read side by side split the pace)."""
         windows = self.api.limiter.limits.buckets.get("default", ())
         per_second = tuple(Window(max(1, int(w.calls / w.period_s)), 1.0) for w in windows if w.period_s >= 1.0)
-        return RateLimiter(RateLimits({"default": per_second}, margin_s=0.0), sleep=self.api.limiter.sleep)
+        return RateLimiter(
+            RateLimits({"default": per_second}, margin_s=0.0),
+            sleep=self.api.limiter.sleep,
+            shared_key=(self.api.connection, f"{self.api.base_url} list pace"),
+        )
 
     async def iter_full_by_search(
         self, object_type: str, properties: Sequence[str]
