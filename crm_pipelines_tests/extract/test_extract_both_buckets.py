@@ -13,7 +13,7 @@ import pytest
 from crm_pipelines.crm.hubspot.auth import PrivateAppToken
 from crm_pipelines.crm.hubspot.client import HubSpotClient
 from crm_pipelines.crm.metering import Meter
-from crm_pipelines.extract.hubspot import BOTH_BUCKETS_MIN_RECORDS, HubSpotObject
+from crm_pipelines.extract.hubspot import BOTH_BUCKETS_MIN_RECORDS, BOTH_BUCKETS_MIN_SHARE, HubSpotObject
 from crm_pipelines.extract.runner import ExtractResult, extract
 from crm_pipelines.state import mirror
 from crm_pipelines.state.db import create_state_engine
@@ -79,3 +79,22 @@ def test_a_short_window_keeps_search_alone(hubspot_mid: RunningSandbox, state_ur
     assert meter.count(endpoint=LIST) == 0
     assert meter.count(endpoint=SEARCH) == -(-result.read // 200)
     assert mirror.counts(engine, "hubspot", "contacts")["live"] == result.read
+
+
+def test_a_long_window_holding_under_half_the_records_keeps_search_alone(
+    hubspot_mid: RunningSandbox, state_url: str
+) -> None:
+    """The list endpoint cannot filter by time: for a window holding less than half of the records it would
+    read more than it keeps and spend the 24 h budget (OPS-2) on it, so search reads it alone, for one more
+    call (the count of all records that decided it)."""
+    stamps = sorted(
+        datetime.fromisoformat(p["lastmodifieddate"].replace("Z", "+00:00"))
+        for p in sandbox_records(hubspot_mid, "contacts").values()
+    )
+    count = BOTH_BUCKETS_MIN_RECORDS + 500
+    assert count < len(stamps) * BOTH_BUCKETS_MIN_SHARE
+    start, end = stamps[-count], stamps[-1] + timedelta(milliseconds=1)
+    result, meter = _extract(hubspot_mid, state_url, start, end, sweep=False)
+    assert result.read >= count and result.complete
+    assert meter.count(endpoint=LIST) == 0
+    assert meter.count(endpoint=SEARCH) == -(-result.read // 200) + 1
