@@ -247,7 +247,18 @@ def bench_sandbox(crm: str, scale: int, seed: int) -> None:
 @click.option("--scale", type=int, default=100_000, show_default=True)
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 def bench_connectors(scale: int, seed: int) -> None:
-    """Full read of each object of each CRM through the connectors, with the sandboxes' real rate limits."""
+    """Full read of each object of each CRM through the connectors, with the sandboxes' real rate limits.
+
+    \b
+    Per object: records, api_calls against min_api_calls, wall_s against bound_s (time_ratio = wall_s /
+    bound_s), http_429. The bound counts every rate bucket the API offers for the read (HubSpot: the list
+    endpoint's 10-second bucket and search's own); a bucket b allowing limit_b calls per period_b with pages
+    of page_b records reads rate_b = page_b * limit_b / period_b records/s, and
+      calls_b      = ceil(records * rate_b / sum(rate) / page_b)   (each bucket its share, full pages)
+      min_api_calls = sum(calls_b)
+      bound_s      = max over b of calls_b * period_b / limit_b    (about records / sum(rate))
+    Salesforce's bound is its 24 h allocation (see bench/connectors_salesforce.py).
+    """
     from crm_pipelines.bench.connectors import run_connectors_bench
 
     figures = asyncio.run(run_connectors_bench(scale, seed))

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from crm_pipelines import catalog
 from crm_pipelines.bench.connectors import figures
 from crm_pipelines.crm.http import verify_option
 from crm_pipelines.crm.metering import Meter
@@ -36,7 +37,11 @@ from crm_pipelines.crm.salesforce.bulk import BULK_PAGE_RECORDS
 from crm_pipelines.crm.salesforce.client import QUERY_BATCH_MAX, SalesforceClient
 from crm_pipelines.crm.salesforce.dialect import DAY_S
 from crm_pipelines.crm.salesforce.soql import Name, Names, soql
-from crm_pipelines.extract.salesforce import FIELDS, OBJECTS
+from crm_pipelines.extract.salesforce import FIELDS
+
+# object -> read through Bulk API 2.0 (the partitioned objects, as the bulk import reads them); reference
+# objects are read through REST query
+OBJECTS = {o.name: o.partitioned for o in catalog.objects("salesforce")}
 
 BULK_FIXED_CALLS = 2  # job create + one status poll
 

@@ -10,7 +10,8 @@ Figures: ``records`` (mirror rows afterwards, live and flagged deleted, all obje
 ``source_records`` (the sandboxes' own stats for the same objects; the two must be equal),
 ``upsert_records_per_s`` (the mirror upsert path alone: every mirrored row written again into an empty
 database), ``wall_s`` against ``bound_s``: the least time the published rate limits allow for reading
-every record through the cheapest endpoint, as ``bench connectors`` computes it per object, summed over
+every record through every rate bucket the API offers for the read (issue 17: HubSpot's list endpoint and
+search together), as ``bench connectors`` computes it per object, summed over
 one CRM's objects (they share its limits) and the largest of the three CRMs (whose limits are
 independent); ``wall_by_crm`` and ``bound_by_crm`` show each. ``peak_rss_mb``: the largest process of the import.
 """
@@ -36,8 +37,8 @@ import httpx
 import sqlalchemy as sa
 import yaml
 
+from crm_pipelines.bench.connectors import Bucket, bound_s, hubspot_buckets
 from crm_pipelines.bench.memory import peak_rss_mb
-from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS
 from crm_pipelines.dagster_events import batch_partition_events
 from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.extract.backfill import bulk_import
@@ -163,12 +164,12 @@ def _run_lane(lane: Lane) -> dict:
 
 
 def _bound_s(crm: str, obj: str, records: int) -> float:
-    """Least time for ``records`` through the cheapest endpoint at the published sustained rate."""
+    """Least time for ``records`` at the published sustained rates of every bucket the read can use, as
+    ``bench connectors`` computes it (issue 17: HubSpot's list endpoint and search together)."""
     if crm == "hubspot":
-        window = HUBSPOT_LIMITS.buckets["search"][0]
-        return math.ceil(records / 200) / (window.calls / window.period_s)
+        return bound_s(records, hubspot_buckets())
     if crm == "dynamics":
-        return math.ceil(records / 5000) / (6000 / 300)
+        return bound_s(records, [Bucket("default", 5000, 6000 / 300)])
     return math.ceil(records / 50_000 + 2) * 86_400 / 100_000 if records else 0.0
 
 

@@ -22,7 +22,9 @@ from crm_pipelines.crm.dynamics.auth import ClientCredentials
 from crm_pipelines.crm.dynamics.client import DynamicsClient
 from crm_pipelines.crm.hubspot.auth import OAuthRefreshToken, PrivateAppToken
 from crm_pipelines.crm.hubspot.client import HubSpotClient
+from crm_pipelines.crm.hubspot.dialect import hubspot_limits
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.crm.ratelimit import RateLimits
 from crm_pipelines.crm.salesforce.auth import ClientCredentials as SalesforceClientCredentials
 from crm_pipelines.crm.salesforce.auth import make_auth
 from crm_pipelines.crm.salesforce.client import SalesforceClient
@@ -106,6 +108,11 @@ def _waits(conn: Any) -> dict[str, float]:
     return {"retry_budget_s": conn.retry_budget_s, "read_timeout_s": conn.read_timeout_s}
 
 
+def _hubspot_limits(conn: Any) -> RateLimits:
+    """The portal's rate buckets as the connection's settings describe it (tier, API add-on; FACTS §4)."""
+    return hubspot_limits(conn.tier, conn.api_limit_increase)
+
+
 def _missing(crm: str, names: list[str], what: str) -> ConnectionUnavailable:
     listed = ", ".join(names)
     return ConnectionUnavailable(f"{crm}: target is the API but {listed} {what} not set ({what} a secret)")
@@ -120,7 +127,7 @@ def hubspot_client(
         sandbox, ca_bundle = _sandbox(settings, "hubspot")
         token = PrivateAppToken(sandbox["credentials"]["access_token"])
         client = HubSpotClient("hubspot", sandbox["base_url"], token, budget=budget, meter=meter, ca_bundle=ca_bundle,
-                               **_waits(conn))
+                               limits=_hubspot_limits(conn), **_waits(conn))
         client.target = "sandbox"
         return client
     base_url = str(conn.base_url).rstrip("/")
@@ -140,7 +147,8 @@ def hubspot_client(
             f"with {conn.oauth_refresh_token_env}, {conn.oauth_client_id_env} and {conn.oauth_client_secret_env})"
         )
     dial("hubspot", base_url, sandbox=False)
-    return HubSpotClient("hubspot", base_url, auth, budget=budget, meter=meter, **_waits(conn))
+    return HubSpotClient("hubspot", base_url, auth, budget=budget, meter=meter, limits=_hubspot_limits(conn),
+                         **_waits(conn))
 
 
 def dynamics_sandbox_auth(sandbox: dict) -> ClientCredentials:

@@ -411,8 +411,8 @@ class ApiClient:
         status = response.status_code
         if status < 400 or status in ok:
             hint = self.dialect.throttle_hint(response)
-            if hint:
-                self.limiter.pause(bucket, hint)
+            if hint:  # the window's period: held unless this process's own pacing already covers it
+                self.limiter.spent(bucket, hint)
             answer = ApiResponse(status, response.headers, response.content)
             try:
                 if expect_json and response.content:

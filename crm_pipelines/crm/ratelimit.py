@@ -64,6 +64,11 @@ class _RollingWindow:
         sent_since = sum(1 for stamp in self.sent if stamp[0] >= at)
         return left - sent_since - in_flight <= 0
 
+    def holds_full(self, now: float) -> bool:
+        """Whether this process alone has spent the window: its own pacing already waits for the oldest
+        call to age out, which on the server (counting on arrival, never after our stamp) is no later."""
+        return sum(1 for stamp in self.sent if stamp[0] > now - self.period) >= self.calls
+
     def delay(self, now: float) -> float:
         while self.sent and self.sent[0][0] <= now - self.period:
             self.sent.popleft()
@@ -168,6 +173,20 @@ class RateLimiter:
         now = self.clock()
         windows = self._windows.get(bucket) or self._windows.get("default", [])
         return any(w.may_be_full(now, self.limits.max_concurrency) for w in windows) or not windows
+
+    def spent(self, bucket: str, period_s: float) -> None:
+        """The API said its window of ``period_s`` has no calls left, though this call succeeded (HubSpot's
+        X-HubSpot-RateLimit-Remaining: 0). When this process sent a full window's calls itself, that is its
+        own pacing at the limit and the limiter already waits for the oldest to age out; otherwise others
+        share the window (another process, another app of the account): hold the bucket for the period.
+        At a steady full rate the window is spent after nearly every call, and a pause each time would halve
+        the rate (issue 17)."""
+        now = self.clock()
+        windows = self._windows.get(bucket) or self._windows.get("default", [])
+        matching = [w for w in windows if abs(w.window.period_s - period_s) < 1e-6]
+        if matching and all(w.holds_full(now) for w in matching):
+            return
+        self.pause(bucket, period_s)
 
     def pause(self, bucket: str, seconds: float) -> None:
         """The server said to slow down (a 429 or a zero remaining-calls header): hold the bucket."""

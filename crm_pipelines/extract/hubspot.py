@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +78,16 @@ PROPERTIES = {
 }
 # associations carried (DEAL-6, TOP-1, OPS-4), read for the records each window brings
 ASSOCIATIONS = {"contacts": ("companies",), "deals": ("contacts", "companies"), "tasks": ("contacts", "deals")}
+# A window is read through both rate buckets (list + search, issue 17) when, past its first search page, it
+# holds at least this many records (ten search pages: below that the list adds under two seconds) and at
+# least this share of all the object's records (the list cannot filter: it reads its whole part of the id
+# space, and every call it makes counts against the 24 h budget, OPS-2). Incremental windows stay on search.
+BOTH_BUCKETS_MIN_RECORDS = 2_000
+BOTH_BUCKETS_MIN_SHARE = 0.5
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_MS = 24 * 3600 * 1000
 
 
 def _ms(moment: datetime) -> int:
@@ -119,8 +129,9 @@ class HubSpotObject:
         return taken
 
     async def read_window(self, start: datetime, end: datetime) -> AsyncIterator[list[MirrorRow]]:
-        """Search pages as they come; association reads (another rate bucket than search) run alongside
-        instead of pausing the search pacing."""
+        """Search pages as they come, or, for a window holding most of the records (the bulk import), pages of
+        the list endpoint and search read together (issue 17); association reads (on the 10-second bucket)
+        run alongside instead of pausing the reads."""
         self._counted = None
 
         def counted(total: int) -> None:
@@ -129,9 +140,7 @@ class HubSpotObject:
         pending: list[str] = []
         reads: list[asyncio.Task[None]] = []
         try:
-            async for page in self.client.iter_modified(
-                self.obj, _ms(start), _ms(end), self.properties, on_total=counted
-            ):
+            async for page in self._pages(start, end, counted):
                 pending += [str(r["id"]) for r in page]
                 if len(pending) >= ASSOCIATION_BATCH_READ_MAX:  # a full association batch per call
                     reads.append(asyncio.create_task(self._read_associations(pending)))
@@ -144,6 +153,44 @@ class HubSpotObject:
         finally:
             for read in reads:
                 read.cancel()
+
+    async def _pages(
+        self, start: datetime, end: datetime, counted: Callable[[int], None]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The window's records: its first search page (which also counts the window, for OPS-7), then the
+        rest through search alone or, when worth it, through both buckets."""
+        start_ms, end_ms = _ms(start), _ms(end)
+        totals: list[int] = []
+
+        def total(n: int) -> None:
+            totals.append(n)
+            counted(n)
+
+        searched = self.client.iter_modified(self.obj, start_ms, end_ms, self.properties, on_total=total)
+        try:
+            first = await anext(searched, None)
+            if first is None:
+                return
+            yield first
+            if not await self._both_buckets_worth_it(start, end, totals[0] - len(first)):
+                async for page in searched:
+                    yield page
+                return
+        finally:
+            await searched.aclose()
+        seen = {r["id"] for r in first}
+        async for page in self.client.iter_full(self.obj, self.properties, (start_ms, end_ms)):
+            fresh = [r for r in page if r["id"] not in seen]
+            if fresh:
+                yield fresh
+
+    async def _both_buckets_worth_it(self, start: datetime, end: datetime, left: int) -> bool:
+        if left < BOTH_BUCKETS_MIN_RECORDS:
+            return False
+        if start <= _EPOCH and end >= datetime.now(UTC):
+            return True  # the whole history: every record is in the window
+        everything = await self.client.count_modified(self.obj, 0, _ms(datetime.now(UTC)) + _DAY_MS)
+        return left >= BOTH_BUCKETS_MIN_SHARE * everything
 
     async def _add_property_times(self, page: list[dict[str, Any]]) -> None:
         """Each record gets ``propertyTimes``: property -> when it last changed (kept in the mirror beside

@@ -56,6 +56,10 @@ class HubSpotConnection(_Strict):
     oauth_client_secret_env: str = "HUBSPOT_CLIENT_SECRET"
     oauth_refresh_token_env: str = "HUBSPOT_REFRESH_TOKEN"
     api_call_limit: int | None = Field(None, ge=1, description="OPS-2: at most this many calls in any 24 h")
+    # issue 17: the portal's rate limits (FACTS §4): calls per 10 s by tier, 250 with the API Limit Increase
+    # add-on; the bulk import's list walker paces itself by them
+    tier: Literal["free", "starter", "professional", "enterprise"] = "professional"
+    api_limit_increase: bool = False
     # issue 18: how long one call keeps retrying faults (backoff capped at a minute) before it gives up
     retry_budget_s: float = Field(900, gt=0)
     # issue 18: how long a read waits for an answer (to connect, or for the next bytes of its body) before it

@@ -3,6 +3,7 @@ cursors that never embed where a connection lives."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -88,3 +89,23 @@ def test_ops10_writes_are_on_for_the_sandbox_and_off_for_a_real_crm_until_turned
     for spelled in ("on", True, "true"):
         assert writes_on(_settings(tmp_path, salesforce={"writes": spelled}), "salesforce", secrets)
     assert not writes_on(_settings(tmp_path, hubspot={"writes": "off"}), "hubspot", Secrets({}))
+
+
+@pytest.mark.parametrize(
+    ("tier", "limit_increase", "ten_secondly"),
+    [("starter", False, 100), ("professional", False, 190), ("enterprise", True, 250)],
+)
+def test_hubspot_rate_buckets_follow_the_portal_tier_and_api_add_on(
+    tmp_path: Path, tier: str, limit_increase: bool, ten_secondly: int
+) -> None:
+    """Issue 17 (FACTS §4): the connection paces its 10-second bucket (and the bulk import's list walker) by
+    the portal's tier, 250 calls with the API Limit Increase add-on; search keeps its own 5 per second."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        hubspot = {"target": "api", "base_url": f"http://127.0.0.1:{port}", "tier": tier,
+                   "api_limit_increase": limit_increase}  # fmt: skip
+        client = open_client("hubspot", _settings(tmp_path, hubspot=hubspot), Secrets({"HUBSPOT_ACCESS_TOKEN": "t"}))
+    buckets = client.api.limiter.limits.buckets
+    asyncio.run(client.api.aclose())
+    assert [(w.calls, w.period_s) for w in buckets["default"]] == [(ten_secondly, 10.0)]
+    assert [(w.calls, w.period_s) for w in buckets["search"]] == [(5, 1.0)]

@@ -40,3 +40,39 @@ def test_a_window_reopens_one_period_after_the_middle_of_the_oldest_round_trip()
     # them on arrival, between 0 and 0.4 s, no later than 0.2 s when a request travels no slower than its
     # answer), and not held to 1.4 s, one period after the answers
     assert asyncio.run(burst_then_one_more()) == pytest.approx(1.2)
+
+
+TEN_SECONDLY = RateLimits(buckets={"default": (Window(4, 10.0),)}, margin_s=0.0)
+
+
+def test_a_window_the_api_reports_spent_by_our_own_calls_costs_no_extra_pause() -> None:
+    """Issue 17: at a steady full rate HubSpot's X-HubSpot-RateLimit-Remaining reads 0 after nearly every call.
+    When this process sent the window's calls itself, the next waits only until its oldest ages out (as the
+    server's does), not a whole period after the report, which would halve the rate."""
+    clock = Clock()
+    limiter = RateLimiter(TEN_SECONDLY, clock=clock, sleep=clock.sleep)
+
+    async def steady() -> float:
+        for call in range(4):  # one call every 2.5 s: the window of 4 in 10 s spent at the limit
+            clock.now = call * 2.5
+            limiter.complete(await limiter.acquire())
+        limiter.spent("default", 10.0)  # the last answer (at 7.5 s) said no calls are left
+        await limiter.acquire()
+        return clock.now
+
+    assert asyncio.run(steady()) == pytest.approx(10.0)  # the first call ages out; no pause to 17.5 s
+
+
+def test_a_window_reported_spent_by_calls_we_did_not_send_holds_the_bucket() -> None:
+    """Another process or app spending the account's window: only the API's report shows it, so the bucket is
+    held for the window's period."""
+    clock = Clock()
+    limiter = RateLimiter(TEN_SECONDLY, clock=clock, sleep=clock.sleep)
+
+    async def shared() -> float:
+        limiter.complete(await limiter.acquire())
+        limiter.spent("default", 10.0)
+        await limiter.acquire()
+        return clock.now
+
+    assert asyncio.run(shared()) == pytest.approx(10.0)

@@ -12,12 +12,12 @@ from crm_pipelines.crm.budget import CallBudget
 from crm_pipelines.crm.errors import ApiError
 from crm_pipelines.crm.http import ApiClient, Auth, verify_option
 from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS, HubSpotDialect
+from crm_pipelines.crm.hubspot.full_read import SEARCH_PAGE_MAX, iter_both_buckets
 from crm_pipelines.crm.metering import Meter
 from crm_pipelines.crm.outcomes import WriteOutcome
-from crm_pipelines.crm.ratelimit import RateLimits
+from crm_pipelines.crm.ratelimit import RateLimiter, RateLimits, Window
 
 LIST_PAGE_MAX = 100  # FACTS §1
-SEARCH_PAGE_MAX = 200  # FACTS §2
 SEARCH_TOTAL_CAP = 10_000  # FACTS §2: paging past it is a 400
 BATCH_MAX = 100  # FACTS §3
 ASSOCIATION_BATCH_READ_MAX = 1_000  # FACTS §3
@@ -82,9 +82,55 @@ class HubSpotClient:
             if not after:
                 return
 
-    async def iter_full(self, object_type: str, properties: Sequence[str]) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every live record, through search: 200 per call against the list endpoint's 100, on search's own
-        rate limit (FACTS §2), so a full read costs half the calls of paging the list."""
+    async def iter_full(
+        self, object_type: str, properties: Sequence[str], window: tuple[int, int] | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every live record, or those modified in ``window`` ([start, end) in epoch ms), read through the list
+        endpoint and search at once, each on its own rate bucket (FACTS §2, §4; issue 17): see ``full_read``.
+        Pages come in no particular order. The list endpoint cannot filter: it reads every record of its part
+        of the id space, so a window is worth reading this way only when it holds most of the records."""
+        filters: list[dict[str, str]] = []
+        wanted = None
+        if window is not None:
+            start_ms, end_ms = window
+            prop = modified_property(object_type)
+            filters = [
+                {"propertyName": prop, "operator": "GTE", "value": str(start_ms)},
+                {"propertyName": prop, "operator": "LT", "value": str(end_ms)},
+            ]
+
+            def wanted(record: dict[str, Any]) -> bool:
+                return start_ms <= _epoch_ms(record.get("updatedAt")) < end_ms
+
+        async for page in iter_both_buckets(
+            object_type,
+            properties,
+            list_pages=self.iter_all,
+            search=self._post_search,
+            search_filters=filters,
+            wanted=wanted,
+            list_pace=self._steady_pace().acquire,
+        ):
+            yield page
+
+    def _steady_pace(self) -> RateLimiter:
+        """The list walker's pace: the connection's configured ten-second bucket (tier, API add-on) spread
+        evenly over each second. Unpaced, a rolling window lets 190 calls go at once and then none for ten
+        seconds; the read that follows (the next object, a write-back) would inherit a spent window. Shared
+        by the connection's list walkers in this process (objects read side by side split the pace)."""
+        windows = self.api.limiter.limits.buckets.get("default", ())
+        per_second = tuple(Window(max(1, int(w.calls / w.period_s)), 1.0) for w in windows if w.period_s >= 1.0)
+        return RateLimiter(
+            RateLimits({"default": per_second}, margin_s=0.0),
+            sleep=self.api.limiter.sleep,
+            shared_key=(self.api.connection, f"{self.api.base_url} list pace"),
+        )
+
+    async def iter_full_by_search(
+        self, object_type: str, properties: Sequence[str]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every live record through search alone (200 a call, its own bucket): the full read before issue 17,
+        kept as the reference the split read is compared with."""
         async for page in self.iter_modified(object_type, 0, _now_ms() + 24 * 3600 * 1000, properties):
             yield page
 

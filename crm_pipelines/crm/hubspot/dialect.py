@@ -8,12 +8,23 @@ import orjson
 from crm_pipelines.crm.http import ErrorParts, parse_retry_after
 from crm_pipelines.crm.ratelimit import RateLimits, Window
 
-# Professional/Enterprise private apps: 190 requests per rolling 10 s; search has its own 5 per second
-# and is exempt from the 10-second bucket (FACTS §2, §4).
-HUBSPOT_LIMITS = RateLimits(
-    buckets={"default": (Window(190, 10.0),), "search": (Window(5, 1.0),)},
-    max_concurrency=8,
-)
+# Private apps' calls per rolling 10 s by the portal's tier, and with the API Limit Increase add-on; search
+# has its own 5 per second and is exempt from the 10-second bucket (FACTS §2, §4).
+TEN_SECONDLY_BY_TIER = {"free": 100, "starter": 100, "professional": 190, "enterprise": 190}
+TEN_SECONDLY_WITH_LIMIT_INCREASE = 250
+SEARCH_PER_SECOND = 5
+
+
+def hubspot_limits(tier: str = "professional", api_limit_increase: bool = False) -> RateLimits:
+    """The rate buckets of a portal of ``tier``, with or without the API Limit Increase add-on (FACTS §4)."""
+    ten_secondly = TEN_SECONDLY_WITH_LIMIT_INCREASE if api_limit_increase else TEN_SECONDLY_BY_TIER[tier]
+    return RateLimits(
+        buckets={"default": (Window(ten_secondly, 10.0),), "search": (Window(SEARCH_PER_SECOND, 1.0),)},
+        max_concurrency=8,
+    )
+
+
+HUBSPOT_LIMITS = hubspot_limits()
 _POLICY_WAIT_S = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0}
 
 
