@@ -390,7 +390,7 @@ CONFLICTS = "\"part\" = 'updates' AND (\"row\" ->> 'conflict') = 'true'"
 
 def head(engine: Engine, target: str, part: str, n: int, conflicts: bool = False) -> pd.DataFrame:
     """The first ``n`` stored rows of one frame (as ``read`` orders them); ``conflicts``: only rows whose
-    ``conflict`` is true."""
+    ``conflict`` is true (a part of updates: on PostgreSQL the condition, ``CONFLICTS``, names ``updates``)."""
     query = (sa.select(plan_rows.c.row).where(plan_rows.c.target_crm == target, plan_rows.c.part == part)
              .order_by(plan_rows.c.scope, plan_rows.c.row_hash).limit(n))  # fmt: skip
     with engine.connect() as conn:
