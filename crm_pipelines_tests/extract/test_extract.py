@@ -115,10 +115,12 @@ def test_backfill_of_all_partitions_is_the_bulk_import(
     assert mirror.counts(engine, "hubspot", "owners")["live"] == stats["owners"]["live"]
     assert mirror.counts(engine, "hubspot", "pipelines")["live"] == 2
 
-    # every daily partition shows materialized (the UI's partition bar), with Dagster's events batched
+    # every daily partition shows materialized (the UI's partition bar), with Dagster's events batched; the
+    # Dagster storage is the session's PostgreSQL database, shared with the other tests, whose materializations
+    # of these assets may cover other days (started before midnight, or with another start date)
     keys = set(daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC)))
     for obj in OBJECTS:
-        assert instance.get_materialized_partitions(dg.AssetKey(["hubspot", obj])) == keys, obj
+        assert keys <= instance.get_materialized_partitions(dg.AssetKey(["hubspot", obj])), obj
 
     # completeness (OPS-7) passed for every run, and runs report what they did
     checks = instance.get_latest_asset_check_evaluation_record(
