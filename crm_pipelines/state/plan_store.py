@@ -103,12 +103,14 @@ def record_full(conn: Connection) -> None:
     insert_frame(conn, plan_changes, pd.DataFrame({"kind": ["*"], "crm": ["*"], "record_id": ["*"]}))
 
 
-def pending(engine: Engine, after: int) -> tuple[int, pd.DataFrame]:
-    """The changes logged after ``after`` (seq): the last seq and the records (``CHANGE_COLUMNS``)."""
+def pending(engine: Engine) -> tuple[int, pd.DataFrame]:
+    """The changes not consumed yet: the last seq and the records (``CHANGE_COLUMNS``). Every row left is one
+    (``consume`` deletes what a plan took in): SQLite numbers a row after the highest one left, so once a plan
+    consumed every row the numbering starts again at 1, below any seq a plan stored."""
     with engine.connect() as conn:
         last = conn.execute(sa.select(sa.func.coalesce(sa.func.max(plan_changes.c.seq), 0))).scalar_one()
         rows = conn.execute(sa.select(plan_changes.c.kind, plan_changes.c.crm, plan_changes.c.record_id)
-                            .where(plan_changes.c.seq > after, plan_changes.c.seq <= last)).all()  # fmt: skip
+                            .where(plan_changes.c.seq <= last)).all()  # fmt: skip
     return int(last), pd.DataFrame.from_records(rows, columns=list(CHANGE_COLUMNS)).astype(object)
 
 

@@ -271,11 +271,10 @@ def _task_marks(engine: Engine) -> dict[str, str | None] | None:
 def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> PlanUpdate:
     """Bring the stored plan up to date with the state database and return it (module docstring)."""
     clock = _Clock()
-    seq = int(get_cursor(engine, *CURSOR, "changes_seq") or 0)
     history_row = int(get_cursor(engine, *CURSOR, "link_history_row") or 0)
     mark = get_cursor(engine, *CURSOR, "baselines_at")
     baselines_at = pd.Timestamp(mark) if mark else None
-    last_seq, logged = plan_store.pending(engine, seq)
+    last_seq, logged = plan_store.pending(engine)
     more, history_row, baselines_at = links_and_baselines(engine, history_row, baselines_at)
     current = fingerprint(settings)
     known = get_cursor(engine, *CURSOR, "fingerprint")
@@ -378,7 +377,6 @@ def _finish(engine: Engine, report: PlanUpdate, positions: tuple, clock: _Clock,
             old = summarize({} if replaced else written.removed)
             plan_store.add_summary(conn, new, old)
         plan_store.consume(conn, last_seq)
-        write_cursor(conn, *CURSOR, "changes_seq", str(last_seq))
         write_cursor(conn, *CURSOR, "link_history_row", str(history_row))
         if baselines_at is not None:
             write_cursor(conn, *CURSOR, "baselines_at", baselines_at.isoformat())
