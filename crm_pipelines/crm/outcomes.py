@@ -1,6 +1,7 @@
 """One per-record write outcome for the three connectors (OPS-6), and the verbs every client offers.
 
-The writes stage speaks to any CRM the same way: ``create``, ``update``, ``upsert``, ``delete`` on a
+The writes stage speaks to any CRM the same way: ``create``, ``update``, ``upsert``, ``delete`` (and ``find``,
+a look-up by a field) on a
 catalog object, with plain ``field -> value`` records in the API's own field names, and one
 ``WriteOutcome`` per input in input order. A record the API refused carries the API's code and text, and
 never fails the others; text cut to the target's length is named in ``truncated`` (OPS-9).
@@ -55,3 +56,8 @@ class Writer(Protocol):
         ...
 
     async def delete(self, obj: str, ids: Sequence[str]) -> list[WriteOutcome]: ...
+
+    async def find(self, obj: str, field: str, values: Sequence[str]) -> dict[str, str]:
+        """Lower-cased value of ``field`` -> the id of a record holding it (a create in doubt is looked for by
+        its lookup field before it is sent again)."""
+        ...

@@ -33,13 +33,15 @@ def load(engine: Engine, kind: str, other_crm: str, hubspot_ids: Iterable[str]) 
     return frame
 
 
-def record(conn: Connection, rows: pd.DataFrame, write_id: str, at: datetime | None = None) -> int:
-    """Set the baselines of ``rows`` (``KEY`` + ``value``) to the value just written, in the caller's
-    transaction; returns the baselines written."""
+def record(conn: Connection, rows: pd.DataFrame, write_id: str | None = None, at: datetime | None = None) -> int:
+    """Set the baselines of ``rows`` (``KEY`` + ``value``, and ``write_id`` when the rows come from several
+    writes, else ``write_id``) to the value just written, in the caller's transaction; returns the baselines
+    written."""
     if rows.empty:
         return 0
     at = at or datetime.now(UTC)
-    rows = rows[[*KEY, "value"]].drop_duplicates(list(KEY), keep="last").astype(object)
+    rows = rows if "write_id" in rows else rows.assign(write_id=write_id)
+    rows = rows[[*KEY, "value", "write_id"]].drop_duplicates(list(KEY), keep="last").astype(object)
     rows = rows.where(rows.notna(), None)
     # one IN list of HubSpot ids per (kind, CRM, field): a lookup by primary key each (a list of composite
     # keys in IN makes PostgreSQL scan the table)
@@ -49,5 +51,5 @@ def record(conn: Connection, rows: pd.DataFrame, write_id: str, at: datetime | N
             conn.execute(baselines.delete().where(
                 baselines.c.kind == kind, baselines.c.other_crm == crm, baselines.c.field == field,
                 baselines.c.hubspot_id.in_(ids[start : start + _CHUNK])))  # fmt: skip
-    insert_frame(conn, baselines, rows.assign(synced_at=at, write_id=write_id))
+    insert_frame(conn, baselines, rows.assign(synced_at=at))
     return len(rows)

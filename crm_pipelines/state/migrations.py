@@ -306,6 +306,36 @@ def _v10_plan_conflicts(conn: Connection) -> None:
                              "WHERE \"part\" = 'updates' AND (\"row\" ->> 'conflict') = 'true'")
 
 
+def _v11_write_outbox(conn: Connection) -> None:
+    """Every write the sync sends is recorded before it is sent, and its outcome after (issue 13, Invariants
+    1, 2, 4): the table as it was at version 11."""
+    text_id = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+    md = sa.MetaData()
+    sa.Table(
+        "write_outbox",
+        md,
+        sa.Column("key", _ID, primary_key=True),
+        sa.Column("target_crm", _ID, nullable=False),
+        sa.Column("operation", _ID, nullable=False),
+        sa.Column("object", _ID, nullable=False),
+        sa.Column("ref", text_id, nullable=False),
+        sa.Column("lookup_field", _ID, nullable=True),
+        sa.Column("lookup_value", sa.Text, nullable=True),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("confirm", sa.Text, nullable=False),
+        sa.Column("status", _ID, nullable=False),
+        sa.Column("target_id", text_id, nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("code", sa.Text, nullable=True),
+        sa.Column("message", sa.Text, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Index("ix_write_outbox_status", "target_crm", "status"),
+    )
+    md.create_all(conn, checkfirst=True)
+
+
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_api_usage),
     (2, _v2_mirror_and_cursors),
@@ -317,6 +347,7 @@ STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (8, _v8_plan_store),
     (9, _v9_plan_rows_as_written),
     (10, _v10_plan_conflicts),
+    (11, _v11_write_outbox),
 ]
 
 

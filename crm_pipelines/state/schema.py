@@ -166,6 +166,33 @@ plan_summary = sa.Table(
     sa.Column("n", sa.BigInteger, nullable=False),
 )
 
+# -- the writes (issue 13): every write the sync sends, recorded before it is sent (``state/outbox.py``) ----
+
+write_outbox = sa.Table(
+    "write_outbox",
+    metadata,
+    sa.Column("key", _ID, primary_key=True),  # the write's idempotency key (``outbox.key_of``)
+    sa.Column("target_crm", _ID, nullable=False),
+    sa.Column("operation", _ID, nullable=False),  # create, update
+    sa.Column("object", _ID, nullable=False),  # the target API's object (Lead, contacts, ...)
+    sa.Column("ref", _TEXT_ID, nullable=False),  # what it is for: the source record of a create, else the record
+    sa.Column("lookup_field", _ID, nullable=True),  # a create's: the field it can be found again by (catalog)
+    sa.Column("lookup_value", sa.Text, nullable=True),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON: the record as sent (API field -> API value)
+    sa.Column("confirm", sa.Text, nullable=False),  # JSON: the baselines it sets once the target confirms
+    # sent: recorded, the call may have happened; done: confirmed; failed: refused (retried when due);
+    # superseded: a failed write the plan no longer has
+    sa.Column("status", _ID, nullable=False),
+    sa.Column("target_id", _TEXT_ID, nullable=True),  # the record written (a create's new id)
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("code", sa.Text, nullable=True),  # the API's error code and text of the last refusal
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_write_outbox_status", "target_crm", "status"),
+)
+
 # -- unified result tables (issue 11), declared in ``unified.py`` -----------------------------------------
 
 UNIFIED_TABLES: dict[str, sa.Table] = {d.name: unified.sa_table(d, metadata) for d in unified.TABLES}

@@ -17,7 +17,7 @@ from crm_pipelines.crm.budget import CallBudget
 from crm_pipelines.crm.dynamics import batch
 from crm_pipelines.crm.dynamics.dialect import DYNAMICS_LIMITS, DynamicsDialect
 from crm_pipelines.crm.dynamics.entities import primary_key
-from crm_pipelines.crm.dynamics.odata import Filter, modified_between, name
+from crm_pipelines.crm.dynamics.odata import Filter, modified_between, name, one_of
 from crm_pipelines.crm.dynamics.writes import BatchWriter
 from crm_pipelines.crm.errors import ApiError
 from crm_pipelines.crm.http import ApiClient, ApiResponse, Auth, verify_option
@@ -28,6 +28,7 @@ from crm_pipelines.crm.ratelimit import RateLimits
 API_VERSION = "v9.2"
 PAGE_MAX = 5_000  # odata.maxpagesize ceiling (FACTS §C)
 COUNT_MAX = 5_000  # $count stops counting here (FACTS §C)
+FIND_MAX = 100  # values per In() filter of a look-up
 TOTAL_COUNT = "Microsoft.Dynamics.CRM.totalrecordcount"
 COUNT_EXCEEDED = "Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"
 _ODATA_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
@@ -194,6 +195,20 @@ class DynamicsClient:
             if not next_link:
                 return
             page = await self._get(next_link, endpoint, None, prefer)
+
+    async def find(self, obj: str, field: str, values: Sequence[str]) -> dict[str, str]:
+        """Lower-cased value of ``field`` -> the id of a row holding it, among ``values`` (a write in doubt is
+        looked for before it is sent again): one query per 100 values."""
+        out: dict[str, str] = {}
+        wanted = list(dict.fromkeys(v for v in values if v))
+        key = primary_key(obj)
+        for start in range(0, len(wanted), FIND_MAX):
+            chunk = one_of(field, wanted[start : start + FIND_MAX])
+            async for rows in self.iter_pages(obj, [key, field], filter=chunk):
+                for row in rows:
+                    if row.get(field):
+                        out.setdefault(str(row[field]).lower(), str(row[key]))
+        return out
 
     # -- writes (the shared verbs, ``crm.outcomes.Writer``) -----------------------------------------------
     async def create(self, obj: str, records: Sequence[dict[str, Any]]) -> list[WriteOutcome]:

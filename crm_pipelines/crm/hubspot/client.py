@@ -20,6 +20,7 @@ from crm_pipelines.crm.ratelimit import RateLimiter, RateLimits, Window
 LIST_PAGE_MAX = 100  # FACTS §1
 SEARCH_TOTAL_CAP = 10_000  # FACTS §2: paging past it is a 400
 BATCH_MAX = 100  # FACTS §3
+FIND_MAX = 100  # values per search IN filter, and results per search page (FACTS §4)
 ASSOCIATION_BATCH_READ_MAX = 1_000  # FACTS §3
 HISTORY_BATCH_READ_MAX = 50  # FACTS: batch/read with propertiesWithHistory takes at most 50 inputs
 # The search index trails writes by "a few moments" (FACTS §2); windows read again this far back.
@@ -343,6 +344,21 @@ class HubSpotClient:
 
     async def delete(self, obj: str, ids: Sequence[str]) -> list[WriteOutcome]:
         return await self.batch_write("archive", obj, [{"id": i} for i in ids])
+
+    async def find(self, obj: str, field: str, values: Sequence[str]) -> dict[str, str]:
+        """Lower-cased value of ``field`` -> the id of a record holding it, among ``values`` (a write in doubt
+        is looked for before it is sent again): one search per 100 values."""
+        out: dict[str, str] = {}
+        wanted = list(dict.fromkeys(v for v in values if v))
+        for start in range(0, len(wanted), FIND_MAX):
+            body = {"filterGroups": [{"filters": [
+                        {"propertyName": field, "operator": "IN", "values": wanted[start : start + FIND_MAX]}]}],
+                    "properties": [field], "limit": FIND_MAX}  # fmt: skip
+            for record in (await self._post_search(obj, body))["results"]:
+                value = (record.get("properties") or {}).get(field)
+                if value:
+                    out.setdefault(str(value).lower(), str(record["id"]))
+        return out
 
     async def batch_write(
         self, operation: str, object_type: str, inputs: Sequence[dict[str, Any]]

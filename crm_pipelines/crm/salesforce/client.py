@@ -21,6 +21,8 @@ from crm_pipelines.crm.salesforce.dialect import SALESFORCE_LIMITS, ApiUsage, Sa
 from crm_pipelines.crm.salesforce.soql import Name, Names, soql
 from crm_pipelines.crm.salesforce.values import parse_datetime
 
+FIND_MAX = 200  # values per IN list: the query stays well inside a URL's length
+
 DEFAULT_VERSION = "62.0"
 QUERY_BATCH_MAX = 2_000  # records per query/queryAll batch, the default and the maximum (FACTS §5)
 MODIFIED_FIELD = "SystemModstamp"  # changes by users *and* by the system (FACTS §7: what getUpdated uses)
@@ -227,6 +229,20 @@ class SalesforceClient:
         return await save(self, operation, obj, records, external_id_field=external_id_field, truncate=truncate)
 
     # the shared verbs (``crm.outcomes.Writer``)
+    async def find(self, obj: str, field: str, values: Sequence[str]) -> dict[str, str]:
+        """Lower-cased value of ``field`` -> the id of a record holding it, among ``values`` (a write in doubt
+        is looked for before it is sent again): one query per 200 values."""
+        out: dict[str, str] = {}
+        wanted = list(dict.fromkeys(v for v in values if v))
+        for start in range(0, len(wanted), FIND_MAX):
+            query = soql("SELECT Id, {field} FROM {obj} WHERE {field} IN {values}", field=Name(field), obj=Name(obj),
+                         values=wanted[start : start + FIND_MAX])
+            async for records in self.iter_query(query):
+                for record in records:
+                    if record.get(field):
+                        out.setdefault(str(record[field]).lower(), str(record["Id"]))
+        return out
+
     async def create(self, obj: str, records: Sequence[dict[str, Any]]) -> list[WriteOutcome]:
         return await self.save("create", obj, records)
 

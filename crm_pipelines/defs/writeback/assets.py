@@ -46,7 +46,7 @@ class PlanConfig(dg.Config):
                        "plan (the stored plan is still updated row by row)")
 
 
-def _table(frame: pd.DataFrame, cols: list[str], sample: int = SAMPLE) -> str:
+def markdown_table(frame: pd.DataFrame, cols: list[str], sample: int = SAMPLE) -> str:
     """A Markdown table of ``frame``'s first ``sample`` rows."""
     if frame.empty:
         return "_none_"
@@ -62,7 +62,7 @@ def _missing(value: object) -> bool:
 
 
 def _markdown(frame: pd.DataFrame) -> str:
-    return _table(frame, ["kind", "record_id", "field", "old", "new", "decided_by"])
+    return markdown_table(frame, ["kind", "record_id", "field", "old", "new", "decided_by"])
 
 
 def _counts(frame: pd.DataFrame, column: str) -> dict:
@@ -76,13 +76,13 @@ def plan_metadata(plan: TargetPlan) -> dict:
     counts = plan.counts().reset_index()
     return {
         "scope": SCOPE,
-        "counts": dg.MetadataValue.md(_table(counts, list(counts.columns), sample=len(counts))),
+        "counts": dg.MetadataValue.md(markdown_table(counts, list(counts.columns), sample=len(counts))),
         "creates": len(creates),
         "creates_by_object": dg.MetadataValue.json(_counts(creates, "object")),
         "creates_by_type": dg.MetadataValue.json(_counts(creates, "object_type")),
-        "sample_creates": dg.MetadataValue.md(_table(
+        "sample_creates": dg.MetadataValue.md(markdown_table(
             creates, ["object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"])),
-        "sample_create_values": dg.MetadataValue.md(_table(  # what the creates are created with
+        "sample_create_values": dg.MetadataValue.md(markdown_table(  # what the creates are created with
             plan.create_values, ["object", "source_id", "target_object", "target_field", "api_value", "rule"])),
         "not_created": dg.MetadataValue.json(_counts(plan.left_out, "reason")),
         "not_deleted": dg.MetadataValue.json(_counts(plan.not_deleted, "reason")),  # DEL-1..3, CON-1
@@ -95,15 +95,15 @@ def plan_metadata(plan: TargetPlan) -> dict:
         "sample_conflicts": dg.MetadataValue.md(_markdown(conflicts)),
         "associations": len(plan.associations),
         "associations_by_kind": dg.MetadataValue.json(_counts(plan.associations, "object")),
-        "sample_associations": dg.MetadataValue.md(_table(
+        "sample_associations": dg.MetadataValue.md(markdown_table(
             plan.associations, ["object", "from_id", "to_id", "source_crm", "via"])),
         "deletes": len(plan.deletes),  # DEL-1..3; deletions not carried are in not_deleted with their rule
         "deletes_by_object": dg.MetadataValue.json(_counts(plan.deletes, "object")),
-        "sample_deletes": dg.MetadataValue.md(_table(
+        "sample_deletes": dg.MetadataValue.md(markdown_table(
             plan.deletes, ["object", "record_id", "deleted_crm", "deleted_id", "deleted_at", "rule"])),
         "findings": len(plan.findings),
         "findings_by_reason": dg.MetadataValue.json(_counts(plan.findings, "reason")),
-        "sample_findings": dg.MetadataValue.md(_table(plan.findings, ["object", "crm", "id", "reason"])),
+        "sample_findings": dg.MetadataValue.md(markdown_table(plan.findings, ["object", "crm", "id", "reason"])),
     }
 
 
@@ -149,14 +149,14 @@ def stored_metadata(engine, settings: Settings, crm: str) -> tuple[dict, pd.Data
         pd.DataFrame(columns=update_cols)
     meta = {
         "scope": SCOPE,
-        "counts": dg.MetadataValue.md(_table(counts, list(counts.columns), sample=len(counts))),
+        "counts": dg.MetadataValue.md(markdown_table(counts, list(counts.columns), sample=len(counts))),
         "creates": total("creates"),
         "creates_by_object": dg.MetadataValue.json(_dim(summary, "creates", "object")),
         "creates_by_type": dg.MetadataValue.json(_dim(summary, "creates", "object_type")),
-        "sample_creates": dg.MetadataValue.md(_table(sample_creates, [
+        "sample_creates": dg.MetadataValue.md(markdown_table(sample_creates, [
             "object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"])),
         # what the sampled creates are created with
-        "sample_create_values": dg.MetadataValue.md(_table(sample_values, value_cols)),
+        "sample_create_values": dg.MetadataValue.md(markdown_table(sample_values, value_cols)),
         "not_created": dg.MetadataValue.json(_dim(summary, "left_out", "reason")),
         "not_deleted": dg.MetadataValue.json(_dim(summary, "not_deleted", "reason")),  # DEL-1..3, CON-1
         "updates": total("updates"),
@@ -168,15 +168,15 @@ def stored_metadata(engine, settings: Settings, crm: str) -> tuple[dict, pd.Data
         "sample_conflicts": dg.MetadataValue.md(_markdown(sample_conflicts)),
         "associations": total("associations"),
         "associations_by_kind": dg.MetadataValue.json(_dim(summary, "associations", "object")),
-        "sample_associations": dg.MetadataValue.md(_table(_head(engine, crm, "associations", [
+        "sample_associations": dg.MetadataValue.md(markdown_table(_head(engine, crm, "associations", [
             "object", "from_id", "to_id", "source_crm", "via"]), ["object", "from_id", "to_id", "source_crm", "via"])),
         "deletes": total("deletes"),  # DEL-1..3; deletions not carried are in not_deleted with their rule
         "deletes_by_object": dg.MetadataValue.json(_dim(summary, "deletes", "object")),
-        "sample_deletes": dg.MetadataValue.md(_table(_head(engine, crm, "deletes", delete_cols), delete_cols)),
+        "sample_deletes": dg.MetadataValue.md(markdown_table(_head(engine, crm, "deletes", delete_cols), delete_cols)),
         "findings": total("findings"),
         "findings_by_reason": dg.MetadataValue.json(_dim(summary, "findings", "reason")),
-        "sample_findings": dg.MetadataValue.md(_table(_head(engine, crm, "findings", ["object", "crm", "id", "reason"]),
-                                                      ["object", "crm", "id", "reason"])),
+        "sample_findings": dg.MetadataValue.md(markdown_table(
+            _head(engine, crm, "findings", ["object", "crm", "id", "reason"]), ["object", "crm", "id", "reason"])),
     }  # fmt: skip
     work = pd.DataFrame([(*v.split("|", 1), n) for v, n in _dim(summary, "work", "calls").items()],
                         columns=["action", "object", "records"])
@@ -249,7 +249,8 @@ def build_plan_assets() -> dg.AssetsDefinition:
                 "unbatched_writes": int(work.loc[work["object"].isin([o for c, o in UNBATCHED if c == crm]),
                                                  "records"].sum()),
                 "api_calls_planned": needed,  # OPS-8
-                "api_calls_by_object": dg.MetadataValue.md(_table(calls, list(calls.columns), sample=len(calls))),
+                "api_calls_by_object": dg.MetadataValue.md(markdown_table(calls, list(calls.columns),
+                                                                          sample=len(calls))),
                 "api_calls_left_24h": "no limit set" if left is None else left,  # OPS-2
                 "deferred_records": len(deferred),
                 "deferred_by_object": dg.MetadataValue.json(_counts(deferred, "object")),

@@ -120,17 +120,22 @@ def update_forms_of(engine: Engine, settings: Settings, target: str, updates: pd
     findings of text too long for its field."""
     if updates.empty:
         return updates.assign(target_field=None, api_value=None), value_forms(empty(), target)[1]
+    return update_forms(updates, target, update_objects(engine, target, updates), _field_names(settings, target))
+
+
+def update_objects(engine: Engine, target: str, updates: pd.DataFrame) -> pd.Series:
+    """The ``target`` API object each update (``kind``, ``hubspot_id``) writes to, aligned with ``updates``: a
+    contact is a Lead or a Contact (Dynamics: contact or lead), as its link says."""
     kind = updates["kind"].astype(str)
     if target == "hubspot":
-        obj = kind.map(HUBSPOT_OBJECT)
-    else:
-        obj = kind.map({k: v[0] for k, v in OTHER_OBJECTS[target].items()}).astype(object)
-        contacts = kind.eq("contact").to_numpy()
-        if contacts.any():  # a Lead or a Contact (Dynamics: contact or lead): as the link says
-            links = link_store.load(engine, kind="contact", hubspot_ids=updates.loc[contacts, "hubspot_id"].astype(str))
-            types = links.drop_duplicates("hubspot_id").set_index("hubspot_id")[f"{target}_type"].astype(str)
-            found = updates.loc[contacts, "hubspot_id"].astype(str).map(types)
-            if target == "dynamics":
-                found = found.map(_TYPE_OBJECT)
-            obj.loc[contacts] = found.fillna(OTHER_OBJECTS[target]["contact"][0]).to_numpy()
-    return update_forms(updates, target, obj, _field_names(settings, target))
+        return kind.map(HUBSPOT_OBJECT)
+    obj = kind.map({k: v[0] for k, v in OTHER_OBJECTS[target].items()}).astype(object)
+    contacts = kind.eq("contact").to_numpy()
+    if contacts.any():
+        links = link_store.load(engine, kind="contact", hubspot_ids=updates.loc[contacts, "hubspot_id"].astype(str))
+        types = links.drop_duplicates("hubspot_id").set_index("hubspot_id")[f"{target}_type"].astype(str)
+        found = updates.loc[contacts, "hubspot_id"].astype(str).map(types)
+        if target == "dynamics":
+            found = found.map(_TYPE_OBJECT)
+        obj.loc[contacts] = found.fillna(OTHER_OBJECTS[target]["contact"][0]).to_numpy()
+    return obj

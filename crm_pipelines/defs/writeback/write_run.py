@@ -1,0 +1,168 @@
+"""Executing a target's stored plan (issue 13): its contact creates and its field updates, batched at the API's
+maximum, through the outbox (``state/outbox.py``), so that a run killed at any instant and run again neither
+duplicates a record nor loses a change (DESIGN Invariants 1, 2 and 4).
+
+A run, per target CRM:
+
+1. Writes in doubt (recorded as sent by a run that died before recording their outcome): a create is looked
+   for in the target by its lookup field; found, it is confirmed as written; else it is sent again below, if
+   the plan still has it. An update in doubt is sent again (the same value twice is one change).
+2. The plan's requests (``sync/write_requests.py``) less those already confirmed (the plan still lists them
+   until an extract has read them back), less refused ones not yet due for another try (OPS-6).
+3. Per object and operation, a batch at a time: the batch is recorded as sent and committed, then sent; then,
+   in one transaction, each record's outcome: confirmed ones set their baselines (CONF-5: the value written
+   is not read back as a user's change), refused ones keep the API's code and text and wait to be retried.
+
+Not written yet by this stage: company, deal and task creates, associations, deletions and HubSpot pipelines
+(counted in the report as ``not_yet_written``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from crm_pipelines import catalog
+from crm_pipelines.crm.outcomes import WriteOutcome
+from crm_pipelines.defs.writeback.create_value_inputs import carried_values, update_forms_of, update_objects
+from crm_pipelines.defs.writeback.stored_plan import stored_plans
+from crm_pipelines.settings import Settings
+from crm_pipelines.state import baselines, outbox, unified
+from crm_pipelines.sync.calls import batch_size
+from crm_pipelines.sync.write_requests import create_requests, target_owners, update_requests
+
+WRITTEN_CREATES = {"contact"}  # the plan's create objects this stage writes so far
+
+
+@dataclass
+class WriteReport:
+    """What one run wrote to one target."""
+
+    created: int = 0
+    updated: int = 0
+    failed: int = 0
+    reconciled: int = 0  # creates in doubt found in the target: confirmed, not sent again
+    already_done: int = 0  # planned writes confirmed by an earlier run (not yet read back by an extract)
+    waiting_retry: int = 0  # refused writes not yet due for another try
+    superseded: int = 0
+    not_yet_written: dict[str, int] = field(default_factory=dict)  # planned work this stage does not write yet
+    examples: list[dict[str, Any]] = field(default_factory=list)  # a few writes, as sent
+    errors: list[dict[str, Any]] = field(default_factory=list)  # this run's refusals (record, code, text)
+
+
+def requests_for(engine: Engine, settings: Settings, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The stored plan's writes to ``target`` this stage makes, and the planned work it leaves (per kind)."""
+    plan = stored_plans(engine)[target]
+    creates = plan.creates[plan.creates["object"].isin(WRITTEN_CREATES)]
+    left = plan.creates.loc[~plan.creates["object"].isin(WRITTEN_CREATES), "object"].value_counts()
+    not_yet = {f"create {k}": int(v) for k, v in left.items()}
+    for part, label in (("associations", "association"), ("deletes", "delete")):
+        if len(getattr(plan, part)):
+            not_yet[label] = len(getattr(plan, part))
+    lookup = {o.name: o.lookup_field for o in catalog.objects(target)}
+    owners = unified.read(engine, "owners")
+    values = target_owners(carried_values(engine, settings, target, creates), target, owners) if len(creates) \
+        else pd.DataFrame()
+    made = create_requests(target, creates, values, lookup)
+    updates = plan.updates
+    if len(updates):  # the API's field names and value forms (OPS-9), as the plan showed them
+        updates = target_owners(update_forms_of(engine, settings, target, updates.drop(
+            columns=["target_field", "api_value"], errors="ignore"))[0], target, owners)
+    changed = update_requests(target, updates, update_objects(engine, target, updates) if len(updates)
+                              else pd.Series(dtype=object))
+    return pd.concat([made, changed], ignore_index=True), not_yet
+
+
+def _baseline_rows(confirm: dict, target_id: str | None) -> pd.DataFrame:
+    """The baselines a confirmed write sets (a create in HubSpot names its link by the new id)."""
+    if "hubspot_id" in confirm:  # a create
+        hubspot_id = confirm["hubspot_id"] or target_id
+        rows = [{"kind": confirm["kind"], "hubspot_id": hubspot_id, "other_crm": confirm["other_crm"], **b}
+                for b in confirm["baselines"]]
+    else:
+        rows = confirm["baselines"]
+    return pd.DataFrame(rows, columns=[*baselines.KEY, "value"])
+
+
+def _confirm(engine: Engine, target: str, done: list[tuple[dict, str | None]], failed: list[tuple[str, str | None,
+             str | None]], now: datetime) -> None:
+    """Record outcomes in one transaction: confirmed writes and their baselines, refused ones."""
+    with engine.begin() as conn:
+        if done:
+            rows = pd.concat([_baseline_rows(r["confirm"], target_id).assign(write_id=r["key"])
+                              for r, target_id in done], ignore_index=True)  # fmt: skip
+            baselines.record(conn, rows, at=now)
+            outbox.mark_done(conn, [(r["key"], target_id) for r, target_id in done], now)
+        if failed:
+            outbox.mark_failed(conn, failed, now)
+
+
+async def _reconcile(engine: Engine, target: str, client: Any, report: WriteReport, now: datetime) -> None:
+    """Creates in doubt found in the target are confirmed (by their lookup field), never sent twice."""
+    doubt = outbox.in_doubt(engine, target)
+    creates = doubt[(doubt["operation"] == "create") & doubt["lookup_value"].notna()]
+    done = []
+    for (obj, lookup_field), group in creates.groupby(["object", "lookup_field"], sort=False):
+        found = await client.find(str(obj), str(lookup_field), group["lookup_value"].astype(str).tolist())
+        for record in group.to_dict("records"):
+            target_id = found.get(str(record["lookup_value"]).lower())
+            if target_id is not None:
+                done.append((record, target_id))
+    _confirm(engine, target, done, [], now)
+    report.reconciled += len(done)
+
+
+async def write_target(engine: Engine, settings: Settings, target: str, client: Any,
+                       now: datetime | None = None) -> WriteReport:
+    """Execute ``target``'s stored plan through ``client`` (an open ``crm.outcomes.Writer``)."""
+    now = now or datetime.now(UTC)
+    report = WriteReport()
+    await _reconcile(engine, target, client, report, now)
+    requests, report.not_yet_written = requests_for(engine, settings, target)
+    known = requests[["key"]].merge(outbox.states(engine, requests["key"].tolist()), on="key", how="left")
+    done = known["status"].eq(outbox.DONE).to_numpy(dtype=bool)
+    due_later = (known["next_attempt_at"] > pd.Timestamp(now)).fillna(False).to_numpy(dtype=bool)
+    waiting = known["status"].eq(outbox.FAILED).to_numpy(dtype=bool) & due_later
+    report.already_done, report.waiting_retry = int(done.sum()), int(waiting.sum())
+    with engine.begin() as conn:
+        report.superseded = outbox.supersede(conn, target, set(requests["key"]), now)
+    todo = requests[~done & ~waiting]
+    # creates first: a record exists before anything refers to it
+    for operation in ("create", "update"):
+        for obj, group in todo[todo["operation"] == operation].groupby("object", sort=False):
+            size = batch_size(target, str(obj))
+            for start in range(0, len(group), size):
+                await _send(engine, target, client, operation, str(obj), group.iloc[start : start + size], report,
+                            now)
+    return report
+
+
+async def _send(engine: Engine, target: str, client: Any, operation: str, obj: str, batch: pd.DataFrame,
+                report: WriteReport, now: datetime) -> None:
+    with engine.begin() as conn:  # recorded before the call, committed (Invariant 1)
+        outbox.record_sent(conn, target, batch, now)
+    records = batch.to_dict("records")
+    if operation == "create":
+        outcomes: list[WriteOutcome] = await client.create(obj, [r["payload"] for r in records])
+    else:
+        outcomes = await client.update(obj, [(r["ref"], r["payload"]) for r in records])
+    done, failed = [], []
+    for record, outcome in zip(records, sorted(outcomes, key=lambda o: o.index), strict=True):
+        if outcome.ok:
+            done.append((record, outcome.id or (record["ref"] if operation == "update" else None)))
+        else:
+            failed.append((record["key"], outcome.code, outcome.message))
+            report.errors.append({"object": obj, "operation": operation, "ref": record["ref"],
+                                  "code": outcome.code, "message": outcome.message})  # fmt: skip
+    _confirm(engine, target, done, failed, now)
+    report.failed += len(failed)
+    if operation == "create":
+        report.created += len(done)
+    else:
+        report.updated += len(done)
+    report.examples += [{"operation": operation, "object": obj, "ref": r["ref"], "payload": r["payload"]}
+                        for r, _ in done[: max(0, 3 - len(report.examples))]]  # fmt: skip

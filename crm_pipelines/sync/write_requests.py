@@ -1,0 +1,120 @@
+"""A target's plan as the writes it takes (issue 13): one request per record, in the API's field names and
+value forms (OPS-9), each with its idempotency key (``key_of``; recorded in ``state/outbox.py``) and the
+baselines it sets once the target confirms it (CONF-5, Invariant 2).
+
+- A create (``TargetPlan.creates`` and the values it carries, ``create_values``): the record as it is created,
+  keyed by the target object and its source record, with the field it can be found again by (the catalog's
+  ``lookup_field``) and that field's value. A field whose value is not written (too long, OPS-9) is left out.
+- A record's updates (``TargetPlan.updates``, each field's ``api_value``): one request per record whatever the
+  number of fields, keyed by the record and every field's old and new value: the same update planned again
+  before an extract has read it back is the same write, and a later change of the same field is a new one.
+
+Baselines are named by the link's HubSpot id: a create in HubSpot learns it from the API's answer
+(``hubspot_id`` None until then).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+
+HUBSPOT = "hubspot"
+OWNER_PROPERTY = "hubspot_owner_id"
+DYNAMICS_OWNER_FIELD, DYNAMICS_OWNER_BIND = "ownerid@odata.bind", "/systemusers({})"
+# a request: its key, what it does to which object, for what (``ref``), how a create is found again, the record
+# as sent, and what it confirms (the baselines); as the outbox records it (``state/outbox.py``)
+WRITE_COLUMNS = ("key", "operation", "object", "ref", "lookup_field", "lookup_value", "payload", "confirm")
+
+
+def key_of(*parts: object) -> str:
+    """A write's idempotency key: every part that makes it that write."""
+    text = "\x1f".join("" if p is None else str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NA
+
+
+def target_owners(values: pd.DataFrame, target: str, owners: pd.DataFrame) -> pd.DataFrame:
+    """``values`` (``field``, ``target_field``, ``api_value``) with each owner (HubSpot's ``hubspot_owner_id``,
+    the form the plan compares owners in) as ``target``'s own user: ``owners`` matches them by email
+    (``transform.fields.owner_map``). An owner without a user in the target is not written (None). Dataverse
+    sets an owner through its navigation property bound to the user's row, not the lookup's value column."""
+    if target == HUBSPOT or values.empty:
+        return values
+    out = values.copy()
+    is_owner = out["field"].astype(str).eq(OWNER_PROPERTY).to_numpy()
+    if not is_owner.any():
+        return out
+    known = owners.dropna(subset=["hubspot_owner_id", f"{target}_id"])
+    users = dict(zip(known["hubspot_owner_id"].astype(str), known[f"{target}_id"].astype(str), strict=True))
+    found = [users.get(str(v)) for v in out.loc[is_owner, "api_value"].tolist()]
+    if target == "dynamics":
+        found = [None if u is None else DYNAMICS_OWNER_BIND.format(u) for u in found]
+        out.loc[is_owner, "target_field"] = DYNAMICS_OWNER_FIELD
+    out["api_value"] = out["api_value"].astype(object)
+    out.loc[is_owner, "api_value"] = pd.Series(found, index=out.index[is_owner], dtype=object)
+    return out
+
+
+def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
+                    lookup: dict[str, str | None]) -> pd.DataFrame:
+    """``creates`` (``object``, ``identity_id``, ``source_crm``, ``source_id``), ``values`` (their carried
+    values: ``source_id``, ``target_object``, ``field``, ``target_field``, ``value``, ``api_value``), ``lookup``:
+    target object -> its lookup field. Returns ``WRITE_COLUMNS`` plus ``kind`` and ``identity_id``; a create
+    with no value to write is left out."""
+    if creates.empty or values.empty:
+        return pd.DataFrame(columns=[*WRITE_COLUMNS, "kind", "identity_id"])
+    first = creates.drop_duplicates("source_id")
+    source = first.set_index(first["source_id"].astype(str))
+    rows = []
+    written = values[[not _blank(v) for v in values["api_value"].tolist()]]
+    for (obj, source_id), group in written.groupby(["target_object", "source_id"], sort=False):
+        source_id = str(source_id)
+        if source_id not in source.index:
+            continue
+        made = source.loc[source_id]
+        payload = dict(zip(group["target_field"].astype(str), group["api_value"], strict=True))
+        field = lookup.get(str(obj))
+        baselines = [{"field": f, "value": None if _blank(v) else str(v)}
+                     for f, v in zip(group["field"].astype(str), group["value"], strict=True)]  # fmt: skip
+        other_crm = str(made["source_crm"]) if target == HUBSPOT else target
+        confirm = {"kind": str(made["object"]), "other_crm": other_crm,
+                   "hubspot_id": None if target == HUBSPOT else source_id, "baselines": baselines}
+        rows.append({
+            "key": key_of(target, "create", obj, made["source_crm"], source_id),
+            "operation": "create", "object": str(obj), "ref": f"{made['source_crm']}:{source_id}",
+            "lookup_field": field, "lookup_value": None if field is None else payload.get(field),
+            "payload": payload, "confirm": confirm, "kind": str(made["object"]),
+            "identity_id": str(made["identity_id"]),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=[*WRITE_COLUMNS, "kind", "identity_id"])
+
+
+def update_requests(target: str, updates: pd.DataFrame, objects: pd.Series) -> pd.DataFrame:
+    """``updates`` (``kind``, ``record_id``, ``hubspot_id``, ``source_crm``, ``field``, ``old``, ``new``,
+    ``target_field``, ``api_value``) and the API object each writes to (aligned). Returns ``WRITE_COLUMNS`` plus
+    ``kind``: one request per record; a field whose value is not written (too long) is left out."""
+    if updates.empty:
+        return pd.DataFrame(columns=[*WRITE_COLUMNS, "kind"])
+    frame = updates.assign(target_object=objects.to_numpy())
+    frame = frame[[not _blank(v) for v in frame["api_value"].tolist()]]
+    rows = []
+    for (obj, record_id), group in frame.groupby(["target_object", "record_id"], sort=False):
+        group = group.sort_values("field", kind="stable")
+        payload = dict(zip(group["target_field"].astype(str), group["api_value"], strict=True))
+        changes = tuple(zip(group["field"].astype(str), group["old"].astype(str), group["new"].astype(str),
+                            strict=True))  # fmt: skip
+        baselines = [{"kind": str(r["kind"]), "hubspot_id": str(r["hubspot_id"]),
+                      "other_crm": str(r["source_crm"]) if target == HUBSPOT else target,
+                      "field": str(r["field"]), "value": None if _blank(r["new"]) else str(r["new"])}
+                     for r in group.to_dict("records")]  # fmt: skip
+        rows.append({
+            "key": key_of(target, "update", obj, record_id, *[part for change in changes for part in change]),
+            "operation": "update", "object": str(obj), "ref": str(record_id), "lookup_field": None,
+            "lookup_value": None, "payload": payload, "confirm": {"baselines": baselines},
+            "kind": str(group["kind"].iloc[0]),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=[*WRITE_COLUMNS, "kind"])

@@ -1,0 +1,154 @@
+"""Write-back of contacts (issue 13) end to end, on both state backends, through real Dagster runs on the
+three sandboxes: a situation made in one CRM's UI is, after extract -> ``unified`` -> plan -> writes, present
+in the others as the rule says, read back through the CRMs' own APIs; a converged sync then writes nothing
+(CONF-5); a record the CRM refuses fails alone and is kept to retry (OPS-6); a create whose run died after the
+call is found in the CRM, not made twice (Invariant 1)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+
+from crm_pipelines.crm.connections import Secrets, open_client
+from crm_pipelines.defs.extract.assets import build_extract_assets
+from crm_pipelines.defs.resources import build_resources
+from crm_pipelines.defs.unified.assets import build_unified_assets
+from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
+from crm_pipelines.defs.writeback.write_assets import FAILED_WRITES, WRITES, build_write_assets
+from crm_pipelines.settings import load_settings
+from crm_pipelines.state import baselines, outbox
+from crm_pipelines.state import links as link_store
+from crm_pipelines.state.db import create_state_engine
+from crm_pipelines.state.schema import write_outbox
+from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
+from crm_pipelines_tests.extract.test_unified_incremental import _ui
+from crm_pipelines_tests.sandbox.conftest import RunningSandbox
+
+NEW_EMAIL = "new.person@example.org"
+
+
+def _find(settings, crm: str, obj: str, field: str, values: list[str]) -> dict[str, str]:
+    async def run() -> dict[str, str]:
+        async with open_client(crm, settings, Secrets({})) as client:
+            return await client.find(obj, field, values)
+
+    return asyncio.run(run())
+
+
+def _get(settings, crm: str, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+    """A record as the CRM's API returns it."""
+    async def run() -> dict[str, Any]:
+        async with open_client(crm, settings, Secrets({})) as client:
+            if crm == "salesforce":
+                return (await client.call("GET", path, f"GET {path}", params=params)).data
+            return (await client.api.request("GET", path, endpoint=f"GET {path}", params=params)).data
+
+    return asyncio.run(run())
+
+
+def _write_run(world) -> dict[dg.AssetKey, dict]:
+    """``unified``, the plans and the writes, as the automation runs them; each write asset's metadata."""
+    instance, resources = world["instance"], world["resources"]
+    assert dg.materialize([world["unified"]], instance=instance, resources=resources).success
+    result = dg.materialize([world["unified"], world["plans"], *world["writes"]],
+                            selection=[*PLANS.values(), *WRITES.values()], instance=instance, resources=resources)
+    assert result.success
+    world["checks"] = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
+    return {e.asset_key: {k: getattr(v, "value", v) for k, v in e.materialization.metadata.items()}
+            for e in result.get_asset_materialization_events() if e.asset_key in WRITES.values()}
+
+
+def _world(tmp_path: Path, sandbox: RunningSandbox, state_url: str, instance: dg.DagsterInstance) -> dict:
+    settings_path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url)
+    settings = load_settings(settings_path)
+    resources = build_resources(settings, str(settings_path), state_url=state_url)
+    world = {"settings": settings, "resources": resources, "instance": instance,
+             "extract": build_extract_assets(settings), "unified": build_unified_assets(settings),
+             "plans": build_plan_assets(), "writes": build_write_assets(), "engine": create_state_engine(state_url)}
+    backfill(instance, settings, world["extract"], resources)
+    return world
+
+
+def test_a_new_hubspot_contact_and_a_salesforce_edit_reach_the_other_crms_and_then_nothing_more_is_written(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
+) -> None:
+    world = _world(tmp_path, three_sandboxes, state_url, instance)
+    settings, engine = world["settings"], world["engine"]
+    # the first sync: everything the plans hold is written (a fresh sandbox set has links to reconcile)
+    first = _write_run(world)
+    assert sum(m["created"] for m in first.values()) > 0
+    sync_changes(settings, world["extract"], instance, world["resources"])
+    _write_run(world)
+
+    links = link_store.load(engine, kind="contact")
+    pair = links[(links["salesforce_type"] == "Contact") & links["salesforce_id"].notna()].iloc[0]
+    hs_id, sf_id = str(pair["hubspot_id"]), str(pair["salesforce_id"])
+    owner = str(_get(settings, "hubspot", "/crm/v3/owners")["results"][0]["id"])  # the person who creates it
+    with _ui(three_sandboxes, "hubspot") as ui:  # CON-5: a new HubSpot contact goes to Salesforce as a Lead
+        ui.post("/contacts", json={"properties": {"email": NEW_EMAIL, "firstname": "New", "lastname": "Person",
+                                                  "company": "Newco", "hubspot_owner_id": owner}}).raise_for_status()
+    with _ui(three_sandboxes, "salesforce") as ui:  # CONF-2: a Salesforce edit on one side goes to HubSpot
+        ui.patch(f"/Contact/{sf_id}", json={"FirstName": "Zebediah"}).raise_for_status()
+    sync_changes(settings, world["extract"], instance, world["resources"])
+    meta = _write_run(world)
+
+    lead = _find(settings, "salesforce", "Lead", "Email", [NEW_EMAIL])
+    assert set(lead) == {NEW_EMAIL}
+    assert _get(settings, "salesforce", f"sobjects/Lead/{lead[NEW_EMAIL]}")["LastName"] == "Person"
+    assert set(_find(settings, "dynamics", "contacts", "emailaddress1", [NEW_EMAIL])) == {NEW_EMAIL}
+    hubspot = _get(settings, "hubspot", f"/crm/v3/objects/contacts/{hs_id}", {"properties": "firstname"})
+    assert hubspot["properties"]["firstname"] == "Zebediah"
+    assert meta[WRITES["hubspot"]]["updated"] >= 1 and meta[WRITES["salesforce"]]["created"] >= 1
+    # the baselines now hold what was written (Invariant 2): the value the sync wrote is no user change
+    base = baselines.load(engine, "contact", "salesforce", [hs_id]).set_index("field")
+    assert base.loc["firstname", "value"] == "Zebediah"
+
+    # HubSpot is the hub: the Salesforce edit reaches Dynamics on the next cycle, through HubSpot; then the sync
+    # has converged, and (CONF-5) cycles without outside edits write nothing and spend no write calls
+    def cycle() -> int:
+        sync_changes(settings, world["extract"], instance, world["resources"])
+        done = _write_run(world)
+        return sum(m["created"] + m["updated"] + m["api_calls"] for m in done.values())
+
+    cycles = 1
+    while cycle():
+        cycles += 1
+        assert cycles <= 3, "the sync did not converge"
+    dyn_id = str(link_store.load(engine, kind="contact", hubspot_ids=[hs_id])["dynamics_id"].iloc[0])
+    assert _get(settings, "dynamics", f"contacts({dyn_id})", {"$select": "firstname"})["firstname"] == "Zebediah"
+    assert [cycle() for _ in range(2)] == [0, 0]
+    assert len(_find(settings, "salesforce", "Lead", "Email", [NEW_EMAIL])) == 1
+
+
+def test_a_create_whose_run_died_after_the_call_is_found_not_made_again(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
+) -> None:
+    """Invariant 1: the outbox row of a create the CRM took, left ``sent`` (the process died before it could
+    record the outcome), is found in the CRM by its lookup field on the next run: one record, confirmed."""
+    world = _world(tmp_path, three_sandboxes, state_url, instance)
+    settings, engine = world["settings"], world["engine"]
+    _write_run(world)
+    with _ui(three_sandboxes, "hubspot") as ui:
+        ui.post("/contacts", json={"properties": {"email": NEW_EMAIL, "firstname": "Crash", "lastname": "Test",
+                                                  "company": "Crashco"}}).raise_for_status()  # fmt: skip
+    sync_changes(settings, world["extract"], instance, world["resources"])
+    _write_run(world)
+    made = _find(settings, "dynamics", "contacts", "emailaddress1", [NEW_EMAIL])
+    assert len(made) == 1
+    # as if the run had died between the call and the commit of its outcome
+    with engine.begin() as conn:
+        conn.execute(write_outbox.update().where(write_outbox.c.lookup_value == NEW_EMAIL,
+                                                 write_outbox.c.target_crm == "dynamics")
+                     .values(status=outbox.SENT, target_id=None))  # fmt: skip
+    meta = _write_run(world)
+    assert meta[WRITES["dynamics"]]["reconciled_in_doubt"] == 1
+    assert _find(settings, "dynamics", "contacts", "emailaddress1", [NEW_EMAIL]) == made
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(write_outbox.c.status, write_outbox.c.target_id).where(
+            write_outbox.c.lookup_value == NEW_EMAIL, write_outbox.c.target_crm == "dynamics")).one()  # fmt: skip
+    assert tuple(row) == (outbox.DONE, made[NEW_EMAIL])
+    assert world["checks"][(WRITES["dynamics"], FAILED_WRITES)] is not None
