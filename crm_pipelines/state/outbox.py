@@ -10,8 +10,8 @@ the plan has seen it land (the next extract), has the same key and is not sent t
   sent again; an update is sent again (setting a field to a value twice is the same as once).
 - ``done``: the target confirmed it; set in the transaction that records its baselines (CONF-5).
 - ``failed``: the target refused it (OPS-6): the API's code and text are kept, and it is sent again on a
-  later run once ``next_attempt_at`` has passed (backing off); ``superseded`` once the plan no longer has it
-  (the record was fixed or changed since).
+  later run once ``next_attempt_at`` has passed (backing off), or at once when what it would send changed
+  (the record was fixed); ``superseded`` once the plan no longer has it.
 """
 
 from __future__ import annotations
@@ -34,17 +34,23 @@ WRITE_COLUMNS = ("key", "operation", "object", "ref", "lookup_field", "lookup_va
 _CHUNK = 1_000  # keys per statement
 
 
+def as_recorded(value: object) -> str:
+    """A payload or confirmation as recorded: JSON with sorted keys (a changed record is told by its text)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def retry_after(attempts: int) -> timedelta:
     """How long a write refused ``attempts`` times waits before it is sent again."""
     return min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MAX)
 
 
 def states(engine_or_conn: Engine | Connection, keys: Sequence[str]) -> pd.DataFrame:
-    """``key``, ``status``, ``target_id``, ``attempts``, ``next_attempt_at`` of the keys already recorded."""
+    """``key``, ``status``, ``target_id``, ``attempts``, ``next_attempt_at``, ``payload`` (as recorded, JSON
+    text) of the keys already recorded."""
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
             return states(conn, keys)
-    names = ["key", "status", "target_id", "attempts", "next_attempt_at"]
+    names = ["key", "status", "target_id", "attempts", "next_attempt_at", "payload"]
     query = sa.select(*[write_outbox.c[c] for c in names])
     rows = [tuple(r) for start in range(0, len(keys), _CHUNK)
             for r in engine_or_conn.execute(query.where(write_outbox.c.key.in_(keys[start : start + _CHUNK])))]
@@ -60,16 +66,15 @@ def record_sent(conn: Connection, target: str, writes: pd.DataFrame, now: dateti
     if writes.empty:
         return
     keys = writes["key"].tolist()
-    old = states(conn, keys)
-    seen = set(old["key"])
-    for start in range(0, len(old), _CHUNK):
-        chunk = old["key"].iloc[start : start + _CHUNK].tolist()
-        conn.execute(write_outbox.update().where(write_outbox.c.key.in_(chunk)).values(
-            status=SENT, attempts=write_outbox.c.attempts + 1, updated_at=now))  # fmt: skip
+    seen = set(states(conn, keys)["key"])
+    for r in writes[writes["key"].isin(seen)].to_dict("records"):  # as sent now: the record may have changed
+        conn.execute(write_outbox.update().where(write_outbox.c.key == r["key"]).values(
+            status=SENT, attempts=write_outbox.c.attempts + 1, updated_at=now, lookup_value=r["lookup_value"],
+            payload=as_recorded(r["payload"]), confirm=as_recorded(r["confirm"])))  # fmt: skip
     new = writes[~writes["key"].isin(seen)]
     if len(new):
         rows = [{**{c: r[c] for c in WRITE_COLUMNS}, "target_crm": target, "status": SENT, "attempts": 1,
-                 "payload": orjson.dumps(r["payload"]).decode(), "confirm": orjson.dumps(r["confirm"]).decode(),
+                 "payload": as_recorded(r["payload"]), "confirm": as_recorded(r["confirm"]),
                  "created_at": now, "updated_at": now} for r in new.to_dict("records")]  # fmt: skip
         conn.execute(write_outbox.insert(), rows)
 

@@ -11,7 +11,8 @@ A run, per target CRM:
    until an extract has read them back), less refused ones not yet due for another try (OPS-6).
 3. Per object and operation, a batch at a time: the batch is recorded as sent and committed, then sent; then,
    in one transaction, each record's outcome: confirmed ones set their baselines (CONF-5: the value written
-   is not read back as a user's change), refused ones keep the API's code and text and wait to be retried.
+   is not read back as a user's change), refused ones keep the API's code and text and wait to be retried
+   (at once when the record changed since).
 
 Not written yet by this stage: company, deal and task creates, associations, deletions and HubSpot pipelines
 (counted in the report as ``not_yet_written``).
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -126,7 +128,10 @@ async def write_target(engine: Engine, settings: Settings, target: str, client: 
     known = requests[["key"]].merge(outbox.states(engine, requests["key"].tolist()), on="key", how="left")
     done = known["status"].eq(outbox.DONE).to_numpy(dtype=bool)
     due_later = (known["next_attempt_at"] > pd.Timestamp(now)).fillna(False).to_numpy(dtype=bool)
-    waiting = known["status"].eq(outbox.FAILED).to_numpy(dtype=bool) & due_later
+    # a refused record that was changed since (fixed, say) goes again at once
+    same = np.array([p == outbox.as_recorded(q) for p, q in zip(known["payload"], requests["payload"], strict=True)],
+                    dtype=bool)
+    waiting = known["status"].eq(outbox.FAILED).to_numpy(dtype=bool) & due_later & same
     report.already_done, report.waiting_retry = int(done.sum()), int(waiting.sum())
     with engine.begin() as conn:
         report.superseded = outbox.supersede(conn, target, set(requests["key"]), now)
