@@ -43,11 +43,24 @@ class ConflictError(ApiError):
 
 
 class TransientError(ApiError):
-    """429, 5xx, timeouts, dropped connections, malformed bodies: worth retrying."""
+    """429, 5xx, timeouts, dropped connections, malformed bodies: worth retrying. ``maybe_applied``: the
+    request may have reached the API and been carried out (its answer was lost, cut or an error after the
+    fact), as opposed to one the API cannot have run (no connection, a 429, a 503)."""
 
-    def __init__(self, *args: object, retry_after: float | None = None, **kwargs: object) -> None:
+    def __init__(self, *args: object, retry_after: float | None = None, maybe_applied: bool = False,
+                 **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.retry_after = retry_after
+        self.retry_after, self.maybe_applied = retry_after, maybe_applied
+
+
+class WriteInDoubt(CrmError):
+    """A write that must not be sent twice (a create) whose answer was lost after it may have been carried
+    out: it is not sent again; the caller finds out whether it happened (by the record's lookup field) before
+    it writes again (DESIGN Invariant 1)."""
+
+    def __init__(self, connection: str, last: TransientError) -> None:
+        super().__init__(connection, f"not sent again: the API may have carried it out; {last.args[0]}")
+        self.last = last
 
 
 class IncompleteBody(Exception):

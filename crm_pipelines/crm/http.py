@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 import httpx
 import orjson
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_never
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_never
 from tenacity.stop import stop_base
 
 from crm_pipelines.crm.budget import CallBudget
@@ -51,6 +51,7 @@ from crm_pipelines.crm.errors import (
     NotFoundError,
     RetriesExhausted,
     TransientError,
+    WriteInDoubt,
 )
 from crm_pipelines.crm.metering import CallRecord, Meter
 from crm_pipelines.crm.ratelimit import RateLimiter, RateLimits
@@ -82,6 +83,10 @@ TIMEOUT_MAX_S = 600.0
 READ_TIMEOUT_MIN_S = 2.0
 LATENCY_SAMPLES_MIN = 5
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# failures after which the API cannot have run the request: it never left (no connection, no pool slot), or
+# the API turned it away before running it (throttled, unavailable); after any other the work may be done
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NOT_RUN = frozenset({429, 503})
 TIMEOUT_CODE = "TIMEOUT"
 
 
@@ -270,6 +275,7 @@ class ApiClient:
         check: Callable[[ApiResponse], Any] | None = None,
         http: httpx.AsyncClient | None = None,
         idempotent: bool | None = None,
+        replay_safe: bool = True,
     ) -> ApiResponse:
         """One logical call, retried as needed. ``endpoint`` is the route template used for metering.
 
@@ -279,6 +285,8 @@ class ApiClient:
         ``IncompleteBody`` makes the attempt a transport fault, retried. ``http``: another client for this
         call (a login host that needs its own network settings). ``idempotent``: the call only reads and
         gets the read timeout (default: GET, HEAD and OPTIONS do; a search sent as a POST says so).
+        ``replay_safe=False``: sending the call twice would do its work twice (a create): a failure after which
+        the API may have carried it out is not retried but raised as ``WriteInDoubt``.
         """
 
         def wait(state: RetryCallState) -> float:
@@ -291,7 +299,7 @@ class ApiClient:
         retrying = AsyncRetrying(
             stop=stop,
             wait=wait,
-            retry=retry_if_exception_type(TransientError),
+            retry=retry_if_exception(lambda e: isinstance(e, TransientError) and (replay_safe or not e.maybe_applied)),
             sleep=self.sleep,
             reraise=True,
             before_sleep=lambda s: log.warning(
@@ -321,6 +329,8 @@ class ApiClient:
                             timed_out += 1
                         raise
         except TransientError as last:
+            if last.maybe_applied and not replay_safe:
+                raise WriteInDoubt(self.connection, last) from None
             spent = max(time.monotonic() - started, retrying.statistics.get("idle_for", 0.0))
             raise RetriesExhausted(self.connection, number, last, spent) from None
         raise AssertionError("unreachable")
@@ -393,14 +403,16 @@ class ApiClient:
                     )
                 finally:
                     self.limiter.complete(stamps)
-            except httpx.TimeoutException:
+            except httpx.TimeoutException as e:
                 self._record(method, endpoint, "timeout", started, number)
                 waited = f" after {call.timeout_s:g} s" if call.timeout_s is not None else ""
-                raise self._transient(endpoint, 0, TIMEOUT_CODE, f"no answer{waited}: the request timed out") from None
+                raise self._transient(endpoint, 0, TIMEOUT_CODE, f"no answer{waited}: the request timed out",
+                                      maybe_applied=not isinstance(e, _NEVER_SENT)) from None
             except (httpx.NetworkError, httpx.RemoteProtocolError) as e:
                 # ReadError(''), RemoteProtocolError('peer closed connection …'): the connection died mid-call
                 self._record(method, endpoint, "dropped", started, number)
-                raise self._transient(endpoint, 0, "CONNECTION", f"connection failed: {type(e).__name__}") from None
+                raise self._transient(endpoint, 0, "CONNECTION", f"connection failed: {type(e).__name__}",
+                                      maybe_applied=not isinstance(e, _NEVER_SENT)) from None
         if call.reads:  # an answer, whatever its status: how long this endpoint takes to reply
             elapsed = time.perf_counter() - started
             self._round_trips(endpoint).add(elapsed)
@@ -424,7 +436,7 @@ class ApiClient:
                     answer.data = call.check(answer)
             except IncompleteBody as incomplete:
                 self._record(method, endpoint, "malformed", started, number)
-                raise self._transient(endpoint, status, "MALFORMED", str(incomplete)) from None
+                raise self._transient(endpoint, status, "MALFORMED", str(incomplete), maybe_applied=True) from None
             self._record(method, endpoint, status, started, number)
             return answer
         self._record(method, endpoint, status, started, number)
@@ -442,7 +454,8 @@ class ApiClient:
             # waits its Retry-After, and the others go on at the limiter's pace (issue 18).
             if status == 429 and self.limiter.may_be_full(bucket):
                 self.limiter.pause(bucket, retry_after if retry_after is not None else 1.0)
-            raise self._transient(endpoint, status, parsed.code, parsed.message, parsed.correlation_id, retry_after)
+            raise self._transient(endpoint, status, parsed.code, parsed.message, parsed.correlation_id, retry_after,
+                                  maybe_applied=status not in _NOT_RUN)
         kind = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError, 409: ConflictError}
         raise kind.get(status, ApiError)(
             self.connection,
@@ -461,6 +474,7 @@ class ApiClient:
         message: str,
         correlation_id: str | None = None,
         retry_after: float | None = None,
+        maybe_applied: bool = False,
     ) -> TransientError:
         return TransientError(
             self.connection,
@@ -470,6 +484,7 @@ class ApiClient:
             message=self.redact(message),
             correlation_id=correlation_id,
             retry_after=retry_after,
+            maybe_applied=maybe_applied,
         )
 
     def _record(self, method: str, endpoint: str, status: int | str, started: float, attempt: int) -> None:

@@ -183,3 +183,45 @@ def test_ops6_a_record_the_crm_refuses_fails_alone_waits_and_goes_once_fixed(
     lead = _find(settings, "salesforce", "Lead", "Email", [email])
     assert _get(settings, "salesforce", f"sobjects/Lead/{lead[email.lower()]}")["Company"] == "Fixed Inc"
     assert f"hubspot:{hubspot_id}" not in set(outbox.failures(engine, "salesforce")["ref"])
+
+
+def test_invariant1_a_create_whose_answer_was_lost_is_found_never_sent_twice(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
+) -> None:
+    """Invariant 1 on the wire: HubSpot carries out every batch create but its answer comes back cut short
+    (the sandbox's ``malformed`` fault). The connector does not send a create again (it could make the
+    records twice); the run looks them up by email, confirms those it finds, and no contact exists twice."""
+    world = _world(tmp_path, three_sandboxes, state_url, instance)
+    settings = world["settings"]
+    with three_sandboxes.admin() as admin:
+        admin.put("/faults", json={"rate_malformed": 1.0, "path_prefix": "/crm/v3/objects/contacts/batch/create"}
+                  ).raise_for_status()  # fmt: skip
+    meta = _write_run(world)[WRITES["hubspot"]]
+    with three_sandboxes.admin() as admin:
+        admin.delete("/faults").raise_for_status()
+        usage = admin.get("/usage").json()
+    created = outbox.states(world["engine"], _keys(world["engine"], "hubspot", "create"))
+    assert meta["in_doubt"] == meta["reconciled_in_doubt"] == len(created) > 0 and meta["created"] == 0
+    assert set(created["status"]) == {outbox.DONE}
+    sent = usage["endpoints"]["POST /crm/v3/objects/{object_type}/batch/create"]
+    assert sent == -(-len(created) // 100)  # each batch sent once, none again
+    emails = [str(e) for e in _payload_values(world["engine"], "hubspot", "email")]
+    found = _find(settings, "hubspot", "contacts", "email", emails)
+    assert set(found) == {e.lower() for e in emails}
+    again = _write_run(world)[WRITES["hubspot"]]
+    assert again["created"] == 0 and again["already_written"] >= len(created)
+
+
+def _keys(engine, target: str, operation: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(write_outbox.c.key).where(
+            write_outbox.c.target_crm == target, write_outbox.c.operation == operation)).scalars())  # fmt: skip
+
+
+def _payload_values(engine, target: str, field: str) -> list:
+    import json
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(write_outbox.c.payload).where(
+            write_outbox.c.target_crm == target, write_outbox.c.operation == "create")).scalars()  # fmt: skip
+        return [json.loads(p)[field] for p in rows]

@@ -102,6 +102,7 @@ async def _chunk(
                 path,
                 endpoint,
                 json={"allOrNone": False, "records": [body for _, body, _ in chunk]},
+                replay_safe=operation != "create",  # a create sent twice makes two records
             )
     except TransientError:
         raise

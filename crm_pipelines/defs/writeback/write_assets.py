@@ -24,6 +24,7 @@ def _metadata(report: WriteReport, meter: Meter) -> dict:
         "updated": report.updated,
         "failed": report.failed,
         "reconciled_in_doubt": report.reconciled,  # creates a killed run sent, found in the CRM (not resent)
+        "in_doubt": report.in_doubt,  # creates whose answer was lost in this run (never sent twice)
         "already_written": report.already_done,  # confirmed earlier; the next extract reads them back
         "waiting_retry": report.waiting_retry,
         "superseded": report.superseded,

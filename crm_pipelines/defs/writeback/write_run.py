@@ -29,6 +29,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from crm_pipelines import catalog
+from crm_pipelines.crm.errors import WriteInDoubt
 from crm_pipelines.crm.outcomes import WriteOutcome
 from crm_pipelines.defs.writeback.create_value_inputs import carried_values, update_forms_of, update_objects
 from crm_pipelines.defs.writeback.stored_plan import stored_plans
@@ -48,6 +49,7 @@ class WriteReport:
     updated: int = 0
     failed: int = 0
     reconciled: int = 0  # creates in doubt found in the target: confirmed, not sent again
+    in_doubt: int = 0  # creates whose answer was lost in this run (looked up; those not found go next run)
     already_done: int = 0  # planned writes confirmed by an earlier run (not yet read back by an extract)
     waiting_retry: int = 0  # refused writes not yet due for another try
     superseded: int = 0
@@ -151,10 +153,17 @@ async def _send(engine: Engine, target: str, client: Any, operation: str, obj: s
     with engine.begin() as conn:  # recorded before the call, committed (Invariant 1)
         outbox.record_sent(conn, target, batch, now)
     records = batch.to_dict("records")
-    if operation == "create":
-        outcomes: list[WriteOutcome] = await client.create(obj, [r["payload"] for r in records])
-    else:
-        outcomes = await client.update(obj, [(r["ref"], r["payload"]) for r in records])
+    try:
+        if operation == "create":
+            outcomes: list[WriteOutcome] = await client.create(obj, [r["payload"] for r in records])
+        else:
+            outcomes = await client.update(obj, [(r["ref"], r["payload"]) for r in records])
+    except WriteInDoubt as doubt:  # the answer to a create was lost: what landed is found, the rest goes later
+        report.in_doubt += len(records)
+        report.errors.append({"object": obj, "operation": operation, "ref": f"{len(records)} records",
+                              "code": "IN_DOUBT", "message": str(doubt)})  # fmt: skip
+        await _reconcile(engine, target, client, report, now)
+        return
     done, failed = [], []
     for record, outcome in zip(records, sorted(outcomes, key=lambda o: o.index), strict=True):
         if outcome.ok:
