@@ -28,6 +28,7 @@ def _metadata(report: WriteReport, meter: Meter) -> dict:
         "already_written": report.already_done,  # confirmed earlier; the next extract reads them back
         "waiting_retry": report.waiting_retry,
         "superseded": report.superseded,
+        "deferred": report.deferred,  # OPS-8: left for a later run by the 24 h budget
         "not_yet_written": dg.MetadataValue.json(report.not_yet_written),
         "api_calls": meter.count(),
         "examples": dg.MetadataValue.json(report.examples),

@@ -32,10 +32,11 @@ from crm_pipelines import catalog
 from crm_pipelines.crm.errors import WriteInDoubt
 from crm_pipelines.crm.outcomes import WriteOutcome
 from crm_pipelines.defs.writeback.create_value_inputs import carried_values, update_forms_of, update_objects
+from crm_pipelines.defs.writeback.plan_inputs import calls_left
 from crm_pipelines.defs.writeback.stored_plan import stored_plans
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import baselines, outbox, unified
-from crm_pipelines.sync.calls import batch_size
+from crm_pipelines.sync.calls import batch_size, fit_budget
 from crm_pipelines.sync.write_requests import create_requests, target_owners, update_requests
 
 WRITTEN_CREATES = {"contact"}  # the plan's create objects this stage writes so far
@@ -53,6 +54,7 @@ class WriteReport:
     already_done: int = 0  # planned writes confirmed by an earlier run (not yet read back by an extract)
     waiting_retry: int = 0  # refused writes not yet due for another try
     superseded: int = 0
+    deferred: int = 0  # planned writes the calls left in the 24 h budget do not cover (OPS-8): a later run's
     not_yet_written: dict[str, int] = field(default_factory=dict)  # planned work this stage does not write yet
     examples: list[dict[str, Any]] = field(default_factory=list)  # a few writes, as sent
     errors: list[dict[str, Any]] = field(default_factory=list)  # this run's refusals (record, code, text)
@@ -138,6 +140,14 @@ async def write_target(engine: Engine, settings: Settings, target: str, client: 
     with engine.begin() as conn:
         report.superseded = outbox.supersede(conn, target, set(requests["key"]), now)
     todo = requests[~done & ~waiting]
+    # OPS-2/OPS-8: what the calls left in the 24 h budget do not cover stays for later, as the plan shows it
+    work = pd.DataFrame({"action": todo["operation"].to_numpy(), "object": todo["kind"].to_numpy(),
+                         "record_id": todo["ref"].astype(str).to_numpy()})  # fmt: skip
+    kept, deferred = fit_budget(target, work, calls_left(engine, settings, target))
+    if len(deferred):
+        keep = set(zip(kept["action"], kept["object"], kept["record_id"], strict=True))
+        todo = todo[[k in keep for k in zip(work["action"], work["object"], work["record_id"], strict=True)]]
+    report.deferred = len(deferred)
     # creates first: a record exists before anything refers to it
     for operation in ("create", "update"):
         for obj, group in todo[todo["operation"] == operation].groupby("object", sort=False):
