@@ -8,6 +8,7 @@ baselines it sets once the target confirms it (CONF-5, Invariant 2).
 - A record's updates (``TargetPlan.updates``, each field's ``api_value``): one request per record whatever the
   number of fields, keyed by the record and every field's old and new value: the same update planned again
   before an extract has read it back is the same write, and a later change of the same field is a new one.
+- A deletion (``TargetPlan.deletes``, DEL-2/DEL-3): keyed by the record.
 
 Baselines are named by the link's HubSpot id: a create in HubSpot learns it from the API's answer
 (``hubspot_id`` None until then).
@@ -117,4 +118,15 @@ def update_requests(target: str, updates: pd.DataFrame, objects: pd.Series) -> p
             "lookup_value": None, "payload": payload, "confirm": {"baselines": baselines},
             "kind": str(group["kind"].iloc[0]),
         })  # fmt: skip
+    return pd.DataFrame(rows, columns=[*WRITE_COLUMNS, "kind"])
+
+
+def delete_requests(target: str, deletes: pd.DataFrame, objects: pd.Series) -> pd.DataFrame:
+    """``deletes`` (``object``, ``record_id``, ``rule``; DEL-2/DEL-3) and the API object each is in (aligned):
+    one request per record. Returns ``WRITE_COLUMNS`` plus ``kind``."""
+    rows = [{"key": key_of(target, "delete", obj, record_id), "operation": "delete", "object": str(obj),
+             "ref": str(record_id), "lookup_field": None, "lookup_value": None, "payload": {"rule": rule},
+             "confirm": {"baselines": []}, "kind": str(kind)}
+            for kind, record_id, rule, obj in zip(deletes["object"], deletes["record_id"], deletes["rule"], objects,
+                                                  strict=True)]  # fmt: skip
     return pd.DataFrame(rows, columns=[*WRITE_COLUMNS, "kind"])

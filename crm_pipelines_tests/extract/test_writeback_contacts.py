@@ -12,26 +12,31 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from crm_pipelines.crm.connections import Secrets, open_client
+from crm_pipelines.crm.errors import NotFoundError
+from crm_pipelines.defs.extract import sensors
 from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
 from crm_pipelines.defs.writeback.write_assets import FAILED_WRITES, WRITES, build_write_assets
 from crm_pipelines.settings import load_settings
-from crm_pipelines.state import baselines, outbox
+from crm_pipelines.state import baselines, mirror, outbox
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.state.schema import write_outbox
 from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
 from crm_pipelines_tests.extract.test_unified_incremental import _ui
+from crm_pipelines_tests.extract.test_writeback_plan_deletions import _link_deals, _unique_email_links
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 NEW_EMAIL = "new.person@example.org"
@@ -68,8 +73,23 @@ def _write_run(world) -> dict[dg.AssetKey, dict]:
             for e in result.get_asset_materialization_events() if e.asset_key in WRITES.values()}
 
 
-def _world(tmp_path: Path, sandbox: RunningSandbox, state_url: str, instance: dg.DagsterInstance) -> dict:
-    settings_path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url)
+def _cycle(world) -> int:
+    """The change sensor's extracts, then ``unified``, the plans and the writes; the writes' calls and records."""
+    sync_changes(world["settings"], world["extract"], world["instance"], world["resources"])
+    return sum(m["created"] + m["updated"] + m["deleted"] + m["api_calls"] for m in _write_run(world).values())
+
+
+def _converge(world, most: int = 3) -> int:
+    """Cycles until one writes nothing (at most ``most``); how many wrote something."""
+    for cycles in range(most + 1):
+        if not _cycle(world):
+            return cycles
+    raise AssertionError("the sync did not converge")
+
+
+def _world(tmp_path: Path, sandbox: RunningSandbox, state_url: str, instance: dg.DagsterInstance,
+           **sections) -> dict:
+    settings_path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url, **sections)
     settings = load_settings(settings_path)
     resources = build_resources(settings, str(settings_path), state_url=state_url)
     world = {"settings": settings, "resources": resources, "instance": instance,
@@ -114,18 +134,10 @@ def test_con5_conf2_conf5_a_new_hubspot_contact_and_a_salesforce_edit_reach_the_
 
     # HubSpot is the hub: the Salesforce edit reaches Dynamics on the next cycle, through HubSpot; then the sync
     # has converged, and (CONF-5) cycles without outside edits write nothing and spend no write calls
-    def cycle() -> int:
-        sync_changes(settings, world["extract"], instance, world["resources"])
-        done = _write_run(world)
-        return sum(m["created"] + m["updated"] + m["api_calls"] for m in done.values())
-
-    cycles = 1
-    while cycle():
-        cycles += 1
-        assert cycles <= 3, "the sync did not converge"
+    assert _converge(world) <= 2
     dyn_id = str(link_store.load(engine, kind="contact", hubspot_ids=[hs_id])["dynamics_id"].iloc[0])
     assert _get(settings, "dynamics", f"contacts({dyn_id})", {"$select": "firstname"})["firstname"] == "Zebediah"
-    assert [cycle() for _ in range(2)] == [0, 0]
+    assert [_cycle(world) for _ in range(2)] == [0, 0]
     assert len(_find(settings, "salesforce", "Lead", "Email", [NEW_EMAIL])) == 1
 
 
@@ -314,3 +326,69 @@ def test_invariant1_killed_at_many_points_the_writes_end_as_one_uninterrupted_ru
     assert {code for _, _, status, code in rows if status == outbox.FAILED} <= {"REQUIRED_FIELD_MISSING"}
     made = Counter((crm, obj) for crm, obj, status, _ in rows if status == outbox.DONE)
     assert _live(three_sandboxes) == {key: n + made[key] for key, n in before.items()}
+
+
+def _exists(settings, crm: str, path: str) -> bool:
+    async def run() -> bool:
+        async with open_client(crm, settings, Secrets({})) as client:
+            try:
+                if crm == "salesforce":
+                    await client.call("GET", path, f"GET {path}")
+                else:
+                    await client.api.request("GET", path, endpoint=f"GET {path}")
+            except NotFoundError:
+                return False
+            return True
+
+    return asyncio.run(run())
+
+
+def test_del1_del2_del3_del4_deletions_are_written_one_way_and_nothing_comes_back(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deleting a Salesforce Contact deletes its HubSpot contact (DEL-2, switched on here); deleting a Salesforce
+    Opportunity deletes its HubSpot deal, deleting a HubSpot deal keeps its Opportunity (DEL-3); a Dynamics
+    deletion deletes nothing elsewhere (DEL-1); and a HubSpot contact a person deleted is not created again from
+    the Salesforce record it was linked to (DEL-4)."""
+    world = _world(tmp_path, three_sandboxes, state_url, instance,
+                   sync={"salesforce": {"delete_contact_when_contact_deleted": True}})
+    settings, engine = world["settings"], world["engine"]
+    hs_deals = sorted(mirror.read_records(engine, "hubspot", "deals", columns=[])["id"].astype(str))
+    opps = sorted(mirror.read_records(engine, "salesforce", "Opportunity", columns=[])["id"].astype(str))
+    (deal_a, opp_a), (deal_b, opp_b) = (hs_deals[0], opps[0]), (hs_deals[1], opps[1])
+    _link_deals(engine, [(deal_a, opp_a), (deal_b, opp_b)])  # as the deal creates will link them
+    _write_run(world)
+    # the sync converges before anything is deleted: the records it made are read back and linked (a record
+    # deleted within a cycle of a create made from it: see the README, Writes)
+    _converge(world)
+    links = link_store.load(engine, kind="contact")
+    contact_gone, hs_deleted = _unique_email_links(engine, links.assign(dynamics_id=None), "Contact")[:2]
+    sf_of = links.set_index("hubspot_id")["salesforce_id"]
+    dyn = links[links["dynamics_id"].notna() & ~links["hubspot_id"].isin([contact_gone, hs_deleted])].iloc[0]
+    email = _get(settings, "hubspot", f"/crm/v3/objects/contacts/{hs_deleted}", {"properties": "email"})
+    email = email["properties"]["email"].lower()
+    with _ui(three_sandboxes, "salesforce") as ui:
+        ui.delete(f"/Contact/{sf_of[contact_gone]}").raise_for_status()
+        ui.delete(f"/Opportunity/{opp_a}").raise_for_status()
+    with _ui(three_sandboxes, "hubspot") as ui:
+        ui.delete(f"/contacts/{hs_deleted}").raise_for_status()
+        ui.delete(f"/deals/{deal_b}").raise_for_status()
+    with _ui(three_sandboxes, "dynamics") as ui:
+        ui.delete(f"/{'contacts' if dyn['dynamics_type'] == 'contact' else 'leads'}/{dyn['dynamics_id']}"
+                  ).raise_for_status()  # fmt: skip
+    # a deletion leaves no trace in the change polls: the sensor's hourly deletion sweep brings it in (DEL-5);
+    # here every tick is an hour later
+    monkeypatch.setattr(sensors, "DELETION_SWEEP_EVERY", timedelta(0))
+    deleted = 0
+    for _ in range(3):  # the deletions, then cycles with nothing more to do
+        sync_changes(settings, world["extract"], instance, world["resources"])
+        deleted += sum(m["deleted"] for m in _write_run(world).values())
+    assert _cycle(world) == 0
+    assert not _exists(settings, "hubspot", f"/crm/v3/objects/contacts/{contact_gone}")  # DEL-2
+    assert not _exists(settings, "hubspot", f"/crm/v3/objects/deals/{deal_a}")  # DEL-3
+    assert deleted == 2  # the HubSpot contact and the HubSpot deal, once each
+    assert _exists(settings, "salesforce", f"sobjects/Opportunity/{opp_b}")  # DEL-3: never the reverse
+    assert _exists(settings, "hubspot", f"/crm/v3/objects/contacts/{dyn['hubspot_id']}")  # DEL-1
+    assert _exists(settings, "salesforce", f"sobjects/Contact/{sf_of[hs_deleted]}")  # HubSpot's deletion stays
+    assert email not in _find(settings, "hubspot", "contacts", "email", [email])  # DEL-4: not created again

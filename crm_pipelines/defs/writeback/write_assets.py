@@ -22,6 +22,7 @@ def _metadata(report: WriteReport, meter: Meter) -> dict:
     return {
         "created": report.created,
         "updated": report.updated,
+        "deleted": report.deleted,  # DEL-2/DEL-3
         "failed": report.failed,
         "reconciled_in_doubt": report.reconciled,  # creates a killed run sent, found in the CRM (not resent)
         "in_doubt": report.in_doubt,  # creates whose answer was lost in this run (never sent twice)
@@ -60,8 +61,8 @@ def _write_asset(crm: str) -> dg.AssetsDefinition:
 
             reason, report = "written", asyncio.run(run())
         context.log.info(f"{crm} writes ({reason}): {report.created} created, {report.updated} updated, "
-                         f"{report.failed} refused, {report.reconciled} found written by an earlier run, "
-                         f"{meter.count()} API calls")
+                         f"{report.deleted} deleted, {report.failed} refused, {report.reconciled} found written by an "
+                         f"earlier run, {meter.count()} API calls")
         for error in report.errors[:20]:
             context.log.warning(f"{crm} refused {error['operation']} of {error['object']} {error['ref']}: "
                                 f"{error['code']}: {error['message']}")

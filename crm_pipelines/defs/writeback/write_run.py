@@ -1,5 +1,5 @@
-"""Executing a target's stored plan (issue 13): its contact creates and its field updates, batched at the API's
-maximum, through the outbox (``state/outbox.py``), so that a run killed at any instant and run again neither
+"""Executing a target's stored plan (issue 13): its contact creates, field updates and deletions, batched at the
+API's maximum, through the outbox (``state/outbox.py``), so that a run killed at any instant and run again neither
 duplicates a record nor loses a change (DESIGN Invariants 1, 2 and 4).
 
 A run, per target CRM:
@@ -14,8 +14,8 @@ A run, per target CRM:
    is not read back as a user's change), refused ones keep the API's code and text and wait to be retried
    (at once when the record changed since).
 
-Not written yet by this stage: company, deal and task creates, associations, deletions and HubSpot pipelines
-(counted in the report as ``not_yet_written``).
+Not written yet by this stage: company, deal and task creates, associations and HubSpot pipelines (counted in
+the report as ``not_yet_written``).
 """
 
 from __future__ import annotations
@@ -31,13 +31,18 @@ from sqlalchemy.engine import Engine
 from crm_pipelines import catalog
 from crm_pipelines.crm.errors import WriteInDoubt
 from crm_pipelines.crm.outcomes import WriteOutcome
-from crm_pipelines.defs.writeback.create_value_inputs import carried_values, update_forms_of, update_objects
+from crm_pipelines.defs.writeback.create_value_inputs import (
+    HUBSPOT_OBJECT,
+    carried_values,
+    update_forms_of,
+    update_objects,
+)
 from crm_pipelines.defs.writeback.plan_inputs import calls_left
 from crm_pipelines.defs.writeback.stored_plan import stored_plans
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import baselines, outbox, unified
 from crm_pipelines.sync.calls import batch_size, fit_budget
-from crm_pipelines.sync.write_requests import create_requests, target_owners, update_requests
+from crm_pipelines.sync.write_requests import create_requests, delete_requests, target_owners, update_requests
 
 WRITTEN_CREATES = {"contact"}  # the plan's create objects this stage writes so far
 
@@ -48,6 +53,7 @@ class WriteReport:
 
     created: int = 0
     updated: int = 0
+    deleted: int = 0
     failed: int = 0
     reconciled: int = 0  # creates in doubt found in the target: confirmed, not sent again
     in_doubt: int = 0  # creates whose answer was lost in this run (looked up; those not found go next run)
@@ -66,9 +72,8 @@ def requests_for(engine: Engine, settings: Settings, target: str) -> tuple[pd.Da
     creates = plan.creates[plan.creates["object"].isin(WRITTEN_CREATES)]
     left = plan.creates.loc[~plan.creates["object"].isin(WRITTEN_CREATES), "object"].value_counts()
     not_yet = {f"create {k}": int(v) for k, v in left.items()}
-    for part, label in (("associations", "association"), ("deletes", "delete")):
-        if len(getattr(plan, part)):
-            not_yet[label] = len(getattr(plan, part))
+    if len(plan.associations):
+        not_yet["association"] = len(plan.associations)
     lookup = {o.name: o.lookup_field for o in catalog.objects(target)}
     owners = unified.read(engine, "owners")
     values = target_owners(carried_values(engine, settings, target, creates), target, owners) if len(creates) \
@@ -80,7 +85,10 @@ def requests_for(engine: Engine, settings: Settings, target: str) -> tuple[pd.Da
             columns=["target_field", "api_value"], errors="ignore"))[0], target, owners)
     changed = update_requests(target, updates, update_objects(engine, target, updates) if len(updates)
                               else pd.Series(dtype=object))
-    return pd.concat([made, changed], ignore_index=True), not_yet
+    deletes = plan.deletes
+    gone = delete_requests(target, deletes, deletes["object"].map(HUBSPOT_OBJECT) if target == "hubspot"
+                           else deletes["object_type"])
+    return pd.concat([made, changed, gone], ignore_index=True), not_yet
 
 
 def _baseline_rows(confirm: dict, target_id: str | None) -> pd.DataFrame:
@@ -149,7 +157,7 @@ async def write_target(engine: Engine, settings: Settings, target: str, client: 
         todo = todo[[k in keep for k in zip(work["action"], work["object"], work["record_id"], strict=True)]]
     report.deferred = len(deferred)
     # creates first: a record exists before anything refers to it
-    for operation in ("create", "update"):
+    for operation in ("create", "update", "delete"):
         for obj, group in todo[todo["operation"] == operation].groupby("object", sort=False):
             size = batch_size(target, str(obj))
             for start in range(0, len(group), size):
@@ -166,8 +174,10 @@ async def _send(engine: Engine, target: str, client: Any, operation: str, obj: s
     try:
         if operation == "create":
             outcomes: list[WriteOutcome] = await client.create(obj, [r["payload"] for r in records])
-        else:
+        elif operation == "update":
             outcomes = await client.update(obj, [(r["ref"], r["payload"]) for r in records])
+        else:
+            outcomes = await client.delete(obj, [r["ref"] for r in records])
     except WriteInDoubt as doubt:  # the answer to a create was lost: what landed is found, the rest goes later
         report.in_doubt += len(records)
         report.errors.append({"object": obj, "operation": operation, "ref": f"{len(records)} records",
@@ -184,9 +194,7 @@ async def _send(engine: Engine, target: str, client: Any, operation: str, obj: s
                                   "code": outcome.code, "message": outcome.message})  # fmt: skip
     _confirm(engine, target, done, failed, now)
     report.failed += len(failed)
-    if operation == "create":
-        report.created += len(done)
-    else:
-        report.updated += len(done)
+    counted = {"create": "created", "update": "updated", "delete": "deleted"}[operation]
+    setattr(report, counted, getattr(report, counted) + len(done))
     report.examples += [{"operation": operation, "object": obj, "ref": r["ref"], "payload": r["payload"]}
                         for r, _ in done[: max(0, 3 - len(report.examples))]]  # fmt: skip
