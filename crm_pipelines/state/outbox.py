@@ -109,10 +109,12 @@ def in_doubt(engine: Engine, target: str) -> pd.DataFrame:
 
 
 def supersede(conn: Connection, target: str, planned: set[str], now: datetime) -> int:
-    """Failed writes of ``target`` the plan no longer has (the record was fixed, or changed again): no longer
-    retried, kept for the record. Returns how many."""
+    """Writes of ``target`` the plan no longer has: refused ones (the record was fixed, or changed again) and
+    updates in doubt (a later change replaced them): no longer retried, kept for the record. A create in doubt
+    stays until it is found or sent again. Returns how many."""
     failed = [k for (k,) in conn.execute(sa.select(write_outbox.c.key).where(
-        write_outbox.c.target_crm == target, write_outbox.c.status == FAILED))]  # fmt: skip
+        write_outbox.c.target_crm == target, (write_outbox.c.status == FAILED) | (
+            (write_outbox.c.status == SENT) & (write_outbox.c.operation != "create"))))]  # fmt: skip
     gone = [k for k in failed if k not in planned]
     for start in range(0, len(gone), _CHUNK):
         conn.execute(write_outbox.update().where(write_outbox.c.key.in_(gone[start : start + _CHUNK])).values(

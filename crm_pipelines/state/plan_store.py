@@ -297,18 +297,20 @@ def _keys(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype({"target_crm": object, "part": object, "scope": object, "row_hash": "int64"})
 
 
-def read(engine_or_conn: Engine | Connection,
-         parts: Iterable[str] | None = None) -> dict[tuple[str, str], pd.DataFrame]:
+def read(engine_or_conn: Engine | Connection, parts: Iterable[str] | None = None,
+         target: str | None = None) -> dict[tuple[str, str], pd.DataFrame]:
     """(target CRM, part) -> the stored rows as a frame (plan-wide rows first, then by scope), with a
-    ``scope`` column; ``parts``: only these."""
+    ``scope`` column; ``parts``: only these; ``target``: only that CRM's."""
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
-            return read(conn, parts)
+            return read(conn, parts, target)
     conn = engine_or_conn
     # the document as text, parsed here (the driver's JSON parsing costs several times more)
     query = sa.select(plan_rows.c.target_crm, plan_rows.c.part, plan_rows.c.scope, sa.cast(plan_rows.c.row, sa.Text))
     if parts is not None:
         query = query.where(plan_rows.c.part.in_(list(parts)))
+    if target is not None:
+        query = query.where(plan_rows.c.target_crm == target)
     query = query.order_by(plan_rows.c.target_crm, plan_rows.c.part, plan_rows.c.scope, plan_rows.c.row_hash)
     found = conn.execute(query).all()
     out: dict[tuple[str, str], pd.DataFrame] = {}

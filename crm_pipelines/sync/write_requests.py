@@ -11,18 +11,21 @@ baselines it sets once the target confirms it (CONF-5, Invariant 2).
 - A deletion (``TargetPlan.deletes``, DEL-2/DEL-3): keyed by the record.
 
 Baselines are named by the link's HubSpot id: a create in HubSpot learns it from the API's answer
-(``hubspot_id`` None until then).
+(``hubspot_id`` None until then); so does the link a confirmed create records (``origin: sync``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 import pandas as pd
 
 HUBSPOT = "hubspot"
 OWNER_PROPERTY = "hubspot_owner_id"
 DYNAMICS_OWNER_FIELD, DYNAMICS_OWNER_BIND = "ownerid@odata.bind", "/systemusers({})"
+# a record's type as a link names it (``state/links.py``), by the API object a create goes to
+LINK_TYPES = {"contacts": "contact", "leads": "lead"}
 # a request: its key, what it does to which object, for what (``ref``), how a create is found again, the record
 # as sent, and what it confirms (the baselines); as the outbox records it (``state/outbox.py``)
 WRITE_COLUMNS = ("key", "operation", "object", "ref", "lookup_field", "lookup_value", "payload", "confirm")
@@ -61,11 +64,12 @@ def target_owners(values: pd.DataFrame, target: str, owners: pd.DataFrame) -> pd
 
 
 def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
-                    lookup: dict[str, str | None]) -> pd.DataFrame:
+                    lookup: dict[str, str | None], source_types: Mapping[str, str] | None = None) -> pd.DataFrame:
     """``creates`` (``object``, ``identity_id``, ``source_crm``, ``source_id``), ``values`` (their carried
     values: ``source_id``, ``target_object``, ``field``, ``target_field``, ``value``, ``api_value``), ``lookup``:
-    target object -> its lookup field. Returns ``WRITE_COLUMNS`` plus ``kind`` and ``identity_id``; a create
-    with no value to write is left out."""
+    target object -> its lookup field; ``source_types``: a create in HubSpot's source record -> its type (Lead,
+    Contact; contact, lead), which the link it makes names. Returns ``WRITE_COLUMNS`` plus ``kind`` and
+    ``identity_id``; a create with no value to write is left out."""
     if creates.empty or values.empty:
         return pd.DataFrame(columns=[*WRITE_COLUMNS, "kind", "identity_id"])
     first = creates.drop_duplicates("source_id")
@@ -82,7 +86,9 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
         baselines = [{"field": f, "value": None if _blank(v) else str(v)}
                      for f, v in zip(group["field"].astype(str), group["value"], strict=True)]  # fmt: skip
         other_crm = str(made["source_crm"]) if target == HUBSPOT else target
-        confirm = {"kind": str(made["object"]), "other_crm": other_crm,
+        other_type = (source_types or {}).get(source_id) if target == HUBSPOT else LINK_TYPES.get(str(obj), str(obj))
+        confirm = {"kind": str(made["object"]), "other_crm": other_crm, "other_type": other_type,
+                   "other_id": source_id if target == HUBSPOT else None, "identity_id": str(made["identity_id"]),
                    "hubspot_id": None if target == HUBSPOT else source_id, "baselines": baselines}
         rows.append({
             "key": key_of(target, "create", obj, made["source_crm"], source_id),

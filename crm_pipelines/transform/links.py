@@ -55,7 +55,8 @@ def empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
 
 
-def _side(row: Mapping | None) -> dict | None:
+def side(row: Mapping | None) -> dict | None:
+    """A link row as its history names it: the ids it pairs, and the identity."""
     if row is None:
         return None
     return {c: row[c] for c in ID_COLUMNS if row.get(c) is not None} | {"identity_id": row.get("identity_id")}
@@ -91,7 +92,7 @@ def changes(old: pd.DataFrame, new: pd.DataFrame, *, deleted: set[tuple[str, str
         after = after.where(after.notna(), None).to_dict("records")
         parts.append(pd.DataFrame({"kind": created["kind"].to_numpy(dtype=object),
                                    "hubspot_id": created["hubspot_id"].to_numpy(dtype=object), "change": "created",
-                                   "before": None, "after": [_side(a) for a in after],
+                                   "before": None, "after": [side(a) for a in after],
                                    "reason": reason.to_numpy(dtype=object)}))  # fmt: skip
     out = []
     for r in both[both["_merge"] != "right_only"].to_dict("records"):
@@ -110,7 +111,7 @@ def changes(old: pd.DataFrame, new: pd.DataFrame, *, deleted: set[tuple[str, str
                                for crm in ("salesforce", "dynamics")
                                if before.get(f"{crm}_id") != after.get(f"{crm}_id"))
         out.append({"kind": r["kind"], "hubspot_id": r["hubspot_id"], "change": change,
-                    "before": _side(before), "after": _side(after), "reason": reason or "rematched"})
+                    "before": side(before), "after": side(after), "reason": reason or "rematched"})
     if out:
         parts.append(pd.DataFrame(out, columns=list(CHANGE_COLUMNS)))
     return pd.concat(parts, ignore_index=True)[list(CHANGE_COLUMNS)]

@@ -359,9 +359,7 @@ def test_del1_del2_del3_del4_deletions_are_written_one_way_and_nothing_comes_bac
     (deal_a, opp_a), (deal_b, opp_b) = (hs_deals[0], opps[0]), (hs_deals[1], opps[1])
     _link_deals(engine, [(deal_a, opp_a), (deal_b, opp_b)])  # as the deal creates will link them
     _write_run(world)
-    # the sync converges before anything is deleted: the records it made are read back and linked (a record
-    # deleted within a cycle of a create made from it: see the README, Writes)
-    _converge(world)
+    _converge(world)  # the sync converges before anything is deleted
     links = link_store.load(engine, kind="contact")
     contact_gone, hs_deleted = _unique_email_links(engine, links.assign(dynamics_id=None), "Contact")[:2]
     sf_of = links.set_index("hubspot_id")["salesforce_id"]
@@ -392,3 +390,33 @@ def test_del1_del2_del3_del4_deletions_are_written_one_way_and_nothing_comes_bac
     assert _exists(settings, "hubspot", f"/crm/v3/objects/contacts/{dyn['hubspot_id']}")  # DEL-1
     assert _exists(settings, "salesforce", f"sobjects/Contact/{sf_of[hs_deleted]}")  # HubSpot's deletion stays
     assert email not in _find(settings, "hubspot", "contacts", "email", [email])  # DEL-4: not created again
+
+
+def test_del4_a_contact_deleted_before_its_copies_are_read_back_is_not_created_again(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DEL-4 within one cycle: a person creates a HubSpot contact, the sync copies it to Salesforce and
+    Dynamics, and the person deletes it before an extract has read the copies back. The links the writes
+    recorded (``origin: sync``) pair the copies with it, so neither copy brings it back."""
+    world = _world(tmp_path, three_sandboxes, state_url, instance)
+    settings = world["settings"]
+    _write_run(world)
+    with _ui(three_sandboxes, "hubspot") as ui:
+        made = ui.post("/contacts", json={"properties": {"email": NEW_EMAIL, "firstname": "Short", "lastname": "Lived",
+                                                         "company": "Briefly"}})  # fmt: skip
+        made.raise_for_status()
+    sync_changes(settings, world["extract"], instance, world["resources"])
+    meta = _write_run(world)
+    assert meta[WRITES["salesforce"]]["created"] >= 1 and meta[WRITES["dynamics"]]["created"] >= 1
+    links = link_store.load(world["engine"], kind="contact", hubspot_ids=[str(made.json()["id"])])
+    assert links["origin"].tolist() == ["sync"] and links[["salesforce_id", "dynamics_id"]].notna().all(axis=None)
+    with _ui(three_sandboxes, "hubspot") as ui:
+        ui.delete(f"/contacts/{made.json()['id']}").raise_for_status()
+    monkeypatch.setattr(sensors, "DELETION_SWEEP_EVERY", timedelta(0))  # the hourly deletion sweep, every tick
+    for _ in range(2):
+        sync_changes(settings, world["extract"], instance, world["resources"])
+        _write_run(world)
+    assert _find(settings, "hubspot", "contacts", "email", [NEW_EMAIL]) == {}
+    assert set(_find(settings, "salesforce", "Lead", "Email", [NEW_EMAIL])) == {NEW_EMAIL}  # kept (DEL-2 off)
+    assert set(_find(settings, "dynamics", "contacts", "emailaddress1", [NEW_EMAIL])) == {NEW_EMAIL}  # DEL-1

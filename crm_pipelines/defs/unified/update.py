@@ -77,8 +77,9 @@ def fingerprint(settings: TransformSettings, engine: Engine) -> str:
         with engine.connect() as conn:
             rows = conn.execute(sa.select(table.c.id, table.c.deleted, table.c.record).order_by(table.c.id)).all()
         digest.update(orjson.dumps([[r[0], bool(r[1]), r[2]] for r in rows], option=orjson.OPT_SORT_KEYS))
-    sync_links = link_store.load(engine, origin="sync")
-    digest.update(pd.util.hash_pandas_object(sync_links.astype(str), index=False).to_numpy().tobytes())
+    # the links the writes record are not in it: each pairs a record the write just made, which the next extract
+    # of that CRM brings in (the write and the extract share the connection's pool), and an incremental update
+    # closes over the links of the records it reads
     return digest.hexdigest()
 
 
@@ -176,7 +177,7 @@ def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = 
     known = get_cursor(engine, *CURSOR, "fingerprint")
     current = fingerprint(settings, engine)
     reason = ("asked for" if full else "first update" if stored_marks is None or known is None
-              else "settings, code version, reference data or written links changed" if known != current else "")
+              else "settings, code version or reference data changed" if known != current else "")
     if reason:
         return _full(engine, settings, current, marks_now, reason, proposals, started)
     delta = load_delta(engine, json.loads(stored_marks))

@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -240,6 +241,14 @@ def _pipelines(engine: Engine, known: pd.DataFrame, inputs: pd.DataFrame | None 
 def _digest(frame: pd.DataFrame) -> str:
     ordered = frame.sort_values(list(frame.columns), ignore_index=True) if len(frame.columns) else frame
     return hashlib.sha256(ordered.to_csv(index=False).encode()).hexdigest()
+
+
+def stored_plan(engine: Engine, target: str, frames: Iterable[str]) -> TargetPlan:
+    """``target``'s plan as stored, only its ``frames`` (the others empty): what its writes read."""
+    stored = plan_store.read(engine, parts=list(frames), target=target)
+    empty = TargetPlan(crm=target)
+    return TargetPlan(crm=target, **{part: rows.reindex(columns=list(getattr(empty, part).columns))
+                                     for (_, part), rows in stored.items()})  # fmt: skip
 
 
 def stored_plans(engine: Engine) -> dict[str, TargetPlan]:

@@ -38,11 +38,13 @@ from crm_pipelines.defs.writeback.create_value_inputs import (
     update_objects,
 )
 from crm_pipelines.defs.writeback.plan_inputs import calls_left
-from crm_pipelines.defs.writeback.stored_plan import stored_plans
+from crm_pipelines.defs.writeback.stored_plan import stored_plan
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import baselines, outbox, unified
+from crm_pipelines.state import links as link_store
 from crm_pipelines.sync.calls import batch_size, fit_budget
 from crm_pipelines.sync.write_requests import create_requests, delete_requests, target_owners, update_requests
+from crm_pipelines.transform import links as link_rules
 
 WRITTEN_CREATES = {"contact"}  # the plan's create objects this stage writes so far
 
@@ -68,7 +70,7 @@ class WriteReport:
 
 def requests_for(engine: Engine, settings: Settings, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
     """The stored plan's writes to ``target`` this stage makes, and the planned work it leaves (per kind)."""
-    plan = stored_plans(engine)[target]
+    plan = stored_plan(engine, target, ("creates", "updates", "deletes", "associations"))
     creates = plan.creates[plan.creates["object"].isin(WRITTEN_CREATES)]
     left = plan.creates.loc[~plan.creates["object"].isin(WRITTEN_CREATES), "object"].value_counts()
     not_yet = {f"create {k}": int(v) for k, v in left.items()}
@@ -78,7 +80,8 @@ def requests_for(engine: Engine, settings: Settings, target: str) -> tuple[pd.Da
     owners = unified.read(engine, "owners")
     values = target_owners(carried_values(engine, settings, target, creates), target, owners) if len(creates) \
         else pd.DataFrame()
-    made = create_requests(target, creates, values, lookup)
+    made = create_requests(target, creates, values, lookup, _source_types(engine, creates) if target == "hubspot"
+                           else None)
     updates = plan.updates
     if len(updates):  # the API's field names and value forms (OPS-9), as the plan showed them
         updates = target_owners(update_forms_of(engine, settings, target, updates.drop(
@@ -89,6 +92,17 @@ def requests_for(engine: Engine, settings: Settings, target: str) -> tuple[pd.Da
     gone = delete_requests(target, deletes, deletes["object"].map(HUBSPOT_OBJECT) if target == "hubspot"
                            else deletes["object_type"])
     return pd.concat([made, changed, gone], ignore_index=True), not_yet
+
+
+def _source_types(engine: Engine, creates: pd.DataFrame) -> dict[str, str]:
+    """Source record id -> its type (Lead, Contact; contact, lead) as the contact identities hold it."""
+    ids = creates["source_id"].astype(str).tolist()
+    if not ids:
+        return {}
+    column = unified.column("contact_members", "id")
+    found = pd.concat([unified.read(engine, "contact_members", column.in_(ids[start : start + 5_000]),
+                                    columns=["id", "type"]) for start in range(0, len(ids), 5_000)])  # fmt: skip
+    return dict(zip(found["id"].astype(str), found["type"].astype(str), strict=True))
 
 
 def _baseline_rows(confirm: dict, target_id: str | None) -> pd.DataFrame:
@@ -102,10 +116,37 @@ def _baseline_rows(confirm: dict, target_id: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*baselines.KEY, "value"])
 
 
+def _links_made(engine: Engine, target: str, done: list[tuple[dict, str | None]]) -> tuple[pd.DataFrame,
+                                                                                            pd.DataFrame]:
+    """The links confirmed creates make (``origin: sync``: binding, ``transform/links.py``), each the row it
+    had with the new record added, and the history rows saying so."""
+    made = [(r["confirm"], target_id) for r, target_id in done if "other_crm" in r["confirm"] and target_id]
+    if not made:
+        return link_rules.empty(), pd.DataFrame()
+    ids = [str(c["hubspot_id"] or target_id) for c, target_id in made]
+    old = link_store.load(engine, kind="contact", hubspot_ids=ids).drop_duplicates("hubspot_id")
+    before = {str(r["hubspot_id"]): r for r in old.to_dict("records")}
+    rows, changes = [], []
+    for (c, target_id), hubspot_id in zip(made, ids, strict=True):
+        crm, had = c["other_crm"], before.get(hubspot_id)
+        row = {**dict.fromkeys(link_store.COLUMNS), **(had or {}), "kind": c["kind"], "hubspot_id": hubspot_id,
+               f"{crm}_id": str(c["other_id"] or target_id), f"{crm}_type": c["other_type"], "origin": "sync"}
+        row["identity_id"] = row["identity_id"] or c["identity_id"]
+        rows.append(row)
+        changes.append({"kind": c["kind"], "hubspot_id": hubspot_id, "change": "changed" if had else "created",
+                        "before": link_rules.side(had), "after": link_rules.side(row),
+                        "reason": f"created in {target} by the sync"})  # fmt: skip
+    return pd.DataFrame(rows, columns=list(link_store.COLUMNS)).astype(object), pd.DataFrame(changes)
+
+
 def _confirm(engine: Engine, target: str, done: list[tuple[dict, str | None]], failed: list[tuple[str, str | None,
              str | None]], now: datetime) -> None:
-    """Record outcomes in one transaction: confirmed writes and their baselines, refused ones."""
+    """Record outcomes in one transaction: confirmed writes, their baselines and the links creates make,
+    refused ones."""
+    links, changes = _links_made(engine, target, done)  # read first (SQLite: one connection at a time)
     with engine.begin() as conn:
+        if len(links):
+            link_store.apply(conn, links, changes, now)
         if done:
             rows = pd.concat([_baseline_rows(r["confirm"], target_id).assign(write_id=r["key"])
                               for r, target_id in done], ignore_index=True)  # fmt: skip
