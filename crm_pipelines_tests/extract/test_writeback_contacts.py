@@ -20,6 +20,7 @@ import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from crm_pipelines.crm.connections import Secrets, open_client
 from crm_pipelines.crm.errors import NotFoundError
@@ -32,6 +33,7 @@ from crm_pipelines.defs.writeback.write_assets import FAILED_WRITES, WRITES, bui
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import baselines, mirror, outbox
 from crm_pipelines.state import links as link_store
+from crm_pipelines.state.api_usage import SqlCallLedger
 from crm_pipelines.state.db import create_state_engine
 from crm_pipelines.state.schema import write_outbox
 from crm_pipelines_tests.extract.test_extract import backfill, sandbox_settings, sync_changes
@@ -420,3 +422,27 @@ def test_del4_a_contact_deleted_before_its_copies_are_read_back_is_not_created_a
     assert _find(settings, "hubspot", "contacts", "email", [NEW_EMAIL]) == {}
     assert set(_find(settings, "salesforce", "Lead", "Email", [NEW_EMAIL])) == {NEW_EMAIL}  # kept (DEL-2 off)
     assert set(_find(settings, "dynamics", "contacts", "emailaddress1", [NEW_EMAIL])) == {NEW_EMAIL}  # DEL-1
+
+
+def test_ops2_ops8_a_run_writes_what_the_24h_budget_covers_and_the_next_the_rest(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
+) -> None:
+    """OPS-2/OPS-8: with one call left in Salesforce's 24 h budget, the write run succeeds, never goes over the
+    limit, and defers what it could not send; once the limit is raised the next run writes the rest."""
+    world = _world(tmp_path, three_sandboxes, state_url, instance)
+    engine, path = world["engine"], tmp_path / "crm_pipelines.yaml"
+    ledger = SqlCallLedger(engine)
+    limit = ledger.used("salesforce", time.time()) + 1  # (unlimited until now: the ledger counted nothing)
+    data = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**data, "connections": {"salesforce": {"api_call_limit": limit}}}))
+    tight = _write_run(world)[WRITES["salesforce"]]
+    assert tight["deferred"] > 0 and ledger.used("salesforce", time.time()) <= limit
+    path.write_text(yaml.safe_dump(data))
+    rest = _write_run(world)[WRITES["salesforce"]]
+    assert rest["deferred"] == 0 and rest["created"] > tight["created"]
+    created = _find(world["settings"], "salesforce", "Lead", "Email", _payload_values(engine, "salesforce", "Email"))
+    with engine.connect() as conn:
+        done = conn.execute(sa.select(sa.func.count()).select_from(write_outbox).where(
+            write_outbox.c.target_crm == "salesforce", write_outbox.c.operation == "create",
+            write_outbox.c.object == "Lead", write_outbox.c.status == outbox.DONE)).scalar_one()  # fmt: skip
+    assert len(created) == done  # every Lead once, none lost on the way

@@ -29,7 +29,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from crm_pipelines import catalog
-from crm_pipelines.crm.errors import WriteInDoubt
+from crm_pipelines.crm.errors import BudgetExhausted, WriteInDoubt
 from crm_pipelines.crm.outcomes import WriteOutcome
 from crm_pipelines.defs.writeback.create_value_inputs import (
     HUBSPOT_OBJECT,
@@ -198,12 +198,20 @@ async def write_target(engine: Engine, settings: Settings, target: str, client: 
         todo = todo[[k in keep for k in zip(work["action"], work["object"], work["record_id"], strict=True)]]
     report.deferred = len(deferred)
     # creates first: a record exists before anything refers to it
-    for operation in ("create", "update", "delete"):
-        for obj, group in todo[todo["operation"] == operation].groupby("object", sort=False):
-            size = batch_size(target, str(obj))
-            for start in range(0, len(group), size):
-                await _send(engine, target, client, operation, str(obj), group.iloc[start : start + size], report,
-                            now)
+    sent = 0
+    try:
+        for operation in ("create", "update", "delete"):
+            for obj, group in todo[todo["operation"] == operation].groupby("object", sort=False):
+                size = batch_size(target, str(obj))
+                for start in range(0, len(group), size):
+                    await _send(engine, target, client, operation, str(obj), group.iloc[start : start + size],
+                                report, now)
+                    sent += len(group.iloc[start : start + size])
+    except BudgetExhausted as spent:  # the calls the plan did not count (look-ups, describes) took the last ones
+        # the batch it stopped at is recorded as sent but was not: the next run looks it up, then sends it
+        report.deferred += len(todo) - sent
+        report.errors.append({"object": "", "operation": "", "ref": f"{len(todo) - sent} records",
+                              "code": "BUDGET", "message": str(spent)})  # fmt: skip
     return report
 
 
