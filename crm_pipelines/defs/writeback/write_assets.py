@@ -41,8 +41,8 @@ def _write_asset(crm: str) -> dg.AssetsDefinition:
 
     @dg.asset(key=key, deps=[PLANS[crm]], group_name="writeback", kinds={crm},
               pool=f"{crm}_api",  # never two runs writing to one connection at once, nor beside its extract
-              description=f"Writes {crm}'s plan: contact creates and field updates, batched, through the outbox "
-                          "(idempotent across crashes); records the CRM refuses are kept and retried (OPS-6)",
+              description=f"Writes {crm}'s plan: contact creates, field updates and deletions, batched, through the "
+                          "outbox (idempotent across crashes); records the CRM refuses are kept and retried (OPS-6)",
               check_specs=[dg.AssetCheckSpec(FAILED_WRITES, asset=key, description=f"OPS-6: records {crm} refused, "
                                              "per error code, with a sample (each is retried later)")])
     def writes(context: dg.AssetExecutionContext, state: StateDatabase, crm_settings: CrmSettings,
@@ -64,8 +64,8 @@ def _write_asset(crm: str) -> dg.AssetsDefinition:
                          f"{report.deleted} deleted, {report.failed} refused, {report.reconciled} found written by an "
                          f"earlier run, {meter.count()} API calls")
         for error in report.errors[:20]:
-            context.log.warning(f"{crm} refused {error['operation']} of {error['object']} {error['ref']}: "
-                                f"{error['code']}: {error['message']}")
+            context.log.warning(f"{crm}: {error['operation']} of {error['object']} {error['ref']} not written: "
+                                f"{error['code']}: {error['message']}")  # refused, in doubt or over budget
         failures = outbox.failures(engine, crm)
         by_code = {str(k): int(v) for k, v in failures["code"].fillna("unknown").value_counts().items()}
         sample = markdown_table(failures, ["operation", "object", "ref", "code", "message", "attempts"])
