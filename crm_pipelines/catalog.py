@@ -32,6 +32,9 @@ class CatalogObject:
     writable: bool = False  # the sync may create and update it
     # the field a create is found again by after a crash (Invariant 1): email, an external-id field, …
     lookup_field: str | None = None
+    # the lookup field holds the sync's own key of the record a create copies (``<crm>:<id>``), written with the
+    # create; else it is one of the record's own values (an email)
+    sync_key: bool = False
     hubspot_object: str | None = None  # the HubSpot object a record of this object pairs with
 
     @property
@@ -68,28 +71,29 @@ _SF_EXT = "External_Id__c"
 OBJECTS: tuple[CatalogObject, ...] = (
     # HubSpot: contacts track modification in ``lastmodifieddate``, the others in ``hs_lastmodifieddate``
     _hubspot("contacts", R, "lastmodifieddate", writable=True, lookup_field="email", hubspot_object="contacts"),
-    _hubspot("companies", R, "hs_lastmodifieddate", writable=True, lookup_field="crm_pipelines_key",
+    _hubspot("companies", R, "hs_lastmodifieddate", writable=True, lookup_field="crm_pipelines_key", sync_key=True,
              hubspot_object="companies"),
-    _hubspot("deals", R, "hs_lastmodifieddate", writable=True, lookup_field="crm_pipelines_key",
+    _hubspot("deals", R, "hs_lastmodifieddate", writable=True, lookup_field="crm_pipelines_key", sync_key=True,
              hubspot_object="deals"),
-    _hubspot("tasks", R, "hs_lastmodifieddate", writable=True, lookup_field="crm_pipelines_key",
+    _hubspot("tasks", R, "hs_lastmodifieddate", writable=True, lookup_field="crm_pipelines_key", sync_key=True,
              hubspot_object="tasks"),  # OPS-4
     _hubspot("associations", L, None),
     _hubspot("pipelines", REF, "updatedAt", writable=True),  # DEAL-3 creates pipelines
     _hubspot("owners", REF, "updatedAt"),
     _salesforce("Lead", R, writable=True, lookup_field="Email", hubspot_object="contacts"),
     _salesforce("Contact", R, writable=True, lookup_field="Email", hubspot_object="contacts"),
-    _salesforce("Account", R, writable=True, lookup_field=_SF_EXT, hubspot_object="companies"),
-    _salesforce("Opportunity", R, writable=True, lookup_field=_SF_EXT, hubspot_object="deals"),
+    _salesforce("Account", R, writable=True, lookup_field=_SF_EXT, sync_key=True, hubspot_object="companies"),
+    _salesforce("Opportunity", R, writable=True, lookup_field=_SF_EXT, sync_key=True, hubspot_object="deals"),
     _salesforce("OpportunityContactRole", R, writable=True),  # DEAL-6: deal → contact
-    _salesforce("Task", R, writable=True, lookup_field=_SF_EXT, hubspot_object="tasks"),  # OPS-4
+    _salesforce("Task", R, writable=True, lookup_field=_SF_EXT, sync_key=True, hubspot_object="tasks"),  # OPS-4
     _salesforce("OpportunityStage", REF),
     _salesforce("RecordType", REF),
     _salesforce("User", REF),
     _dynamics("contacts", R, "contactid", writable=True, lookup_field="emailaddress1", hubspot_object="contacts"),
     _dynamics("leads", R, "leadid", writable=True, lookup_field="emailaddress1", hubspot_object="contacts"),
-    _dynamics("accounts", R, "accountid", writable=True, lookup_field="accountnumber", hubspot_object="companies"),
-    _dynamics("opportunities", R, "opportunityid", writable=True, lookup_field="crm_pipelines_key",
+    _dynamics("accounts", R, "accountid", writable=True, lookup_field="accountnumber", sync_key=True,
+              hubspot_object="companies"),
+    _dynamics("opportunities", R, "opportunityid", writable=True, lookup_field="crm_pipelines_key", sync_key=True,
               hubspot_object="deals"),
     _dynamics("systemusers", REF, "systemuserid"),
 )  # fmt: skip

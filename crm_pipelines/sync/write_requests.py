@@ -25,7 +25,14 @@ HUBSPOT = "hubspot"
 OWNER_PROPERTY = "hubspot_owner_id"
 DYNAMICS_OWNER_FIELD, DYNAMICS_OWNER_BIND = "ownerid@odata.bind", "/systemusers({})"
 # a record's type as a link names it (``state/links.py``), by the API object a create goes to
-LINK_TYPES = {"contacts": "contact", "leads": "lead"}
+LINK_TYPES = {"contacts": "contact", "leads": "lead", "accounts": "account", "opportunities": "opportunity"}
+# the type a link names a company's or deal's source record by, per CRM (contacts: Lead/Contact, the identity's)
+SOURCE_TYPES = {("salesforce", "company"): "Account", ("dynamics", "company"): "account",
+                ("salesforce", "deal"): "Opportunity", ("dynamics", "deal"): "opportunity"}
+STANDARD_PIPELINE = "standard"  # the other CRM's only pipeline (no Salesforce record type to set)
+# Dataverse's business-process steps of an open opportunity, as ``salesstage`` takes them; a closed one (Won,
+# Lost) is closed by its own action after the create, not by a value
+DYNAMICS_STEPS = {"Qualify": 0, "Develop": 1, "Propose": 2, "Close": 3}
 # a request: its key, what it does to which object, for what (``ref``), how a create is found again, the record
 # as sent, and what it confirms (the baselines); as the outbox records it (``state/outbox.py``)
 WRITE_COLUMNS = ("key", "operation", "object", "ref", "lookup_field", "lookup_value", "payload", "confirm")
@@ -63,18 +70,50 @@ def target_owners(values: pd.DataFrame, target: str, owners: pd.DataFrame) -> pd
     return out
 
 
+def sync_key(source_crm: object, source_id: object) -> str:
+    """The key a create writes into a ``sync_key`` lookup field (``catalog.py``): its source record's."""
+    return f"{source_crm}:{source_id}"
+
+
+def deal_stage(target: str, pipeline: object, stage: object, new_pipeline: bool,
+               hubspot_stages: Mapping[tuple[str, str], tuple[str, str]]) -> dict[str, object] | None:
+    """A deal create's pipeline and stage as ``target``'s API takes them (DEAL-2/DEAL-3), or None when it cannot
+    be written yet: in a HubSpot pipeline the plan creates first (DEAL-3, named by labels: ``hubspot_stages``,
+    ``sync/pipeline_writes.stage_ids``) not there yet, or a Dataverse opportunity planned closed (closed by
+    its own action, not a value: not written by this stage yet)."""
+    if target == HUBSPOT:
+        if not new_pipeline:
+            return {"pipeline": str(pipeline), "dealstage": str(stage)}
+        ids = hubspot_stages.get((str(pipeline), str(stage)))
+        return None if ids is None else {"pipeline": ids[0], "dealstage": ids[1]}
+    if target == "salesforce":
+        fields: dict[str, object] = {"StageName": str(stage)}
+        if str(pipeline) != STANDARD_PIPELINE:
+            fields["RecordTypeId"] = str(pipeline)
+        return fields
+    step = DYNAMICS_STEPS.get(str(stage))
+    return None if step is None else {"salesstage": step}
+
+
 def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
-                    lookup: dict[str, str | None], source_types: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """``creates`` (``object``, ``identity_id``, ``source_crm``, ``source_id``), ``values`` (their carried
-    values: ``source_id``, ``target_object``, ``field``, ``target_field``, ``value``, ``api_value``), ``lookup``:
-    target object -> its lookup field; ``source_types``: a create in HubSpot's source record -> its type (Lead,
-    Contact; contact, lead), which the link it makes names. Returns ``WRITE_COLUMNS`` plus ``kind`` and
-    ``identity_id``; a create with no value to write is left out."""
+                    lookup: dict[str, str | None], source_types: Mapping[str, str] | None = None, *,
+                    keyed: frozenset[str] = frozenset(),
+                    hubspot_stages: Mapping[tuple[str, str], tuple[str, str]] | None = None,
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``creates`` (``object``, ``identity_id``, ``source_crm``, ``source_id``, ``pipeline``, ``stage``),
+    ``values`` (their carried values: ``source_id``, ``target_object``, ``field``, ``target_field``, ``value``,
+    ``api_value``), ``lookup``: target object -> its lookup field; ``keyed``: the target objects whose lookup
+    field takes the sync's key (``sync_key``), written with the create; ``source_types``: a contact create in
+    HubSpot's source record -> its type (Lead, Contact; contact, lead), which the link it makes names;
+    ``hubspot_stages``: see ``deal_stage``. Returns the requests (``WRITE_COLUMNS`` plus ``kind`` and
+    ``identity_id``) and the creates not written yet (their ``object``, ``source_id`` and ``reason``); a create
+    with no value to write is left out."""
+    waiting = pd.DataFrame(columns=["object", "source_id", "reason"])
     if creates.empty or values.empty:
-        return pd.DataFrame(columns=[*WRITE_COLUMNS, "kind", "identity_id"])
+        return pd.DataFrame(columns=[*WRITE_COLUMNS, "kind", "identity_id"]), waiting
     first = creates.drop_duplicates("source_id")
     source = first.set_index(first["source_id"].astype(str))
-    rows = []
+    rows, later = [], []
     written = values[[not _blank(v) for v in values["api_value"].tolist()]]
     for (obj, source_id), group in written.groupby(["target_object", "source_id"], sort=False):
         source_id = str(source_id)
@@ -82,11 +121,25 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
             continue
         made = source.loc[source_id]
         payload = dict(zip(group["target_field"].astype(str), group["api_value"], strict=True))
+        if made["object"] == "deal":
+            stage = deal_stage(target, made.get("pipeline"), made.get("stage"),
+                               str(made.get("detail") or "").startswith("DEAL-3"), hubspot_stages or {})
+            if stage is None:
+                later.append({"object": "deal", "source_id": source_id, "reason": "its stage not writable yet"})
+                continue
+            payload.update(stage)
         field = lookup.get(str(obj))
+        if field is not None and str(obj) in keyed:
+            payload[field] = sync_key(made["source_crm"], source_id)
         baselines = [{"field": f, "value": None if _blank(v) else str(v)}
                      for f, v in zip(group["field"].astype(str), group["value"], strict=True)]  # fmt: skip
         other_crm = str(made["source_crm"]) if target == HUBSPOT else target
-        other_type = (source_types or {}).get(source_id) if target == HUBSPOT else LINK_TYPES.get(str(obj), str(obj))
+        if target != HUBSPOT:
+            other_type = LINK_TYPES.get(str(obj), str(obj))
+        elif made["object"] == "contact":
+            other_type = (source_types or {}).get(source_id)
+        else:
+            other_type = SOURCE_TYPES.get((other_crm, str(made["object"])))
         confirm = {"kind": str(made["object"]), "other_crm": other_crm, "other_type": other_type,
                    "other_id": source_id if target == HUBSPOT else None, "identity_id": str(made["identity_id"]),
                    "hubspot_id": None if target == HUBSPOT else source_id, "baselines": baselines}
@@ -97,7 +150,8 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
             "payload": payload, "confirm": confirm, "kind": str(made["object"]),
             "identity_id": str(made["identity_id"]),
         })  # fmt: skip
-    return pd.DataFrame(rows, columns=[*WRITE_COLUMNS, "kind", "identity_id"])
+    return pd.DataFrame(rows, columns=[*WRITE_COLUMNS, "kind", "identity_id"]), pd.DataFrame(
+        later, columns=["object", "source_id", "reason"])
 
 
 def update_requests(target: str, updates: pd.DataFrame, objects: pd.Series) -> pd.DataFrame:
@@ -135,4 +189,44 @@ def delete_requests(target: str, deletes: pd.DataFrame, objects: pd.Series) -> p
              "confirm": {"baselines": []}, "kind": str(kind)}
             for kind, record_id, rule, obj in zip(deletes["object"], deletes["record_id"], deletes["rule"], objects,
                                                   strict=True)]  # fmt: skip
+    return pd.DataFrame(rows, columns=[*WRITE_COLUMNS, "kind"])
+
+
+# an association kind's two HubSpot objects (v4 associations name both ends' types)
+HUBSPOT_ENDS = {"contact_company": ("contacts", "companies"), "deal_contact": ("deals", "contacts"),
+                "deal_company": ("deals", "companies")}
+# a single-valued association (the plan's ``via``, ``<type>.<field>``) as the record's update writes it: the
+# API object and the field (Dataverse: the navigation property bound to the other record's row)
+LOOKUP_WRITES = {
+    "Contact.AccountId": ("Contact", "AccountId", None),
+    "Opportunity.AccountId": ("Opportunity", "AccountId", None),
+    "contact.parentcustomerid": ("contacts", "parentcustomerid_account@odata.bind", "/accounts({})"),
+    "lead.parentaccountid": ("leads", "parentaccountid@odata.bind", "/accounts({})"),
+    "opportunity.parentcontactid": ("opportunities", "parentcontactid@odata.bind", "/contacts({})"),
+    "opportunity.parentaccountid": ("opportunities", "parentaccountid@odata.bind", "/accounts({})"),
+}
+CONTACT_ROLE = "OpportunityContactRole"  # DEAL-6: a deal -> contact association in Salesforce is this record
+
+
+def association_requests(target: str, associations: pd.DataFrame) -> pd.DataFrame:
+    """``associations`` (``sync/plan.ASSOCIATION_COLUMNS``, DEAL-6): one request each, operation ``associate``,
+    keyed by the pair and how it is written: HubSpot's object is ``<from>><to>`` (a v4 default association),
+    payload the pair; Salesforce's ``OpportunityContactRole`` a record created; a lookup an update of the
+    record's field (``LOOKUP_WRITES``). Returns ``WRITE_COLUMNS`` plus ``kind`` (the association kind)."""
+    rows = []
+    for r in associations.to_dict("records"):
+        kind, from_id, to_id, via = str(r["object"]), str(r["from_id"]), str(r["to_id"]), str(r["via"])
+        if target == HUBSPOT:
+            ends = HUBSPOT_ENDS[kind]
+            obj, ref, payload = f"{ends[0]}>{ends[1]}", from_id, {"from": from_id, "to": to_id}
+        elif via == CONTACT_ROLE:
+            obj, ref, payload = CONTACT_ROLE, from_id, {"OpportunityId": from_id, "ContactId": to_id}
+        elif via in LOOKUP_WRITES:
+            obj, name, bind = LOOKUP_WRITES[via]
+            ref, payload = from_id, {name: bind.format(to_id) if bind else to_id}
+        else:
+            continue
+        rows.append({"key": key_of(target, "associate", kind, via, from_id, to_id), "operation": "associate",
+                     "object": obj, "ref": ref, "lookup_field": None, "lookup_value": None, "payload": payload,
+                     "confirm": {"baselines": []}, "kind": kind})  # fmt: skip
     return pd.DataFrame(rows, columns=[*WRITE_COLUMNS, "kind"])

@@ -360,6 +360,51 @@ class HubSpotClient:
                     out.setdefault(str(value).lower(), str(record["id"]))
         return out
 
+    async def associate(self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]]) -> list[WriteOutcome]:
+        """Default (unlabelled) associations ``from_type`` -> ``to_type``, 100 pairs a call (v4 batch; its limit
+        is unverified, FACTS §3: the records' is assumed). Associating twice is one association: replay-safe. A
+        batch the API refuses as a whole (a record gone) is split until the bad pair stands alone."""
+        outcomes: list[WriteOutcome] = []
+        for offset in range(0, len(pairs), BATCH_MAX):
+            outcomes += await self._associate_chunk(from_type, to_type, list(pairs[offset : offset + BATCH_MAX]),
+                                                    offset)  # fmt: skip
+        return outcomes
+
+    async def _associate_chunk(self, from_type: str, to_type: str, pairs: list[tuple[str, str]],
+                               offset: int) -> list[WriteOutcome]:
+        try:
+            await self.api.request(
+                "POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/associate/default",
+                endpoint="POST /crm/v4/associations/{from}/{to}/batch/associate/default",
+                json={"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in pairs]}, ok=(207,),
+            )
+        except ApiError as error:
+            if error.status >= 500 or len(pairs) == 1:
+                if len(pairs) == 1:
+                    return [WriteOutcome(offset, False, pairs[0][0], code=error.code, message=error.api_message)]
+                raise
+            half = len(pairs) // 2
+            return (await self._associate_chunk(from_type, to_type, pairs[:half], offset)
+                    + await self._associate_chunk(from_type, to_type, pairs[half:], offset + half))  # fmt: skip
+        return [WriteOutcome(offset + i, True, a) for i, (a, _b) in enumerate(pairs)]
+
+    async def create_pipeline(self, object_type: str, label: str, stages: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """A new pipeline (DEAL-3) with ``stages`` (``label``, ``displayOrder``, ``metadata``); the API's
+        answer, with the ids it gave. Not replay-safe: a pipeline is found again by its label first."""
+        response = await self.api.request(
+            "POST", f"/crm/v3/pipelines/{object_type}", endpoint="POST /crm/v3/pipelines/{type}",
+            json={"label": label, "displayOrder": 0, "stages": list(stages)}, ok=(201,), replay_safe=False,
+        )
+        return response.data
+
+    async def create_stage(self, object_type: str, pipeline_id: str, stage: dict[str, Any]) -> dict[str, Any]:
+        """A stage added to an existing pipeline (DEAL-3: a record type's stage it lacks)."""
+        response = await self.api.request(
+            "POST", f"/crm/v3/pipelines/{object_type}/{pipeline_id}/stages",
+            endpoint="POST /crm/v3/pipelines/{type}/{id}/stages", json=stage, ok=(201,), replay_safe=False,
+        )
+        return response.data
+
     async def batch_write(
         self, operation: str, object_type: str, inputs: Sequence[dict[str, Any]]
     ) -> list[WriteOutcome]:

@@ -14,8 +14,10 @@ A run, per target CRM:
    is not read back as a user's change), refused ones keep the API's code and text and wait to be retried
    (at once when the record changed since).
 
-Not written yet by this stage: company, deal and task creates, associations and HubSpot pipelines (counted in
-the report as ``not_yet_written``).
+Before anything else in HubSpot, the pipelines and stages the plan's deals need (DEAL-3), found again by their
+labels (``sync/pipeline_writes.py``); after the records, the associations (DEAL-6), a record existing before a
+link to it. Not written yet by this stage: task creates (OPS-4), and Dataverse opportunities planned closed
+(counted in the report as ``not_yet_written``).
 """
 
 from __future__ import annotations
@@ -38,15 +40,24 @@ from crm_pipelines.defs.writeback.create_value_inputs import (
     update_objects,
 )
 from crm_pipelines.defs.writeback.plan_inputs import calls_left
-from crm_pipelines.defs.writeback.stored_plan import stored_plan
+from crm_pipelines.defs.writeback.stored_plan import PIPELINE_INPUTS, stored_plan
 from crm_pipelines.settings import Settings
-from crm_pipelines.state import baselines, outbox, unified
+from crm_pipelines.state import baselines, mirror, outbox, plan_store, unified
 from crm_pipelines.state import links as link_store
 from crm_pipelines.sync.calls import batch_size, fit_budget
-from crm_pipelines.sync.write_requests import create_requests, delete_requests, target_owners, update_requests
+from crm_pipelines.sync.pipeline_writes import pipeline_work, stage_ids
+from crm_pipelines.sync.write_requests import (
+    association_requests,
+    create_requests,
+    delete_requests,
+    target_owners,
+    update_requests,
+)
 from crm_pipelines.transform import links as link_rules
 
-WRITTEN_CREATES = {"contact"}  # the plan's create objects this stage writes so far
+WRITTEN_CREATES = {"contact", "company", "deal"}  # the plan's create objects this stage writes so far
+PIPELINE_CREATES = {"pipeline", "pipeline_stage"}  # written before the records (``_pipelines``)
+OPERATIONS = ("create", "update", "delete", "associate")  # a record exists before anything refers to it
 
 
 @dataclass
@@ -55,6 +66,8 @@ class WriteReport:
 
     created: int = 0
     updated: int = 0
+    associated: int = 0
+    pipelines: int = 0  # HubSpot pipelines and stages created (DEAL-3)
     deleted: int = 0
     failed: int = 0
     reconciled: int = 0  # creates in doubt found in the target: confirmed, not sent again
@@ -68,20 +81,25 @@ class WriteReport:
     errors: list[dict[str, Any]] = field(default_factory=list)  # this run's refusals (record, code, text)
 
 
-def requests_for(engine: Engine, settings: Settings, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The stored plan's writes to ``target`` this stage makes, and the planned work it leaves (per kind)."""
+def requests_for(engine: Engine, settings: Settings, target: str,
+                 hubspot_stages: dict[tuple[str, str], tuple[str, str]] | None = None,
+                 ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The stored plan's writes to ``target`` this stage makes, and the planned work it leaves (per kind);
+    ``hubspot_stages``: HubSpot's pipelines' ids by label (``pipeline_writes.stage_ids``), for deals planned
+    into the pipelines the plan creates (DEAL-3)."""
     plan = stored_plan(engine, target, ("creates", "updates", "deletes", "associations"))
     creates = plan.creates[plan.creates["object"].isin(WRITTEN_CREATES)]
-    left = plan.creates.loc[~plan.creates["object"].isin(WRITTEN_CREATES), "object"].value_counts()
-    not_yet = {f"create {k}": int(v) for k, v in left.items()}
-    if len(plan.associations):
-        not_yet["association"] = len(plan.associations)
-    lookup = {o.name: o.lookup_field for o in catalog.objects(target)}
+    left = plan.creates.loc[~plan.creates["object"].isin(WRITTEN_CREATES | PIPELINE_CREATES), "object"]
+    not_yet = {f"create {k}": int(v) for k, v in left.value_counts().items()}
     owners = unified.read(engine, "owners")
     values = target_owners(carried_values(engine, settings, target, creates), target, owners) if len(creates) \
         else pd.DataFrame()
-    made = create_requests(target, creates, values, lookup, _source_types(engine, creates) if target == "hubspot"
-                           else None)
+    made, waiting = create_requests(
+        target, creates, values, {o.name: o.lookup_field for o in catalog.objects(target)},
+        _source_types(engine, creates) if target == "hubspot" else None,
+        keyed=frozenset(o.name for o in catalog.objects(target) if o.sync_key), hubspot_stages=hubspot_stages)
+    for reason, count in waiting["reason"].value_counts().items():
+        not_yet[f"create deal: {reason}"] = int(count)
     updates = plan.updates
     if len(updates):  # the API's field names and value forms (OPS-9), as the plan showed them
         updates = target_owners(update_forms_of(engine, settings, target, updates.drop(
@@ -91,12 +109,49 @@ def requests_for(engine: Engine, settings: Settings, target: str) -> tuple[pd.Da
     deletes = plan.deletes
     gone = delete_requests(target, deletes, deletes["object"].map(HUBSPOT_OBJECT) if target == "hubspot"
                            else deletes["object_type"])
-    return pd.concat([made, changed, gone], ignore_index=True), not_yet
+    linked = association_requests(target, plan.associations)
+    return pd.concat([made, changed, gone, linked], ignore_index=True), not_yet
+
+
+async def _pipelines(engine: Engine, client: Any, report: WriteReport) -> dict[tuple[str, str], tuple[str, str]]:
+    """DEAL-3: the HubSpot pipelines and stages the plan's deals need, created where HubSpot lacks them (one
+    call to list them, found by label); returns every pipeline's stage ids by label for the deals' creates."""
+    stored = plan_store.read(engine, parts=[PIPELINE_INPUTS]).get(("hubspot", PIPELINE_INPUTS))
+    if stored is None or stored.empty or not stored["status"].eq("new_pipeline").any():
+        return {}
+    deals = stored[stored["status"] == "new_pipeline"]
+    existing = await client.pipelines("deals")
+    work = pipeline_work(deals, existing, _stage_probabilities(engine))
+    try:
+        for label, stages in work.create.items():
+            existing.append(await client.create_pipeline("deals", label, stages))
+            report.pipelines += 1
+        by_id = {str(p["id"]): p for p in existing}
+        for pipeline_id, stages in work.add.items():
+            for stage in stages:
+                by_id[pipeline_id].setdefault("stages", []).append(
+                    await client.create_stage("deals", pipeline_id, stage))
+                report.pipelines += 1
+    except WriteInDoubt as doubt:  # the next run lists the pipelines again; their deals wait till then
+        report.errors.append({"object": "pipeline", "operation": "create", "ref": "", "code": "IN_DOUBT",
+                              "message": str(doubt)})  # fmt: skip
+    return stage_ids(existing)
+
+
+def _stage_probabilities(engine: Engine) -> dict[str, float]:
+    """Salesforce stage name -> its default probability (0..1), for the stages DEAL-3 creates."""
+    stages = mirror.read_records(engine, "salesforce", "OpportunityStage",
+                                 columns=["ApiName", "MasterLabel", "DefaultProbability"])
+    if stages.empty or "DefaultProbability" not in stages:
+        return {}
+    live = stages[~stages["deleted"].astype(bool) & stages["DefaultProbability"].notna()]
+    names = live["ApiName"] if "ApiName" in live else live["MasterLabel"]
+    return {str(n): float(p) / 100 for n, p in zip(names, live["DefaultProbability"], strict=True)}
 
 
 def _source_types(engine: Engine, creates: pd.DataFrame) -> dict[str, str]:
     """Source record id -> its type (Lead, Contact; contact, lead) as the contact identities hold it."""
-    ids = creates["source_id"].astype(str).tolist()
+    ids = creates.loc[creates["object"] == "contact", "source_id"].astype(str).tolist()
     if not ids:
         return {}
     column = unified.column("contact_members", "id")
@@ -124,14 +179,18 @@ def _links_made(engine: Engine, target: str, done: list[tuple[dict, str | None]]
     if not made:
         return link_rules.empty(), pd.DataFrame()
     ids = [str(c["hubspot_id"] or target_id) for c, target_id in made]
-    old = link_store.load(engine, kind="contact", hubspot_ids=ids).drop_duplicates("hubspot_id")
-    before = {str(r["hubspot_id"]): r for r in old.to_dict("records")}
+    before = {}
+    for kind in dict.fromkeys(c["kind"] for c, _ in made):
+        mine = [i for (c, _), i in zip(made, ids, strict=True) if c["kind"] == kind]
+        old = link_store.load(engine, kind=kind, hubspot_ids=mine).drop_duplicates("hubspot_id")
+        before.update({(kind, str(r["hubspot_id"])): r for r in old.to_dict("records")})
     rows, changes = [], []
     for (c, target_id), hubspot_id in zip(made, ids, strict=True):
-        crm, had = c["other_crm"], before.get(hubspot_id)
+        crm, had = c["other_crm"], before.get((c["kind"], hubspot_id))
         row = {**dict.fromkeys(link_store.COLUMNS), **(had or {}), "kind": c["kind"], "hubspot_id": hubspot_id,
                f"{crm}_id": str(c["other_id"] or target_id), f"{crm}_type": c["other_type"], "origin": "sync"}
-        row["identity_id"] = row["identity_id"] or c["identity_id"]
+        # a linked deal's identity is its HubSpot deal's (``transform/deals.py``)
+        row["identity_id"] = f"hubspot:{hubspot_id}" if c["kind"] == "deal" else row["identity_id"] or c["identity_id"]
         rows.append(row)
         changes.append({"kind": c["kind"], "hubspot_id": hubspot_id, "change": "changed" if had else "created",
                         "before": link_rules.side(had), "after": link_rules.side(row),
@@ -177,7 +236,8 @@ async def write_target(engine: Engine, settings: Settings, target: str, client: 
     now = now or datetime.now(UTC)
     report = WriteReport()
     await _reconcile(engine, target, client, report, now)
-    requests, report.not_yet_written = requests_for(engine, settings, target)
+    stages = await _pipelines(engine, client, report) if target == "hubspot" else None
+    requests, report.not_yet_written = requests_for(engine, settings, target, stages)
     known = requests[["key"]].merge(outbox.states(engine, requests["key"].tolist()), on="key", how="left")
     done = known["status"].eq(outbox.DONE).to_numpy(dtype=bool)
     due_later = (known["next_attempt_at"] > pd.Timestamp(now)).fillna(False).to_numpy(dtype=bool)
@@ -200,7 +260,7 @@ async def write_target(engine: Engine, settings: Settings, target: str, client: 
     # creates first: a record exists before anything refers to it
     sent = 0
     try:
-        for operation in ("create", "update", "delete"):
+        for operation in OPERATIONS:
             for obj, group in todo[todo["operation"] == operation].groupby("object", sort=False):
                 size = batch_size(target, str(obj))
                 for start in range(0, len(group), size):
@@ -225,8 +285,10 @@ async def _send(engine: Engine, target: str, client: Any, operation: str, obj: s
             outcomes: list[WriteOutcome] = await client.create(obj, [r["payload"] for r in records])
         elif operation == "update":
             outcomes = await client.update(obj, [(r["ref"], r["payload"]) for r in records])
-        else:
+        elif operation == "delete":
             outcomes = await client.delete(obj, [r["ref"] for r in records])
+        else:
+            outcomes = await _associate(client, target, obj, records)
     except WriteInDoubt as doubt:  # the answer to a create was lost: what landed is found, the rest goes later
         report.in_doubt += len(records)
         report.errors.append({"object": obj, "operation": operation, "ref": f"{len(records)} records",
@@ -243,7 +305,19 @@ async def _send(engine: Engine, target: str, client: Any, operation: str, obj: s
                                   "code": outcome.code, "message": outcome.message})  # fmt: skip
     _confirm(engine, target, done, failed, now)
     report.failed += len(failed)
-    counted = {"create": "created", "update": "updated", "delete": "deleted"}[operation]
+    counted = {"create": "created", "update": "updated", "delete": "deleted", "associate": "associated"}[operation]
     setattr(report, counted, getattr(report, counted) + len(done))
     report.examples += [{"operation": operation, "object": obj, "ref": r["ref"], "payload": r["payload"]}
                         for r, _ in done[: max(0, 3 - len(report.examples))]]  # fmt: skip
+
+
+async def _associate(client: Any, target: str, obj: str, records: list[dict]) -> list[WriteOutcome]:
+    """DEAL-6, as ``write_requests.association_requests`` states each: a HubSpot association, a Salesforce
+    OpportunityContactRole created, or the record's lookup field updated."""
+    if target == "hubspot":
+        from_type, to_type = obj.split(">")
+        return await client.associate(from_type, to_type, [(r["payload"]["from"], r["payload"]["to"])
+                                                           for r in records])  # fmt: skip
+    if obj == "OpportunityContactRole":
+        return await client.create(obj, [r["payload"] for r in records])
+    return await client.update(obj, [(r["ref"], r["payload"]) for r in records])
