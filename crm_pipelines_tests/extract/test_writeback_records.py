@@ -4,7 +4,8 @@ unmapped record type lands in a `Salesforce - <RecordTypeId>` pipeline the write
 won in Salesforce's UI is a closed-won HubSpot deal (DEAL-2/DEAL-4) and makes its contact a customer (DEAL-7);
 an Account set on a Contact in Salesforce's UI is a HubSpot association (DEAL-6); Accounts are created only
 for companies with a contact syncing as a Contact (COM-2); a HubSpot deal with a contact becomes an
-Opportunity with an OpportunityContactRole (DEAL-6); each create carries the sync's key, by which it is found
+Opportunity with an OpportunityContactRole (DEAL-6); a HubSpot task a Salesforce Task on its contact's record
+(OPS-4); each create carries the sync's key, by which it is found
 again (Invariant 1); then the sync converges and writes nothing more (CONF-5)."""
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def test_com2_deal2_deal3_deal6_deal7_companies_deals_and_associations_are_writt
         made.raise_for_status()
     hub_deal = str(made.json()["id"])
     _call(settings, "hubspot", lambda c: c.associate("deals", "contacts", [(hub_deal, str(contact.hubspot_id))]))
+    # OPS-4: a HubSpot task on that contact
+    with _ui(sandbox, "hubspot") as ui:
+        due = (date.today() + timedelta(days=2)).isoformat()
+        made = ui.post("/tasks", json={"properties": {"hs_task_subject": "Call back", "hs_task_status": "NOT_STARTED",
+                                                      "hs_timestamp": due}})  # fmt: skip
+        made.raise_for_status()
+    task = str(made.json()["id"])
+    _call(settings, "hubspot", lambda c: c.associate("tasks", "contacts", [(task, str(contact.hubspot_id))]))
     sync_changes(settings, world["extract"], instance, world["resources"])
     meta = _write_run(world)
     assert meta[WRITES["salesforce"]]["created"] >= 1
@@ -151,6 +160,13 @@ def test_com2_deal2_deal3_deal6_deal7_companies_deals_and_associations_are_writt
              f"'{opp_id[f'hubspot:{hub_deal}']}'")
     data = _get(settings, "salesforce", "query", {"q": query})
     assert [r["ContactId"] for r in data["records"]] == [str(contact.salesforce_id)]
+
+    # OPS-4: the task is a Salesforce Task on the contact's record
+    sf_task = _find(settings, "salesforce", "Task", "External_Id__c", [f"hubspot:{task}"])
+    assert set(sf_task) == {f"hubspot:{task}"}
+    written = _get(settings, "salesforce", f"sobjects/Task/{sf_task[f'hubspot:{task}']}")
+    assert (written["Subject"], written["WhoId"], written["Status"]) == (
+        "Call back", str(contact.salesforce_id), "Not Started")
 
     # CONF-5: converged, cycles without outside edits write nothing
     assert _converge(world, most=0) == 0

@@ -16,8 +16,8 @@ A run, per target CRM:
 
 Before anything else in HubSpot, the pipelines and stages the plan's deals need (DEAL-3), found again by their
 labels (``sync/pipeline_writes.py``); after the records, the associations (DEAL-6), a record existing before a
-link to it. Not written yet by this stage: task creates (OPS-4), and Dataverse opportunities planned closed
-(counted in the report as ``not_yet_written``).
+link to it. Not written yet by this stage: Dataverse opportunities planned closed (counted in the report as
+``not_yet_written``).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from crm_pipelines.sync.write_requests import (
 )
 from crm_pipelines.transform import links as link_rules
 
-WRITTEN_CREATES = {"contact", "company", "deal"}  # the plan's create objects this stage writes so far
+WRITTEN_CREATES = {"contact", "company", "deal", "task"}  # the plan's create objects this stage writes
 PIPELINE_CREATES = {"pipeline", "pipeline_stage"}  # written before the records (``_pipelines``)
 OPERATIONS = ("create", "update", "delete", "associate")  # a record exists before anything refers to it
 
