@@ -47,6 +47,7 @@ from crm_pipelines.state import links as link_store
 from crm_pipelines.sync.calls import batch_size, fit_budget
 from crm_pipelines.sync.pipeline_writes import pipeline_work, stage_ids
 from crm_pipelines.sync.write_requests import (
+    CONTACT_ROLE,
     association_requests,
     create_requests,
     delete_requests,
@@ -220,6 +221,11 @@ async def _reconcile(engine: Engine, target: str, client: Any, report: WriteRepo
     doubt = outbox.in_doubt(engine, target)
     creates = doubt[(doubt["operation"] == "create") & doubt["lookup_value"].notna()]
     done = []
+    roles = doubt[(doubt["operation"] == "associate") & (doubt["object"] == CONTACT_ROLE)]
+    if len(roles):  # DEAL-6: a contact role has no key field: it is found by its pair
+        held = await client.contact_roles([str(p["OpportunityId"]) for p in roles["payload"]])
+        done += [(r, None) for r in roles.to_dict("records")
+                 if (str(r["payload"]["OpportunityId"]), str(r["payload"]["ContactId"])) in held]  # fmt: skip
     for (obj, lookup_field), group in creates.groupby(["object", "lookup_field"], sort=False):
         found = await client.find(str(obj), str(lookup_field), group["lookup_value"].astype(str).tolist())
         for record in group.to_dict("records"):
@@ -318,6 +324,6 @@ async def _associate(client: Any, target: str, obj: str, records: list[dict]) ->
         from_type, to_type = obj.split(">")
         return await client.associate(from_type, to_type, [(r["payload"]["from"], r["payload"]["to"])
                                                            for r in records])  # fmt: skip
-    if obj == "OpportunityContactRole":
+    if obj == CONTACT_ROLE:
         return await client.create(obj, [r["payload"] for r in records])
     return await client.update(obj, [(r["ref"], r["payload"]) for r in records])
