@@ -23,6 +23,9 @@ REQUESTS_PER_WINDOW = 6000
 EXECUTION_MS_PER_WINDOW = 1_200_000
 CONCURRENT_REQUESTS = 52
 
+# The custom column an org's admin makes for crm_pipelines on opportunities (accounts use accountnumber).
+LOOKUP_KEY_COLUMN = "crm_pipelines_key"
+
 # Attribute types that are text in SQLite and compare case-insensitively, as SQL Server's default collation.
 TEXT_TYPES = {"String", "Memo"}
 
@@ -43,6 +46,8 @@ class Attribute:
     date_only: bool = False
     read_only: bool = False  # computed or system-set: ignored/refused on write
     max_length: int | None = None
+    # a column an org's admin made (IsCustomAttribute): its logical name starts with a publisher's prefix
+    custom: bool = False
 
     @property
     def is_lookup(self) -> bool:
@@ -274,6 +279,9 @@ OPPORTUNITY = Table(
         CURRENCY,
         _state("Open", "Won", "Lost"),
         _status((1, "In Progress", 0), (2, "On Hold", 0), (3, "Won", 1), (4, "Canceled", 2), (5, "Out-Sold", 2)),
+        # made for crm_pipelines (publisher prefix "crm", a Single line of text column of the default 100
+        # characters): a created opportunity is found again by it after a crash (issue 13)
+        Attribute(LOOKUP_KEY_COLUMN, "String", max_length=100, custom=True),
     ),
     (
         NavProperty("customerid_account", "customerid", "account"),

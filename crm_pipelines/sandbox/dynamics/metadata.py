@@ -34,8 +34,8 @@ _CAST = {"Uniqueidentifier": "UniqueIdentifierAttributeMetadata", "String": "Str
 _NS = "Microsoft.Dynamics.CRM."
 
 
-def label(text: str) -> dict[str, Any]:
-    localized = {"Label": text, "LanguageCode": LANGUAGE, "IsManaged": True}
+def label(text: str, *, managed: bool = True) -> dict[str, Any]:
+    localized = {"Label": text, "LanguageCode": LANGUAGE, "IsManaged": managed}
     return {"LocalizedLabels": [localized], "UserLocalizedLabel": localized}
 
 
@@ -77,14 +77,16 @@ def attribute_document(table: Table, attr: Attribute, expand_options: bool) -> d
         "@odata.type": f"#{_NS}{_CAST[attr.type]}",
         "MetadataId": _metadata_id(table.logical_name, attr.name),
         "LogicalName": attr.name,
-        "SchemaName": attr.name.capitalize(),
+        # a custom column's schema name is the publisher prefix and name as its maker typed them
+        "SchemaName": attr.name if attr.custom else attr.name.capitalize(),
         "EntityLogicalName": table.logical_name,
         "AttributeType": attr.type,
         "AttributeTypeName": {"Value": _TYPE_NAME[attr.type]},
-        "DisplayName": label(_display(attr.name)),
+        "DisplayName": label(_display(attr.name), managed=not attr.custom),
         "IsPrimaryId": attr.name == table.primary_id,
         "IsPrimaryName": attr.name == table.primary_name,
-        "IsCustomAttribute": False,
+        "IsCustomAttribute": attr.custom,
+        "IsManaged": not attr.custom,  # made in this org (an unmanaged customization), not shipped
         "IsValidForRead": True,
         "IsValidForCreate": not attr.read_only,
         "IsValidForUpdate": not attr.read_only and attr.name != table.primary_id,

@@ -58,6 +58,7 @@ def _ddl(table: Table) -> str:
 def _indexes(table: Table) -> list[str]:
     cols = ["modifiedon", "versionnumber", *(a.column for a in table.lookups())]
     cols += [k for key in table.alternate_keys for k in key]
+    cols += [a.column for a in table.attributes if a.custom]  # made to look rows up by
     if "emailaddress1" in table.by_name:
         cols.append("emailaddress1")
     return [f"CREATE INDEX IF NOT EXISTS {table.entity_set}_by_{c.strip('_')} ON {table.entity_set} ({c})"
@@ -87,7 +88,16 @@ class DynamicsStore:
         self.db.executescript(SCHEMA)
         for table in TABLES:
             self.db.execute(_ddl(table))
+            self._add_missing_columns(table)
         self._columns = {t.entity_set: columns(t) for t in TABLES}
+
+    def _add_missing_columns(self, table: Table) -> None:
+        """A data directory from an older sandbox gains the columns added since (crm_pipelines_key), as null."""
+        have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table.entity_set})")}
+        for a in table.attributes:
+            if a.column not in have:
+                collate = " COLLATE NOCASE" if a.type in TEXT_TYPES else ""
+                self.db.execute(f"ALTER TABLE {table.entity_set} ADD COLUMN {a.column} {sql_type(a)}{collate}")
 
     def create_indexes(self) -> None:
         """Built after a bulk seed (faster than maintaining them row by row) and on every open."""

@@ -292,6 +292,30 @@ def base_properties() -> dict[str, dict[str, PropertyDef]]:
     return result
 
 
+# Custom properties the portal's admin made before connecting crm_pipelines, stored as the properties API's
+# create bodies (custom, not HubSpot-defined, so archivable): the key a created company, deal or task is found
+# again by after a crash (issue 13). HubSpot offers unique values on companies and deals ("Unique Properties
+# support for newly created Contact properties", developers.hubspot.com changelog: companies, deals, tickets
+# and custom objects had it before contacts); not known for tasks, so the task one is a plain searchable text.
+LOOKUP_KEY_PROPERTY = "crm_pipelines_key"
+ADMIN_PROPERTIES: dict[str, dict] = {
+    object_type: {
+        "name": LOOKUP_KEY_PROPERTY,
+        "label": "crm_pipelines key",
+        "type": "string",
+        "fieldType": "text",
+        "groupName": group,
+        "description": "Set by crm_pipelines when it creates the record; finds it again after a crash.",
+        "hasUniqueValue": unique,
+    }
+    for object_type, group, unique in (
+        ("companies", "companyinformation", True),
+        ("deals", "dealinformation", True),
+        ("tasks", "task", False),
+    )
+}
+
+
 # The universe's pipelines rendered as HubSpot deal pipelines. "sales" is the portal's default pipeline
 # (§11, stage ids and probabilities secondary/unverified); "enterprise" is a custom one with numeric ids.
 HUBSPOT_PIPELINES: dict[str, dict] = {

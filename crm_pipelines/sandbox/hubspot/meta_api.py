@@ -82,6 +82,7 @@ class MetaApi:
             Route(props, e(self.list_properties), methods=["GET"]),
             Route(props, e(self.create_property), methods=["POST"]),
             Route(props + "/{name}", e(self.get_property), methods=["GET"]),
+            Route(props + "/{name}", e(self.archive_property), methods=["DELETE"]),
             Route("/properties/v2/{object_type}/properties", e(self.list_properties_v2), methods=["GET"]),
             Route("/crm-pipelines/v1/pipelines/{object_type}", e(self.list_pipelines_v1), methods=["GET"]),
             # the documented path and the one HubSpot's SDK (12.x) calls
@@ -254,9 +255,9 @@ class MetaApi:
         raise errors.not_found(key)
 
     # -- properties ---------------------------------------------------------------------------------
-    def _property(self, object_type: str, p: PropertyDef) -> dict[str, Any]:
+    def _property(self, object_type: str, p: PropertyDef, archived_at: str | None = None) -> dict[str, Any]:
         options = self.portal.option_list(p)
-        return {
+        body = {
             "name": p.name,
             "label": p.label,
             "type": p.type,
@@ -274,7 +275,7 @@ class MetaApi:
             "hidden": False,
             "hubspotDefined": p.hubspot_defined,
             "formField": not p.read_only,
-            "archived": False,
+            "archived": archived_at is not None,
             "modificationMetadata": {
                 "archivable": not p.hubspot_defined,
                 "readOnlyDefinition": p.hubspot_defined,
@@ -283,19 +284,35 @@ class MetaApi:
             "createdAt": "2019-08-06T02:43:14.491Z",
             "updatedAt": "2019-08-06T02:43:14.491Z",
         }
+        if archived_at is not None:
+            body["archivedAt"] = archived_at
+        return body
 
     async def list_properties(self, request: Request) -> Response:
+        """``archived=true`` lists only the recycle bin, as HubSpot's own parameter does."""
         o = resolve(request)
+        if flag(request, "archived"):
+            archived = self.portal.archived_properties(o.name).values()
+            return errors.json_response({"results": [self._property(o.name, p, at) for p, at in archived]})
         return errors.json_response(
             {"results": [self._property(o.name, p) for p in self.portal.properties(o.name).values()]}
         )
 
     async def get_property(self, request: Request) -> Response:
         o = resolve(request)
-        p = self.portal.properties(o.name).get(request.path_params["name"])
+        name = request.path_params["name"]
+        if flag(request, "archived"):
+            found = self.portal.archived_properties(o.name).get(name)
+            if found is not None:
+                return errors.json_response(self._property(o.name, *found))
+        p = self.portal.properties(o.name).get(name)
         if p is None:
-            raise errors.HubSpotError(404, "OBJECT_NOT_FOUND", f"property {request.path_params['name']} does not exist")
+            raise errors.HubSpotError(404, "OBJECT_NOT_FOUND", f"property {name} does not exist")
         return errors.json_response(self._property(o.name, p))
+
+    async def archive_property(self, request: Request) -> Response:
+        self.portal.archive_property(resolve(request).name, request.path_params["name"])
+        return Response(status_code=204)
 
     async def create_property(self, request: Request) -> Response:
         o = resolve(request)
@@ -305,7 +322,8 @@ class MetaApi:
             raise errors.validation(f"Missing required fields: {', '.join(missing)}")
         if body["type"] not in PROPERTY_TYPES or body["fieldType"] not in FIELD_TYPES:
             raise errors.validation(f"Invalid type/fieldType combination {body['type']}/{body['fieldType']}")
-        if body["name"] in self.portal.properties(o.name):
+        # a name in the recycle bin stays taken (unverified; restoring it is a UI action the sandbox lacks)
+        if body["name"] in self.portal.properties(o.name) or body["name"] in self.portal.archived_properties(o.name):
             raise errors.HubSpotError(409, "OBJECT_ALREADY_EXISTS", f"Property named '{body['name']}' already exists.")
         definition = {
             k: body[k]

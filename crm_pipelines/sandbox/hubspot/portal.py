@@ -44,6 +44,21 @@ def now_ms() -> int:
     return int(clock.now().timestamp() * 1000)
 
 
+def _custom(d: Mapping[str, Any]) -> PropertyDef:
+    """A custom property's definition from its create body as stored."""
+    return PropertyDef(
+        d["name"],
+        d["label"],
+        d["type"],
+        d["fieldType"],
+        d["groupName"],
+        options=tuple((o["value"], o["label"]) for o in d.get("options", [])),
+        unique=bool(d.get("hasUniqueValue")),
+        hubspot_defined=False,
+        description=d.get("description", ""),
+    )
+
+
 class Portal:
     def __init__(self, store: HubSpotStore) -> None:
         self.store = store
@@ -51,20 +66,27 @@ class Portal:
 
     # -- definitions --------------------------------------------------------------------------------
     def properties(self, object_type: str) -> dict[str, PropertyDef]:
+        """Every live property; an archived one is gone for reads, writes and search alike."""
         props = dict(self._base[object_type])
         for d in self.store.custom_properties(object_type):
-            props[d["name"]] = PropertyDef(
-                d["name"],
-                d["label"],
-                d["type"],
-                d["fieldType"],
-                d["groupName"],
-                options=tuple((o["value"], o["label"]) for o in d.get("options", [])),
-                unique=bool(d.get("hasUniqueValue")),
-                hubspot_defined=False,
-                description=d.get("description", ""),
-            )
+            props[d["name"]] = _custom(d)
         return props
+
+    def archived_properties(self, object_type: str) -> dict[str, tuple[PropertyDef, str]]:
+        """The custom properties in the recycle bin: name -> (definition, archivedAt)."""
+        return {d["name"]: (_custom(d), d["archivedAt"]) for d in self.store.custom_properties(object_type,
+                                                                                              archived=True)}
+
+    def archive_property(self, object_type: str, name: str) -> None:
+        """DELETE /crm/v3/properties/{type}/{name}: a custom property moves to the recycle bin; records keep its
+        values in storage, but they no longer show or take writes."""
+        found = next((d for d in self.store.custom_properties(object_type) if d["name"] == name), None)
+        if found is None:
+            if name in self._base[object_type]:
+                # unverified wording; HubSpot's own properties cannot be archived
+                raise errors.validation(f"Property {name} is a HubSpot-defined property and cannot be archived")
+            raise errors.HubSpotError(404, "OBJECT_NOT_FOUND", f"property {name} does not exist")
+        self.store.put_custom_property(object_type, name, {**found, "archived": True, "archivedAt": iso_ms(now_ms())})
 
     def dynamic_options(self, prop: PropertyDef) -> set[str] | None:
         if prop.extra.get("owner"):

@@ -18,7 +18,7 @@ from crm_pipelines.sandbox.faults import ADMIN_PREFIX, FaultBodies, FaultConfig
 from crm_pipelines.sandbox.hubspot import errors
 from crm_pipelines.sandbox.hubspot.api import Context, ObjectsApi, resolve, unmatched_route
 from crm_pipelines.sandbox.hubspot.associations_api import AssociationsApi
-from crm_pipelines.sandbox.hubspot.catalog import OBJECT_TYPES
+from crm_pipelines.sandbox.hubspot.catalog import ADMIN_PROPERTIES, OBJECT_TYPES
 from crm_pipelines.sandbox.hubspot.limits import Limits, rate_limited, ten_secondly_exceeded
 from crm_pipelines.sandbox.hubspot.meta_api import OAUTH_APP, PRIVATE_APP, SCOPES, MetaApi, new_token
 from crm_pipelines.sandbox.hubspot.portal import SOURCE_UI, Portal
@@ -65,14 +65,23 @@ class HubSpotSandbox(CrmSandbox):
                     f"{self.store.path} holds seed {seeded['seed']} scale {seeded['scale']}; "
                     "pass --reset to regenerate with other values"
                 )
+            self._admin_properties()  # a data directory seeded before they existed gains them
             return
         self.store.wipe()
+        self._admin_properties()
         universe = self.universe()
         seed_portal(self.store, universe, progress)
         self.store.set_meta("manifest", universe.manifest())
         if self.store.get_meta("credentials") is None:
             self._issue_credentials()
         self.store.set_meta("universe", {"seed": self.spec.seed, "scale": self.spec.scale})
+
+    def _admin_properties(self) -> None:
+        """The custom properties the portal's admin made for crm_pipelines (``ADMIN_PROPERTIES``); one archived
+        since stays archived."""
+        assert self.store is not None
+        for object_type, definition in ADMIN_PROPERTIES.items():
+            self.store.add_custom_property(object_type, definition["name"], definition)
 
     def _issue_credentials(self) -> None:
         assert self.store is not None

@@ -318,11 +318,21 @@ class HubSpotStore:
         return self.scalar("SELECT COUNT(*) FROM associations", ())
 
     # -- definitions --------------------------------------------------------------------------------
-    def custom_properties(self, object_type: str) -> list[dict]:
+    def custom_properties(self, object_type: str, *, archived: bool = False) -> list[dict]:
+        """Live custom properties, or with ``archived`` those in the recycle bin (their definition keeps
+        ``archived`` and ``archivedAt``)."""
         rows = self.db.execute(
             "SELECT definition FROM custom_properties WHERE object_type = ? ORDER BY rowid", (object_type,)
         )
-        return [orjson.loads(r[0]) for r in rows]
+        return [d for r in rows if bool((d := orjson.loads(r[0])).get("archived")) == archived]
+
+    def add_custom_property(self, object_type: str, name: str, definition: dict) -> None:
+        """Create it unless the name is taken, by a live or an archived property: an admin's deletion stands."""
+        self.db.execute(
+            "INSERT INTO custom_properties (object_type, name, definition) VALUES (?, ?, ?) "
+            "ON CONFLICT(object_type, name) DO NOTHING",
+            (object_type, name, orjson.dumps(definition).decode()),
+        )
 
     def put_custom_property(self, object_type: str, name: str, definition: dict) -> None:
         self.db.execute(

@@ -95,6 +95,8 @@ def _audit(owned: bool) -> list[Field]:
     return fields
 
 
+# The custom field an admin makes for crm_pipelines on each object it creates records of: a created record is
+# found again by it after a crash (issue 13), and `crm-pipelines check` asks describe for it.
 EXTERNAL_ID = _s("External_Id__c", 255, external_id=True, unique=True, label="External Id")
 LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted")
 LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
@@ -298,6 +300,8 @@ OBJECT_FIELDS: dict[str, list[Field]] = {
         _ro("IsClosed", "boolean", nillable=False),
         Field("Description", "textarea", length=32000),
         Field("Type", "picklist", length=40, picklist=("Call", "Email", "Meeting", "Other")),
+        # an Activity custom field (Task and Event share them); a HubSpot task's copy is found by it (OPS-4)
+        EXTERNAL_ID,
     ],
 }
 

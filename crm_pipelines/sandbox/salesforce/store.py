@@ -28,7 +28,7 @@ INDEXES = {
     "Account": [("Name",), ("External_Id__c",)],
     "Opportunity": [("AccountId",), ("External_Id__c",)],
     "OpportunityContactRole": [("OpportunityId",), ("ContactId",)],
-    "Task": [("WhoId",), ("WhatId",)],
+    "Task": [("WhoId",), ("WhatId",), ("External_Id__c",)],
     "User": [("Username",)],
 }
 
