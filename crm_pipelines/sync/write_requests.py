@@ -19,7 +19,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
+
+from crm_pipelines.sync.deal_plan import STAGE_FIELD
 
 HUBSPOT = "hubspot"
 OWNER_PROPERTY = "hubspot_owner_id"
@@ -99,15 +102,17 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
                     lookup: dict[str, str | None], source_types: Mapping[str, str] | None = None, *,
                     keyed: frozenset[str] = frozenset(),
                     hubspot_stages: Mapping[tuple[str, str], tuple[str, str]] | None = None,
+                    hubspot_deal_stages: Mapping[str, str] | None = None,
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``creates`` (``object``, ``identity_id``, ``source_crm``, ``source_id``, ``pipeline``, ``stage``),
     ``values`` (their carried values: ``source_id``, ``target_object``, ``field``, ``target_field``, ``value``,
     ``api_value``), ``lookup``: target object -> its lookup field; ``keyed``: the target objects whose lookup
     field takes the sync's key (``sync_key``), written with the create; ``source_types``: a contact create in
     HubSpot's source record -> its type (Lead, Contact; contact, lead), which the link it makes names;
-    ``hubspot_stages``: see ``deal_stage``. Returns the requests (``WRITE_COLUMNS`` plus ``kind`` and
-    ``identity_id``) and the creates not written yet (their ``object``, ``source_id`` and ``reason``); a create
-    with no value to write is left out."""
+    ``hubspot_stages``: see ``deal_stage``; ``hubspot_deal_stages``: a HubSpot deal created elsewhere -> its
+    ``<pipeline>:<stage>`` (its stage's baseline, in HubSpot's terms as the merge compares it). Returns the
+    requests (``WRITE_COLUMNS`` plus ``kind`` and ``identity_id``) and the creates not written yet (their
+    ``object``, ``source_id`` and ``reason``); a create with no value to write is left out."""
     waiting = pd.DataFrame(columns=["object", "source_id", "reason"])
     if creates.empty or values.empty:
         return pd.DataFrame(columns=[*WRITE_COLUMNS, "kind", "identity_id"]), waiting
@@ -128,11 +133,16 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
                 later.append({"object": "deal", "source_id": source_id, "reason": "its stage not writable yet"})
                 continue
             payload.update(stage)
+        stage_base = []
+        if made["object"] == "deal":  # CONF-5: the stage it is created in is no user's change either
+            hs_stage = f"{payload['pipeline']}:{payload['dealstage']}" if target == HUBSPOT \
+                else (hubspot_deal_stages or {}).get(source_id)
+            stage_base = [] if hs_stage is None else [{"field": STAGE_FIELD, "value": hs_stage}]
         field = lookup.get(str(obj))
         if field is not None and str(obj) in keyed:
             payload[field] = sync_key(made["source_crm"], source_id)
         baselines = [{"field": f, "value": None if _blank(v) else str(v)}
-                     for f, v in zip(group["field"].astype(str), group["value"], strict=True)]  # fmt: skip
+                     for f, v in zip(group["field"].astype(str), group["value"], strict=True)] + stage_base
         other_crm = str(made["source_crm"]) if target == HUBSPOT else target
         if target != HUBSPOT:
             other_type = LINK_TYPES.get(str(obj), str(obj))
@@ -161,11 +171,23 @@ def update_requests(target: str, updates: pd.DataFrame, objects: pd.Series) -> p
     if updates.empty:
         return pd.DataFrame(columns=[*WRITE_COLUMNS, "kind"])
     frame = updates.assign(target_object=objects.to_numpy())
-    frame = frame[[not _blank(v) for v in frame["api_value"].tolist()]]
+    stage = frame["field"].astype(str).eq(STAGE_FIELD).to_numpy()
+    frame = frame[stage | np.array([not _blank(v) for v in frame["api_value"].tolist()], dtype=bool)]
     rows = []
     for (obj, record_id), group in frame.groupby(["target_object", "record_id"], sort=False):
         group = group.sort_values("field", kind="stable")
-        payload = dict(zip(group["target_field"].astype(str), group["api_value"], strict=True))
+        fields = group["field"].astype(str).eq(STAGE_FIELD).to_numpy()
+        payload = dict(zip(group.loc[~fields, "target_field"].astype(str), group.loc[~fields, "api_value"],
+                           strict=True))  # fmt: skip
+        if fields.any():  # DEAL-2: a deal's pipeline and stage, "<pipeline>:<stage>" in the target's terms
+            pipeline, _, name = str(group.loc[fields, "new"].iloc[0]).partition(":")
+            written = deal_stage(target, pipeline, name, False, {})
+            if written is None:  # a Dataverse opportunity closed: by its own action, not written here
+                group = group[~fields]
+                if group.empty:
+                    continue
+            else:
+                payload.update({k: v for k, v in written.items() if k != "RecordTypeId"})
         changes = tuple(zip(group["field"].astype(str), group["old"].astype(str), group["new"].astype(str),
                             strict=True))  # fmt: skip
         baselines = [{"kind": str(r["kind"]), "hubspot_id": str(r["hubspot_id"]),

@@ -221,6 +221,31 @@ def _contact_component(prev: ContactIdentities, delta: Mirrors, links: pd.DataFr
     }, gone_ident, part
 
 
+def _deal_links(deals: pd.DataFrame, delta: Mirrors, links: pd.DataFrame | None) -> tuple[pd.DataFrame,
+                                                                                           pd.DataFrame]:
+    """The deal links (written by the sync: deals are linked by nothing else, DEAL-5) of the deals in ``delta``:
+    their identities as ``deals.deal_identities`` makes them (``hubspot:<id>``, linked), and the identities they
+    replace (the records' own, unlinked, and the link's earlier row). A copy the writes created is read back
+    here: without this its source and it would stay two identities, and each be created again in the other's
+    CRM."""
+    link = links_of(links, "deal").dropna(subset=["hubspot_id"]).drop_duplicates("hubspot_id")
+    if link.empty:
+        return pd.DataFrame(), pd.DataFrame({"identity_id": []})
+    hit = np.zeros(len(link), dtype=bool)
+    for crm, obj in DEAL_OBJECTS.items():
+        if (crm, obj) in delta.frames:
+            hit |= link[f"{crm}_id"].isin(set(text(delta.live(crm, obj)["id"]))).fillna(False).to_numpy(dtype=bool)
+    link = link[hit]
+    if link.empty:
+        return pd.DataFrame(), pd.DataFrame({"identity_id": []})
+    rows = link[["hubspot_id", "salesforce_id", "dynamics_id"]].assign(identity_id="hubspot:" + link["hubspot_id"],
+                                                                         linked=True)
+    replaced = _isin(deals, "identity_id", rows["identity_id"])
+    for crm in ("salesforce", "dynamics"):
+        replaced |= _isin(deals, f"{crm}_id", rows[f"{crm}_id"].dropna())
+    return rows.reset_index(drop=True), deals.loc[replaced, ["identity_id"]]
+
+
 def incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None = None,
                         settings: TransformSettings | None = None) -> dict[str, TableChange]:
     """What the changed rows in ``delta`` (deletions as ``deleted=True`` rows) change in each result table,
@@ -262,6 +287,10 @@ def _incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFr
                                              mapped)
         deals = prev.deals
         gone, new_rows = [], []
+        linked, bound = _deal_links(deals, delta, links)
+        if len(linked):
+            gone.append(bound)
+            new_rows.append(linked)
         for crm, obj in DEAL_OBJECTS.items():
             frame = delta.frames.get((crm, obj))
             if frame is None:
@@ -271,6 +300,8 @@ def _incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFr
             col = f"{crm}_id"
             # scan the big column against the few changed ids (cheaper than hashing the big column)
             known = set(deals.loc[_isin(deals, col, live), col])
+            if len(linked):
+                known |= set(linked[col].dropna())
             new = live[~live.isin(known)]
             if len(dead):
                 gone.append(deals.loc[_isin(deals, col, dead) & ~deals["linked"].to_numpy(dtype=bool), ["identity_id"]])

@@ -64,6 +64,8 @@ def test_com2_deal2_deal3_deal6_deal7_companies_deals_and_associations_are_writt
     world |= {"settings": settings, "resources": build_resources(settings, str(path), state_url=state_url),
               "extract": build_extract_assets(settings), "unified": build_unified_assets(settings)}
     _write_run(world)  # the first sync
+    # COM-2: the HubSpot companies an Account is created for, as the first sync's transform found them
+    candidates = unified.read(engine, "account_candidates")
     sync_changes(settings, world["extract"], instance, world["resources"])
     _write_run(world)  # the records the first one created are read back: their associations go now
 
@@ -142,7 +144,6 @@ def test_com2_deal2_deal3_deal6_deal7_companies_deals_and_associations_are_writt
         assert closed == bool(opp["IsClosed"])
 
     # COM-2: Accounts exist for the HubSpot companies with a contact syncing as a Contact, and only for them
-    candidates = unified.read(engine, "account_candidates")
     qualifying = candidates.loc[candidates["qualifies"].astype(bool), "hubspot_id"].astype(str).tolist()
     not_qualifying = candidates.loc[~candidates["qualifies"].astype(bool), "hubspot_id"].astype(str).tolist()
     assert qualifying and not_qualifying

@@ -140,3 +140,14 @@ def test_deal6_associations_are_written_as_each_api_holds_them() -> None:
     hs = association_requests("hubspot", rows.assign(via="association"))
     assert hs["object"].tolist() == ["deals>contacts", "contacts>companies", "deals>contacts"]
     assert len(set(hs["key"])) == 3 and set(hs["operation"]) == {"associate"}
+
+
+def test_deal2_a_linked_deal_s_stage_is_written_in_each_api_s_fields() -> None:
+    stage = UPDATES.iloc[:1].assign(kind="deal", field="pipeline_stage", old="default:appointmentscheduled",
+                                    new="default:closedwon", target_field=None, api_value=None)
+    hs = update_requests("hubspot", stage, pd.Series(["deals"]))
+    assert hs.iloc[0]["payload"] == {"pipeline": "default", "dealstage": "closedwon"}
+    sf = update_requests("salesforce", stage.assign(new="012A:Closed Won"), pd.Series(["Opportunity"]))
+    assert sf.iloc[0]["payload"] == {"StageName": "Closed Won"}
+    # a Dataverse opportunity is closed by its own action: not a value this update writes
+    assert update_requests("dynamics", stage.assign(new="standard:Won"), pd.Series(["opportunities"])).empty

@@ -349,7 +349,8 @@ class HubSpotClient:
         """Lower-cased value of ``field`` -> the id of a record holding it, among ``values`` (a write in doubt
         is looked for before it is sent again): one search per 100 values."""
         out: dict[str, str] = {}
-        wanted = list(dict.fromkeys(v for v in values if v))
+        # IN matches string values lowercased, as HubSpot's index holds them (FACTS §2)
+        wanted = list(dict.fromkeys(str(v).lower() for v in values if v))
         for start in range(0, len(wanted), FIND_MAX):
             body = {"filterGroups": [{"filters": [
                         {"propertyName": field, "operator": "IN", "values": wanted[start : start + FIND_MAX]}]}],

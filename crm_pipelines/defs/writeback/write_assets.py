@@ -23,6 +23,8 @@ def _metadata(report: WriteReport, meter: Meter) -> dict:
         "created": report.created,
         "updated": report.updated,
         "deleted": report.deleted,  # DEL-2/DEL-3
+        "associated": report.associated,  # DEAL-6
+        "pipelines_created": report.pipelines,  # DEAL-3: pipelines and stages
         "failed": report.failed,
         "reconciled_in_doubt": report.reconciled,  # creates a killed run sent, found in the CRM (not resent)
         "in_doubt": report.in_doubt,  # creates whose answer was lost in this run (never sent twice)

@@ -98,7 +98,8 @@ def requests_for(engine: Engine, settings: Settings, target: str,
     made, waiting = create_requests(
         target, creates, values, {o.name: o.lookup_field for o in catalog.objects(target)},
         _source_types(engine, creates) if target == "hubspot" else None,
-        keyed=frozenset(o.name for o in catalog.objects(target) if o.sync_key), hubspot_stages=hubspot_stages)
+        keyed=frozenset(o.name for o in catalog.objects(target) if o.sync_key), hubspot_stages=hubspot_stages,
+        hubspot_deal_stages=_hubspot_deal_stages(engine, creates) if target != "hubspot" else None)
     for reason, count in waiting["reason"].value_counts().items():
         not_yet[f"create deal: {reason}"] = int(count)
     updates = plan.updates
@@ -148,6 +149,19 @@ def _stage_probabilities(engine: Engine) -> dict[str, float]:
     live = stages[~stages["deleted"].astype(bool) & stages["DefaultProbability"].notna()]
     names = live["ApiName"] if "ApiName" in live else live["MasterLabel"]
     return {str(n): float(p) / 100 for n, p in zip(names, live["DefaultProbability"], strict=True)}
+
+
+def _hubspot_deal_stages(engine: Engine, creates: pd.DataFrame) -> dict[str, str]:
+    """HubSpot deal id -> ``<pipeline>:<stage>``, of the HubSpot deals among ``creates``."""
+    ids = creates.loc[creates["object"] == "deal", "source_id"].astype(str).tolist()
+    if not ids:
+        return {}
+    column = unified.column("deal_facts", "deal_id")
+    facts = pd.concat([unified.read(engine, "deal_facts", column.in_(ids[start : start + 5_000]),
+                                    columns=["deal_id", "pipeline", "dealstage"])
+                       for start in range(0, len(ids), 5_000)])  # fmt: skip
+    return dict(zip(facts["deal_id"].astype(str), facts["pipeline"].astype(str) + ":" + facts["dealstage"].astype(str),
+                    strict=True))
 
 
 def _source_types(engine: Engine, creates: pd.DataFrame) -> dict[str, str]:
