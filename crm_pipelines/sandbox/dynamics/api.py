@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from crm_pipelines.sandbox.dynamics import batch, errors
+from crm_pipelines.sandbox.dynamics import batch, close, errors
 from crm_pipelines.sandbox.dynamics.auth import authenticate, token_endpoint
 from crm_pipelines.sandbox.dynamics.catalog import API_PATH, BY_SET, TABLES, Table
 from crm_pipelines.sandbox.dynamics.limits import ServiceProtection
@@ -37,6 +37,8 @@ _TEMPLATES = [
     ("/WhoAmI", ["GET"]),
     ("/WhoAmI()", ["GET"]),
     ("/BulkDelete", ["POST"]),
+    ("/WinOpportunity", ["POST"]),
+    ("/LoseOpportunity", ["POST"]),
     ("/EntityDefinitions", ["GET"]),
     ("/EntityDefinitions({key})", ["GET"]),
     ("/EntityDefinitions({key})/{member}", ["GET"]),
@@ -136,6 +138,8 @@ class WebApi:
             return self._who_am_i()
         if head == "BulkDelete" and method == "POST":
             return self.writer().bulk_delete(req)
+        if head in close.ACTIONS and method == "POST" and not rest:
+            return close.close_opportunity(self.writer(), head, req)
         name, paren, key = head.partition("(")
         key = key[:-1] if paren and key.endswith(")") else key
         if name == "EntityDefinitions" and method == "GET":

@@ -24,6 +24,10 @@ UNEXPECTED = "0x80040216"  # the platform's generic "unexpected error"
 REQUESTS_EXCEEDED = "0x80072322"  # FACTS §H
 EXECUTION_TIME_EXCEEDED = "0x80072321"  # FACTS §H
 CONCURRENCY_EXCEEDED = "0x80072326"  # FACTS §H
+# Opportunity close (DEAL-4), from Dataverse's "Web service error codes" reference
+# (learn.microsoft.com/power-apps/developer/data-platform/reference/web-service-error-codes):
+OPPORTUNITY_ALREADY_CLOSED = "0x80040515"  # OpportunityIsAlreadyClosed: "The opportunity is already closed."
+OPPORTUNITY_SET_STATE = "0x80100005"  # CannotUseOpportunitySetStateMessage: Won/Lost only by their actions
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

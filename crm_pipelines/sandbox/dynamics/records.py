@@ -213,6 +213,8 @@ class Writer:
         elif "statecode" in out or existing is None:
             out["statecode"] = state
             out["statuscode"] = next(o.value for o in status_attr.options if o.state == state)
+        if table.logical_name == "opportunity":
+            _refuse_opportunity_close(table, out, existing)
 
     # -- single-row operations ---------------------------------------------------------------------------
     def insert(self, table: Table, values: dict[str, Any], record_id: str | None = None) -> str:
@@ -392,6 +394,23 @@ class Writer:
         joiner = " OR " if str(criteria.get("FilterOperator", "And")).lower() == "or" else " AND "
         sql = f"SELECT {table.primary_id} FROM {table.entity_set} WHERE {joiner.join(where) or '1=1'}"
         return [r[0] for r in self.store.db.execute(sql, params)]
+
+
+def _refuse_opportunity_close(table: Table, out: dict[str, Any], existing: dict[str, Any] | None) -> None:
+    """Won and Lost are reached only through WinOpportunity / LoseOpportunity (sandbox/dynamics/close.py): a
+    create, update or single-property write that would set them is refused as the platform refuses it
+    (``CannotUseOpportunitySetStateMessage``; its text as Dataverse answers an update to won). Reopening (state
+    Open) stays a plain update, and re-sending the state a closed row already has changes nothing."""
+    state = out.get("statecode")
+    if state is None or state == 0:
+        return
+    if existing is not None and (existing["statecode"], existing["statuscode"]) == (
+            state, out.get("statuscode", existing["statuscode"])):
+        return
+    label = (table.by_name["statecode"].label(state) or str(state)).lower()
+    raise errors.bad_request(
+        f"This message can not be used to set the state of opportunity to {label}. In order to set state of "
+        f"opportunity to {label}, use the {label} message instead.", errors.OPPORTUNITY_SET_STATE)
 
 
 def _fullname(first: str | None, last: str | None) -> str | None:
