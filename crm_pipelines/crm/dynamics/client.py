@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crm_pipelines.crm.budget import CallBudget
-from crm_pipelines.crm.dynamics import batch
+from crm_pipelines.crm.dynamics import batch, close
 from crm_pipelines.crm.dynamics.dialect import DYNAMICS_LIMITS, DynamicsDialect
 from crm_pipelines.crm.dynamics.entities import primary_key
 from crm_pipelines.crm.dynamics.odata import Filter, modified_between, name, one_of
@@ -233,6 +233,12 @@ class DynamicsClient:
     async def write(self, operation: str, entity_set: str, inputs: Sequence[dict[str, Any]]) -> list[WriteOutcome]:
         """create / update / upsert / delete through ``$batch``, one outcome per input, in input order."""
         return await BatchWriter(self).write(operation, entity_set, inputs)
+
+    async def close_opportunities(self, closes: Sequence[tuple[str, bool]]) -> list[WriteOutcome]:
+        """Close each opportunity ``(id, won)`` as won or lost by ``WinOpportunity`` / ``LoseOpportunity``
+        (DEAL-4: Dataverse refuses Won and Lost as written values), through ``$batch``; one outcome per input,
+        in input order. See :mod:`crm_pipelines.crm.dynamics.close`."""
+        return await close.close_opportunities(self, closes)
 
     async def send_batch(self, requests: list[batch.BatchRequest], attempts: int = 5) -> list[batch.BatchAnswer]:
         """One ``$batch`` call. An answer cut short is sent again: every request in it is idempotent (creates
