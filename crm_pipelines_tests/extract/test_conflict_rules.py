@@ -16,11 +16,13 @@ one way, HubSpot -> Dynamics, with Dynamics named the default app (CONF-4: the d
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -29,6 +31,7 @@ import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from sqlalchemy.engine import Engine
 
+from crm_pipelines.crm.connections import Secrets, open_client
 from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
@@ -36,6 +39,7 @@ from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.assets import CONFLICTS, PLANS, build_plan_assets
 from crm_pipelines.defs.writeback.plan_inputs import linked_merges
 from crm_pipelines.defs.writeback.plans import build_plans
+from crm_pipelines.defs.writeback.write_assets import WRITES, build_write_assets
 from crm_pipelines.settings import Settings, load_settings
 from crm_pipelines.state import baselines
 from crm_pipelines.state import links as link_store
@@ -364,25 +368,43 @@ def test_conf2_a_conflict_is_won_by_the_default_app_the_connection_names(world: 
 
 
 # -- CONF-5: last, as it executes the plan ------------------------------------------------------------------
-def test_conf5_after_the_plan_is_applied_the_next_plan_is_empty(world: World) -> None:
-    """The plan's updates of the cases' edited fields applied by hand, as the writes stage will apply them:
-    each value written to its CRM (through the UI, now) and its baseline recorded; the change sensor's runs
-    read the writes back, and the next plan holds nothing for those fields (the writes are no user change)."""
+def _read_names(world: World, crm: str, record_id: str) -> dict[str, str | None]:
+    """First and last name of a contact as the CRM's own API returns them."""
+    async def read() -> dict[str, Any]:
+        async with open_client(crm, world.settings, Secrets({})) as client:
+            if crm == "salesforce":
+                return (await client.call("GET", f"sobjects/Contact/{record_id}", "GET sobjects/Contact")).data
+            path = f"/crm/v3/objects/contacts/{record_id}" if crm == "hubspot" else f"contacts({record_id})"
+            params = {"properties": "firstname,lastname"} if crm == "hubspot" else {"$select": "firstname,lastname"}
+            return (await client.api.request("GET", path, endpoint=f"GET {path}", params=params)).data
+
+    data = asyncio.run(read())
+    data = data.get("properties", data)
+    return {name: data.get(COLUMN[crm][name]) or None for name in ("firstname", "lastname")}
+
+
+def test_conf1_to_conf6_the_written_plan_lands_as_planned_then_the_next_plan_is_empty(world: World) -> None:
+    """The write assets execute the plans (issue 13): every planned update of the cases' edited names is what
+    the target CRM's API then returns, and every name no rule moved is as the person left it (CONF-3: never
+    blanked; CONF-4/CONF-6: not written). The change sensor's runs read the writes back, and the next plan
+    holds nothing for those fields: the values the sync wrote are no user change (CONF-5)."""
+    _plan(world)  # the plans of this module's settings (the test above planned with other ones)
     edited = {(c.hubspot_id, f) for c in world.cases.values() for edits in c.edits.values() for f in edits}
-    by_hubspot = {c.hubspot_id: c for c in world.cases.values()}
-    applied, rows = 0, []
-    for target, plan in world.plans.items():
-        for u in plan.updates.itertuples():
-            if u.kind != "contact" or (str(u.hubspot_id), u.field) not in edited:
-                continue
-            case = by_hubspot[str(u.hubspot_id)]
-            _ui_edit(world.sandbox, target, str(u.record_id), {u.field: u.new})
-            rows.append({"kind": "contact", "hubspot_id": case.hubspot_id, "other_crm": case.other_crm,
-                         "field": u.field, "value": u.new})  # fmt: skip
-            applied += 1
-    assert applied >= 10
-    with world.engine.begin() as conn:
-        baselines.record(conn, pd.DataFrame(rows), write_id="hand-applied plan")
+    result = dg.materialize([world.unified, *world.plan_assets, *build_write_assets()],
+                            selection=list(WRITES.values()), instance=world.instance, resources=world.resources)
+    assert result.success
+    written = 0
+    for name, case in world.cases.items():
+        for crm, record in (("hubspot", case.hubspot_id), (case.other_crm, case.other_id)):
+            now = _read_names(world, crm, record)
+            for field_name in ("firstname", "lastname"):
+                planned = world.update(crm, case, field_name)
+                if planned is not None and (case.hubspot_id, field_name) in edited:
+                    assert now[field_name] == planned["new"], (name, crm, field_name)
+                    written += 1
+                elif crm in case.edits and field_name in case.edits[crm]:
+                    assert now[field_name] == case.edits[crm][field_name], (name, crm, field_name)
+    assert written >= 8
 
     # Dynamics stamps ``modifiedon`` in whole seconds: a poll within the second of a write would see it only
     # on its next tick

@@ -257,7 +257,10 @@ from crm_pipelines.settings import load_settings
 path, url = sys.argv[1], sys.argv[2]
 dg.materialize(build_write_assets(), resources=build_resources(load_settings(path), path, state_url=url))
 """
-_OBJECTS = {"hubspot": ["contacts"], "salesforce": ["Lead", "Contact"], "dynamics": ["contacts", "leads"]}
+# every object the first sync creates records of (contacts, companies, deals, tasks)
+_OBJECTS = {"hubspot": ["contacts", "companies", "deals"],
+            "salesforce": ["Lead", "Contact", "Account", "Opportunity", "Task"],
+            "dynamics": ["contacts", "leads", "accounts", "opportunities"]}
 
 
 def _admin(sandbox: RunningSandbox, crm: str) -> httpx.Client:
@@ -303,7 +306,8 @@ def test_invariant1_killed_at_many_points_the_writes_end_as_one_uninterrupted_ru
     # killed as the Nth call reaches the CRM (before it runs it: 150 ms of latency first), or about when the CRM
     # has run it, or a little after (its answer in, its outcome being committed): which of these a kill hits
     # depends on the machine's speed; the outcome must not
-    for n, delay in [(n, delay) for n in (1, 2, 3, 4, 5) for delay in (0.0, 0.17, 0.3)]:
+    # spread over the whole run: HubSpot's pipelines and creates, the other CRMs' creates, updates, associations
+    for n, delay in [(n, delay) for n in (1, 2, 4, 6, 9, 12, 16) for delay in (0.0, 0.17, 0.3)]:
         start = _calls(three_sandboxes)
         child = subprocess.Popen([sys.executable, "-c", _WRITER, path, state_url], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)  # fmt: skip
@@ -314,7 +318,7 @@ def test_invariant1_killed_at_many_points_the_writes_end_as_one_uninterrupted_ru
             child.send_signal(signal.SIGKILL)
             kills += 1
         child.wait()
-    assert kills >= 8  # the runs were killed mid-way, not finished
+    assert kills >= 12  # the runs were killed mid-way, not finished
     for crm in _OBJECTS:
         with _admin(three_sandboxes, crm) as admin:
             admin.delete("/faults").raise_for_status()

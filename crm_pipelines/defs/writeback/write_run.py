@@ -122,7 +122,10 @@ async def _pipelines(engine: Engine, client: Any, report: WriteReport) -> dict[t
     if stored is None or stored.empty or not stored["status"].eq("new_pipeline").any():
         return {}
     deals = stored[stored["status"] == "new_pipeline"]
-    existing = await client.pipelines("deals")
+    try:
+        existing = await client.pipelines("deals")
+    except BudgetExhausted:  # the calls left go to the records; the deals into new pipelines wait
+        return {}
     work = pipeline_work(deals, existing, _stage_probabilities(engine))
     try:
         for label, stages in work.create.items():
@@ -134,9 +137,10 @@ async def _pipelines(engine: Engine, client: Any, report: WriteReport) -> dict[t
                 by_id[pipeline_id].setdefault("stages", []).append(
                     await client.create_stage("deals", pipeline_id, stage))
                 report.pipelines += 1
-    except WriteInDoubt as doubt:  # the next run lists the pipelines again; their deals wait till then
-        report.errors.append({"object": "pipeline", "operation": "create", "ref": "", "code": "IN_DOUBT",
-                              "message": str(doubt)})  # fmt: skip
+    except (WriteInDoubt, BudgetExhausted) as stop:  # the next run lists them again; their deals wait till then
+        report.errors.append({"object": "pipeline", "operation": "create", "ref": "",
+                              "code": "IN_DOUBT" if isinstance(stop, WriteInDoubt) else "BUDGET",
+                              "message": str(stop)})  # fmt: skip
     return stage_ids(existing)
 
 
