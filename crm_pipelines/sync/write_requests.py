@@ -36,6 +36,9 @@ STANDARD_PIPELINE = "standard"  # the other CRM's only pipeline (no Salesforce r
 # Dataverse's business-process steps of an open opportunity, as ``salesstage`` takes them; a closed one (Won,
 # Lost) is closed by its own action after the create, not by a value
 DYNAMICS_STEPS = {"Qualify": 0, "Develop": 1, "Propose": 2, "Close": 3}
+# a Dataverse opportunity's closed stages -> won?: reached by the WinOpportunity / LoseOpportunity actions (a
+# create goes in at the last step, then is closed: ``confirm["close"]``; a linked one is a ``close`` request)
+DYNAMICS_CLOSED = {"Won": True, "Lost": False}
 # a request: its key, what it does to which object, for what (``ref``), how a create is found again, the record
 # as sent, and what it confirms (the baselines); as the outbox records it (``state/outbox.py``)
 WRITE_COLUMNS = ("key", "operation", "object", "ref", "lookup_field", "lookup_value", "payload", "confirm")
@@ -82,8 +85,8 @@ def deal_stage(target: str, pipeline: object, stage: object, new_pipeline: bool,
                hubspot_stages: Mapping[tuple[str, str], tuple[str, str]]) -> dict[str, object] | None:
     """A deal create's pipeline and stage as ``target``'s API takes them (DEAL-2/DEAL-3), or None when it cannot
     be written yet: in a HubSpot pipeline the plan creates first (DEAL-3, named by labels: ``hubspot_stages``,
-    ``sync/pipeline_writes.stage_ids``) not there yet, or a Dataverse opportunity planned closed (closed by
-    its own action, not a value: not written by this stage yet)."""
+    ``sync/pipeline_writes.stage_ids``) not there yet. A Dataverse opportunity planned closed is created at its
+    last step, then closed by its action (``DYNAMICS_CLOSED``)."""
     if target == HUBSPOT:
         if not new_pipeline:
             return {"pipeline": str(pipeline), "dealstage": str(stage)}
@@ -94,7 +97,7 @@ def deal_stage(target: str, pipeline: object, stage: object, new_pipeline: bool,
         if str(pipeline) != STANDARD_PIPELINE:
             fields["RecordTypeId"] = str(pipeline)
         return fields
-    step = DYNAMICS_STEPS.get(str(stage))
+    step = DYNAMICS_STEPS["Close"] if str(stage) in DYNAMICS_CLOSED else DYNAMICS_STEPS.get(str(stage))
     return None if step is None else {"salesstage": step}
 
 
@@ -153,6 +156,8 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
         confirm = {"kind": str(made["object"]), "other_crm": other_crm, "other_type": other_type,
                    "other_id": source_id if target == HUBSPOT else None, "identity_id": str(made["identity_id"]),
                    "hubspot_id": None if target == HUBSPOT else source_id, "baselines": baselines}
+        if made["object"] == "deal" and target == "dynamics" and str(made.get("stage")) in DYNAMICS_CLOSED:
+            confirm["close"] = DYNAMICS_CLOSED[str(made.get("stage"))]
         rows.append({
             "key": key_of(target, "create", obj, made["source_crm"], source_id),
             "operation": "create", "object": str(obj), "ref": f"{made['source_crm']}:{source_id}",
@@ -164,10 +169,14 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
         later, columns=["object", "source_id", "reason"])
 
 
-def update_requests(target: str, updates: pd.DataFrame, objects: pd.Series) -> pd.DataFrame:
+def update_requests(target: str, updates: pd.DataFrame, objects: pd.Series,
+                    hubspot_deal_stages: Mapping[str, str] | None = None) -> pd.DataFrame:
     """``updates`` (``kind``, ``record_id``, ``hubspot_id``, ``source_crm``, ``field``, ``old``, ``new``,
-    ``target_field``, ``api_value``) and the API object each writes to (aligned). Returns ``WRITE_COLUMNS`` plus
-    ``kind``: one request per record; a field whose value is not written (too long) is left out."""
+    ``target_field``, ``api_value``) and the API object each writes to (aligned); ``hubspot_deal_stages``: a
+    HubSpot deal -> its ``<pipeline>:<stage>``, the baseline of a stage written elsewhere (the plan's ``new``
+    is in the target's terms, the merge compares HubSpot's). Returns ``WRITE_COLUMNS`` plus ``kind``: one
+    request per record; a field whose value is not written (too long) is left out."""
+    stages = hubspot_deal_stages or {}
     if updates.empty:
         return pd.DataFrame(columns=[*WRITE_COLUMNS, "kind"])
     frame = updates.assign(target_object=objects.to_numpy())
@@ -181,18 +190,20 @@ def update_requests(target: str, updates: pd.DataFrame, objects: pd.Series) -> p
                            strict=True))  # fmt: skip
         if fields.any():  # DEAL-2: a deal's pipeline and stage, "<pipeline>:<stage>" in the target's terms
             pipeline, _, name = str(group.loc[fields, "new"].iloc[0]).partition(":")
-            written = deal_stage(target, pipeline, name, False, {})
-            if written is None:  # a Dataverse opportunity closed: by its own action, not written here
+            if target == "dynamics" and name in DYNAMICS_CLOSED:  # closed by its action: a request of its own
+                rows.append(_close_request(str(obj), str(record_id), group[fields].iloc[0], DYNAMICS_CLOSED[name],
+                                           stages))
                 group = group[~fields]
                 if group.empty:
                     continue
             else:
+                written = deal_stage(target, pipeline, name, False, {}) or {}
                 payload.update({k: v for k, v in written.items() if k != "RecordTypeId"})
         changes = tuple(zip(group["field"].astype(str), group["old"].astype(str), group["new"].astype(str),
                             strict=True))  # fmt: skip
         baselines = [{"kind": str(r["kind"]), "hubspot_id": str(r["hubspot_id"]),
                       "other_crm": str(r["source_crm"]) if target == HUBSPOT else target,
-                      "field": str(r["field"]), "value": None if _blank(r["new"]) else str(r["new"])}
+                      "field": str(r["field"]), "value": _baseline_value(target, r, stages)}
                      for r in group.to_dict("records")]  # fmt: skip
         rows.append({
             "key": key_of(target, "update", obj, record_id, *[part for change in changes for part in change]),
@@ -201,6 +212,23 @@ def update_requests(target: str, updates: pd.DataFrame, objects: pd.Series) -> p
             "kind": str(group["kind"].iloc[0]),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=[*WRITE_COLUMNS, "kind"])
+
+
+def _baseline_value(target: str, row: Mapping, stages: Mapping[str, str]) -> str | None:
+    if _blank(row["new"]):
+        return None
+    if row["field"] == STAGE_FIELD and target != HUBSPOT:
+        return stages.get(str(row["hubspot_id"]), str(row["new"]))
+    return str(row["new"])
+
+
+def _close_request(obj: str, record_id: str, row: pd.Series, won: bool, stages: Mapping[str, str]) -> dict:
+    """A linked Dataverse opportunity closed won or lost (its action), and the stage baseline that sets."""
+    baseline = {"kind": str(row["kind"]), "hubspot_id": str(row["hubspot_id"]), "other_crm": "dynamics",
+                "field": STAGE_FIELD, "value": _baseline_value("dynamics", row, stages)}
+    return {"key": key_of("dynamics", "close", obj, record_id, row["old"], row["new"]), "operation": "close",
+            "object": obj, "ref": record_id, "lookup_field": None, "lookup_value": None, "payload": {"won": won},
+            "confirm": {"baselines": [baseline]}, "kind": str(row["kind"])}  # fmt: skip
 
 
 def delete_requests(target: str, deletes: pd.DataFrame, objects: pd.Series) -> pd.DataFrame:

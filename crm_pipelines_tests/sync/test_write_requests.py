@@ -149,5 +149,22 @@ def test_deal2_a_linked_deal_s_stage_is_written_in_each_api_s_fields() -> None:
     assert hs.iloc[0]["payload"] == {"pipeline": "default", "dealstage": "closedwon"}
     sf = update_requests("salesforce", stage.assign(new="012A:Closed Won"), pd.Series(["Opportunity"]))
     assert sf.iloc[0]["payload"] == {"StageName": "Closed Won"}
-    # a Dataverse opportunity is closed by its own action: not a value this update writes
-    assert update_requests("dynamics", stage.assign(new="standard:Won"), pd.Series(["opportunities"])).empty
+    # a Dataverse opportunity is closed by its own action, not by a value this update writes
+    closing = update_requests("dynamics", stage.assign(new="standard:Won"), pd.Series(["opportunities"]))
+    assert closing["operation"].tolist() == ["close"]
+
+
+def test_deal4_a_dataverse_opportunity_is_closed_by_its_action_with_the_stage_baseline_in_hubspot_terms() -> None:
+    stage = UPDATES.iloc[:1].assign(kind="deal", field="pipeline_stage", old="default:appointmentscheduled",
+                                    new="standard:Won", target_field=None, api_value=None, hubspot_id="31")
+    made = update_requests("dynamics", stage, pd.Series(["opportunities"]), {"31": "default:closedwon"})
+    assert made["operation"].tolist() == ["close"] and made.iloc[0]["payload"] == {"won": True}
+    # CONF-5: the baseline is what the merge compares: HubSpot's stage, not Dataverse's name for it
+    assert made.iloc[0]["confirm"]["baselines"][0]["value"] == "default:closedwon"
+    deal = DEALS.iloc[:1].assign(source_crm="hubspot", source_id="31", pipeline="standard", stage="Lost", detail="")
+    created, _ = create_requests("dynamics", deal, DEAL_VALUES.iloc[:1].assign(
+        source_id="31", target_object="opportunities", target_field="name"), {}, hubspot_deal_stages={
+        "31": "default:closedlost"})  # fmt: skip
+    row = created.iloc[0]
+    assert row["payload"]["salesstage"] == 3 and row["confirm"]["close"] is False  # created at its last step
+    assert {"field": "pipeline_stage", "value": "default:closedlost"} in row["confirm"]["baselines"]

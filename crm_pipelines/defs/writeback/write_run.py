@@ -45,6 +45,7 @@ from crm_pipelines.settings import Settings
 from crm_pipelines.state import baselines, mirror, outbox, plan_store, unified
 from crm_pipelines.state import links as link_store
 from crm_pipelines.sync.calls import batch_size, fit_budget
+from crm_pipelines.sync.deal_plan import STAGE_FIELD
 from crm_pipelines.sync.pipeline_writes import pipeline_work, stage_ids
 from crm_pipelines.sync.write_requests import (
     CONTACT_ROLE,
@@ -58,7 +59,8 @@ from crm_pipelines.transform import links as link_rules
 
 WRITTEN_CREATES = {"contact", "company", "deal", "task"}  # the plan's create objects this stage writes
 PIPELINE_CREATES = {"pipeline", "pipeline_stage"}  # written before the records (``_pipelines``)
-OPERATIONS = ("create", "update", "delete", "associate")  # a record exists before anything refers to it
+# a record exists before anything refers to it; a Dataverse opportunity is closed by its action (DEAL-4)
+OPERATIONS = ("create", "update", "close", "delete", "associate")
 
 
 @dataclass
@@ -99,15 +101,18 @@ def requests_for(engine: Engine, settings: Settings, target: str,
         target, creates, values, {o.name: o.lookup_field for o in catalog.objects(target)},
         _source_types(engine, creates) if target == "hubspot" else None,
         keyed=frozenset(o.name for o in catalog.objects(target) if o.sync_key), hubspot_stages=hubspot_stages,
-        hubspot_deal_stages=_hubspot_deal_stages(engine, creates) if target != "hubspot" else None)
+        hubspot_deal_stages=_hubspot_deal_stages(engine, creates.loc[creates["object"] == "deal", "source_id"])
+        if target != "hubspot" else None)
     for reason, count in waiting["reason"].value_counts().items():
         not_yet[f"create deal: {reason}"] = int(count)
     updates = plan.updates
     if len(updates):  # the API's field names and value forms (OPS-9), as the plan showed them
         updates = target_owners(update_forms_of(engine, settings, target, updates.drop(
             columns=["target_field", "api_value"], errors="ignore"))[0], target, owners)
+    stages = _hubspot_deal_stages(engine, updates.loc[updates["field"] == STAGE_FIELD, "hubspot_id"]) \
+        if target != "hubspot" and len(updates) else None
     changed = update_requests(target, updates, update_objects(engine, target, updates) if len(updates)
-                              else pd.Series(dtype=object))
+                              else pd.Series(dtype=object), stages)
     deletes = plan.deletes
     gone = delete_requests(target, deletes, deletes["object"].map(HUBSPOT_OBJECT) if target == "hubspot"
                            else deletes["object_type"])
@@ -155,9 +160,9 @@ def _stage_probabilities(engine: Engine) -> dict[str, float]:
     return {str(n): float(p) / 100 for n, p in zip(names, live["DefaultProbability"], strict=True)}
 
 
-def _hubspot_deal_stages(engine: Engine, creates: pd.DataFrame) -> dict[str, str]:
-    """HubSpot deal id -> ``<pipeline>:<stage>``, of the HubSpot deals among ``creates``."""
-    ids = creates.loc[creates["object"] == "deal", "source_id"].astype(str).tolist()
+def _hubspot_deal_stages(engine: Engine, deal_ids: pd.Series) -> dict[str, str]:
+    """HubSpot deal id -> ``<pipeline>:<stage>`` as HubSpot holds it now (what the merge compares), of these."""
+    ids = list(dict.fromkeys(deal_ids.astype(str)))
     if not ids:
         return {}
     column = unified.column("deal_facts", "deal_id")
@@ -250,6 +255,8 @@ async def _reconcile(engine: Engine, target: str, client: Any, report: WriteRepo
             target_id = found.get(str(record["lookup_value"]).lower())
             if target_id is not None:
                 done.append((record, target_id))
+    if any("close" in r["confirm"] for r, _ in done):  # found, but maybe not closed yet (DEAL-4)
+        done = await _close_created(client, done, report)
     _confirm(engine, target, done, [], now)
     report.reconciled += len(done)
 
@@ -311,6 +318,8 @@ async def _send(engine: Engine, target: str, client: Any, operation: str, obj: s
             outcomes = await client.update(obj, [(r["ref"], r["payload"]) for r in records])
         elif operation == "delete":
             outcomes = await client.delete(obj, [r["ref"] for r in records])
+        elif operation == "close":
+            outcomes = await client.close_opportunities([(r["ref"], bool(r["payload"]["won"])) for r in records])
         else:
             outcomes = await _associate(client, target, obj, records)
     except WriteInDoubt as doubt:  # the answer to a create was lost: what landed is found, the rest goes later
@@ -329,7 +338,10 @@ async def _send(engine: Engine, target: str, client: Any, operation: str, obj: s
                                   "code": outcome.code, "message": outcome.message})  # fmt: skip
     _confirm(engine, target, done, failed, now)
     report.failed += len(failed)
-    counted = {"create": "created", "update": "updated", "delete": "deleted", "associate": "associated"}[operation]
+    if operation == "create" and any("close" in r["confirm"] for r, _ in done):
+        done = await _close_created(client, done, report)
+    counted = {"create": "created", "update": "updated", "close": "updated", "delete": "deleted",
+               "associate": "associated"}[operation]
     setattr(report, counted, getattr(report, counted) + len(done))
     report.examples += [{"operation": operation, "object": obj, "ref": r["ref"], "payload": r["payload"]}
                         for r, _ in done[: max(0, 3 - len(report.examples))]]  # fmt: skip
@@ -345,3 +357,22 @@ async def _associate(client: Any, target: str, obj: str, records: list[dict]) ->
     if obj == CONTACT_ROLE:
         return await client.create(obj, [r["payload"] for r in records])
     return await client.update(obj, [(r["ref"], r["payload"]) for r in records])
+
+
+async def _close_created(client: Any, done: list[tuple[dict, str | None]], report: WriteReport,
+                         ) -> list[tuple[dict, str | None]]:
+    """DEAL-4: Dataverse opportunities created to be closed, closed by their action right after the create. One
+    that stays open keeps no stage baseline: the next plan sees its stage differ and writes the close again."""
+    closing = [(i, target_id, bool(r["confirm"]["close"])) for i, (r, target_id) in enumerate(done)
+               if "close" in r["confirm"] and target_id]  # fmt: skip
+    outcomes = await client.close_opportunities([(target_id, won) for _, target_id, won in closing])
+    out = list(done)
+    for (i, target_id, _), outcome in zip(closing, sorted(outcomes, key=lambda o: o.index), strict=True):
+        if outcome.ok:
+            continue
+        record = out[i][0]
+        kept = [b for b in record["confirm"]["baselines"] if b["field"] != STAGE_FIELD]
+        out[i] = ({**record, "confirm": {**record["confirm"], "baselines": kept}}, target_id)
+        report.errors.append({"object": "opportunities", "operation": "close", "ref": target_id,
+                              "code": outcome.code, "message": outcome.message})  # fmt: skip
+    return out
