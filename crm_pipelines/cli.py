@@ -146,14 +146,24 @@ def _load_settings(settings_path: str | None):
 @main.command()
 @_settings_option
 def check(settings_path: str | None) -> None:
-    """Check each configured connection's credentials against its API (OPS-3); no secret is printed."""
+    """Check each configured connection's credentials against its API (OPS-3) and, once they are accepted, that
+    the CRM has each lookup field the writes find their creates again by (issue 13): a line per field, with how
+    to make one that is missing. No secret is printed; the exit status is 1 unless everything is there."""
     from crm_pipelines.crm.check import check_connections, environment_secrets
 
     settings = _load_settings(settings_path)
     results = asyncio.run(check_connections(settings, environment_secrets()))
     for r in results:
         click.echo(f"{r.connection:<11} {'valid' if r.valid else 'INVALID':<8} ({r.target}) {r.reason}")
-    if not all(r.valid for r in results):
+        for f in r.lookup_fields:
+            name = f"lookup field {f.object}.{f.field}"
+            if f.ok:
+                click.echo(f"{r.connection:<11} {'present':<8} {name}")
+                continue
+            click.echo(f"{r.connection:<11} {f.verdict.upper():<8} {name}: {f.reason}")
+            lead = "if it is missing, make it" if f.verdict == "unverified" else "to make it"
+            click.echo(f"{'':<20} {lead}: {f.how_to_create}")
+    if not all(r.ready for r in results):
         sys.exit(1)
 
 

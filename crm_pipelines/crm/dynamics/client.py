@@ -16,10 +16,10 @@ from typing import Any
 from crm_pipelines.crm.budget import CallBudget
 from crm_pipelines.crm.dynamics import batch, close
 from crm_pipelines.crm.dynamics.dialect import DYNAMICS_LIMITS, DynamicsDialect
-from crm_pipelines.crm.dynamics.entities import primary_key
-from crm_pipelines.crm.dynamics.odata import Filter, modified_between, name, one_of
+from crm_pipelines.crm.dynamics.entities import logical_name, primary_key
+from crm_pipelines.crm.dynamics.odata import Filter, literal, modified_between, name, one_of
 from crm_pipelines.crm.dynamics.writes import BatchWriter
-from crm_pipelines.crm.errors import ApiError
+from crm_pipelines.crm.errors import ApiError, NotFoundError
 from crm_pipelines.crm.http import ApiClient, ApiResponse, Auth, verify_option
 from crm_pipelines.crm.metering import Meter
 from crm_pipelines.crm.outcomes import WriteOutcome
@@ -195,6 +195,19 @@ class DynamicsClient:
             if not next_link:
                 return
             page = await self._get(next_link, endpoint, None, prefer)
+
+    async def attribute(self, entity_set: str, column: str) -> dict[str, Any] | None:
+        """A column's definition from the table's metadata (``LogicalName``, ``AttributeType``,
+        ``IsCustomAttribute``), or None when the table has no such column."""
+        table = literal(logical_name(entity_set))
+        url = f"EntityDefinitions(LogicalName={table})/Attributes(LogicalName={literal(name(column))})"
+        try:
+            # only base AttributeMetadata properties: a derived one (MaxLength) needs a cast segment to select
+            page = await self._get(url, "GET /EntityDefinitions({table})/Attributes({column})",
+                                   {"$select": "LogicalName,AttributeType,IsCustomAttribute"})
+        except NotFoundError:
+            return None
+        return page.data
 
     async def find(self, obj: str, field: str, values: Sequence[str]) -> dict[str, str]:
         """Lower-cased value of ``field`` -> the id of a row holding it, among ``values`` (a write in doubt is

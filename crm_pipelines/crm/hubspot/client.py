@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from crm_pipelines.crm.budget import CallBudget
-from crm_pipelines.crm.errors import ApiError
+from crm_pipelines.crm.errors import ApiError, NotFoundError
 from crm_pipelines.crm.http import ApiClient, Auth, verify_option
 from crm_pipelines.crm.hubspot.dialect import HUBSPOT_LIMITS, HubSpotDialect
 from crm_pipelines.crm.hubspot.full_read import SEARCH_PAGE_MAX, iter_both_buckets
@@ -327,6 +327,17 @@ class HubSpotClient:
             "GET", f"/crm/v3/properties/{object_type}", endpoint="GET /crm/v3/properties/{type}"
         )
         return response.data["results"]
+
+    async def property(self, object_type: str, name: str) -> dict[str, Any] | None:
+        """One property's definition, or None when the portal has no such property (or only in its recycle
+        bin): one call, where reading them all would be a large body for one name."""
+        try:
+            response = await self.api.request(
+                "GET", f"/crm/v3/properties/{object_type}/{name}", endpoint="GET /crm/v3/properties/{type}/{name}"
+            )
+        except NotFoundError:
+            return None
+        return response.data
 
     # -- writes (the shared verbs, ``crm.outcomes.Writer``) -----------------------------------------------
     async def create(self, obj: str, records: Sequence[dict[str, Any]]) -> list[WriteOutcome]:

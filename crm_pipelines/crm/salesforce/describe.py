@@ -19,6 +19,7 @@ class FieldInfo:
     updateable: bool = True
     picklist: tuple[str, ...] = ()  # active values
     restricted: bool = False
+    external_id: bool = False  # marked External ID: upserts and look-ups by it
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ def object_info(body: dict[str, Any]) -> ObjectInfo:
             updateable=bool(f.get("updateable", True)),
             picklist=tuple(p["value"] for p in f.get("picklistValues") or [] if p.get("active", True)),
             restricted=bool(f.get("restrictedPicklist", False)),
+            external_id=bool(f.get("externalId", False)),
         )
         for f in body.get("fields", [])
     }
