@@ -56,6 +56,24 @@ def test_a_hubspot_ui_edit_at_a_past_time_is_stamped_then_in_record_and_property
         assert _parse(again.json()["updatedAt"]) > datetime.now(UTC) - timedelta(seconds=30)
 
 
+def test_conf2_an_imported_value_keeps_its_time_when_another_property_of_its_record_changes(
+    sandboxes: RunningSandbox,
+) -> None:
+    """The merge reads when a HubSpot property last changed from its history (CONF-1/CONF-2): an imported first
+    name must not look changed when the sync (or a person) writes the record's phone."""
+    with _ui(sandboxes, "hubspot") as ui, sandboxes.api() as api:
+        # a seeded contact no other test here edits (they take the first)
+        contact = api.get("/crm/v3/objects/contacts", params={"limit": 10}).json()["results"][-1]["id"]
+        before = api.get(f"/crm/v3/objects/contacts/{contact}", params={"propertiesWithHistory": "firstname"}).json()
+        imported = _parse(before["propertiesWithHistory"]["firstname"][0]["timestamp"])
+        assert imported < datetime.now(UTC) - timedelta(days=1)
+        ui.patch(f"/contacts/{contact}", json={"properties": {"phone": "+1 555 0100"}}).raise_for_status()
+        after = api.get(f"/crm/v3/objects/contacts/{contact}", params={"propertiesWithHistory": "firstname,phone"})
+        history = after.json()["propertiesWithHistory"]
+        assert [_parse(e["timestamp"]) for e in history["firstname"]] == [imported]
+        assert _parse(history["phone"][0]["timestamp"]) > datetime.now(UTC) - timedelta(seconds=30)
+
+
 def test_a_salesforce_ui_edit_at_a_past_time_is_stamped_then(sandboxes: RunningSandbox) -> None:
     at = _past(12)
     with _ui(sandboxes, "salesforce") as ui:

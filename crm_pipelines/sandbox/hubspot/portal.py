@@ -213,12 +213,15 @@ class Portal:
         return updated
 
     def _seed_history(self, record: Record, changed: Mapping[str, Any]) -> None:
-        """Imported values have no history rows; keep the old value as the first entry before it changes."""
-        known = self.store.history(record.object_type, record.id, list(changed))
+        """Imported values have no history rows (a read makes their entry from the record's last change): before
+        the record changes, each gets its entry as it stands, so that a property the change leaves alone keeps
+        its time (HubSpot's history holds an imported value from its import, whatever changes later)."""
+        names = list(record.properties)
+        known = self.store.history(record.object_type, record.id, names)
         self.store.add_history(
             (record.object_type, record.id, k, record.properties[k], record.updated_ms, SOURCE_IMPORT)
-            for k in changed
-            if k not in known and k in record.properties
+            for k in names
+            if k not in known
         )
 
     def archive(self, record: Record) -> None:
