@@ -39,14 +39,14 @@ from crm_pipelines.defs.writeback.create_value_inputs import (
     update_forms_of,
     update_objects,
 )
+from crm_pipelines.defs.writeback.pipeline_run import ensure_pipelines
 from crm_pipelines.defs.writeback.plan_inputs import calls_left
-from crm_pipelines.defs.writeback.stored_plan import PIPELINE_INPUTS, stored_plan
+from crm_pipelines.defs.writeback.stored_plan import stored_plan
 from crm_pipelines.settings import Settings
-from crm_pipelines.state import baselines, mirror, outbox, plan_store, unified
+from crm_pipelines.state import baselines, outbox, unified
 from crm_pipelines.state import links as link_store
 from crm_pipelines.sync.calls import batch_size, fit_budget
 from crm_pipelines.sync.deal_plan import STAGE_FIELD
-from crm_pipelines.sync.pipeline_writes import pipeline_work, stage_ids
 from crm_pipelines.sync.write_requests import (
     CONTACT_ROLE,
     association_requests,
@@ -58,7 +58,7 @@ from crm_pipelines.sync.write_requests import (
 from crm_pipelines.transform import links as link_rules
 
 WRITTEN_CREATES = {"contact", "company", "deal", "task"}  # the plan's create objects this stage writes
-PIPELINE_CREATES = {"pipeline", "pipeline_stage"}  # written before the records (``_pipelines``)
+PIPELINE_CREATES = {"pipeline", "pipeline_stage"}  # written before the records (``pipeline_run.py``)
 # a record exists before anything refers to it; a Dataverse opportunity is closed by its action (DEAL-4)
 OPERATIONS = ("create", "update", "close", "delete", "associate")
 
@@ -118,46 +118,6 @@ def requests_for(engine: Engine, settings: Settings, target: str,
                            else deletes["object_type"])
     linked = association_requests(target, plan.associations)
     return pd.concat([made, changed, gone, linked], ignore_index=True), not_yet
-
-
-async def _pipelines(engine: Engine, client: Any, report: WriteReport) -> dict[tuple[str, str], tuple[str, str]]:
-    """DEAL-3: the HubSpot pipelines and stages the plan's deals need, created where HubSpot lacks them (one
-    call to list them, found by label); returns every pipeline's stage ids by label for the deals' creates."""
-    stored = plan_store.read(engine, parts=[PIPELINE_INPUTS]).get(("hubspot", PIPELINE_INPUTS))
-    if stored is None or stored.empty or not stored["status"].eq("new_pipeline").any():
-        return {}
-    deals = stored[stored["status"] == "new_pipeline"]
-    try:
-        existing = await client.pipelines("deals")
-    except BudgetExhausted:  # the calls left go to the records; the deals into new pipelines wait
-        return {}
-    work = pipeline_work(deals, existing, _stage_probabilities(engine))
-    try:
-        for label, stages in work.create.items():
-            existing.append(await client.create_pipeline("deals", label, stages))
-            report.pipelines += 1
-        by_id = {str(p["id"]): p for p in existing}
-        for pipeline_id, stages in work.add.items():
-            for stage in stages:
-                by_id[pipeline_id].setdefault("stages", []).append(
-                    await client.create_stage("deals", pipeline_id, stage))
-                report.pipelines += 1
-    except (WriteInDoubt, BudgetExhausted) as stop:  # the next run lists them again; their deals wait till then
-        report.errors.append({"object": "pipeline", "operation": "create", "ref": "",
-                              "code": "IN_DOUBT" if isinstance(stop, WriteInDoubt) else "BUDGET",
-                              "message": str(stop)})  # fmt: skip
-    return stage_ids(existing)
-
-
-def _stage_probabilities(engine: Engine) -> dict[str, float]:
-    """Salesforce stage name -> its default probability (0..1), for the stages DEAL-3 creates."""
-    stages = mirror.read_records(engine, "salesforce", "OpportunityStage",
-                                 columns=["ApiName", "MasterLabel", "DefaultProbability"])
-    if stages.empty or "DefaultProbability" not in stages:
-        return {}
-    live = stages[~stages["deleted"].astype(bool) & stages["DefaultProbability"].notna()]
-    names = live["ApiName"] if "ApiName" in live else live["MasterLabel"]
-    return {str(n): float(p) / 100 for n, p in zip(names, live["DefaultProbability"], strict=True)}
 
 
 def _hubspot_deal_stages(engine: Engine, deal_ids: pd.Series) -> dict[str, str]:
@@ -267,7 +227,10 @@ async def write_target(engine: Engine, settings: Settings, target: str, client: 
     now = now or datetime.now(UTC)
     report = WriteReport()
     await _reconcile(engine, target, client, report, now)
-    stages = await _pipelines(engine, client, report) if target == "hubspot" else None
+    stages = None
+    if target == "hubspot":
+        stages, report.pipelines, stopped = await ensure_pipelines(engine, client)
+        report.errors += stopped
     requests, report.not_yet_written = requests_for(engine, settings, target, stages)
     known = requests[["key"]].merge(outbox.states(engine, requests["key"].tolist()), on="key", how="left")
     done = known["status"].eq(outbox.DONE).to_numpy(dtype=bool)
