@@ -8,6 +8,8 @@ datetimes UTC ``YYYY-MM-DDTHH:MM:SSZ``); the API form per target:
 - Salesforce: a date as ``YYYY-MM-DD``; a datetime in UTC, ``YYYY-MM-DDTHH:MM:SS.000Z``.
 - Dataverse: a datetime as ``Edm.DateTimeOffset`` (``YYYY-MM-DDTHH:MM:SSZ``); a date-only column
   (``estimatedclosedate``) as ``Edm.Date`` (``YYYY-MM-DD``).
+- Salesforce and Dataverse: a number as a JSON number, a yes/no as a JSON boolean (Dataverse refuses
+  ``"1200"`` for an ``Edm.Decimal``); HubSpot takes every value as text.
 
 Text longer than the target field's length (``LENGTHS``: the fields the default mappings write, as the
 Salesforce describe and the Dataverse metadata state them; the sandboxes serve the same, a test keeps them
@@ -50,6 +52,12 @@ VALUE_COLUMNS = ("object", "source_id", "target_object", "target_field", "kind",
 def api_form(values: pd.Series, kind: str, crm: str, date_only: bool = False) -> pd.Series:
     """``values`` (normalized text) in the form ``crm``'s API takes for a field of ``kind``; vectorised."""
     v = values.astype(object)
+    if kind in ("number", "bool") and crm != "hubspot":  # typed JSON (HubSpot takes every value as a string)
+        if kind == "number":
+            typed = pd.to_numeric(v, errors="coerce").astype(object)
+        else:
+            typed = v.astype("string").str.lower().map({"true": True, "false": False}).astype(object)
+        return typed.where(pd.notna(typed), None)
     if kind not in ("date", "datetime"):
         return v
     ts = pd.to_datetime(v, utc=True, errors="coerce", format="ISO8601")

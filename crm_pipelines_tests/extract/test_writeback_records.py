@@ -5,8 +5,9 @@ won in Salesforce's UI is a closed-won HubSpot deal (DEAL-2/DEAL-4) and makes it
 an Account set on a Contact in Salesforce's UI is a HubSpot association (DEAL-6); Accounts are created only
 for companies with a contact syncing as a Contact (COM-2); a HubSpot deal with a contact becomes an
 Opportunity with an OpportunityContactRole (DEAL-6); a HubSpot task a Salesforce Task on its contact's record
-(OPS-4); each create carries the sync's key, by which it is found
-again (Invariant 1); then the sync converges and writes nothing more (CONF-5)."""
+(OPS-4); the same deal closed won in HubSpot is won in Dataverse by its action (DEAL-4); each create carries
+the sync's key, by which it is found again (Invariant 1); then the sync converges, and ten more cycles write
+nothing (CONF-5)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from crm_pipelines.state import mirror, unified
 from crm_pipelines.transform.lifecycle import rank
 from crm_pipelines_tests.extract.test_extract import sandbox_settings, sync_changes
 from crm_pipelines_tests.extract.test_unified_incremental import _ui
-from crm_pipelines_tests.extract.test_writeback_contacts import _converge, _find, _get, _world, _write_run
+from crm_pipelines_tests.extract.test_writeback_contacts import _converge, _cycle, _find, _get, _world, _write_run
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 CUSTOMER = int(rank(pd.Series(["customer"])).iloc[0])
@@ -59,7 +60,11 @@ def test_com2_deal2_deal3_deal6_deal7_companies_deals_and_associations_are_writt
     mapped_rt, unmapped_rt = sorted(mirror.read_records(engine, "salesforce", "RecordType")["id"].astype(str))
     deals = {"closed_won_sets_customer": True,
              "pipelines": [{"other_pipeline": mapped_rt, "hubspot_pipeline": "default", "stages": STAGES}]}
-    path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url, sync={"salesforce": {"deals": deals}})
+    # Dataverse's sales process onto HubSpot's default pipeline, its closed states onto closed won / lost
+    dyn_stages = {"Qualify": "appointmentscheduled", "Won": "closedwon", "Lost": "closedlost"}
+    dyn_deals = {"pipelines": [{"other_pipeline": "standard", "hubspot_pipeline": "default", "stages": dyn_stages}]}
+    path = sandbox_settings(tmp_path / "crm_pipelines.yaml", sandbox, state_url,
+                            sync={"salesforce": {"deals": deals}, "dynamics": {"deals": dyn_deals}})
     settings = load_settings(path)
     world |= {"settings": settings, "resources": build_resources(settings, str(path), state_url=state_url),
               "extract": build_extract_assets(settings), "unified": build_unified_assets(settings)}
@@ -169,5 +174,16 @@ def test_com2_deal2_deal3_deal6_deal7_companies_deals_and_associations_are_writt
     assert (written["Subject"], written["WhoId"], written["Status"]) == (
         "Call back", str(contact.salesforce_id), "Not Started")
 
-    # CONF-5: converged, cycles without outside edits write nothing
-    assert _converge(world, most=0) == 0
+    # DEAL-4: the HubSpot deal is a Dataverse opportunity too; closed won in HubSpot, Dataverse's is won (closed by
+    # its action, not a value)
+    dyn_opp = _find(settings, "dynamics", "opportunities", "crm_pipelines_key", [f"hubspot:{hub_deal}"])
+    assert set(dyn_opp) == {f"hubspot:{hub_deal}"}
+    with _ui(sandbox, "hubspot") as ui:
+        ui.patch(f"/deals/{hub_deal}", json={"properties": {"dealstage": "closedwon"}}).raise_for_status()
+    _converge(world)
+    opp_state = _get(settings, "dynamics", f"opportunities({dyn_opp[f'hubspot:{hub_deal}']})",
+                     {"$select": "statecode,salesstage"})
+    assert opp_state["statecode"] == 1  # won
+
+    # CONF-5: converged, ten more cycles without outside edits write nothing and spend no write calls
+    assert [_cycle(world) for _ in range(10)] == [0] * 10

@@ -37,6 +37,13 @@ def test_ops9_dataverse_datetimes_are_edm_datetimeoffset_and_date_only_columns_e
     assert api_form(pd.Series(["x", "12"]), "text", "dynamics").tolist() == ["x", "12"]  # other kinds as they are
 
 
+def test_ops9_numbers_and_yes_no_are_typed_json_for_salesforce_and_dataverse_text_for_hubspot():
+    # Dataverse refuses "1200" for an Edm.Decimal (Money) column: a JSON number
+    assert api_form(pd.Series(["1200", "24420.69", None]), "number", "dynamics").tolist() == [1200.0, 24420.69, None]
+    assert api_form(pd.Series(["true", "false"]), "bool", "salesforce").tolist() == [True, False]
+    assert api_form(pd.Series(["1200"]), "number", "hubspot").tolist() == ["1200"]
+
+
 def test_ops9_text_longer_than_the_target_field_is_a_finding_naming_record_and_field_never_cut():
     values = pd.DataFrame({
         "object": "contact", "source_id": ["h1", "h2", "h3"], "target_object": "Lead",
