@@ -314,6 +314,39 @@ def bench_plan(scale: int, seed: int, database_url: str | None) -> None:
     sys.stdout.write(json.dumps(figures) + "\n")
 
 
+@bench.command("writeback")
+@click.option("--scale", type=int, default=100_000, show_default=True, help="people in the generated universe")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--database-url", default=None, help="PostgreSQL URL; the bench works in its own new database there")
+def bench_writeback(scale: int, seed: int, database_url: str | None) -> None:
+    """The write runs after 1 % of the records are edited across the CRMs on a converged sync, rate limits on.
+
+    \b
+    Set-up (rate limits lifted): import, full `unified`, plans and writes of a first sync, cycles until one
+    writes nothing. Then, rate limits on, 1 % of each synced object's live records edited in the sandboxes'
+    UIs, and sync cycles (sensor tick, extracts, `unified`, plans, one write run for the three CRMs) until one
+    writes nothing. Of the write runs of the cycles that wrote:
+      records_written  records the CRMs confirmed (created + updated + deleted)
+      write_calls      API calls the sandboxes received during them (/__sandbox__/usage; logins apart)
+      write_calls_min  sum over runs, CRMs, objects, operations of ceil(records sent / batch size)
+                       (HubSpot 100, Salesforce 200, Dataverse $batch 1,000); calls_ratio target <= 1.2
+      wall_s           the write runs' time, summed over the cycles
+      bound_s          sum over cycles and CRMs (written one after another) of the CRM's calls /
+                       its published sustained rate: HubSpot 19/s (190 per 10 s; searches 5/s on
+                       their own), Salesforce 100,000 per 24 h, Dataverse 20/s (6,000 per 300 s);
+                       time_ratio = wall_s / bound_s, target <= 1.3
+      duplicates       records the sync made sharing an identity (email, key) with another live record
+                       of their CRM, read through the APIs afterwards; must be 0
+      failed           records refused in those runs, with failed_reasons; failed_outstanding: all still
+                       refused at the end (set-up included)
+    Details and the other keys: crm_pipelines/bench/writeback.py.
+    """
+    from crm_pipelines.bench.writeback import run_writeback_bench
+
+    figures = run_writeback_bench(scale, seed, database_url)
+    sys.stdout.write(json.dumps(figures) + "\n")
+
+
 @bench.command("soak")
 @click.option("--scale", type=int, default=5_000, show_default=True)
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="the sandboxes' data seed")
