@@ -174,8 +174,7 @@ def _figures(rounds: list[Round], last: Round) -> dict[str, Any]:
     wall, bound = sum(r.wall_s for r in rounds), sum(r.bound_s for r in rounds)
     return {
         "records_written": sum(r.written for r in rounds),
-        "records_written_by_crm": {crm: sum(r.runs[crm]["meta"].get(k, 0) for r in rounds
-                                            for k in ("created", "updated", "deleted")) for crm in CRMS},
+        "records_written_by_crm": {crm: sum(r.written_to(crm) for r in rounds) for crm in CRMS},
         "records_sent": len(sent),
         "records_retried": sum(r.retried for r in rounds),
         "write_calls": calls,
@@ -192,8 +191,7 @@ def _figures(rounds: list[Round], last: Round) -> dict[str, Any]:
         "failed": len(failed),
         "failed_reasons": reasons(failed),
         "cycles": len(rounds),
-        "written_by_cycle": [{crm: sum(r.runs[crm]["meta"].get(k, 0) for k in ("created", "updated", "deleted"))
-                              for crm in CRMS} for r in rounds],
+        "written_by_cycle": [{crm: r.written_to(crm) for crm in CRMS} for r in rounds],
         "sent_retried_failed_by_cycle": [[len(r.sent), r.retried, len(r.failures())] for r in rounds],
         "calls_after_converged": sum(last.calls_of(crm) for crm in CRMS),
         "login_calls": sum(r.logins for r in rounds),

@@ -23,6 +23,9 @@ from crm_pipelines.state.schema import write_outbox
 from crm_pipelines.sync.calls import batch_size
 
 CRMS = ("hubspot", "salesforce", "dynamics")
+# the write asset's metadata counting records a CRM confirmed; a kind of write it reports under a new name
+# (associations, say) is added here
+WRITTEN_KEYS = ("created", "updated", "deleted")
 # a HubSpot pipeline or stage is written one call each (sync/calls.py's UNBATCHED, by the plan's object name);
 # the outbox names the API's object, so both spellings are looked up
 _UNBATCHED_API = {("hubspot", "pipelines"): "pipeline", ("hubspot", "pipeline_stages"): "pipeline_stage"}
@@ -114,9 +117,12 @@ class Round:
     def __post_init__(self) -> None:
         self.least = least_calls(self.sent)
 
+    def written_to(self, crm: str) -> int:
+        return sum(int(self.runs[crm]["meta"].get(k, 0)) for k in WRITTEN_KEYS)
+
     @property
     def written(self) -> int:
-        return sum(int(r["meta"].get(k, 0)) for r in self.runs.values() for k in ("created", "updated", "deleted"))
+        return sum(self.written_to(crm) for crm in CRMS)
 
     def calls_of(self, crm: str) -> int:
         return sum(self.calls[crm].values())
