@@ -45,6 +45,7 @@ PROPERTIES = {
         "numberofemployees",
         "annualrevenue",
         "hubspot_owner_id",
+        "lifecyclestage",  # COM-4 writes it: read back, or the plan would keep writing it
         "createdate",
         "hs_lastmodifieddate",
     ],

@@ -17,15 +17,18 @@ COLUMNS = ("kind", "hubspot_id", "identity_id", "salesforce_id", "salesforce_typ
            "origin")
 
 
-def load(engine: Engine, *, kind: str | None = None, hubspot_ids: Iterable[str] | None = None,
+def load(engine: Engine | Connection, *, kind: str | None = None, hubspot_ids: Iterable[str] | None = None,
          origin: str | None = None) -> pd.DataFrame:
-    """Links (all, or of one kind / origin / these HubSpot ids) as a frame of ``COLUMNS``, None for missing."""
+    """Links (all, or of one kind / origin / these HubSpot ids) as a frame of ``COLUMNS``, None for missing;
+    given a connection, read in its transaction."""
     query = sa.select(*[links.c[c] for c in COLUMNS])
     if kind is not None:
         query = query.where(links.c.kind == kind)
     if origin is not None:
         query = query.where(links.c.origin == origin)
     ids = None if hubspot_ids is None else list(dict.fromkeys(hubspot_ids))
+    if isinstance(engine, Connection):
+        return rows_for_ids(engine, query, links.c.hubspot_id, ids, COLUMNS)
     with engine.connect() as conn:
         return rows_for_ids(conn, query, links.c.hubspot_id, ids, COLUMNS)
 

@@ -12,27 +12,35 @@ nothing (CONF-5)."""
 from __future__ import annotations
 
 import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from crm_pipelines.crm.connections import Secrets, open_client
 from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import build_unified_assets
+from crm_pipelines.defs.writeback.assets import PLANS
 from crm_pipelines.defs.writeback.write_assets import WRITES
+from crm_pipelines.defs.writeback.write_run import write_target
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import links as link_store
-from crm_pipelines.state import mirror, unified
+from crm_pipelines.state import mirror, outbox, unified
+from crm_pipelines.state.db import create_state_engine
+from crm_pipelines.state.schema import write_outbox
 from crm_pipelines.transform.lifecycle import rank
 from crm_pipelines_tests.extract.test_extract import sandbox_settings, sync_changes
 from crm_pipelines_tests.extract.test_unified_incremental import _ui
 from crm_pipelines_tests.extract.test_writeback_contacts import _converge, _cycle, _find, _get, _world, _write_run
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
+CRMS = ("hubspot", "salesforce", "dynamics")
 CUSTOMER = int(rank(pd.Series(["customer"])).iloc[0])
 STAGES = {"Prospecting": "appointmentscheduled", "Closed Won": "closedwon", "Closed Lost": "closedlost"}
 
@@ -187,3 +195,43 @@ def test_com2_deal2_deal3_deal6_deal7_companies_deals_and_associations_are_writt
 
     # CONF-5: converged, ten more cycles without outside edits write nothing and spend no write calls
     assert [_cycle(world) for _ in range(10)] == [0] * 10
+
+
+def test_invariant2_the_three_crms_write_runs_side_by_side_keep_every_record_in_the_links(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
+) -> None:
+    """The write runs of the three CRMs at once (threads, each its own client and connections to the state
+    database, as a Dagster run's steps in their own processes): the first sync creates each HubSpot contact in
+    Salesforce and in Dynamics, and both creates add their record to the same link. Each link ends holding every
+    record the outbox confirms for it, none lost to the other run's update (Invariant 2). (The race it guards
+    against, between a link's read and its write, is narrow: this test also passed before the writes took
+    their lock, ``write_run.LINKS_LOCK``; the lock rules it out by construction.)"""
+    world = _world(tmp_path, three_sandboxes, state_url, instance)
+    settings, engine = world["settings"], world["engine"]
+    assert dg.materialize([world["unified"]], instance=instance, resources=world["resources"]).success
+    assert dg.materialize([world["unified"], world["plans"]], selection=list(PLANS.values()), instance=instance,
+                          resources=world["resources"]).success  # fmt: skip
+
+    def write(crm: str) -> Any:
+        async def run() -> Any:
+            async with open_client(crm, settings, Secrets({})) as client:
+                return await write_target(create_state_engine(state_url), settings, crm, client)
+
+        return asyncio.run(run())
+
+    with ThreadPoolExecutor(3) as pool:
+        reports = dict(zip(CRMS, pool.map(write, CRMS), strict=True))
+    assert reports["salesforce"].created and reports["dynamics"].created
+    with engine.connect() as conn:
+        done = conn.execute(sa.select(write_outbox.c.target_crm, write_outbox.c.target_id, write_outbox.c.confirm)
+                            .where(write_outbox.c.status == outbox.DONE, write_outbox.c.operation == "create",
+                                   write_outbox.c.target_crm != "hubspot")).all()  # fmt: skip
+    links = link_store.load(engine, kind="contact").set_index("hubspot_id")
+    both = 0
+    for crm, target_id, confirm in done:
+        made = json.loads(confirm)
+        if made["kind"] != "contact":
+            continue
+        assert links.loc[made["hubspot_id"], f"{crm}_id"] == target_id, (crm, made["hubspot_id"])
+        both += 1
+    assert both >= 20

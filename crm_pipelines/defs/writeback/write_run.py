@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 from crm_pipelines import catalog
 from crm_pipelines.crm.errors import BudgetExhausted, WriteInDoubt
@@ -58,6 +59,7 @@ from crm_pipelines.sync.write_requests import (
 from crm_pipelines.transform import links as link_rules
 
 WRITTEN_CREATES = {"contact", "company", "deal", "task"}  # the plan's create objects this stage writes
+LINKS_LOCK = 0x6C696E6B  # PostgreSQL advisory lock the write runs' link updates take ("link")
 PIPELINE_CREATES = {"pipeline", "pipeline_stage"}  # written before the records (``pipeline_run.py``)
 # a record exists before anything refers to it; a Dataverse opportunity is closed by its action (DEAL-4)
 OPERATIONS = ("create", "update", "close", "delete", "associate")
@@ -155,10 +157,10 @@ def _baseline_rows(confirm: dict, target_id: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*baselines.KEY, "value"])
 
 
-def _links_made(engine: Engine, target: str, done: list[tuple[dict, str | None]]) -> tuple[pd.DataFrame,
-                                                                                            pd.DataFrame]:
+def _links_made(conn: Connection, target: str, done: list[tuple[dict, str | None]]) -> tuple[pd.DataFrame,
+                                                                                              pd.DataFrame]:
     """The links confirmed creates make (``origin: sync``: binding, ``transform/links.py``), each the row it
-    had with the new record added, and the history rows saying so."""
+    has in ``conn``'s transaction with the new record added, and the history rows saying so."""
     made = [(r["confirm"], target_id) for r, target_id in done if "other_crm" in r["confirm"] and target_id]
     if not made:
         return link_rules.empty(), pd.DataFrame()
@@ -166,7 +168,7 @@ def _links_made(engine: Engine, target: str, done: list[tuple[dict, str | None]]
     before = {}
     for kind in dict.fromkeys(c["kind"] for c, _ in made):
         mine = [i for (c, _), i in zip(made, ids, strict=True) if c["kind"] == kind]
-        old = link_store.load(engine, kind=kind, hubspot_ids=mine).drop_duplicates("hubspot_id")
+        old = link_store.load(conn, kind=kind, hubspot_ids=mine).drop_duplicates("hubspot_id")
         before.update({(kind, str(r["hubspot_id"])): r for r in old.to_dict("records")})
     rows, changes = [], []
     for (c, target_id), hubspot_id in zip(made, ids, strict=True):
@@ -186,8 +188,12 @@ def _confirm(engine: Engine, target: str, done: list[tuple[dict, str | None]], f
              str | None]], now: datetime) -> None:
     """Record outcomes in one transaction: confirmed writes, their baselines and the links creates make,
     refused ones."""
-    links, changes = _links_made(engine, target, done)  # read first (SQLite: one connection at a time)
     with engine.begin() as conn:
+        # the three CRMs' write runs may confirm side by side, each adding its own record to a contact's link:
+        # one at a time, each reading the link as the last one left it (SQLite: its write lock, taken at BEGIN)
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LINKS_LOCK})
+        links, changes = _links_made(conn, target, done)
         if len(links):
             link_store.apply(conn, links, changes, now)
         if done:
