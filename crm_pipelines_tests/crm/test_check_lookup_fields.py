@@ -24,6 +24,7 @@ from crm_pipelines.crm.metering import Meter
 from crm_pipelines.settings import load_settings
 from crm_pipelines.settings.model import Settings
 from crm_pipelines_tests.crm.faulty_logins import set_faults
+from crm_pipelines_tests.crm.test_check_verdicts import token_attempts as recorded_meters
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox, start_sandbox
 
 NO_SECRETS = Secrets({})  # every connection's target: its sandbox
@@ -49,19 +50,6 @@ def settings(three: RunningSandbox, tmp_path: Path) -> Iterator[Settings]:
     set_faults(three)
     yield load_settings(settings_for(three, tmp_path / "settings.yaml"))
     set_faults(three)
-
-
-def recorded_meters(monkeypatch: pytest.MonkeyPatch) -> list[Meter]:
-    """The meters the check opens its clients with, to count its calls."""
-    meters: list[Meter] = []
-    original = credentials.Meter
-
-    def recording() -> Meter:
-        meters.append(original())
-        return meters[-1]
-
-    monkeypatch.setattr(credentials, "Meter", recording)
-    return meters
 
 
 METADATA = ("GET /crm/v3/properties/{type}/{name}", "GET /services/data/vXX.X/sobjects/{type}/describe",

@@ -41,6 +41,18 @@ def _write_settings(path: Path, state_url: str, sandbox: RunningSandbox, record_
     sandbox_settings(path, sandbox, state_url, sync={"salesforce": {"deals": deals}})
 
 
+def unassociated_contact_and_account(engine, contact_links: pd.DataFrame) -> tuple:
+    """A linked Salesforce Contact and a linked Account that HubSpot does not associate (their link rows): what
+    a person's ``AccountId`` edit in Salesforce makes a HubSpot association of (DEAL-6)."""
+    company_links = link_store.load(engine, kind="company").dropna(subset=["salesforce_id"])
+    pairs = unified.read(engine, "contact_company")
+    held = set(zip(pairs.loc[pairs["crm"] == "hubspot", "contact_identity"],
+                   pairs.loc[pairs["crm"] == "hubspot", "company_identity"], strict=True))
+    sf_contacts = contact_links[contact_links["salesforce_type"] == "Contact"]
+    return next((c, a) for c in sf_contacts.itertuples() for a in company_links.itertuples()
+                if (c.identity_id, a.identity_id) not in held)
+
+
 def test_companies_deals_and_associations_are_planned_from_edits_in_the_crms(
     tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
 ) -> None:
@@ -70,14 +82,7 @@ def test_companies_deals_and_associations_are_planned_from_edits_in_the_crms(
     cand = cand[(cand["RecordTypeId"] == mapped_rt) & ~cand["IsClosed"].astype(bool)
                 & (rank(cand["hubspot_id"].map(stage_now)) < CUSTOMER).fillna(False)]  # fmt: skip
     won_opp, won_contact = str(cand.iloc[0]["OpportunityId"]), str(cand.iloc[0]["hubspot_id"])
-    # a linked Contact and a linked Account HubSpot does not associate
-    company_links = link_store.load(engine, kind="company").dropna(subset=["salesforce_id"])
-    pairs = unified.read(engine, "contact_company")
-    held = set(zip(pairs.loc[pairs["crm"] == "hubspot", "contact_identity"],
-                   pairs.loc[pairs["crm"] == "hubspot", "company_identity"], strict=True))
-    sf_contacts = contact_links[contact_links["salesforce_type"] == "Contact"]
-    contact, company = next((c, a) for c in sf_contacts.itertuples() for a in company_links.itertuples()
-                            if (c.identity_id, a.identity_id) not in held)
+    contact, company = unassociated_contact_and_account(engine, contact_links)
     with _ui(sandbox, "salesforce") as ui:
         ui.patch(f"/Opportunity/{won_opp}", json={"StageName": "Closed Won"}).raise_for_status()
         ui.patch(f"/Contact/{contact.salesforce_id}", json={"AccountId": company.salesforce_id}).raise_for_status()

@@ -38,6 +38,7 @@ from crm_pipelines.transform.lifecycle import rank
 from crm_pipelines_tests.extract.test_extract import sandbox_settings, sync_changes
 from crm_pipelines_tests.extract.test_unified_incremental import _ui
 from crm_pipelines_tests.extract.test_writeback_contacts import _converge, _cycle, _find, _get, _world, _write_run
+from crm_pipelines_tests.extract.test_writeback_plan_objects import unassociated_contact_and_account
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 CRMS = ("hubspot", "salesforce", "dynamics")
@@ -98,14 +99,7 @@ def test_com2_deal2_deal3_deal6_deal7_companies_deals_and_associations_are_writt
     won_deal = str(deal_links.loc[won_opp, "hubspot_id"])
     # DEAL-6: the Opportunity's contact roles became the HubSpot deal's contacts once both records existed
     assert won_contact in _associated(settings, "deals", won_deal, "contacts")
-    # a linked Contact and a linked Account HubSpot does not associate
-    company_links = link_store.load(engine, kind="company").dropna(subset=["salesforce_id"])
-    pairs = unified.read(engine, "contact_company")
-    held = set(zip(pairs.loc[pairs["crm"] == "hubspot", "contact_identity"],
-                   pairs.loc[pairs["crm"] == "hubspot", "company_identity"], strict=True))
-    sf_contacts = contact_links[contact_links["salesforce_type"] == "Contact"]
-    contact, company = next((c, a) for c in sf_contacts.itertuples() for a in company_links.itertuples()
-                            if (c.identity_id, a.identity_id) not in held)
+    contact, company = unassociated_contact_and_account(engine, contact_links)
     with _ui(sandbox, "salesforce") as ui:
         ui.patch(f"/Opportunity/{won_opp}", json={"StageName": "Closed Won"}).raise_for_status()
         ui.patch(f"/Contact/{contact.salesforce_id}", json={"AccountId": company.salesforce_id}).raise_for_status()

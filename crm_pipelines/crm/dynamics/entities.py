@@ -1,35 +1,27 @@
-"""The standard tables the sync reads and writes, by entity set (FACTS §C, §I)."""
+"""The standard tables the sync reads and writes, by entity set (FACTS §C, §I): each table's primary key, and
+its logical name, which the metadata (``EntityDefinitions``) is keyed by."""
 
 from __future__ import annotations
 
-PRIMARY_KEYS = {
-    "contacts": "contactid",
-    "leads": "leadid",
-    "accounts": "accountid",
-    "opportunities": "opportunityid",
-    "systemusers": "systemuserid",
+TABLES = {
+    "contacts": ("contactid", "contact"),
+    "leads": ("leadid", "lead"),
+    "accounts": ("accountid", "account"),
+    "opportunities": ("opportunityid", "opportunity"),
+    "systemusers": ("systemuserid", "systemuser"),
 }
+
+
+def _table(entity_set: str, what: str) -> tuple[str, str]:
+    try:
+        return TABLES[entity_set]
+    except KeyError:
+        raise KeyError(f"unknown {what} for entity set {entity_set!r}") from None
 
 
 def primary_key(entity_set: str) -> str:
-    try:
-        return PRIMARY_KEYS[entity_set]
-    except KeyError:
-        raise KeyError(f"unknown primary key for entity set {entity_set!r}") from None
-
-
-# The tables' logical names, which the metadata (``EntityDefinitions``) is keyed by.
-LOGICAL_NAMES = {
-    "contacts": "contact",
-    "leads": "lead",
-    "accounts": "account",
-    "opportunities": "opportunity",
-    "systemusers": "systemuser",
-}
+    return _table(entity_set, "primary key")[0]
 
 
 def logical_name(entity_set: str) -> str:
-    try:
-        return LOGICAL_NAMES[entity_set]
-    except KeyError:
-        raise KeyError(f"unknown logical name for entity set {entity_set!r}") from None
+    return _table(entity_set, "logical name")[1]
