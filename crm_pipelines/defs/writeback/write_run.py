@@ -1,23 +1,22 @@
-"""Executing a target's stored plan (issue 13): its contact creates, field updates and deletions, batched at the
-API's maximum, through the outbox (``state/outbox.py``), so that a run killed at any instant and run again neither
-duplicates a record nor loses a change (DESIGN Invariants 1, 2 and 4).
+"""Executing a target's stored plan (issue 13): its creates, field updates, closes, deletions and associations,
+batched at the API's maximum, through the outbox (``state/outbox.py``), so that a run killed at any instant and
+run again neither duplicates a record nor loses a change (DESIGN Invariants 1, 2 and 4).
 
 A run, per target CRM:
 
 1. Writes in doubt (recorded as sent by a run that died before recording their outcome): a create is looked
-   for in the target by its lookup field; found, it is confirmed as written; else it is sent again below, if
-   the plan still has it. An update in doubt is sent again (the same value twice is one change).
-2. The plan's requests (``sync/write_requests.py``) less those already confirmed (the plan still lists them
+   for in the target by its lookup field (a contact role by its pair); found, it is confirmed as written;
+   else it is sent again below, if the plan still has it. An update in doubt is sent again (the same value
+   twice is one change).
+2. In HubSpot, the pipelines and stages the plan's deals need (DEAL-3, ``pipeline_run.py``).
+3. The plan's requests (``sync/write_requests.py``) less those already confirmed (the plan still lists them
    until an extract has read them back), less refused ones not yet due for another try (OPS-6).
-3. Per object and operation, a batch at a time: the batch is recorded as sent and committed, then sent; then,
-   in one transaction, each record's outcome: confirmed ones set their baselines (CONF-5: the value written
-   is not read back as a user's change), refused ones keep the API's code and text and wait to be retried
-   (at once when the record changed since).
-
-Before anything else in HubSpot, the pipelines and stages the plan's deals need (DEAL-3), found again by their
-labels (``sync/pipeline_writes.py``); after the records, the associations (DEAL-6), a record existing before a
-link to it. Not written yet by this stage: Dataverse opportunities planned closed (counted in the report as
-``not_yet_written``).
+4. Per operation (``OPERATIONS``: a record exists before anything refers to it) and object, a batch at a
+   time: the batch is recorded as sent and committed, then sent; then, in one transaction, each record's
+   outcome: confirmed ones set their baselines (CONF-5: the value written is not read back as a user's
+   change) and the links creates make, refused ones keep the API's code and text and wait to be retried (at
+   once when the record changed since). A Dataverse opportunity created to be closed is closed by its action
+   first (DEAL-4).
 """
 
 from __future__ import annotations
