@@ -42,6 +42,7 @@ def _subdivision_index() -> dict[tuple[str, str], str]:
     for s in pycountry.subdivisions:
         country = s.country_code
         index.setdefault((country, _key(s.code.split("-", 1)[1])), s.code)
+        index.setdefault((country, _key(s.code)), s.code)  # the form the sync writes ("US-CA"), read back
         index.setdefault((country, _key(s.name)), s.code)
     index.update({(k[0], _key(k[1])): v for k, v in SUBDIVISION_SYNONYMS.items()})
     return index

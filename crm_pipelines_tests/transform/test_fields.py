@@ -26,6 +26,13 @@ def test_con10_states_need_the_country():
     assert out["failed"].tolist()[6]  # a state without a known country cannot be normalized
 
 
+def test_con10_a_state_code_the_sync_wrote_reads_back_as_itself():
+    # the sync writes ISO 3166-2 codes; read back, one that did not normalize would be planned again each cycle
+    out = normalize_states(pd.Series(["US", "DE", "CA"]), pd.Series(["US-CA", "de-by", "CA-QC"]))
+    assert out["code"].tolist() == ["US-CA", "DE-BY", "CA-QC"]
+    assert not out["failed"].any()
+
+
 def test_con10_on_the_generated_universe(universe):
     people = pd.concat([c.people for c in universe.chunks()], ignore_index=True)
     got = normalize_countries(people["country_text"])
