@@ -67,10 +67,13 @@ def record_sent(conn: Connection, target: str, writes: pd.DataFrame, now: dateti
         return
     keys = writes["key"].tolist()
     seen = set(states(conn, keys)["key"])
-    for r in writes[writes["key"].isin(seen)].to_dict("records"):  # as sent now: the record may have changed
-        conn.execute(write_outbox.update().where(write_outbox.c.key == r["key"]).values(
-            status=SENT, attempts=write_outbox.c.attempts + 1, updated_at=now, lookup_value=r["lookup_value"],
-            payload=as_recorded(r["payload"]), confirm=as_recorded(r["confirm"])))  # fmt: skip
+    again = [{"k": r["key"], "lookup": r["lookup_value"], "sent_payload": as_recorded(r["payload"]),
+              "sent_confirm": as_recorded(r["confirm"])}
+             for r in writes[writes["key"].isin(seen)].to_dict("records")]  # fmt: skip
+    if again:  # as sent now: the record may have changed
+        conn.execute(write_outbox.update().where(write_outbox.c.key == sa.bindparam("k")).values(
+            status=SENT, attempts=write_outbox.c.attempts + 1, updated_at=now, lookup_value=sa.bindparam("lookup"),
+            payload=sa.bindparam("sent_payload"), confirm=sa.bindparam("sent_confirm")), again)  # fmt: skip
     new = writes[~writes["key"].isin(seen)]
     if len(new):
         rows = [{**{c: r[c] for c in WRITE_COLUMNS}, "target_crm": target, "status": SENT, "attempts": 1,
@@ -81,19 +84,24 @@ def record_sent(conn: Connection, target: str, writes: pd.DataFrame, now: dateti
 
 def mark_done(conn: Connection, done: Iterable[tuple[str, str | None]], now: datetime) -> None:
     """(key, the record written) confirmed by the target, in the caller's transaction (with the baselines)."""
-    for key, target_id in done:
-        conn.execute(write_outbox.update().where(write_outbox.c.key == key).values(
-            status=DONE, target_id=target_id, code=None, message=None, next_attempt_at=None,
-            updated_at=now))  # fmt: skip
+    rows = [{"k": key, "written": target_id} for key, target_id in done]
+    if rows:  # one statement, its rows in batched round trips (``state/db.py``)
+        conn.execute(write_outbox.update().where(write_outbox.c.key == sa.bindparam("k")).values(
+            status=DONE, target_id=sa.bindparam("written"), code=None, message=None, next_attempt_at=None,
+            updated_at=now), rows)  # fmt: skip
 
 
 def mark_failed(conn: Connection, failed: Iterable[tuple[str, str | None, str | None]], now: datetime) -> None:
     """(key, the API's error code, its text) refused by the target: tried again after ``retry_after``."""
-    for key, code, message in failed:
-        attempts = conn.execute(sa.select(write_outbox.c.attempts).where(write_outbox.c.key == key)).scalar_one()
-        conn.execute(write_outbox.update().where(write_outbox.c.key == key).values(
-            status=FAILED, code=code, message=message, next_attempt_at=now + retry_after(attempts),
-            updated_at=now))  # fmt: skip
+    failed = list(failed)
+    if not failed:
+        return
+    attempts = states(conn, [key for key, _, _ in failed]).set_index("key")["attempts"]
+    rows = [{"k": key, "error_code": code, "error_text": message,
+             "due": now + retry_after(int(attempts[key]))} for key, code, message in failed]  # fmt: skip
+    conn.execute(write_outbox.update().where(write_outbox.c.key == sa.bindparam("k")).values(
+        status=FAILED, code=sa.bindparam("error_code"), message=sa.bindparam("error_text"),
+        next_attempt_at=sa.bindparam("due"), updated_at=now), rows)  # fmt: skip
 
 
 def in_doubt(engine: Engine, target: str) -> pd.DataFrame:

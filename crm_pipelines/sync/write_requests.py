@@ -119,16 +119,21 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
     waiting = pd.DataFrame(columns=["object", "source_id", "reason"])
     if creates.empty or values.empty:
         return pd.DataFrame(columns=[*WRITE_COLUMNS, "kind", "identity_id"]), waiting
-    first = creates.drop_duplicates("source_id")
-    source = first.set_index(first["source_id"].astype(str))
-    rows, later = [], []
-    written = values[[not _blank(v) for v in values["api_value"].tolist()]]
-    for (obj, source_id), group in written.groupby(["target_object", "source_id"], sort=False):
-        source_id = str(source_id)
-        if source_id not in source.index:
+    # one pass over the values (a dict per record), not a pandas group per record: a first sync creates most
+    # records, and each group's frame would cost more than its record's request
+    sources = {str(r["source_id"]): r for r in creates.drop_duplicates("source_id").to_dict("records")}
+    records: dict[tuple[str, str], tuple[dict, list]] = {}
+    for obj, source_id, field, target_field, value, api_value in zip(
+            values["target_object"].astype(str), values["source_id"].astype(str), values["field"].astype(str),
+            values["target_field"].astype(str), values["value"], values["api_value"], strict=True):  # fmt: skip
+        if _blank(api_value) or source_id not in sources:
             continue
-        made = source.loc[source_id]
-        payload = dict(zip(group["target_field"].astype(str), group["api_value"], strict=True))
+        payload, baselines = records.setdefault((obj, source_id), ({}, []))
+        payload[target_field] = api_value
+        baselines.append({"field": field, "value": None if _blank(value) else str(value)})
+    rows, later = [], []
+    for (obj, source_id), (payload, baselines) in records.items():
+        made = sources[source_id]
         if made["object"] == "deal":
             stage = deal_stage(target, made.get("pipeline"), made.get("stage"),
                                str(made.get("detail") or "").startswith("DEAL-3"), hubspot_stages or {})
@@ -136,19 +141,17 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
                 later.append({"object": "deal", "source_id": source_id, "reason": "its stage not writable yet"})
                 continue
             payload.update(stage)
-        stage_base = []
-        if made["object"] == "deal":  # CONF-5: the stage it is created in is no user's change either
+            # CONF-5: the stage it is created in is no user's change either
             hs_stage = f"{payload['pipeline']}:{payload['dealstage']}" if target == HUBSPOT \
                 else (hubspot_deal_stages or {}).get(source_id)
-            stage_base = [] if hs_stage is None else [{"field": STAGE_FIELD, "value": hs_stage}]
-        field = lookup.get(str(obj))
-        if field is not None and str(obj) in keyed:
+            if hs_stage is not None:
+                baselines.append({"field": STAGE_FIELD, "value": hs_stage})
+        field = lookup.get(obj)
+        if field is not None and obj in keyed:
             payload[field] = sync_key(made["source_crm"], source_id)
-        baselines = [{"field": f, "value": None if _blank(v) else str(v)}
-                     for f, v in zip(group["field"].astype(str), group["value"], strict=True)] + stage_base
         other_crm = str(made["source_crm"]) if target == HUBSPOT else target
         if target != HUBSPOT:
-            other_type = LINK_TYPES.get(str(obj), str(obj))
+            other_type = LINK_TYPES.get(obj, obj)
         elif made["object"] == "contact":
             other_type = (source_types or {}).get(source_id)
         else:
@@ -160,7 +163,7 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
             confirm["close"] = DYNAMICS_CLOSED[str(made.get("stage"))]
         rows.append({
             "key": key_of(target, "create", obj, made["source_crm"], source_id),
-            "operation": "create", "object": str(obj), "ref": f"{made['source_crm']}:{source_id}",
+            "operation": "create", "object": obj, "ref": f"{made['source_crm']}:{source_id}",
             "lookup_field": field, "lookup_value": None if field is None else payload.get(field),
             "payload": payload, "confirm": confirm, "kind": str(made["object"]),
             "identity_id": str(made["identity_id"]),
@@ -182,34 +185,35 @@ def update_requests(target: str, updates: pd.DataFrame, objects: pd.Series,
     frame = updates.assign(target_object=objects.to_numpy())
     stage = frame["field"].astype(str).eq(STAGE_FIELD).to_numpy()
     frame = frame[stage | np.array([not _blank(v) for v in frame["api_value"].tolist()], dtype=bool)]
+    # one pass over the rows, sorted once (a record's fields in order: its key does not depend on the plan's
+    # row order), not a pandas group per record
+    frame = frame.astype({"field": str}).sort_values(["field"], kind="stable")
+    records: dict[tuple[str, str], list[dict]] = {}
+    for row in frame.to_dict("records"):
+        records.setdefault((str(row["target_object"]), str(row["record_id"])), []).append(row)
     rows = []
-    for (obj, record_id), group in frame.groupby(["target_object", "record_id"], sort=False):
-        group = group.sort_values("field", kind="stable")
-        fields = group["field"].astype(str).eq(STAGE_FIELD).to_numpy()
-        payload = dict(zip(group.loc[~fields, "target_field"].astype(str), group.loc[~fields, "api_value"],
-                           strict=True))  # fmt: skip
-        if fields.any():  # DEAL-2: a deal's pipeline and stage, "<pipeline>:<stage>" in the target's terms
-            pipeline, _, name = str(group.loc[fields, "new"].iloc[0]).partition(":")
+    for (obj, record_id), fields in records.items():
+        payload = {str(r["target_field"]): r["api_value"] for r in fields if r["field"] != STAGE_FIELD}
+        staged = [r for r in fields if r["field"] == STAGE_FIELD]
+        if staged:  # DEAL-2: a deal's pipeline and stage, "<pipeline>:<stage>" in the target's terms
+            pipeline, _, name = str(staged[0]["new"]).partition(":")
             if target == "dynamics" and name in DYNAMICS_CLOSED:  # closed by its action: a request of its own
-                rows.append(_close_request(str(obj), str(record_id), group[fields].iloc[0], DYNAMICS_CLOSED[name],
-                                           stages))
-                group = group[~fields]
-                if group.empty:
+                rows.append(_close_request(obj, record_id, staged[0], DYNAMICS_CLOSED[name], stages))
+                fields = [r for r in fields if r["field"] != STAGE_FIELD]
+                if not fields:
                     continue
             else:
                 written = deal_stage(target, pipeline, name, False, {}) or {}
                 payload.update({k: v for k, v in written.items() if k != "RecordTypeId"})
-        changes = tuple(zip(group["field"].astype(str), group["old"].astype(str), group["new"].astype(str),
-                            strict=True))  # fmt: skip
+        changes = [part for r in fields for part in (r["field"], str(r["old"]), str(r["new"]))]
         baselines = [{"kind": str(r["kind"]), "hubspot_id": str(r["hubspot_id"]),
                       "other_crm": str(r["source_crm"]) if target == HUBSPOT else target,
-                      "field": str(r["field"]), "value": _baseline_value(target, r, stages)}
-                     for r in group.to_dict("records")]  # fmt: skip
+                      "field": r["field"], "value": _baseline_value(target, r, stages)} for r in fields]  # fmt: skip
         rows.append({
-            "key": key_of(target, "update", obj, record_id, *[part for change in changes for part in change]),
-            "operation": "update", "object": str(obj), "ref": str(record_id), "lookup_field": None,
+            "key": key_of(target, "update", obj, record_id, *changes),
+            "operation": "update", "object": obj, "ref": record_id, "lookup_field": None,
             "lookup_value": None, "payload": payload, "confirm": {"baselines": baselines},
-            "kind": str(group["kind"].iloc[0]),
+            "kind": str(fields[0]["kind"]),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=[*WRITE_COLUMNS, "kind"])
 
@@ -222,7 +226,7 @@ def _baseline_value(target: str, row: Mapping, stages: Mapping[str, str]) -> str
     return str(row["new"])
 
 
-def _close_request(obj: str, record_id: str, row: pd.Series, won: bool, stages: Mapping[str, str]) -> dict:
+def _close_request(obj: str, record_id: str, row: Mapping, won: bool, stages: Mapping[str, str]) -> dict:
     """A linked Dataverse opportunity closed won or lost (its action), and the stage baseline that sets."""
     baseline = {"kind": str(row["kind"]), "hubspot_id": str(row["hubspot_id"]), "other_crm": "dynamics",
                 "field": STAGE_FIELD, "value": _baseline_value("dynamics", row, stages)}
@@ -264,8 +268,9 @@ def association_requests(target: str, associations: pd.DataFrame) -> pd.DataFram
     payload the pair; Salesforce's ``OpportunityContactRole`` a record created; a lookup an update of the
     record's field (``LOOKUP_WRITES``). Returns ``WRITE_COLUMNS`` plus ``kind`` (the association kind)."""
     rows = []
-    for r in associations.to_dict("records"):
-        kind, from_id, to_id, via = str(r["object"]), str(r["from_id"]), str(r["to_id"]), str(r["via"])
+    for kind, from_id, to_id, via in zip(associations["object"].astype(str), associations["from_id"].astype(str),
+                                         associations["to_id"].astype(str), associations["via"].astype(str),
+                                         strict=True):  # fmt: skip
         if target == HUBSPOT:
             ends = HUBSPOT_ENDS[kind]
             obj, ref, payload = f"{ends[0]}>{ends[1]}", from_id, {"from": from_id, "to": to_id}

@@ -145,15 +145,19 @@ def _source_types(engine: Engine, creates: pd.DataFrame) -> dict[str, str]:
     return dict(zip(found["id"].astype(str), found["type"].astype(str), strict=True))
 
 
-def _baseline_rows(confirm: dict, target_id: str | None) -> pd.DataFrame:
-    """The baselines a confirmed write sets (a create in HubSpot names its link by the new id)."""
-    if "hubspot_id" in confirm:  # a create
-        hubspot_id = confirm["hubspot_id"] or target_id
-        rows = [{"kind": confirm["kind"], "hubspot_id": hubspot_id, "other_crm": confirm["other_crm"], **b}
-                for b in confirm["baselines"]]
-    else:
-        rows = confirm["baselines"]
-    return pd.DataFrame(rows, columns=[*baselines.KEY, "value"])
+def _baseline_rows(done: list[tuple[dict, str | None]]) -> pd.DataFrame:
+    """The baselines confirmed writes set (a create in HubSpot names its link by the new id), each with the
+    write that set it (``write_id``)."""
+    rows = []
+    for record, target_id in done:
+        confirm = record["confirm"]
+        if "hubspot_id" in confirm:  # a create
+            named = {"kind": confirm["kind"], "hubspot_id": confirm["hubspot_id"] or target_id,
+                     "other_crm": confirm["other_crm"], "write_id": record["key"]}
+            rows += [{**named, **b} for b in confirm["baselines"]]
+        else:
+            rows += [{**b, "write_id": record["key"]} for b in confirm["baselines"]]
+    return pd.DataFrame(rows, columns=[*baselines.KEY, "value", "write_id"])
 
 
 def _links_made(conn: Connection, target: str, done: list[tuple[dict, str | None]]) -> tuple[pd.DataFrame,
@@ -196,9 +200,7 @@ def _confirm(engine: Engine, target: str, done: list[tuple[dict, str | None]], f
         if len(links):
             link_store.apply(conn, links, changes, now)
         if done:
-            rows = pd.concat([_baseline_rows(r["confirm"], target_id).assign(write_id=r["key"])
-                              for r, target_id in done], ignore_index=True)  # fmt: skip
-            baselines.record(conn, rows, at=now)
+            baselines.record(conn, _baseline_rows(done), at=now)
             outbox.mark_done(conn, [(r["key"], target_id) for r, target_id in done], now)
         if failed:
             outbox.mark_failed(conn, failed, now)
