@@ -64,3 +64,22 @@ def test_definitions_entry_point_loads() -> None:
     loaded = defs()
     assert isinstance(loaded, dg.Definitions)
     dg.Definitions.validate_loadable(loaded)
+
+
+def test_issue14_the_sync_loop_is_on_when_deployed() -> None:
+    """Issue 14 / OPS-1: deployed, the change sensor and the automation that carries a change on (``unified``,
+    the plans, the writes) run without anyone starting them, and every step after an extract has an automation
+    condition that sensor evaluates."""
+    from crm_pipelines.definitions import defs
+    from crm_pipelines.defs.sync.definitions import SYNC_AUTOMATION
+
+    loaded = defs()
+    sensors = {s.name: s for s in loaded.sensors}
+    assert sensors["crm_change_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors[SYNC_AUTOMATION].default_status == dg.DefaultSensorStatus.RUNNING
+    graph = loaded.resolve_asset_graph()
+    chain = [k for k in graph.get_all_asset_keys() if k.path[0] in ("unified", "writeback")]
+    assert {k.path[-1] for k in chain} >= {"hubspot_plan", "hubspot_writes", "salesforce_writes", "dynamics_writes"}
+    assert all(graph.get(k).automation_condition is not None for k in chain)
+    targeted = sensors[SYNC_AUTOMATION].asset_selection.resolve(graph)
+    assert set(chain) <= targeted

@@ -18,6 +18,8 @@ from crm_pipelines.defs.unified.mirrors import transform_settings
 from crm_pipelines.defs.unified.sample_check import INCREMENTAL_EQUALS_FULL
 from crm_pipelines.defs.unified.stored_result import StoredResult
 from crm_pipelines.defs.unified.update import REFERENCE
+from crm_pipelines.defs.writeback.assets import build_plan_assets
+from crm_pipelines.defs.writeback.write_assets import build_write_assets
 from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.schema import MIRROR_TABLES
@@ -152,17 +154,21 @@ def test_every_declared_table_is_shown_by_an_asset() -> None:
     assert {t for tables in TABLES_OF.values() for t in tables} == {d.name for d in unified.TABLES}
 
 
-def test_unified_runs_by_itself_after_an_extract_materializes(
+def test_unified_the_plans_and_the_writes_run_by_themselves_after_an_extract_materializes(
     hubspot_sandbox: RunningSandbox, extract_defs, instance: dg.DagsterInstance
 ) -> None:
-    """Issue 11 / OPS-1: nothing needs a person between an extract and an up-to-date ``unified``: its
-    automation condition requests it once an extract has materialized, and not again until the next one. The
-    checks that read whole tables (incremental = full on a sample, ROLL-1 drift) never ride along with those
-    runs: they are requested by the hourly sweep alone."""
+    """Issue 11 / issue 14 / OPS-1: nothing needs a person between an extract and the writes: once an extract
+    has materialized, ``unified``, the plans and the writes are requested together (each after what it reads,
+    so one run carries the chain), once, and again after the next extract. The checks that read
+    whole tables (incremental = full on a sample, ROLL-1 drift) never ride along with those runs: they are
+    requested by the hourly sweep alone."""
     settings, assets, resources = extract_defs
     unified_assets, sweep_checks = build_unified_assets(settings), build_unified_checks()
-    defs = dg.Definitions(assets=[*assets, unified_assets], asset_checks=sweep_checks, resources=resources)
+    plans, writes = build_plan_assets(), build_write_assets()
+    defs = dg.Definitions(assets=[*assets, unified_assets, plans, *writes], asset_checks=sweep_checks,
+                          resources=resources)
     keys, check_keys = set(unified_assets.keys), {k for c in sweep_checks for k in c.check_keys}
+    plan_keys, write_keys = set(plans.keys), {k for w in writes for k in w.keys}
     # the daemon's ticks: seconds after this hour's start, so they cross no hour until the last one (the
     # sweep's cron is hourly) and fall on today, whose daily partition the extract materializes (ticks in
     # the previous hour would be yesterday's from 00:00 to 01:00 UTC, where today's partition does not exist)
@@ -177,18 +183,19 @@ def test_unified_runs_by_itself_after_an_extract_materializes(
     _, cursor = requested(None)  # the daemon's first tick
     backfill(instance, settings, assets, resources)
 
+    wanted, cursor = requested(cursor)  # the whole chain, in one tick: one run carries it
+    chain = keys | plan_keys | write_keys
+    assert wanted >= chain and not wanted & check_keys
+    dg.materialize([unified_assets, plans, *writes], instance=instance, resources=resources)  # that run
     wanted, cursor = requested(cursor)
-    assert wanted >= keys and not wanted & check_keys
-    dg.materialize([unified_assets], instance=instance, resources=resources)
-    wanted, cursor = requested(cursor)
-    assert not wanted & (keys | check_keys)
+    assert not wanted & (chain | check_keys)
 
     contacts = next(a for a in assets if dg.AssetKey(["hubspot", "contacts"]) in a.keys)
     partition = daily_partitions(settings.extract).get_last_partition_key()
     dg.materialize([contacts], instance=instance, resources=resources, partition_key=partition,
                    selection=[dg.AssetKey(["hubspot", "contacts"])])
     wanted, cursor = requested(cursor)
-    assert wanted >= keys and not wanted & check_keys
+    assert wanted >= chain and not wanted & check_keys
     next_hour = hour + timedelta(hours=1, minutes=1)  # the next hour's tick passed
     swept = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor, evaluation_time=next_hour)
     assert {r.key for r in swept.results if r.true_subset.size} >= check_keys

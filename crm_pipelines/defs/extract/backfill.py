@@ -13,6 +13,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from crm_pipelines.defs.partitions import daily_partitions
+from crm_pipelines.defs.run_tags import BULK_IMPORT, KIND_TAG, connection_tags
 from crm_pipelines.settings import Settings
 
 
@@ -47,13 +48,15 @@ def bulk_import(
     partitioned = [a for a in assets if a.partitions_def is not None and a.keys & chosen]
     for i in range(0, len(keys), per_run) if partitioned else ():
         chunk = keys[i : i + per_run]
-        tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]}
         selected = [k for a in partitioned for k in a.keys if k in chosen]
+        tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1],
+                KIND_TAG: BULK_IMPORT, **connection_tags(k.path[0] for k in selected)}
         result = dg.materialize(
             partitioned, instance=instance, resources=resources, tags=tags, selection=selected, raise_on_error=False
         )
         yield ImportRun(chunk[0], chunk[-1], result)
     reference = [a for a in assets if a.partitions_def is None and a.keys & chosen]
     if reference:
-        result = dg.materialize(reference, instance=instance, resources=resources, raise_on_error=False)
+        tags = {KIND_TAG: BULK_IMPORT, **connection_tags(k.path[0] for a in reference for k in a.keys)}
+        result = dg.materialize(reference, instance=instance, resources=resources, tags=tags, raise_on_error=False)
         yield ImportRun(None, None, result)

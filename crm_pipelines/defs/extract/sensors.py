@@ -10,6 +10,7 @@ import dagster as dg
 
 from crm_pipelines.crm.metering import Meter
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
+from crm_pipelines.defs.run_tags import CONNECTION_TAG, INCREMENTAL_SYNC, KIND_TAG
 from crm_pipelines.extract.catalog import EXTRACTED, make_source
 from crm_pipelines.extract.runner import DELETIONS, INCREMENTAL
 from crm_pipelines.settings import Settings
@@ -33,7 +34,7 @@ def build_change_sensor(settings: Settings, partitions_def: dg.PartitionsDefinit
         name="crm_change_sensor",
         minimum_interval_seconds=settings.extract.sensor_interval_s,
         asset_selection=dg.AssetSelection.assets(*[dg.AssetKey([c, o]) for c, o in objects]),
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=dg.DefaultSensorStatus.RUNNING,  # on when deployed (issue 14); the README says how to pause
         description="Requests an incremental extract of today's partition for each object that changed",
     )
     def crm_change_sensor(
@@ -68,7 +69,8 @@ def build_change_sensor(settings: Settings, partitions_def: dg.PartitionsDefinit
                                     run_key=f"{crm}.{obj}:{cursor}:{swept}",
                                     asset_selection=[dg.AssetKey([crm, obj])],
                                     partition_key=today,
-                                    tags={"crm_pipelines/reason": reason},
+                                    tags={"crm_pipelines/reason": reason, KIND_TAG: INCREMENTAL_SYNC,
+                                          CONNECTION_TAG: crm},
                                 )
                             )
 
