@@ -122,6 +122,7 @@ def create_requests(target: str, creates: pd.DataFrame, values: pd.DataFrame,
     # one pass over the values (a dict per record), not a pandas group per record: a first sync creates most
     # records, and each group's frame would cost more than its record's request
     sources = {str(r["source_id"]): r for r in creates.drop_duplicates("source_id").to_dict("records")}
+    values = values[values["target_object"].notna().to_numpy() & values["source_id"].notna().to_numpy()]
     records: dict[tuple[str, str], tuple[dict, list]] = {}
     for obj, source_id, field, target_field, value, api_value in zip(
             values["target_object"].astype(str), values["source_id"].astype(str), values["field"].astype(str),
@@ -187,6 +188,7 @@ def update_requests(target: str, updates: pd.DataFrame, objects: pd.Series,
     frame = frame[stage | np.array([not _blank(v) for v in frame["api_value"].tolist()], dtype=bool)]
     # one pass over the rows, sorted once (a record's fields in order: its key does not depend on the plan's
     # row order), not a pandas group per record
+    frame = frame[frame["target_object"].notna().to_numpy() & frame["record_id"].notna().to_numpy()]
     frame = frame.astype({"field": str}).sort_values(["field"], kind="stable")
     records: dict[tuple[str, str], list[dict]] = {}
     for row in frame.to_dict("records"):

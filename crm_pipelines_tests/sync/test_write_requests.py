@@ -168,3 +168,16 @@ def test_deal4_a_dataverse_opportunity_is_closed_by_its_action_with_the_stage_ba
     row = created.iloc[0]
     assert row["payload"]["salesstage"] == 3 and row["confirm"]["close"] is False  # created at its last step
     assert {"field": "pipeline_stage", "value": "default:closedlost"} in row["confirm"]["baselines"]
+
+
+def test_an_update_whose_api_object_is_unknown_is_not_sent():
+    # an update the target has no API object for (None: update_objects could not place it) makes no request,
+    # rather than one to an object named "None"
+    updates = pd.DataFrame([
+        {"kind": "contact", "record_id": "003A", "hubspot_id": "h1", "source_crm": "salesforce", "field": "phone",
+         "old": "1", "new": "2", "target_field": "Phone", "api_value": "2"},
+        {"kind": "contact", "record_id": "003B", "hubspot_id": "h2", "source_crm": "salesforce", "field": "phone",
+         "old": "1", "new": "3", "target_field": "Phone", "api_value": "3"},
+    ])  # fmt: skip
+    out = update_requests("salesforce", updates, pd.Series(["Contact", None]))
+    assert out["ref"].tolist() == ["003A"] and out["object"].tolist() == ["Contact"]
