@@ -145,6 +145,29 @@ def _load_settings(settings_path: str | None):
 
 @main.command()
 @_settings_option
+def sync(settings_path: str | None) -> None:
+    """One pass of the sync on demand (issue 14), as the daemon runs it after a change: the change sensor's
+    tick, the extracts it asks for, then unified, the plans and the writes, as Dagster runs on the instance in
+    $DAGSTER_HOME (tagged crm_pipelines/trigger=on_demand). Exit status 1 if a run failed."""
+    import dagster as dg
+
+    from crm_pipelines.defs.sync.run_now import sync_once
+
+    _load_settings(settings_path)  # a settings error is named before anything runs
+    with dg.DagsterInstance.get() as instance:
+        done = sync_once(instance, settings_path, click.echo)
+    for crm, meta in done.writes.items():
+        click.echo(f"{crm:<11} {meta.get('writes')}: {meta.get('created', 0)} created, {meta.get('updated', 0)} "
+                   f"updated, {meta.get('deleted', 0)} deleted, {meta.get('associated', 0)} associated, "
+                   f"{meta.get('failed', 0)} refused, {meta.get('api_calls', 0)} API calls")
+    for failure in done.failed:
+        click.echo(f"FAILED: {failure}", err=True)
+    if done.failed:
+        sys.exit(1)
+
+
+@main.command()
+@_settings_option
 def check(settings_path: str | None) -> None:
     """Check each configured connection's credentials against its API (OPS-3) and, once they are accepted, that
     the CRM has each lookup field the writes find their creates again by (issue 13): a line per field, with how

@@ -1,6 +1,7 @@
-"""Issue 14 / OPS-1: the sync loop with the Dagster daemon and nothing else. An edit made in a sandbox's UI
+"""Issue 14 / OPS-1: the sync loop. With the Dagster daemon and nothing else, an edit made in a sandbox's UI
 reaches the other CRM by itself: the change sensor notices it and requests the extract, the automation runs
-``unified``, the plans and the writes; the test launches no run."""
+``unified``, the plans and the writes; the test launches no run. ``crm-pipelines sync`` does one pass on
+demand."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from crm_pipelines.cli import main
 from crm_pipelines.defs.run_tags import INCREMENTAL_SYNC, KIND_TAG
+from crm_pipelines.defs.sync.run_now import ON_DEMAND, TRIGGER_TAG
 from crm_pipelines.settings.load import SETTINGS_ENV
 from crm_pipelines.state import links as link_store
 from crm_pipelines_tests.conftest import new_state_url
@@ -101,3 +105,29 @@ def _written_by_the_daemon(instance: dg.DagsterInstance, since: datetime) -> boo
     latest = instance.fetch_materializations(dg.AssetKey(["writeback", "hubspot_writes"]), limit=5,
                                              ascending=False).records  # fmt: skip
     return any(m.run_id in runs for m in latest)
+
+
+def test_issue14_crm_pipelines_sync_carries_an_edit_on_demand(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``crm-pipelines sync``: one pass of the loop on demand (the change sensor's tick, its extracts, then
+    ``unified``, the plans and the writes) carries a HubSpot edit to Salesforce, as real runs on the instance in
+    ``DAGSTER_HOME``, each tagged as an on-demand incremental sync; it says what it wrote per CRM."""
+    world = _world(tmp_path, three_sandboxes, state_url, instance)
+    _write_run(world)
+    links = link_store.load(world["engine"], kind="contact").sort_values("hubspot_id")
+    pair = links[(links["salesforce_type"] == "Contact") & links["salesforce_id"].notna()].iloc[0]
+    hs_id, sf_id = str(pair["hubspot_id"]), str(pair["salesforce_id"])
+    with _ui(three_sandboxes, "hubspot") as ui:
+        ui.patch(f"/contacts/{hs_id}", json={"properties": {"firstname": "Ondemand"}}).raise_for_status()
+    started = datetime.now(UTC)
+    monkeypatch.setenv("DAGSTER_HOME", str(instance.root_directory))
+    result = CliRunner().invoke(main, ["sync", "--settings", str(tmp_path / "crm_pipelines.yaml")])
+    assert result.exit_code == 0, result.output
+    assert _get(world["settings"], "salesforce", f"sobjects/Contact/{sf_id}")["FirstName"] == "Ondemand"
+    said = {line.split()[0]: line for line in result.output.splitlines() if line.split()}
+    assert "written: " in said["salesforce"] and " 0 updated" not in said["salesforce"]
+    runs = [r.dagster_run for r in instance.get_run_records(dg.RunsFilter(created_after=started))]
+    assert len(runs) >= 2  # the extract(s), then the chain
+    assert all(r.tags.get(TRIGGER_TAG) == ON_DEMAND and r.tags.get(KIND_TAG) == INCREMENTAL_SYNC for r in runs)
