@@ -8,8 +8,8 @@ import dagster as dg
 from crm_pipelines.defs.run_tags import INCREMENTAL_SYNC, KIND_TAG
 
 SYNC_AUTOMATION = "crm_sync_automation"
-# Dagster's default is 30 s; an evaluation reads only the instance (no CRM API call), and each step of the chain
-# (extract -> unified -> plans -> writes) waits for one, so a shorter interval is most of the loop's latency
+# Dagster's default is 30 s. An evaluation reads only the instance (no CRM API call), and every change waits for
+# the next one after its extract before the chain runs, so the interval adds to each change's latency
 AUTOMATION_INTERVAL_S = 10
 
 
