@@ -1,6 +1,8 @@
 """Tags every run of the sync carries, so the runs list says what each is and which CRM it talks to
 (issue 14): filter on ``crm_pipelines/kind`` or ``crm_pipelines/connection`` in the UI's Runs page."""
 
+from collections.abc import Iterable
+
 KIND_TAG = "crm_pipelines/kind"
 CONNECTION_TAG = "crm_pipelines/connection"
 
@@ -8,7 +10,6 @@ BULK_IMPORT = "bulk_import"  # the initial import (a backfill of the daily parti
 INCREMENTAL_SYNC = "incremental_sync"  # the change sensor's extracts and what follows them by itself
 
 
-def connection_tags(crms: object) -> dict[str, str]:
-    """The connection tag of a run touching ``crms`` (one CRM's name, or several joined by commas)."""
-    names = [crms] if isinstance(crms, str) else sorted(set(crms))  # type: ignore[arg-type]
-    return {CONNECTION_TAG: ",".join(names)}
+def connection_tags(crms: Iterable[str]) -> dict[str, str]:
+    """The connection tag of a run touching ``crms``: their names, joined by commas."""
+    return {CONNECTION_TAG: ",".join(sorted(set(crms)))}

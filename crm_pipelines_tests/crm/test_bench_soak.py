@@ -5,27 +5,17 @@ table as the fault-free one did (OPS-1; DESIGN invariants 3-4)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from datetime import date, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
+
+from crm_pipelines_tests.bench_cli import bench_run
 
 
 def test_bench_soak_ends_where_the_fault_free_import_did(pg_url: str) -> None:
     start = (date.today() - timedelta(days=30)).isoformat()
-    command = [Path(sys.executable).parent / "crm-pipelines", "bench", "soak", "--scale", "300", "--fault-seed", "1"]
-    done = subprocess.run(
-        [*command, "--start-date", start, "--database-url", pg_url, "--timeout-seconds", "2"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures, output = bench_run("soak", "--scale", "300", "--fault-seed", "1", "--start-date", start,
+                                "--database-url", pg_url, "--timeout-seconds", "2")
     assert figures["records"] == figures["source_records"] > 0
     assert figures["failed_runs"] == figures["fault_free_failed_runs"] == 0, figures["failures"]
     assert figures["mirror_equal"] == 1, figures["mirror_differs"]
@@ -35,4 +25,4 @@ def test_bench_soak_ends_where_the_fault_free_import_did(pg_url: str) -> None:
     assert figures["api_requests"] > figures["fault_free_api_requests"]  # the faults happened, and were retried
     assert figures["wall_s"] > 0 and figures["fault_free_wall_s"] > 0
     password = sa.engine.make_url(pg_url).password
-    assert password and password not in done.stdout + done.stderr  # OPS-3: secrets never reach output
+    assert password and password not in output  # OPS-3: secrets never reach output

@@ -4,27 +4,17 @@ sandboxes hold (OPS-1), and print its figures as one JSON object on the last lin
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from datetime import date, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
+
+from crm_pipelines_tests.bench_cli import bench_run
 
 
 def test_bench_extract_mirrors_every_sandbox_record(pg_url: str) -> None:
     start = (date.today() - timedelta(days=30)).isoformat()
-    command = [Path(sys.executable).parent / "crm-pipelines", "bench", "extract", "--scale", "300"]
-    done = subprocess.run(
-        [*command, "--start-date", start, "--database-url", pg_url],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures, output = bench_run("extract", "--scale", "300", "--start-date", start, "--database-url", pg_url,
+                                timeout=600)
     assert figures["backend"] == "postgresql"
     assert figures["records"] == figures["source_records"] > 0
     assert set(figures["wall_by_crm"]) == set(figures["bound_by_crm"]) == {"hubspot", "salesforce", "dynamics"}
@@ -33,4 +23,4 @@ def test_bench_extract_mirrors_every_sandbox_record(pg_url: str) -> None:
     assert figures["runs"] == 3  # per CRM one backfill run: 31 daily partitions fit in one (≤ 1,000 days)
     assert figures["upsert_records_per_s"] > 0 and figures["peak_rss_mb"] > 0
     password = sa.engine.make_url(pg_url).password
-    assert password and password not in done.stdout + done.stderr  # OPS-3: secrets never reach output
+    assert password and password not in output  # OPS-3: secrets never reach output

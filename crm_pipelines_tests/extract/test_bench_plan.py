@@ -5,18 +5,11 @@ the API calls planned never below the bound that batching cannot beat."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from crm_pipelines_tests.bench_cli import bench_figures
 
 
 def test_bench_plan_plans_a_first_sync_then_after_edits(pg_url: str) -> None:
-    command = [Path(sys.executable).parent / "crm-pipelines", "bench", "plan", "--scale", "300"]
-    done = subprocess.run([*command, "--database-url", pg_url], capture_output=True, text=True, timeout=900,
-                          check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = bench_figures("plan", "--scale", "300", "--database-url", pg_url)
     assert figures["backend"] == "postgresql"
     # a first sync creates in every CRM what only the others hold (CON-1, COM-1, DEAL-1)
     assert all(n > 0 for n in figures["planned_writes_by_crm"].values()), figures

@@ -5,18 +5,11 @@ JSON object on the last line."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from crm_pipelines_tests.bench_cli import bench_figures
 
 
 def test_bench_unified_runs_a_full_then_an_incremental_update(pg_url: str) -> None:
-    command = [Path(sys.executable).parent / "crm-pipelines", "bench", "unified", "--scale", "300"]
-    done = subprocess.run([*command, "--database-url", pg_url], capture_output=True, text=True, timeout=900,
-                          check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = bench_figures("unified", "--scale", "300", "--database-url", pg_url)
     assert figures["backend"] == "postgresql" and figures["incremental_mode"] == "incremental"
     assert figures["extract_runs"] >= 3 and sum(figures["edited"].values()) > 0
     assert 0 < figures["changed_rows"] < figures["full_rows_written"]

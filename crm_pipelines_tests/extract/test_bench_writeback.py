@@ -6,10 +6,7 @@ of the published rate limits, no duplicate in any sandbox, and the refusals with
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from crm_pipelines_tests.bench_cli import bench_figures
 
 KEYS = {"records_written", "records_sent", "write_calls", "write_calls_min", "calls_ratio", "wall_s", "bound_s",
         "time_ratio", "duplicates", "duplicates_by_object", "failed", "failed_reasons", "failed_outstanding",
@@ -17,11 +14,7 @@ KEYS = {"records_written", "records_sent", "write_calls", "write_calls_min", "ca
 
 
 def test_bench_writeback_writes_the_edits_of_a_converged_sync_without_duplicates(pg_url: str) -> None:
-    command = [Path(sys.executable).parent / "crm-pipelines", "bench", "writeback", "--scale", "300"]
-    done = subprocess.run([*command, "--database-url", pg_url], capture_output=True, text=True, timeout=900,
-                          check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = bench_figures("writeback", "--scale", "300", "--database-url", pg_url)
     assert set(figures) >= KEYS, KEYS - set(figures)
     assert figures["backend"] == "postgresql" and figures["edited"] > 0
     # the edits reach the other CRMs (HubSpot first: an edit in Salesforce reaches Dynamics a cycle later)

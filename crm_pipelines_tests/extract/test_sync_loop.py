@@ -111,9 +111,10 @@ def test_issue14_crm_pipelines_sync_carries_an_edit_on_demand(
     tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``crm-pipelines sync``: one pass of the loop on demand (the change sensor's tick, its extracts, then
-    ``unified``, the plans and the writes) carries a HubSpot edit to Salesforce, as real runs on the instance in
-    ``DAGSTER_HOME``, each tagged as an on-demand incremental sync; it says what it wrote per CRM."""
+    """Issue 14 / OPS-1 on demand: ``crm-pipelines sync``, one pass of the loop (the change sensor's tick, its
+    extracts, then ``unified``, the plans and the writes), carries a HubSpot edit to Salesforce, as real runs on
+    the instance in ``DAGSTER_HOME``, each tagged as an on-demand incremental sync; it says what it wrote per
+    CRM."""
     world = _world(tmp_path, three_sandboxes, state_url, instance)
     _write_run(world)
     links = link_store.load(world["engine"], kind="contact").sort_values("hubspot_id")

@@ -171,8 +171,8 @@ def test_deal4_a_dataverse_opportunity_is_closed_by_its_action_with_the_stage_ba
 
 
 def test_an_update_whose_api_object_is_unknown_is_not_sent():
-    # an update the target has no API object for (None: update_objects could not place it) makes no request,
-    # rather than one to an object named "None"
+    # OPS-6: an update the target has no API object for (None: update_objects could not place it) makes no
+    # request, rather than one to an object named "None" that the CRM can only refuse
     updates = pd.DataFrame([
         {"kind": "contact", "record_id": "003A", "hubspot_id": "h1", "source_crm": "salesforce", "field": "phone",
          "old": "1", "new": "2", "target_field": "Phone", "api_value": "2"},

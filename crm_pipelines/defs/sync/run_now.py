@@ -26,11 +26,9 @@ TRIGGER_TAG, ON_DEMAND = "crm_pipelines/trigger", "on_demand"
 
 @dataclass
 class SyncPass:
-    """What one pass did: the extract runs (``<crm>.<object>: reason``), the chain's run, each CRM's writes."""
+    """What one pass did: the runs that failed, and each CRM's writes."""
 
-    extracts: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # runs that failed, with their run id
-    run_id: str | None = None
     writes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per CRM: the write asset's metadata
 
 
@@ -50,13 +48,11 @@ def sync_once(instance: dg.DagsterInstance, settings_path: str | None,
         name = ", ".join(".".join(k.path) for k in keys)
         run = dg.materialize(extract, selection=keys, partition_key=request.partition_key, instance=instance,
                              resources=resources, tags={**request.tags, **tags}, raise_on_error=False)  # fmt: skip
-        done.extracts.append(f"{name}: {request.tags.get('crm_pipelines/reason', '')}")
         if not run.success:
             done.failed.append(f"extract {name} (run {run.run_id})")
         say(f"  extract {name} ({request.tags.get('crm_pipelines/reason', '')}): {'ok' if run.success else 'FAILED'}")
     chain = dg.materialize([build_unified_assets(settings), build_plan_assets(), *build_write_assets()],
                            instance=instance, resources=resources, tags=tags, raise_on_error=False)
-    done.run_id = chain.run_id
     if not chain.success:
         done.failed.append(f"unified, plans and writes (run {chain.run_id})")
     for event in chain.get_asset_materialization_events():
