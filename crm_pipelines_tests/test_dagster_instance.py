@@ -67,19 +67,24 @@ def test_definitions_entry_point_loads() -> None:
 
 
 def test_issue14_the_sync_loop_is_on_when_deployed() -> None:
-    """Issue 14 / OPS-1: deployed, the change sensor and the automation that carries a change on (``unified``,
-    the plans, the writes) run without anyone starting them, and every step after an extract has an automation
-    condition that sensor evaluates."""
+    """Issue 14 / OPS-1: deployed, the change sensor (which runs the chain after a change: ``unified``, the plans,
+    the writes), the sweep schedule and the automation of the sweep's checks run without anyone starting them;
+    ``sync_job`` runs the whole chain on demand, every connection's extracts included."""
     from crm_pipelines.definitions import defs
+    from crm_pipelines.defs.sync.change_sensor import CHANGE_SENSOR
     from crm_pipelines.defs.sync.definitions import SYNC_AUTOMATION
+    from crm_pipelines.defs.sync.sync_job import SWEEP_SCHEDULE, SYNC_JOB
 
     loaded = defs()
     sensors = {s.name: s for s in loaded.sensors}
-    assert sensors["crm_change_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors[CHANGE_SENSOR].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors[SYNC_AUTOMATION].default_status == dg.DefaultSensorStatus.RUNNING
+    schedules = {s.name: s for s in loaded.schedules}
+    assert schedules[SWEEP_SCHEDULE].default_status == dg.DefaultScheduleStatus.RUNNING
     graph = loaded.resolve_asset_graph()
-    chain = [k for k in graph.get_all_asset_keys() if k.path[0] in ("unified", "writeback")]
+    chain = {k for k in graph.get_all_asset_keys() if k.path[0] in ("unified", "writeback")}
     assert {k.path[-1] for k in chain} >= {"hubspot_plan", "hubspot_writes", "salesforce_writes", "dynamics_writes"}
-    assert all(graph.get(k).automation_condition is not None for k in chain)
-    targeted = sensors[SYNC_AUTOMATION].asset_selection.resolve(graph)
-    assert set(chain) <= targeted
+    assert chain <= sensors[CHANGE_SENSOR].asset_selection.resolve(graph)
+    job = loaded.resolve_job_def(SYNC_JOB)
+    in_job = set(job.asset_layer.selected_asset_keys)
+    assert chain <= in_job and dg.AssetKey(["salesforce", "Contact"]) in in_job and job.partitions_def is not None

@@ -5,9 +5,15 @@ from collections.abc import Iterable
 
 KIND_TAG = "crm_pipelines/kind"
 CONNECTION_TAG = "crm_pipelines/connection"
+CHAIN_TAG = "crm_pipelines/chain"  # "true" on runs that carry unified, the plans and the writes
+# Dagster's run queue and pools serve higher priorities first: a sync's steps go before the bulk import's
+# steps queued for the same connection (they wait at most for the import step in progress)
+PRIORITY_TAG = "dagster/priority"
+SYNC_PRIORITY = "10"
 
 BULK_IMPORT = "bulk_import"  # the initial import (a backfill of the daily partitions)
-INCREMENTAL_SYNC = "incremental_sync"  # the change sensor's extracts and what follows them by itself
+INCREMENTAL_SYNC = "incremental_sync"  # the change sensor's runs: extracts of what changed and what follows
+SWEEP = "sweep"  # the scheduled sweep: every object's deletions and archived records, retries that came due
 
 
 def connection_tags(crms: Iterable[str]) -> dict[str, str]:

@@ -273,7 +273,10 @@ class Extract(_Strict):
     # concurrency, so one object's waits on a flaky API overlap the others' instead of adding up. Each
     # object in flight holds a page or two in memory (a Salesforce bulk page is up to 50,000 rows).
     objects_in_parallel: int = Field(3, ge=1, le=16)
-    sensor_interval_s: int = Field(60, ge=10)
+    # the sync loop (issue 14): the change sensor polls every sensor_interval_s while changes keep coming (a
+    # change found in the last ACTIVE_FOR), else every idle_interval_s, which sets an idle sync's API cost
+    sensor_interval_s: int = Field(15, ge=10)
+    idle_interval_s: int = Field(60, ge=10)
 
 
 class Sandbox(_Strict):

@@ -13,7 +13,10 @@ import httpx
 import sqlalchemy as sa
 
 from crm_pipelines.defs.partitions import daily_partitions
-from crm_pipelines.defs.unified.assets import TABLES_OF, build_unified_assets, build_unified_checks
+from crm_pipelines.defs.run_tags import CHAIN_TAG, INCREMENTAL_SYNC, KIND_TAG, PRIORITY_TAG, SYNC_PRIORITY
+from crm_pipelines.defs.sync.chain import sync_chain
+from crm_pipelines.defs.sync.change_sensor import sync_requests
+from crm_pipelines.defs.unified.assets import CONTACTS, TABLES_OF, build_unified_assets, build_unified_checks
 from crm_pipelines.defs.unified.mirrors import transform_settings
 from crm_pipelines.defs.unified.sample_check import INCREMENTAL_EQUALS_FULL
 from crm_pipelines.defs.unified.stored_result import StoredResult
@@ -25,7 +28,7 @@ from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.schema import MIRROR_TABLES
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines_tests.extract.conftest import SandboxRuns
-from crm_pipelines_tests.extract.test_extract import backfill
+from crm_pipelines_tests.extract.test_extract import backfill, sandbox_records
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 
@@ -154,48 +157,57 @@ def test_every_declared_table_is_shown_by_an_asset() -> None:
     assert {t for tables in TABLES_OF.values() for t in tables} == {d.name for d in unified.TABLES}
 
 
-def test_unified_the_plans_and_the_writes_run_by_themselves_after_an_extract_materializes(
+def test_the_change_sensor_runs_the_chain_in_the_run_of_the_change_and_after_an_import(
     hubspot_sandbox: RunningSandbox, extract_defs, instance: dg.DagsterInstance
 ) -> None:
-    """Issue 11 / issue 14 / OPS-1: nothing needs a person between an extract and the writes: once an extract
-    has materialized, ``unified``, the plans and the writes are requested together (each after what it reads,
-    so one run carries the chain), once, and again after the next extract. The checks that read
-    whole tables (incremental = full on a sample, ROLL-1 drift) never ride along with those runs: they are
-    requested by the hourly sweep alone."""
+    """Issue 11 / issue 14 / OPS-1: nothing needs a person between a change and the writes. The change sensor
+    requests, in one run, the extract of what changed followed by ``unified``, the plans and the writes; after an
+    import that ran outside the loop it requests the chain alone; once done, nothing until the next change. The
+    checks that read whole tables (incremental = full on a sample, ROLL-1 drift) never ride along: the hourly
+    sweep requests them."""
     settings, assets, resources = extract_defs
     unified_assets, sweep_checks = build_unified_assets(settings), build_unified_checks()
     plans, writes = build_plan_assets(), build_write_assets()
-    defs = dg.Definitions(assets=[*assets, unified_assets, plans, *writes], asset_checks=sweep_checks,
-                          resources=resources)
-    keys, check_keys = set(unified_assets.keys), {k for c in sweep_checks for k in c.check_keys}
-    plan_keys, write_keys = set(plans.keys), {k for w in writes for k in w.keys}
-    # the daemon's ticks: seconds after this hour's start, so they cross no hour until the last one (the
-    # sweep's cron is hourly) and fall on today, whose daily partition the extract materializes (ticks in
-    # the previous hour would be yesterday's from 00:00 to 01:00 UTC, where today's partition does not exist)
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    at = iter(hour + timedelta(seconds=1 + s) for s in range(4))
+    chain_assets = [unified_assets, plans, *writes]
+    chain = sync_chain(settings)
+    sweep_keys = {k for c in sweep_checks for k in c.check_keys}
+    today = daily_partitions(settings.extract).get_last_partition_key()
 
-    def requested(cursor) -> tuple[set, object]:
-        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor,
-                                                   evaluation_time=next(at))
-        return {r.key for r in result.results if r.true_subset.size}, result.cursor
+    def tick() -> tuple[list[dg.RunRequest], list[str]]:
+        done = sync_requests(settings, chain, today, instance, resources["state"], resources["crm_connections"])
+        return done.requests, done.said
 
-    _, cursor = requested(None)  # the daemon's first tick
+    def run(request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        return dg.materialize([*assets, *chain_assets], selection=request.asset_selection, instance=instance,
+                              resources=resources, partition_key=request.partition_key, tags=request.tags)
+
+    requests, said = tick()
+    assert requests == [] and any("not imported yet" in line for line in said)
     backfill(instance, settings, assets, resources)
 
-    wanted, cursor = requested(cursor)  # the whole chain, in one tick: one run carries it
-    chain = keys | plan_keys | write_keys
-    assert wanted >= chain and not wanted & check_keys
-    dg.materialize([unified_assets, plans, *writes], instance=instance, resources=resources)  # that run
-    wanted, cursor = requested(cursor)
-    assert not wanted & (chain | check_keys)
+    (after_import,), _ = tick()  # the import ran outside the loop: the chain alone, writes to HubSpot included
+    assert set(after_import.asset_selection) == set(chain.selection(["hubspot"])[0])
+    assert after_import.partition_key is None and not set(after_import.asset_check_keys or []) & sweep_keys
+    assert after_import.tags[CHAIN_TAG] == "true" and after_import.tags[KIND_TAG] == INCREMENTAL_SYNC
+    assert run(after_import).success
+    assert tick()[0] == []
 
-    contacts = next(a for a in assets if dg.AssetKey(["hubspot", "contacts"]) in a.keys)
-    partition = daily_partitions(settings.extract).get_last_partition_key()
-    dg.materialize([contacts], instance=instance, resources=resources, partition_key=partition,
-                   selection=[dg.AssetKey(["hubspot", "contacts"])])
-    wanted, cursor = requested(cursor)
-    assert wanted >= chain and not wanted & check_keys
-    next_hour = hour + timedelta(hours=1, minutes=1)  # the next hour's tick passed
+    contact = next(iter(sandbox_records(hubspot_sandbox, "contacts")))
+    with hubspot_sandbox.admin() as admin:
+        admin.patch(f"/ui/contacts/{contact}", json={"properties": {"jobtitle": "Chain of one"}}).raise_for_status()
+    (change,), _ = tick()  # one run: the extract of what changed, then the chain
+    contacts = dg.AssetKey(["hubspot", "contacts"])
+    assert set(change.asset_selection) == {contacts, *chain.selection(["hubspot"])[0]}
+    assert change.partition_key == today and not set(change.asset_check_keys or []) & sweep_keys
+    assert change.tags[PRIORITY_TAG] == SYNC_PRIORITY  # ahead of a bulk import's steps for the same connection
+    done = run(change)
+    assert done.success
+    assert {e.asset_key for e in done.get_asset_materialization_events()} >= {contacts, CONTACTS}
+    assert tick()[0] == []
+
+    # the hourly sweep requests the whole-table checks (crm_sync_automation evaluates them)
+    defs = dg.Definitions(assets=[*assets, *chain_assets], asset_checks=sweep_checks, resources=resources)
+    next_hour = datetime.now(UTC).replace(minute=1, second=0, microsecond=0) + timedelta(hours=1)
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
     swept = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor, evaluation_time=next_hour)
-    assert {r.key for r in swept.results if r.true_subset.size} >= check_keys
+    assert {r.key for r in swept.results if r.true_subset.size} == sweep_keys

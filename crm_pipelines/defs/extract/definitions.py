@@ -7,8 +7,6 @@ import os
 import dagster as dg
 
 from crm_pipelines.defs.extract.assets import build_extract_assets
-from crm_pipelines.defs.extract.sensors import build_change_sensor
-from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.settings import load_settings
 from crm_pipelines.settings.load import SETTINGS_ENV
@@ -20,6 +18,5 @@ def extract_definitions() -> dg.Definitions:
     settings = load_settings(settings_path)
     return dg.Definitions(
         assets=build_extract_assets(settings),
-        sensors=[build_change_sensor(settings, daily_partitions(settings.extract))],
         resources=build_resources(settings, settings_path),
     )

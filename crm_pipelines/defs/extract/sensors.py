@@ -1,9 +1,12 @@
-"""``crm_change_sensor``: polls each CRM cheaply for changes past each object's cursor, requests runs."""
+"""``crm_change_sensor``'s poll: each CRM asked cheaply for changes past each object's cursor, one extract
+request per object that changed (or whose deletion sweep is due). ``defs/sync/change_sensor.py`` groups them
+into the sync loop's runs; ``build_change_sensor`` requests them one by one (the tests' and benches' view)."""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -19,65 +22,76 @@ from crm_pipelines.state.cursors import get_cursor
 # Deletions leave no trace in change polls (HubSpot's search skips archived records), so each object's
 # deletion sweep is requested at least this often (DEL-5: archived records are kept 90 days).
 DELETION_SWEEP_EVERY = timedelta(hours=1)
+REASON_TAG = "crm_pipelines/reason"
+
+
+@dataclass
+class ChangePoll:
+    """One poll: an extract request per object to read (its ``run_key`` is the object's cursor position), and
+    the objects not imported yet (no cursor: the bulk import has not read today)."""
+
+    requests: list[dg.RunRequest] = field(default_factory=list)
+    not_imported: list[tuple[str, str]] = field(default_factory=list)
+    api_calls: int = 0
+
+
+def polled_objects(settings: Settings) -> list[tuple[str, str]]:
+    """(CRM, object) of every partitioned object of the enabled connections: what a poll asks about."""
+    return [(crm, obj) for crm, per in EXTRACTED.items() if getattr(settings.connections, crm).enabled
+            for obj, partitioned in per.items() if partitioned]  # fmt: skip
+
+
+def poll_changes(settings: Settings, today: str, state: StateDatabase, crm_connections: CrmConnections) -> ChangePoll:
+    """Ask each enabled CRM, one count call per object, what changed since the object's cursor."""
+    engine = state.engine()
+    now = datetime.now(UTC)
+    objects = polled_objects(settings)
+    found = ChangePoll()
+
+    async def poll() -> None:
+        for crm in sorted({c for c, _ in objects}):
+            meter = Meter()
+            async with crm_connections.client(crm, state, meter) as client:
+                for obj in [o for c, o in objects if c == crm]:
+                    cursor = get_cursor(engine, crm, obj, INCREMENTAL)
+                    if cursor is None:
+                        found.not_imported.append((crm, obj))
+                        continue
+                    changed = await make_source(crm, client, obj, engine).count_window(
+                        datetime.fromisoformat(cursor), now
+                    )
+                    swept = get_cursor(engine, crm, obj, DELETIONS)
+                    sweep_due = swept is None or datetime.fromisoformat(swept) < now - DELETION_SWEEP_EVERY
+                    if changed or sweep_due:
+                        reason = f"{changed} changed" if changed else "deletion sweep due"
+                        found.requests.append(dg.RunRequest(
+                            # one run per cursor position: racing evaluations cannot fetch twice
+                            run_key=f"{crm}.{obj}:{cursor}:{swept}", asset_selection=[dg.AssetKey([crm, obj])],
+                            partition_key=today,
+                            tags={REASON_TAG: reason, KIND_TAG: INCREMENTAL_SYNC, CONNECTION_TAG: crm}))  # fmt: skip
+            found.api_calls += meter.count()
+
+    asyncio.run(poll())
+    return found
 
 
 def build_change_sensor(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.SensorDefinition:
-    objects = [
-        (crm, obj)
-        for crm, per in EXTRACTED.items()
-        if getattr(settings.connections, crm).enabled
-        for obj, partitioned in per.items()
-        if partitioned
-    ]
+    """A sensor requesting each changed object's extract on its own (today's partition)."""
+    objects = polled_objects(settings)
 
     @dg.sensor(
         name="crm_change_sensor",
         minimum_interval_seconds=settings.extract.sensor_interval_s,
         asset_selection=dg.AssetSelection.assets(*[dg.AssetKey([c, o]) for c, o in objects]),
-        default_status=dg.DefaultSensorStatus.RUNNING,  # on when deployed (issue 14); the README says how to pause
         description="Requests an incremental extract of today's partition for each object that changed",
     )
     def crm_change_sensor(
         context: dg.SensorEvaluationContext, state: StateDatabase, crm_connections: CrmConnections
     ) -> dg.SensorResult:
-        engine = state.engine()
-        now = datetime.now(UTC)
-        today = partitions_def.get_last_partition_key()
-        requests: list[dg.RunRequest] = []
-        skipped: list[str] = []
-
-        async def poll() -> None:
-            for crm in sorted({c for c, _ in objects}):
-                async with crm_connections.client(crm, state, Meter()) as client:
-                    for c, obj in objects:
-                        if c != crm:
-                            continue
-                        cursor = get_cursor(engine, crm, obj, INCREMENTAL)
-                        if cursor is None:
-                            skipped.append(f"{crm}.{obj}: not imported yet (run the backfill first)")
-                            continue
-                        changed = await make_source(crm, client, obj, engine).count_window(
-                            datetime.fromisoformat(cursor), now
-                        )
-                        swept = get_cursor(engine, crm, obj, DELETIONS)
-                        sweep_due = swept is None or datetime.fromisoformat(swept) < now - DELETION_SWEEP_EVERY
-                        if changed or sweep_due:
-                            reason = f"{changed} changed" if changed else "deletion sweep due"
-                            requests.append(
-                                dg.RunRequest(
-                                    # one run per cursor position: racing evaluations cannot fetch twice
-                                    run_key=f"{crm}.{obj}:{cursor}:{swept}",
-                                    asset_selection=[dg.AssetKey([crm, obj])],
-                                    partition_key=today,
-                                    tags={"crm_pipelines/reason": reason, KIND_TAG: INCREMENTAL_SYNC,
-                                          CONNECTION_TAG: crm},
-                                )
-                            )
-
-        asyncio.run(poll())
-        for line in skipped:
-            context.log.info(line)
-        positions = {r.run_key: r.tags["crm_pipelines/reason"] for r in requests}
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps(positions, sort_keys=True))
+        found = poll_changes(settings, partitions_def.get_last_partition_key(), state, crm_connections)
+        for crm, obj in found.not_imported:
+            context.log.info(f"{crm}.{obj}: not imported yet (run the backfill first)")
+        positions = {r.run_key: r.tags[REASON_TAG] for r in found.requests}
+        return dg.SensorResult(run_requests=found.requests, cursor=json.dumps(positions, sort_keys=True))
 
     return crm_change_sensor

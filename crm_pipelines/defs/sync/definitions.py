@@ -1,21 +1,38 @@
-"""The sync loop's automation (issue 14): after the change sensor's extracts, ``unified``, the plans and the
-writes follow by themselves, each when what it reads was updated (their ``AUTOMATION`` condition), evaluated
-by this sensor. It is on when deployed; pause it (and ``crm_change_sensor``) on the UI's Automation page or
-with ``dagster sensor stop``."""
+"""The sync loop's definitions (issue 14): ``crm_change_sensor`` (``change_sensor.py``) runs what a change needs,
+``sync_job`` runs the whole chain on demand, ``crm_sweep_schedule`` runs it hourly as the sweep, and
+``crm_sync_automation`` evaluates the whole-table checks' sweep conditions. All are on when deployed; pause them
+on the UI's Automation page or with ``dagster sensor stop`` / ``dagster schedule stop``."""
+
+from __future__ import annotations
+
+import os
 
 import dagster as dg
 
-from crm_pipelines.defs.run_tags import INCREMENTAL_SYNC, KIND_TAG
+from crm_pipelines.defs.partitions import daily_partitions
+from crm_pipelines.defs.run_tags import KIND_TAG, SWEEP
+from crm_pipelines.defs.sync.change_sensor import build_sync_sensor
+from crm_pipelines.defs.sync.sync_job import build_sweep_schedule, build_sync_job
+from crm_pipelines.settings import load_settings
+from crm_pipelines.settings.load import SETTINGS_ENV
 
 SYNC_AUTOMATION = "crm_sync_automation"
-# Dagster's default is 30 s. An evaluation reads only the instance (no CRM API call), and every change waits for
-# the next one after its extract before the chain runs, so the interval adds to each change's latency
-AUTOMATION_INTERVAL_S = 10
 
 
 @dg.definitions
 def sync_definitions() -> dg.Definitions:
-    return dg.Definitions(sensors=[dg.AutomationConditionSensorDefinition(
-        SYNC_AUTOMATION, target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=AUTOMATION_INTERVAL_S, run_tags={KIND_TAG: INCREMENTAL_SYNC},
-        description="Runs unified, the plans and the writes after what each reads was updated (issue 14)")])
+    settings = load_settings(os.environ.get(SETTINGS_ENV))
+    partitions = daily_partitions(settings.extract)
+    job = build_sync_job(settings, partitions)
+    return dg.Definitions(
+        jobs=[job],
+        schedules=[build_sweep_schedule(job, partitions)],
+        sensors=[
+            build_sync_sensor(settings, partitions),
+            dg.AutomationConditionSensorDefinition(
+                SYNC_AUTOMATION, target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+                run_tags={KIND_TAG: SWEEP},
+                description="Runs the checks that read whole tables (incremental = full on a sample, ROLL-1 "
+                            "drift) on their hourly sweep condition"),
+        ],
+    )

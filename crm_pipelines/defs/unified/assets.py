@@ -1,8 +1,9 @@
 """The ``unified`` group: the transform kept up to date from the mirror (incrementally, or in full when
 asked or needed: ``update.py``), with asset checks for duplicate emails, unmapped stages, failed
-normalization and contacts without a valid email (counted by the state database in every run). It runs by
-itself after an extract materializes (``AUTOMATION``). The checks that read whole tables (incremental = full
-on a sample, ROLL-1's drift) are checks of their own on the sweep schedule (``sweep.py``)."""
+normalization and contacts without a valid email (counted by the state database in every run). The sync loop
+runs it after the extracts of what changed, in the same run (``defs/sync/change_sensor.py``). The checks that
+read whole tables (incremental = full on a sample, ROLL-1's drift) are checks of their own on the sweep
+schedule (``sweep.py``)."""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
@@ -95,11 +96,6 @@ class UnifiedConfig(dg.Config):
     full: bool = Field(False, description="recompute everything from the mirror instead of the changed rows")
 
 
-# After an extract materializes, ``unified`` follows (issue 11): eager, but not held back by objects of a
-# disabled connection or not yet imported (they are "missing" for ever otherwise).
-AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
-
-
 def _read_checks(engine) -> list[dg.AssetCheckResult]:
     found = stored_checks(engine)
     return [
@@ -122,8 +118,7 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
         ASSOCIATIONS: "DEAL-6: contact→company, deal→contact, deal→company between identities",
     }
     specs = [
-        dg.AssetSpec(key, deps=deps, group_name="unified", kinds={"pandas"}, description=text,
-                     automation_condition=AUTOMATION)
+        dg.AssetSpec(key, deps=deps, group_name="unified", kinds={"pandas"}, description=text)
         for key, text in descriptions.items()
     ]
     check_specs = [

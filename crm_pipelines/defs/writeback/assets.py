@@ -22,7 +22,7 @@ from pydantic import Field
 from crm_pipelines.crm.check import environment_secrets
 from crm_pipelines.crm.connections import writes_on
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
-from crm_pipelines.defs.unified.assets import ASSOCIATIONS, AUTOMATION, COMPANIES, CONTACTS, DEALS, FIELDS
+from crm_pipelines.defs.unified.assets import ASSOCIATIONS, COMPANIES, CONTACTS, DEALS, FIELDS
 from crm_pipelines.defs.writeback.create_value_inputs import carried_values
 from crm_pipelines.defs.writeback.plan_inputs import calls_left
 from crm_pipelines.defs.writeback.stored_plan import stored_plans, update_plans
@@ -196,8 +196,7 @@ def build_plan_assets() -> dg.AssetsDefinition:
     specs = [
         dg.AssetSpec(key, deps=[CONTACTS, COMPANIES, DEALS, FIELDS, ASSOCIATIONS], group_name="writeback",
                      kinds={"pandas"},
-                     description=f"What the sync would write to {crm} (a dry run, OPS-5): {SCOPE}",
-                     automation_condition=AUTOMATION)
+                     description=f"What the sync would write to {crm} (a dry run, OPS-5): {SCOPE}")
         for crm, key in PLANS.items()
     ]
 

@@ -10,7 +10,6 @@ import dagster as dg
 from crm_pipelines.crm.connections import writes_on
 from crm_pipelines.crm.metering import Meter
 from crm_pipelines.defs.resources import CrmConnections, CrmSettings, StateDatabase
-from crm_pipelines.defs.unified.assets import AUTOMATION
 from crm_pipelines.defs.writeback.assets import PLANS, markdown_table
 from crm_pipelines.defs.writeback.write_run import WriteReport, write_target
 from crm_pipelines.state import outbox
@@ -44,7 +43,6 @@ def _write_asset(crm: str) -> dg.AssetsDefinition:
 
     @dg.asset(key=key, deps=[PLANS[crm]], group_name="writeback", kinds={crm},
               pool=f"{crm}_api",  # never two runs writing to one connection at once, nor beside its extract
-              automation_condition=AUTOMATION,  # after its plan, by itself (issue 14)
               description=f"Writes {crm}'s plan: creates, field updates, closes, deletions and associations, "
                           "batched, through the outbox (idempotent across crashes); records the CRM refuses are "
                           "kept and retried (OPS-6)",
