@@ -36,6 +36,9 @@ from crm_pipelines.defs.unified.assets import CONTACTS
 from crm_pipelines.settings import Settings
 
 CHANGE_SENSOR = "crm_change_sensor"
+# the steps of the loop's runs in the run's own process (``crm_pipelines/definitions.py``'s executor): they
+# follow one another anyway, and a process per step would add its start to every change's latency
+IN_PROCESS = {"execution": {"config": {"in_process": True}}}
 # how long after a change the sensor keeps polling every ``sensor_interval_s`` before it slows to the idle pace
 ACTIVE_FOR = timedelta(minutes=10)
 
@@ -100,6 +103,7 @@ def sync_requests(settings: Settings, chain: Chain, today: str, instance: dg.Dag
             keys = [k for r in mine for k in r.asset_selection or []]
             requests.append(dg.RunRequest(
                 run_key="|".join(r.run_key or "" for r in mine), asset_selection=keys, partition_key=today,
+                run_config=IN_PROCESS,
                 tags={**sync_tags, **connection_tags([crm]), REASON_TAG: _reasons(mine)}))  # fmt: skip
     if chain_in_progress(instance):
         return SyncTick(requests, [*said, "a sync run is in progress; what changed meanwhile goes in the next one"],
@@ -117,6 +121,7 @@ def sync_requests(settings: Settings, chain: Chain, today: str, instance: dg.Dag
         # the positions it reads from and the newest extract it follows: a racing tick cannot start it twice
         run_key="|".join([*(r.run_key or "" for r in ready), f"after:{stale}", f"to:{','.join(targets)}"]),
         asset_selection=[*keys, *assets], asset_check_keys=checks, partition_key=today if keys else None,
+        run_config=IN_PROCESS,
         tags={**sync_tags, CHAIN_TAG: "true", **connection_tags(crms), REASON_TAG: reason}))  # fmt: skip
     return SyncTick(requests, said, changed)
 
