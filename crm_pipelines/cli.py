@@ -370,6 +370,55 @@ def bench_writeback(scale: int, seed: int, database_url: str | None) -> None:
     sys.stdout.write(json.dumps(figures) + "\n")
 
 
+@bench.command("sync")
+@click.option("--scale", type=int, default=100_000, show_default=True, help="people in the generated universe")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option(
+    "--database-url",
+    required=True,
+    help="PostgreSQL URL; the bench makes its own new databases there (the state, the daemon's Dagster)",
+)
+@click.option("--duration-s", type=float, default=300, show_default=True, help="how long the edits go on")
+@click.option("--edit-every-s", type=float, default=2, show_default=True, help="one edit every this many seconds")
+@click.option("--idle-s", type=float, default=600, show_default=True, help="the idle phase, before the edits")
+@click.option(
+    "--drain-s",
+    type=float,
+    default=300,
+    show_default=True,
+    help="after the last edit, how long to wait at most for the stragglers (then again for quiet)",
+)
+def bench_sync(
+    scale: int, seed: int, database_url: str, duration_s: float, edit_every_s: float, idle_s: float, drain_s: float
+) -> None:
+    """The sync loop as deployed (issue 14, OPS-1): the Dagster daemon alone, default settings, rate limits on.
+
+    \b
+    Set-up (rate limits lifted): import, a first sync, cycles until one writes nothing. Then rate limits on,
+    `dagster-daemon run` on the bench's Dagster database; once it is quiet, --idle-s with no edit, then one
+    edit every --edit-every-s for --duration-s in the sandboxes' UIs (linked records, each once; contact
+    first/last name, company name, deal name/amount/description; the source CRM in turn):
+      edits                edits made; expected: those that should sync (each record is linked elsewhere)
+      arrived              edits whose value was read back through the API of every CRM the record is
+                           linked in besides the source
+      latency_p50_s/_p95_s over (edit, target) pairs: from the UI's answer to the first read showing the
+                           value (polled every 2 s); targets p50 < 20 s, p95 < 60 s; latency_by_route
+      api_calls_per_edit   (calls the sandboxes received from the first edit until the loop is quiet again,
+                           logins apart, less the bench's own reads, less idle_calls_per_hour over that
+                           time) / edits
+      idle_calls_per_hour  per connection: its calls during --idle-s (logins apart) * 3600 / idle_s
+      duplicates           records the sync made sharing an identity (email, key) with another live record
+                           of their CRM, read through the APIs afterwards; must be 0
+      sensor_interval_s    the change sensor's interval in force; runs_launched, runs_failed: the daemon's
+    Details and the other keys: crm_pipelines/bench/sync.py.
+    """
+    from crm_pipelines.bench.sync import run_sync_bench
+
+    options = {"duration_s": duration_s, "edit_every_s": edit_every_s, "idle_s": idle_s, "drain_s": drain_s}
+    figures = run_sync_bench(scale, seed, database_url, options)
+    sys.stdout.write(json.dumps(figures) + "\n")
+
+
 @bench.command("soak")
 @click.option("--scale", type=int, default=5_000, show_default=True)
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="the sandboxes' data seed")
