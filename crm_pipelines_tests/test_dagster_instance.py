@@ -71,6 +71,7 @@ def test_issue14_the_sync_loop_is_on_when_deployed() -> None:
     the writes), the sweep schedule and the automation of the sweep's checks run without anyone starting them;
     ``sync_job`` runs the whole chain on demand, every connection's extracts included."""
     from crm_pipelines.definitions import defs
+    from crm_pipelines.defs.run_tags import CHAIN_TAG, INCREMENTAL_SYNC, KIND_TAG
     from crm_pipelines.defs.sync.change_sensor import CHANGE_SENSOR
     from crm_pipelines.defs.sync.definitions import SYNC_AUTOMATION
     from crm_pipelines.defs.sync.sync_job import SWEEP_SCHEDULE, SYNC_JOB
@@ -88,3 +89,4 @@ def test_issue14_the_sync_loop_is_on_when_deployed() -> None:
     job = loaded.resolve_job_def(SYNC_JOB)
     in_job = set(job.asset_layer.selected_asset_keys)
     assert chain <= in_job and dg.AssetKey(["salesforce", "Contact"]) in in_job and job.partitions_def is not None
+    assert job.tags[KIND_TAG] == INCREMENTAL_SYNC and job.tags[CHAIN_TAG] == "true"

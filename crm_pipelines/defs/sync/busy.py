@@ -25,7 +25,8 @@ def busy_connections(instance: dg.DagsterInstance, extracts: Mapping[str, Set[dg
         busy.update(crm for crm, keys in extracts.items() if chosen & keys)
 
     for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS)):
-        if run.tags.get(KIND_TAG) != INCREMENTAL_SYNC:  # the loop's own runs are short and never wait on it
+        # the loop's own runs (its changes, the chain, the sweep) are not imports: never busy because of them
+        if run.tags.get(KIND_TAG) != INCREMENTAL_SYNC and run.tags.get(CHAIN_TAG) != "true":
             reads(run.asset_selection)
     for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
         reads(backfill.asset_selection)

@@ -9,7 +9,15 @@ from __future__ import annotations
 import dagster as dg
 
 from crm_pipelines.defs.extract.sensors import polled_objects
-from crm_pipelines.defs.run_tags import CHAIN_TAG, KIND_TAG, PRIORITY_TAG, SWEEP, SYNC_PRIORITY, connection_tags
+from crm_pipelines.defs.run_tags import (
+    CHAIN_TAG,
+    INCREMENTAL_SYNC,
+    KIND_TAG,
+    PRIORITY_TAG,
+    SWEEP,
+    SYNC_PRIORITY,
+    connection_tags,
+)
 from crm_pipelines.defs.sync.busy import chain_in_progress
 from crm_pipelines.defs.sync.chain import sync_chain
 from crm_pipelines.settings import Settings
@@ -27,7 +35,7 @@ def build_sync_job(settings: Settings, partitions: dg.PartitionsDefinition) -> d
     selection = dg.AssetSelection.assets(*[dg.AssetKey(list(o)) for o in objects], *assets).without_checks()
     return dg.define_asset_job(
         SYNC_JOB, selection=selection | dg.AssetSelection.checks(*checks), partitions_def=partitions,
-        tags={CHAIN_TAG: "true", PRIORITY_TAG: SYNC_PRIORITY, **connection_tags(crms)},
+        tags={CHAIN_TAG: "true", KIND_TAG: INCREMENTAL_SYNC, PRIORITY_TAG: SYNC_PRIORITY, **connection_tags(crms)},
         description="The whole sync for every enabled connection: the day's extracts with their deletion sweeps, "
                     "unified, the plans and the writes (with the retries that came due). Pick today's partition.",
     )
