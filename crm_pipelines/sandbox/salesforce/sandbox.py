@@ -23,6 +23,7 @@ from crm_pipelines.sandbox.salesforce.auth import LOGIN_HOSTS, TokenEndpoint, is
 from crm_pipelines.sandbox.salesforce.bulk_api import DEFAULT_BULK_QUERY_SECONDS, BulkQueryApi
 from crm_pipelines.sandbox.salesforce.catalog import LATEST, ORG_ID
 from crm_pipelines.sandbox.salesforce.composite_api import CompositeApi
+from crm_pipelines.sandbox.salesforce.composite_request import CompositeRequestApi
 from crm_pipelines.sandbox.salesforce.context import Context
 from crm_pipelines.sandbox.salesforce.errors import SalesforceError
 from crm_pipelines.sandbox.salesforce.limits import ApiUsage
@@ -183,7 +184,8 @@ class SalesforceSandbox(CrmSandbox):
     def api_routes(self) -> list[BaseRoute]:
         assert self.ctx is not None and self.tokens is not None
         token = [Route("/services/oauth2/token", self.tokens.token, methods=["POST"])]
-        api = [*token, *RestApi(self.ctx).routes(), *CompositeApi(self.ctx).routes(), *BulkQueryApi(self.ctx).routes()]
+        api = [*token, *RestApi(self.ctx).routes(), *CompositeApi(self.ctx).routes(),
+               *CompositeRequestApi(self.ctx).routes(), *BulkQueryApi(self.ctx).routes()]
 
         async def unmatched(request: Request) -> Response:
             """404 NOT_FOUND / 405 METHOD_NOT_ALLOWED in Salesforce's list shape instead of plain text."""
