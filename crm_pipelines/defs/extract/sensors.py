@@ -34,7 +34,7 @@ class ChangePoll:
 
     requests: list[dg.RunRequest] = field(default_factory=list)
     not_imported: list[tuple[str, str]] = field(default_factory=list)
-    api_calls: int = 0
+    api_calls: dict[str, int] = field(default_factory=dict)  # per CRM: what the poll cost
 
 
 def polled_objects(settings: Settings) -> list[tuple[str, str]]:
@@ -74,7 +74,7 @@ def poll_changes(settings: Settings, today: str, state: StateDatabase, crm_conne
                         run_key=f"{crm}.{obj}:{start.isoformat()}:{swept}", asset_selection=[dg.AssetKey([crm, obj])],
                         partition_key=today,
                         tags={REASON_TAG: reason, KIND_TAG: INCREMENTAL_SYNC, CONNECTION_TAG: crm}))  # fmt: skip
-            found.api_calls += meter.count()
+            found.api_calls[crm] = meter.count()
 
     asyncio.run(poll())
     return found
