@@ -388,16 +388,30 @@ def bench_writeback(scale: int, seed: int, database_url: str | None) -> None:
     show_default=True,
     help="after the last edit, how long to wait at most for the stragglers (then again for quiet)",
 )
+@click.option(
+    "--settle-s",
+    type=float,
+    default=None,
+    help="no run for this long before the idle phase (default: the change sensor's busy spell after a change, "
+    "plus an interval and 30 s, so the idle phase sees its idle pace)",
+)
 def bench_sync(
-    scale: int, seed: int, database_url: str, duration_s: float, edit_every_s: float, idle_s: float, drain_s: float
+    scale: int,
+    seed: int,
+    database_url: str,
+    duration_s: float,
+    edit_every_s: float,
+    idle_s: float,
+    drain_s: float,
+    settle_s: float | None,
 ) -> None:
     """The sync loop as deployed (issue 14, OPS-1): the Dagster daemon alone, default settings, rate limits on.
 
     \b
     Set-up (rate limits lifted): import, a first sync, cycles until one writes nothing. Then rate limits on,
-    `dagster-daemon run` on the bench's Dagster database; once it is quiet, --idle-s with no edit, then one
-    edit every --edit-every-s for --duration-s in the sandboxes' UIs (linked records, each once; contact
-    first/last name, company name, deal name/amount/description; the source CRM in turn):
+    `dagster-daemon run` on the bench's Dagster database; once it is settled (--settle-s), --idle-s with no
+    edit, then one edit every --edit-every-s for --duration-s in the sandboxes' UIs (linked records, each
+    once; contact first/last name, company name, deal name/amount/description; the source CRM in turn):
       edits                edits made; expected: those that should sync (each record is linked elsewhere)
       arrived              edits whose value was read back through the API of every CRM the record is
                            linked in besides the source
@@ -409,12 +423,14 @@ def bench_sync(
       idle_calls_per_hour  per connection: its calls during --idle-s (logins apart) * 3600 / idle_s
       duplicates           records the sync made sharing an identity (email, key) with another live record
                            of their CRM, read through the APIs afterwards; must be 0
-      sensor_interval_s    the change sensor's interval in force; runs_launched, runs_failed: the daemon's
+      sensor_interval_s    the change sensor's interval in force while changes come (idle_interval_s: when
+                           idle); runs_launched, runs_failed: the daemon's
     Details and the other keys: crm_pipelines/bench/sync.py.
     """
     from crm_pipelines.bench.sync import run_sync_bench
 
-    options = {"duration_s": duration_s, "edit_every_s": edit_every_s, "idle_s": idle_s, "drain_s": drain_s}
+    options = {"duration_s": duration_s, "edit_every_s": edit_every_s, "idle_s": idle_s, "drain_s": drain_s,
+               "settle_s": settle_s}  # fmt: skip
     figures = run_sync_bench(scale, seed, database_url, options)
     sys.stdout.write(json.dumps(figures) + "\n")
 

@@ -6,8 +6,10 @@ Set-up (not measured; rate limits lifted to keep it short): the sandboxes seeded
 import into a new state database and a new Dagster database (both on ``--database-url``), then a first sync and
 sync cycles until one writes nothing (``bench writeback``'s set-up). Then the rate limits go on and
 ``dagster-daemon run`` starts on that Dagster database, with the repo's ``dagster.yaml`` (its run queue and
-pools) and the project's code location; the bench launches no run. It waits for the daemon to settle (no run
-in progress or launched for a sensor interval and a half minute), then:
+pools) and the project's code location; the bench launches no run. It waits for the daemon to settle: no run
+in progress or launched for ``--settle-s`` (default: the change sensor's active spell after a change it saw,
+``ACTIVE_FOR``, plus an interval and half a minute: the set-up's own writes are such a change, and until the
+spell ends the sensor polls at its busy pace), then:
 
 - ``idle_calls_per_hour``: per connection, the API calls its sandbox received during ``--idle-s`` with no
   edit (``/__sandbox__/usage``; token requests apart: they go to the identity provider), times 3,600 /
@@ -34,7 +36,8 @@ in progress or launched for a sensor interval and a half minute), then:
 - ``duplicates``: records the sync made that share an identity with another live record of their CRM, read
   back through the APIs after the daemon stopped (rate limits lifted for the read): must be 0
   (``bench/writeback_records.py``);
-- ``sensor_interval_s``: the change sensor's interval in force (the default settings'); ``runs_launched``,
+- ``sensor_interval_s``, ``idle_interval_s``: the change sensor's intervals in force while changes come and
+  when idle (the default settings'); ``settle_s``: the wait before the idle phase; ``runs_launched``,
   ``runs_failed``: the runs the daemon launched from its start to the end, and those that failed.
 """
 
@@ -65,14 +68,20 @@ from crm_pipelines.bench.unified import Imported, _unified_run, _warm_workers, i
 from crm_pipelines.bench.writeback import MOST_CYCLES, _cycle, _writes
 from crm_pipelines.bench.writeback_measure import CRMS, calls_between, set_rate_limits, usage
 from crm_pipelines.bench.writeback_records import duplicates, seeded_ids
+from crm_pipelines.defs.sync import change_sensor
 from crm_pipelines.settings import load_settings
 from crm_pipelines.settings.load import SETTINGS_ENV
 from crm_pipelines.state.db import create_state_engine
 
 REPO = Path(__file__).resolve().parents[2]  # the repo's dagster.yaml and the code location's directory
-SETTLE_MAX_S = 900  # the daemon's first ticks after the set-up; more means it does not settle
+SETTLE_MAX_S = 2400  # the daemon's first ticks after the set-up; more means it does not settle
 QUIET_EXTRA_S = 30  # past a sensor interval: the runs an evaluation requests take this long to show
 CHECK_S = 5.0
+
+
+def _active_spell_s() -> float:
+    """How long the change sensor keeps its busy pace after a change it saw (none if it has no such spell)."""
+    return getattr(change_sensor, "ACTIVE_FOR", timedelta(0)).total_seconds()
 
 
 def _say(text: str) -> None:
@@ -218,7 +227,8 @@ def _edit_phase(
 
 
 def run_sync_bench(scale: int, seed: int, database_url: str, options: dict[str, float]) -> dict[str, Any]:
-    """``options``: ``duration_s``, ``edit_every_s``, ``idle_s``, ``drain_s`` (the command's options)."""
+    """``options``: ``duration_s``, ``edit_every_s``, ``idle_s``, ``drain_s``, ``settle_s`` (the command's
+    options; ``settle_s`` None: the default above)."""
     if not database_url.startswith("postgresql"):
         raise ValueError("bench sync needs a PostgreSQL --database-url: the daemon's instance lives there")
     with imported(scale, seed, database_url) as state:
@@ -231,6 +241,7 @@ def run_sync_bench(scale: int, seed: int, database_url: str, options: dict[str, 
         settings = load_settings(Path(state.settings_path))
         interval = settings.extract.sensor_interval_s
         options = {**options, "quiet_s": interval + QUIET_EXTRA_S}
+        settle_quiet_s = options.get("settle_s") or _active_spell_s() + options["quiet_s"]
         _say(
             f"imported in {state.import_s:.0f} s, set-up in {setup_s:.0f} s ({written} records written); "
             f"linked records: { {k: len(v) for k, v in records.items()} }; rate limits on, daemon starts"
@@ -239,7 +250,7 @@ def run_sync_bench(scale: int, seed: int, database_url: str, options: dict[str, 
         with (_daemon_home(state.home) as home, _daemon(home, state.settings_path) as daemon,
               dg.DagsterInstance.from_config(str(home)) as instance):  # fmt: skip
             since = datetime.now(UTC)
-            settle_s = _quiet(instance, daemon, home, since, options["quiet_s"], SETTLE_MAX_S)
+            settle_s = _quiet(instance, daemon, home, since, settle_quiet_s, SETTLE_MAX_S)
             idle_since = datetime.now(UTC)
             _say(f"settled in {settle_s:.0f} s; idle for {options['idle_s']:.0f} s")
             idle = _idle(state.info, daemon, home, options["idle_s"])
@@ -275,6 +286,8 @@ def run_sync_bench(scale: int, seed: int, database_url: str, options: dict[str, 
         "runs_launched": len(runs),
         "runs_failed": sum(r.dagster_run.status == dg.DagsterRunStatus.FAILURE for r in runs),
         "settle_s": round(settle_s, 1),
+        "settle_quiet_s": settle_quiet_s,
+        "idle_interval_s": getattr(settings.extract, "idle_interval_s", None),
         "edits_refused": phase["refused"],
         "edits_by_field": dict(Counter(f"{e.source}.{e.record[e.source][0]}.{e.spec.fields[e.source]}" for e in edits)),
         "edit_every_s": options["edit_every_s"],
