@@ -147,15 +147,7 @@ class SalesforceClient:
         )
 
     async def count_window(self, obj: str, start: dt.datetime, end: dt.datetime) -> int:
-        return await self.count(
-            soql(
-                "SELECT COUNT() FROM {obj} WHERE {modified} >= {start} AND {modified} < {end}",
-                obj=Name(obj),
-                modified=Name(MODIFIED_FIELD),
-                start=start,
-                end=end,
-            )
-        )
+        return await self.count(self.count_window_query(obj, start, end))
 
     @staticmethod
     def count_window_query(obj: str, start: dt.datetime, end: dt.datetime) -> str:
