@@ -275,7 +275,7 @@ class Extract(_Strict):
     objects_in_parallel: int = Field(3, ge=1, le=16)
     # the sync loop (issue 14): the change sensor polls every sensor_interval_s while changes keep coming (a
     # change found in the last ACTIVE_FOR), else every idle_interval_s, which sets an idle sync's API cost
-    sensor_interval_s: int = Field(15, ge=10)
+    sensor_interval_s: int = Field(10, ge=10)
     idle_interval_s: int = Field(60, ge=10)
 
 
