@@ -110,19 +110,26 @@ def _await(world: dict, expected: list[tuple[str, str, str]], deadline: float, l
     return arrived
 
 
+def _deployed(tmp_path: Path, sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance,
+              partitions_per_run: int) -> dict:
+    """The bulk import (20 daily partitions, ``partitions_per_run`` a run) and a first sync, as a deployment
+    starts; then only the daemon runs anything. Skips without the PostgreSQL instance the daemon needs."""
+    if not os.environ.get("DAGSTER_PG_HOST"):
+        pytest.skip("the daemon needs the PostgreSQL instance `make test` provides")
+    start = (date.today() - timedelta(days=20)).isoformat()
+    world = _world(tmp_path, sandboxes, state_url, instance,
+                   extract={"partitions_per_run": partitions_per_run, "start_date": start})  # fmt: skip
+    _write_run(world)
+    return world
+
+
 def test_issue14_edits_in_each_sandbox_reach_the_others_with_the_daemon_alone(
     tmp_path: Path, three_sandboxes: RunningSandbox, pg_state_url: str, instance: dg.DagsterInstance
 ) -> None:
     """OPS-1: with the Dagster daemon alone, a first-name edit made in each sandbox's UI (HubSpot, Salesforce,
     Dynamics; one record each, CONF-2: changed on one side only) reaches the other CRMs; every run after the
     edits was launched by a sensor and tagged an incremental sync."""
-    if not os.environ.get("DAGSTER_PG_HOST"):
-        pytest.skip("the daemon needs the PostgreSQL instance `make test` provides")
-    # the bulk import and a first sync, as a deployment starts; then only the daemon runs anything
-    world = _world(tmp_path, three_sandboxes, pg_state_url, instance,
-                   extract={"partitions_per_run": 8,
-                            "start_date": (date.today() - timedelta(days=20)).isoformat()})
-    _write_run(world)
+    world = _deployed(tmp_path, three_sandboxes, pg_state_url, instance, partitions_per_run=8)
     hs_edit, sf_edit, dy_edit = _pairs(world, 3)
     log = tmp_path / "daemon.log"
     daemon = _daemon(tmp_path / "dagster_home", tmp_path / "crm_pipelines.yaml", log)
@@ -154,12 +161,7 @@ def test_issue14_a_bulk_import_of_one_crm_does_not_hold_up_the_others_sync(
     """Issue 14 (concurrency): while a bulk import of Dynamics is in progress (slowed: every Dynamics call takes
     a second and a half), a Salesforce edit still reaches HubSpot with the daemon alone; nothing is written to
     Dynamics while its import runs, and once it is done the edit reaches Dynamics too, by itself."""
-    if not os.environ.get("DAGSTER_PG_HOST"):
-        pytest.skip("the daemon needs the PostgreSQL instance `make test` provides")
-    world = _world(tmp_path, three_sandboxes, pg_state_url, instance,
-                   extract={"partitions_per_run": 2,
-                            "start_date": (date.today() - timedelta(days=20)).isoformat()})
-    _write_run(world)
+    world = _deployed(tmp_path, three_sandboxes, pg_state_url, instance, partitions_per_run=2)
     (pair,) = _pairs(world, 1)
     with _admin(three_sandboxes, "dynamics") as admin:
         admin.put("/faults", json={"latency_ms": 1500}).raise_for_status()
