@@ -147,6 +147,16 @@ def _runs(instance: dg.DagsterInstance, since: datetime) -> list[dg.RunRecord]:
     return list(instance.get_run_records(dg.RunsFilter(created_after=since)))
 
 
+def _run_figures(record: dg.RunRecord) -> dict[str, Any]:
+    """A run's kind and reason (its tags), its wait in the queue and its own time: where a change's latency went."""
+    tags, created = record.dagster_run.tags, record.create_timestamp.timestamp()
+    started, ended = record.start_time, record.end_time
+    return {"kind": tags.get("crm_pipelines/kind"), "chain": tags.get("crm_pipelines/chain") == "true",
+            "reason": tags.get("crm_pipelines/reason"), "status": record.dagster_run.status.value,
+            "queued_s": round(started - created, 1) if started else None,
+            "run_s": round(ended - started, 1) if started and ended else None}  # fmt: skip
+
+
 def _quiet(
     instance: dg.DagsterInstance, daemon: subprocess.Popen, home: Path, since: datetime, quiet_s: float, most_s: float
 ) -> float:
@@ -285,6 +295,7 @@ def run_sync_bench(scale: int, seed: int, database_url: str, options: dict[str, 
         "sensor_interval_s": interval,
         "runs_launched": len(runs),
         "runs_failed": sum(r.dagster_run.status == dg.DagsterRunStatus.FAILURE for r in runs),
+        "runs": [_run_figures(r) for r in sorted(runs, key=lambda r: r.create_timestamp)],
         "settle_s": round(settle_s, 1),
         "settle_quiet_s": settle_quiet_s,
         "idle_interval_s": getattr(settings.extract, "idle_interval_s", None),
