@@ -74,7 +74,8 @@ def test_issue14_the_sync_loop_is_on_when_deployed() -> None:
     from crm_pipelines.defs.run_tags import CHAIN_TAG, INCREMENTAL_SYNC, KIND_TAG
     from crm_pipelines.defs.sync.change_sensor import CHANGE_SENSOR
     from crm_pipelines.defs.sync.definitions import SYNC_AUTOMATION
-    from crm_pipelines.defs.sync.sync_job import SWEEP_SCHEDULE, SYNC_JOB
+    from crm_pipelines.defs.sync.sweep_schedule import SWEEP_SCHEDULE
+    from crm_pipelines.defs.sync.sync_job import SYNC_JOB
 
     loaded = defs()
     sensors = {s.name: s for s in loaded.sensors}

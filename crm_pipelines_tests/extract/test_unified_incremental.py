@@ -13,9 +13,10 @@ import httpx
 import sqlalchemy as sa
 
 from crm_pipelines.defs.partitions import daily_partitions
-from crm_pipelines.defs.run_tags import CHAIN_TAG, INCREMENTAL_SYNC, KIND_TAG, PRIORITY_TAG, SYNC_PRIORITY
+from crm_pipelines.defs.run_tags import CHAIN_TAG, INCREMENTAL_SYNC, KIND_TAG, PRIORITY_TAG, SWEEP, SYNC_PRIORITY
 from crm_pipelines.defs.sync.chain import sync_chain
 from crm_pipelines.defs.sync.change_sensor import sync_requests
+from crm_pipelines.defs.sync.sweep_schedule import build_sweep_schedule
 from crm_pipelines.defs.unified.assets import CONTACTS, TABLES_OF, build_unified_assets, build_unified_checks
 from crm_pipelines.defs.unified.mirrors import transform_settings
 from crm_pipelines.defs.unified.sample_check import INCREMENTAL_EQUALS_FULL
@@ -183,7 +184,21 @@ def test_the_change_sensor_runs_the_chain_in_the_run_of_the_change_and_after_an_
 
     requests, said = tick()
     assert requests == [] and any("not imported yet" in line for line in said)
+    partitions = daily_partitions(settings.extract)
+    sweep = build_sweep_schedule(partitions, settings)
+
+    def swept() -> dg.RunRequest | dg.SkipReason:
+        with dg.build_schedule_context(instance=instance, resources=resources) as context:
+            return sweep(context)
+
+    # the hourly sweep (sync_job: every extract, then the chain with all writes) waits for the import: creates
+    # into a CRM whose mirror is incomplete would duplicate its records
+    waits = swept()
+    assert isinstance(waits, dg.SkipReason) and "not imported yet: hubspot" in (waits.skip_message or "")
     backfill(instance, settings, assets, resources)
+    sweep_run = swept()
+    assert isinstance(sweep_run, dg.RunRequest)
+    assert sweep_run.tags[KIND_TAG] == SWEEP and sweep_run.partition_key == today
 
     (after_import,), _ = tick()  # the import ran outside the loop: the chain alone, writes to HubSpot included
     assert set(after_import.asset_selection) == set(chain.selection(["hubspot"])[0])

@@ -5,7 +5,7 @@ its own run, and nothing is written to it until its import is done."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Iterable, Mapping, Set
 
 import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus
@@ -20,8 +20,8 @@ def busy_connections(instance: dg.DagsterInstance, extracts: Mapping[str, Set[dg
     """CRMs (keys of ``extracts``, each with its extract assets) that a run or backfill outside the loop reads."""
     busy: set[str] = set()
 
-    def reads(selection: object) -> None:
-        chosen = set(selection or ())  # type: ignore[call-overload]
+    def reads(selection: Iterable[dg.AssetKey] | None) -> None:
+        chosen = set(selection or ())
         busy.update(crm for crm, keys in extracts.items() if chosen & keys)
 
     for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS)):

@@ -12,7 +12,8 @@ import dagster as dg
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.run_tags import KIND_TAG, SWEEP
 from crm_pipelines.defs.sync.change_sensor import build_sync_sensor
-from crm_pipelines.defs.sync.sync_job import build_sweep_schedule, build_sync_job
+from crm_pipelines.defs.sync.sweep_schedule import build_sweep_schedule
+from crm_pipelines.defs.sync.sync_job import build_sync_job
 from crm_pipelines.settings import load_settings
 from crm_pipelines.settings.load import SETTINGS_ENV
 
@@ -26,7 +27,7 @@ def sync_definitions() -> dg.Definitions:
     job = build_sync_job(settings, partitions)
     return dg.Definitions(
         jobs=[job],
-        schedules=[build_sweep_schedule(job, partitions)],
+        schedules=[build_sweep_schedule(partitions, settings)],
         sensors=[
             build_sync_sensor(settings, partitions),
             dg.AutomationConditionSensorDefinition(
