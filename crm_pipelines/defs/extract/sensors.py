@@ -44,7 +44,7 @@ def polled_objects(settings: Settings) -> list[tuple[str, str]]:
 
 
 def poll_changes(settings: Settings, today: str, state: StateDatabase, crm_connections: CrmConnections) -> ChangePoll:
-    """Ask each enabled CRM, one count call per object, what changed since the object's cursor."""
+    """Ask each enabled CRM what changed since each object's cursor: a count per object (``_counts``)."""
     engine = state.engine()
     now = datetime.now(UTC)
     objects = polled_objects(settings)
