@@ -15,6 +15,8 @@ BULK_IMPORT = "bulk_import"  # the initial import (a backfill of the daily parti
 INCREMENTAL_SYNC = "incremental_sync"  # the change sensor's runs: extracts of what changed and what follows
 SWEEP = "sweep"  # the scheduled sweep: every object's deletions and archived records, retries that came due
 
+SYNC_RUN_TAGS = {KIND_TAG: INCREMENTAL_SYNC, PRIORITY_TAG: SYNC_PRIORITY}  # every run of the sync loop
+
 
 def connection_tags(crms: Iterable[str]) -> dict[str, str]:
     """The connection tag of a run touching ``crms``: their names, joined by commas."""

@@ -22,14 +22,7 @@ import dagster as dg
 
 from crm_pipelines.defs.extract.sensors import REASON_TAG, poll_changes, polled_objects
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
-from crm_pipelines.defs.run_tags import (
-    CHAIN_TAG,
-    INCREMENTAL_SYNC,
-    KIND_TAG,
-    PRIORITY_TAG,
-    SYNC_PRIORITY,
-    connection_tags,
-)
+from crm_pipelines.defs.run_tags import CHAIN_TAG, SYNC_RUN_TAGS, connection_tags
 from crm_pipelines.defs.sync.busy import busy_connections, chain_in_progress
 from crm_pipelines.defs.sync.chain import Chain, sync_chain
 from crm_pipelines.defs.unified.assets import CONTACTS
@@ -95,7 +88,6 @@ def sync_requests(settings: Settings, chain: Chain, today: str, instance: dg.Dag
     busy = busy_connections(instance, extracts)
     said = [f"{c}.{o}: not imported yet (run the backfill first)" for c, o in found.not_imported]
     said += [f"{crm}: a bulk import is reading it; nothing is written to it until it is done" for crm in sorted(busy)]
-    sync_tags = {KIND_TAG: INCREMENTAL_SYNC, PRIORITY_TAG: SYNC_PRIORITY}
     requests = []
     for crm in sorted(busy):  # its changes read now (after the import step in progress), on their own
         mine = [r for r in found.requests if r.asset_selection and r.asset_selection[0].path[0] == crm]
@@ -104,7 +96,7 @@ def sync_requests(settings: Settings, chain: Chain, today: str, instance: dg.Dag
             requests.append(dg.RunRequest(
                 run_key="|".join(r.run_key or "" for r in mine), asset_selection=keys, partition_key=today,
                 run_config=IN_PROCESS,
-                tags={**sync_tags, **connection_tags([crm]), REASON_TAG: _reasons(mine)}))  # fmt: skip
+                tags={**SYNC_RUN_TAGS, **connection_tags([crm]), REASON_TAG: _reasons(mine)}))  # fmt: skip
     if chain_in_progress(instance):
         return SyncTick(requests, [*said, "a sync run is in progress; what changed meanwhile goes in the next one"],
                         changed)
@@ -122,7 +114,7 @@ def sync_requests(settings: Settings, chain: Chain, today: str, instance: dg.Dag
         run_key="|".join([*(r.run_key or "" for r in ready), f"after:{stale}", f"to:{','.join(targets)}"]),
         asset_selection=[*keys, *assets], asset_check_keys=checks, partition_key=today if keys else None,
         run_config=IN_PROCESS,
-        tags={**sync_tags, CHAIN_TAG: "true", **connection_tags(crms), REASON_TAG: reason}))  # fmt: skip
+        tags={**SYNC_RUN_TAGS, CHAIN_TAG: "true", **connection_tags(crms), REASON_TAG: reason}))  # fmt: skip
     return SyncTick(requests, said, changed)
 
 

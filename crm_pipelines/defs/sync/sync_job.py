@@ -9,14 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from crm_pipelines.defs.extract.sensors import polled_objects
-from crm_pipelines.defs.run_tags import (
-    CHAIN_TAG,
-    INCREMENTAL_SYNC,
-    KIND_TAG,
-    PRIORITY_TAG,
-    SYNC_PRIORITY,
-    connection_tags,
-)
+from crm_pipelines.defs.run_tags import CHAIN_TAG, SYNC_RUN_TAGS, connection_tags
 from crm_pipelines.defs.sync.chain import sync_chain
 from crm_pipelines.settings import Settings
 
@@ -31,7 +24,7 @@ def build_sync_job(settings: Settings, partitions: dg.PartitionsDefinition) -> d
     selection = dg.AssetSelection.assets(*[dg.AssetKey(list(o)) for o in objects], *assets).without_checks()
     return dg.define_asset_job(
         SYNC_JOB, selection=selection | dg.AssetSelection.checks(*checks), partitions_def=partitions,
-        tags={CHAIN_TAG: "true", KIND_TAG: INCREMENTAL_SYNC, PRIORITY_TAG: SYNC_PRIORITY, **connection_tags(crms)},
+        tags={**SYNC_RUN_TAGS, CHAIN_TAG: "true", **connection_tags(crms)},
         description="The whole sync for every enabled connection: the day's extracts with their deletion sweeps, "
                     "unified, the plans and the writes (with the retries that came due). Pick today's partition.",
     )
