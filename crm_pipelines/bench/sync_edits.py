@@ -25,6 +25,7 @@ from crm_pipelines.crm.dynamics.entities import primary_key
 from crm_pipelines.crm.dynamics.odata import one_of
 from crm_pipelines.crm.metering import Meter
 from crm_pipelines.crm.salesforce.soql import Name, Names, soql
+from crm_pipelines.defs.writeback.create_value_inputs import DYNAMICS_ENTITY_SET, HUBSPOT_OBJECT
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import links as link_store
 
@@ -51,20 +52,18 @@ SPECS = (
     Spec("deal", {"hubspot": "description", "salesforce": "Description", "dynamics": "description"}),
 )
 SPECS_KINDS = tuple(dict.fromkeys(s.kind for s in SPECS))
-_HUBSPOT_OBJECT = {"contact": "contacts", "company": "companies", "deal": "deals"}
-_DYNAMICS_SET = {"contact": "contacts", "lead": "leads", "account": "accounts", "opportunity": "opportunities"}
 
 
 Record = dict[str, tuple[str, str]]  # per CRM it is linked in: (API object, id) of one record
 
 
 def _record(kind: str, link: Any) -> Record:
-    out = {"hubspot": (_HUBSPOT_OBJECT[kind], str(link.hubspot_id))}
+    out = {"hubspot": (HUBSPOT_OBJECT[kind], str(link.hubspot_id))}
     if isinstance(link.salesforce_id, str):
         out["salesforce"] = (str(link.salesforce_type), link.salesforce_id)
     if isinstance(link.dynamics_id, str):
         dynamics_type = str(link.dynamics_type)
-        out["dynamics"] = (_DYNAMICS_SET.get(dynamics_type, dynamics_type), link.dynamics_id)
+        out["dynamics"] = (DYNAMICS_ENTITY_SET.get(dynamics_type, dynamics_type), link.dynamics_id)
     return out
 
 

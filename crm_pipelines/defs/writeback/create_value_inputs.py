@@ -20,7 +20,7 @@ OTHER_OBJECTS = {
     "salesforce": {"contact": ("Lead", "Contact"), "company": ("Account",), "deal": ("Opportunity",)},
     "dynamics": {"contact": ("contacts", "leads"), "company": ("accounts",), "deal": ("opportunities",)},
 }
-_TYPE_OBJECT = {"contact": "contacts", "lead": "leads", "account": "accounts", "opportunity": "opportunities"}
+DYNAMICS_ENTITY_SET = {"contact": "contacts", "lead": "leads", "account": "accounts", "opportunity": "opportunities"}
 
 
 def _fields(settings: Settings, crm: str, obj: str):
@@ -73,7 +73,7 @@ def create_values_of(engine: Engine, settings: Settings, target: str, creates: p
         values = _cached(engine, "hubspot", HUBSPOT_OBJECT[obj], ids, cache, whole)
         for object_type, one_type in made.groupby("object_type", sort=True):
             other_obj = str(object_type)
-            other_obj = _TYPE_OBJECT.get(other_obj, other_obj) if target == "dynamics" else other_obj
+            other_obj = DYNAMICS_ENTITY_SET.get(other_obj, other_obj) if target == "dynamics" else other_obj
             mapped = fields(target, other_obj)
             # only the findings kept: only text longer than its limit as read can be one
             source = may_be_too_long(values, {f.hubspot: (f.kind, LENGTHS[(target, other_obj, f.other)])
@@ -136,6 +136,6 @@ def update_objects(engine: Engine, target: str, updates: pd.DataFrame) -> pd.Ser
         types = links.drop_duplicates("hubspot_id").set_index("hubspot_id")[f"{target}_type"].astype(str)
         found = updates.loc[contacts, "hubspot_id"].astype(str).map(types)
         if target == "dynamics":
-            found = found.map(_TYPE_OBJECT)
+            found = found.map(DYNAMICS_ENTITY_SET)
         obj.loc[contacts] = found.fillna(OTHER_OBJECTS[target]["contact"][0]).to_numpy()
     return obj
