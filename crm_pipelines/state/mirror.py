@@ -18,6 +18,7 @@ from crm_pipelines.state.sql import ids_in_ranges, upsert
 UPSERT_CHUNK = 5_000
 READ_CHUNK = 50_000
 _BASE = ("id", "modified_at", "deleted")  # columns of the table itself, always read
+_CONTENT = ("deleted", "deleted_at", "record")  # what a re-read must change for its row to be rewritten
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,10 @@ def table_for(crm: str, obj: str) -> sa.Table:
 def upsert_rows(engine: Engine, crm: str, obj: str, rows: Iterable[MirrorRow]) -> int:
     """Insert or replace rows by id, in multi-row statements; returns how many were written.
 
-    A live record written here clears an earlier deletion flag: the CRM says it exists (restored).
+    A live record written here clears an earlier deletion flag: the CRM says it exists (restored). A record
+    read again unchanged (same modification time, fields and flag: an incremental extract's safety lag
+    re-reads the last minutes every run) keeps its row and its ``extracted_at``, so ``unified``, which
+    reads what was extracted since its watermark, does not take it for a change.
     """
     table = table_for(crm, obj)
     written = 0
@@ -65,10 +69,10 @@ def upsert_rows(engine: Engine, crm: str, obj: str, rows: Iterable[MirrorRow]) -
                 }
             )
             if len(batch) >= UPSERT_CHUNK:
-                upsert(conn, table, batch, key=["id"], newer="modified_at")
+                upsert(conn, table, batch, key=["id"], newer="modified_at", same_unless=_CONTENT)
                 written += len(batch)
                 batch = []
-        upsert(conn, table, batch, key=["id"], newer="modified_at")
+        upsert(conn, table, batch, key=["id"], newer="modified_at", same_unless=_CONTENT)
         written += len(batch)
     return written
 

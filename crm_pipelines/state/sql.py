@@ -25,16 +25,19 @@ def upsert(
     key: Sequence[str],
     increment: Sequence[str] = (),
     newer: str | None = None,
+    same_unless: Sequence[str] = (),
 ) -> None:
     """INSERT … ON CONFLICT (key) DO UPDATE: columns in ``increment`` are added to, the rest replaced.
 
     With ``newer``, a stored row is replaced only when the incoming value of that column is not older, so a
-    slow run can never overwrite a fresher version written meanwhile by another.
+    slow run can never overwrite a fresher version written meanwhile by another. With ``same_unless`` as
+    well, a row whose ``newer`` value and ``same_unless`` columns all equal the stored row's is left as it is,
+    so its other columns (a write stamp) keep their values when the same version is read again.
     """
     if not rows:
         return
     if conn.dialect.name == "postgresql":
-        _pg_upsert(conn, table, rows, key, increment, newer)
+        _pg_upsert(conn, table, rows, key, increment, newer, same_unless)
         return
     stmt = sqlite.insert(table)
     updates = {
@@ -42,7 +45,13 @@ def upsert(
     }
     where = None
     if newer is not None:
-        where = sa.or_(table.c[newer].is_(None), stmt.excluded[newer].is_(None), table.c[newer] <= stmt.excluded[newer])
+        stored, incoming = table.c[newer], stmt.excluded[newer]
+        where = sa.or_(stored.is_(None), incoming.is_(None), stored <= incoming)
+        if same_unless:
+            changed = sa.or_(*[table.c[c].is_distinct_from(stmt.excluded[c]) for c in same_unless])
+            where = sa.or_(sa.and_(stored.is_distinct_from(incoming),
+                                   sa.or_(stored.is_(None), incoming.is_(None), stored < incoming)),
+                           sa.and_(stored.is_not_distinct_from(incoming), changed))  # fmt: skip
     conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=updates, where=where), list(rows))
 
 
@@ -53,6 +62,7 @@ def _pg_upsert(
     key: Sequence[str],
     increment: Sequence[str],
     newer: str | None,
+    same_unless: Sequence[str],
 ) -> None:
     """One array per column, unnested by the server: thousands of rows per statement and round trip, the
     values quoted by psycopg2's C adapters. ``execute_values`` spells every row out in Python instead
@@ -74,7 +84,14 @@ def _pg_upsert(
     )
     if newer is not None:
         n = q(newer)
-        sql += f" WHERE {name}.{n} IS NULL OR EXCLUDED.{n} IS NULL OR {name}.{n} <= EXCLUDED.{n}"
+        if same_unless:
+            distinct = " OR ".join(f"{name}.{q(c)} IS DISTINCT FROM EXCLUDED.{q(c)}" for c in same_unless)
+            # the same version (both times equal, or both missing) is rewritten only when its content differs
+            sql += (f" WHERE ({name}.{n} IS DISTINCT FROM EXCLUDED.{n} AND ({name}.{n} IS NULL"
+                    f" OR EXCLUDED.{n} IS NULL OR {name}.{n} < EXCLUDED.{n}))"
+                    f" OR ({name}.{n} IS NOT DISTINCT FROM EXCLUDED.{n} AND ({distinct}))")
+        else:
+            sql += f" WHERE {name}.{n} IS NULL OR EXCLUDED.{n} IS NULL OR {name}.{n} <= EXCLUDED.{n}"
     json_columns = {c for c in columns if isinstance(table.c[c].type, sa.JSON)}
     cursor = conn.connection.driver_connection.cursor()
     try:
