@@ -17,12 +17,24 @@ DEFAULT_SCALE = 1_000
 
 @click.group()
 def main() -> None:
-    """Self-hosted CRM sync engine for HubSpot, Salesforce and Dynamics 365 on Dagster."""
+    """Self-hosted CRM sync engine for HubSpot, Salesforce and Dynamics 365 on Dagster.
+
+    \b
+    Start here:
+      make demo                           # sandboxes, bulk import, transform, plans, writes, live edits
+      crm-pipelines check                 # are the connections' credentials accepted?
+      crm-pipelines plan --crm hubspot    # what the sync would write (dry run)
+      crm-pipelines usage                 # API calls of the last 24 h per connection
+    Every command takes --help. Settings come from --settings or $CRM_PIPELINES_SETTINGS."""
 
 
 @main.group()
 def sandbox() -> None:
-    """Local emulators of the CRM APIs (the embedded default for demos, dry runs and tests)."""
+    """Local emulators of the CRM APIs (the embedded default for demos, dry runs and tests).
+
+    \b
+    Example:
+      crm-pipelines sandbox serve --scale 1000      # HubSpot, Salesforce and Dynamics on their default ports"""
 
 
 def _port_options(f):
@@ -86,7 +98,16 @@ def serve(
     dynamics_org_url: str | None,
     **ports: int,
 ) -> None:
-    """Serve the CRM sandboxes on loopback until interrupted."""
+    """Serve the CRM sandboxes on loopback until interrupted (Ctrl-C stops them).
+
+    The data directory keeps their records across restarts: the demo's directory and ports serve the
+    demo's state again, so runs launched from the Dagster UI work on it.
+
+    \b
+    Examples:
+      crm-pipelines sandbox serve                           # all three, default ports, .sandbox/
+      crm-pipelines sandbox serve --only hubspot --hubspot-port 0 --json   # any free port, printed as JSON
+      crm-pipelines sandbox serve --tls --no-rate-limits    # HTTPS (vendor SDKs), no rate limits"""
     from crm_pipelines.sandbox.serve import ServeOptions, run
 
     run(
@@ -148,7 +169,11 @@ def _load_settings(settings_path: str | None):
 def sync(settings_path: str | None) -> None:
     """One pass of the sync on demand (issue 14), as the daemon runs it after a change: the change sensor's
     tick, the extracts it asks for, then unified, the plans and the writes, as Dagster runs on the instance in
-    $DAGSTER_HOME (tagged crm_pipelines/trigger=on_demand). Exit status 1 if a run failed."""
+    $DAGSTER_HOME (tagged crm_pipelines/trigger=on_demand). Exit status 1 if a run failed.
+
+    \b
+    Example:
+      DAGSTER_HOME=$PWD/.dagster_home crm-pipelines sync --settings .crm_pipelines/demo.yaml"""
     import dagster as dg
 
     from crm_pipelines.defs.sync.run_now import sync_once
@@ -171,7 +196,11 @@ def sync(settings_path: str | None) -> None:
 def check(settings_path: str | None) -> None:
     """Check each configured connection's credentials against its API (OPS-3) and, once they are accepted, that
     the CRM has each lookup field the writes find their creates again by (issue 13): a line per field, with how
-    to make one that is missing. No secret is printed; the exit status is 1 unless everything is there."""
+    to make one that is missing. No secret is printed; the exit status is 1 unless everything is there.
+
+    \b
+    Example:
+      HUBSPOT_ACCESS_TOKEN=... crm-pipelines check --settings crm_pipelines.yaml"""
     from crm_pipelines.crm.check import check_connections, environment_secrets
 
     settings = _load_settings(settings_path)
@@ -199,7 +228,12 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
     """What the sync would write to each CRM (a dry run, OPS-5), from the state database as it is: contacts,
     companies and deals to create (and those left out, with why), field updates of linked records old -> new
     with the rule that decided, associations to make, findings (unmapped stages), and the API calls against
-    the 24 h budget (what does not fit is deferred)."""
+    the 24 h budget (what does not fit is deferred).
+
+    \b
+    Examples:
+      crm-pipelines plan --settings .crm_pipelines/demo.yaml --crm salesforce
+      crm-pipelines plan --format json > plan.json"""
     from crm_pipelines.defs.writeback.assets import calls_table
     from crm_pipelines.defs.writeback.create_value_inputs import carried_values
     from crm_pipelines.defs.writeback.plan_inputs import budget_split
@@ -259,9 +293,36 @@ def plan(settings_path: str | None, crm: str | None, fmt: str) -> None:
             click.echo(f"  finding: {count} ({reason})")
 
 
+@main.command()
+@_settings_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def usage(settings_path: str | None, fmt: str) -> None:
+    """API calls of the last 24 h per connection against its limit (OPS-2), as the sync counts them in the
+    state database: every process that shares it (the daemon's runs, this CLI, the benches) counts there,
+    with or without a limit. A limit is set per connection as connections.<crm>.api_call_limit.
+
+    \b
+    Example:
+      crm-pipelines usage --settings .crm_pipelines/demo.yaml
+    """
+    from crm_pipelines.usage import as_dicts, table
+    from crm_pipelines.usage import usage as read_usage
+
+    rows = read_usage(_load_settings(settings_path))
+    if fmt == "json":
+        click.echo(json.dumps(as_dicts(rows)))
+        return
+    for line in table(rows):
+        click.echo(line)
+
+
 @main.group()
 def bench() -> None:
-    """Benchmarks; the last line each prints is one JSON object of figures."""
+    """Benchmarks; the last line each prints is one JSON object of figures.
+
+    \b
+    Example:
+      crm-pipelines bench sync --scale 100000 --database-url postgresql://postgres@127.0.0.1:5432/postgres"""
 
 
 @bench.command("sandbox")

@@ -22,7 +22,7 @@ class Lease(Protocol):
 
 
 class CallLedger(Protocol):
-    def reserve(self, connection: str, calls: int, limit: int, now: float) -> Lease: ...
+    def reserve(self, connection: str, calls: int, limit: int | None, now: float) -> Lease: ...
 
     def release(self, connection: str, calls: int, minute: int) -> None: ...
 
@@ -30,7 +30,8 @@ class CallLedger(Protocol):
 
 
 class CallBudget:
-    """Spends calls against ``limit`` per rolling 24 h; ``limit=None`` means the user set none.
+    """Spends calls against ``limit`` per rolling 24 h; ``limit=None`` means the user set none, and the calls
+    are still counted in the ledger when there is one (usage is shown whether or not a limit is set).
 
     When the limit is spent, ``spend()`` either waits until calls fit again (``max_wait_s`` allowing) or
     raises ``BudgetExhausted`` so the caller defers the work. It never lets a call through over the limit.
@@ -56,7 +57,7 @@ class CallBudget:
         self.spent = 0
 
     async def spend(self) -> None:
-        if self.limit is None or self.ledger is None:
+        if self.ledger is None:
             self.spent += 1
             return
         async with self._lock:

@@ -122,7 +122,7 @@ def hubspot_client(
     settings: Settings, secrets: Secrets, *, ledger: CallLedger | None = None, meter: Meter | None = None
 ) -> HubSpotClient:
     conn = settings.connections.hubspot
-    budget = CallBudget("hubspot", conn.api_call_limit, ledger if conn.api_call_limit else None)
+    budget = CallBudget("hubspot", conn.api_call_limit, ledger)
     if target_of(settings, "hubspot", secrets) == "sandbox":
         sandbox, ca_bundle = _sandbox(settings, "hubspot")
         token = PrivateAppToken(sandbox["credentials"]["access_token"])
@@ -170,7 +170,7 @@ def dynamics_client(
     settings: Settings, secrets: Secrets, *, ledger: CallLedger | None = None, meter: Meter | None = None
 ) -> DynamicsClient:
     conn = settings.connections.dynamics
-    budget = CallBudget("dynamics", conn.api_call_limit, ledger if conn.api_call_limit else None)
+    budget = CallBudget("dynamics", conn.api_call_limit, ledger)
     if target_of(settings, "dynamics", secrets) == "sandbox":
         sandbox, ca_bundle = _sandbox(settings, "dynamics")
         auth = dynamics_sandbox_auth(sandbox)
@@ -202,7 +202,7 @@ def salesforce_client(
     settings: Settings, secrets: Secrets, *, ledger: CallLedger | None = None, meter: Meter | None = None
 ) -> SalesforceClient:
     conn = settings.connections.salesforce
-    budget = CallBudget("salesforce", conn.api_call_limit, ledger if conn.api_call_limit else None)
+    budget = CallBudget("salesforce", conn.api_call_limit, ledger)
     if target_of(settings, "salesforce", secrets) == "sandbox":
         sandbox, ca_bundle = _sandbox(settings, "salesforce")
         creds = sandbox["credentials"]

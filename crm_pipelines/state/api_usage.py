@@ -23,7 +23,7 @@ WINDOW_S = 24 * 3600
 class Reservation:
     granted: int
     minute: int
-    used_before: int
+    used_before: int | None  # None when counted without a limit (nothing to compare with)
     retry_at: float | None  # epoch seconds when a refused call fits again; None when all were granted
 
 
@@ -37,9 +37,16 @@ class SqlCallLedger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def reserve(self, connection: str, calls: int, limit: int, now: float) -> Reservation:
+    def reserve(self, connection: str, calls: int, limit: int | None, now: float) -> Reservation:
+        """Count ``calls`` for ``connection`` within ``limit`` (None: no limit set, the calls are only counted,
+        without taking the lock, so ``crm-pipelines usage`` and the assets' metadata show usage either way)."""
         minute = int(now // 60)
         since = _first_minute(now)
+        if limit is None:
+            with self.engine.begin() as conn:
+                upsert(conn, api_usage, [{"connection": connection, "minute": minute, "calls": calls}],
+                       key=["connection", "minute"], increment=["calls"])  # fmt: skip
+            return Reservation(calls, minute, None, None)
         with self.engine.begin() as conn:
             upsert(
                 conn,

@@ -110,3 +110,45 @@ def test_waiting_budget_sleeps_until_calls_fit_instead_of_failing(hubspot_live: 
 
     assert asyncio.run(run()) == 5
     assert len(slept) == 1 and slept[0] == pytest.approx(24 * 3600, abs=60)
+
+
+def test_calls_are_counted_without_a_limit_and_usage_reports_them(
+    hubspot_live: RunningSandbox, state_url: str, tmp_path
+) -> None:
+    """OPS-2: with no limit set the calls are still counted (the lease's unused calls handed back), and
+    `crm-pipelines usage` shows each connection's last 24 h against its limit, or that none is set."""
+    import time
+
+    import yaml
+    from click.testing import CliRunner
+
+    from crm_pipelines.cli import main
+    from crm_pipelines.state.db import create_state_engine
+
+    engine = create_state_engine(state_url)
+    before = _usage(hubspot_live)
+
+    async def three_calls() -> None:
+        budget = CallBudget("hubspot", None, SqlCallLedger(engine))
+        async with HubSpotClient(
+            "hubspot", hubspot_live.base_url, PrivateAppToken(hubspot_live.token), budget=budget
+        ) as client:
+            for _ in range(3):
+                await client.pipelines()
+
+    asyncio.run(three_calls())
+    assert _usage(hubspot_live) - before == 3
+    assert SqlCallLedger(engine).used("hubspot", time.time()) == 3
+    engine.dispose()
+
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(yaml.safe_dump({"state_database_url": state_url,
+                                        "connections": {"salesforce": {"api_call_limit": 1000}}}))  # fmt: skip
+    as_json = CliRunner().invoke(main, ["usage", "--settings", str(settings), "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    rows = {r["connection"]: r for r in json.loads(as_json.output)}
+    assert (rows["hubspot"]["calls_24h"], rows["hubspot"]["limit_24h"], rows["hubspot"]["left_24h"]) == (3, None, None)
+    assert (rows["salesforce"]["calls_24h"], rows["salesforce"]["left_24h"]) == (0, 1000)
+    shown = CliRunner().invoke(main, ["usage", "--settings", str(settings)])
+    hubspot_line = next(line for line in shown.output.splitlines() if line.startswith("hubspot"))
+    assert "no limit set" in hubspot_line and " 3 " in hubspot_line
