@@ -175,7 +175,7 @@ async def check_lookup_fields(crm: str, client: Any, objects: list[CatalogObject
     return tuple(out)
 
 
-_WHY = "the writes look a create whose answer was lost up by it before sending it again (issue 13)"
+_WHY = "the writes use it to find a create whose answer was lost before sending it again (issue 13)"
 
 
 async def _hubspot_field(client: Any, obj: str, field: str) -> LookupFieldCheck:
