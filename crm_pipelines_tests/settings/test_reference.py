@@ -105,3 +105,25 @@ def test_cli_prints_and_writes_the_reference(tmp_path: Path, monkeypatch: pytest
     assert target.read_text(encoding="utf-8") == render()
     again = runner.invoke(main, ["settings", "reference", "--write"])
     assert "already up to date" in again.output
+
+
+def test_every_key_the_connecting_guide_names_exists() -> None:
+    """docs/connecting.md maps the SPEC's settings onto keys: each one it names is a key the settings accept."""
+    import itertools
+    import re
+
+    known = {k.path for k in keys()}
+    guide = (REPO / "docs" / "connecting.md").read_text(encoding="utf-8")
+    named = {m.group(1) for m in re.finditer(r"`((?:connections|sync|extract|sandbox)\.[^`\s:…]+)", guide)}
+    placeholders = {"<crm>": ("salesforce", "dynamics"), "<object>": ("contacts", "companies", "deals")}
+    assert len(named) > 40
+    unknown = []
+    for name in sorted(named):
+        slots = [p for p in placeholders if p in name]
+        for values in itertools.product(*(placeholders[p] for p in slots)):
+            path = name
+            for slot, value in zip(slots, values, strict=True):
+                path = path.replace(slot, value)
+            if path.removesuffix("[]") not in known:
+                unknown.append(path)
+    assert not unknown, f"docs/connecting.md names keys the settings do not have: {unknown}"
