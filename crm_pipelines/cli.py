@@ -316,6 +316,31 @@ def usage(settings_path: str | None, fmt: str) -> None:
         click.echo(line)
 
 
+@main.group("settings")
+def settings_group() -> None:
+    """The settings file's reference (issue 15)."""
+
+
+@settings_group.command("reference")
+@click.option("--write", is_flag=True, help="write docs/configuration.md (in a checkout) instead of printing")
+def settings_reference(write: bool) -> None:
+    """The configuration reference, generated from the settings model: every key as a dotted path, its type and
+    allowed values, default, environment variable and meaning (Markdown).
+
+    \b
+    Example:
+      crm-pipelines settings reference --write      # regenerate docs/configuration.md"""
+    from crm_pipelines.settings import reference
+
+    if not write:
+        click.echo(reference.render(), nl=False)
+        return
+    if not reference.DOC.parent.is_dir():
+        raise click.ClickException(f"{reference.DOC.parent} not found: --write needs a checkout of the repository")
+    changed = reference.write(reference.DOC)
+    click.echo(f"{reference.DOC}: {'written' if changed else 'already up to date'}")
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks; the last line each prints is one JSON object of figures.

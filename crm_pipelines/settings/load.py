@@ -12,6 +12,9 @@ from crm_pipelines.settings.model import Settings
 
 SETTINGS_ENV = "CRM_PIPELINES_SETTINGS"
 STATE_DB_ENV = "CRM_PIPELINES_STATE_DB_URL"
+# top-level keys an environment variable overrides, because their values can hold a password (the
+# configuration reference, ``reference.py``, lists them from here)
+ENV_OVERRIDES = {"state_database_url": STATE_DB_ENV}
 
 
 class SettingsError(ValueError):
@@ -39,8 +42,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
             raise SettingsError(f"{source}: not valid YAML: {e}") from None
         if not isinstance(raw, dict):
             raise SettingsError(f"{source}: the top level must be a mapping of settings")
-    if os.environ.get(STATE_DB_ENV):
-        raw = {**raw, "state_database_url": os.environ[STATE_DB_ENV]}
+    for key, name in ENV_OVERRIDES.items():
+        if os.environ.get(name):
+            raw = {**raw, key: os.environ[name]}
     try:
         return Settings.model_validate(raw)
     except ValidationError as e:
