@@ -228,14 +228,16 @@ def test_dagster_definitions_validate_passes_under_each_example(pg_url: str, tmp
 
 def test_docker_run_containers_get_what_the_code_server_has() -> None:
     """A run (and step) container starts with the variables the DockerRunLauncher passes on: every one the
-    compose file gives the code server, so runs reach the same databases and CRMs; and it joins the compose
-    network, where PostgreSQL is."""
+    compose file gives the code server, so runs reach the same databases and CRMs; it joins the compose
+    network, where PostgreSQL is; and it has the Docker socket that docker_executor starts step containers
+    through (CRM_PIPELINES_EXECUTOR=docker)."""
     compose = _yaml(DEPLOY / "docker" / "docker-compose.yml")
     launcher = _yaml(DEPLOY / "docker" / "dagster.yaml")["run_launcher"]["config"]
     code_env = set(compose["services"]["crm_pipelines_code"]["environment"]) - {"DAGSTER_CURRENT_IMAGE"}
     assert code_env <= set(launcher["env_vars"]), code_env - set(launcher["env_vars"])
     assert launcher["network"] == compose["networks"]["crm_pipelines_network"]["name"]
     assert compose["services"]["crm_pipelines_postgresql"]["networks"] == ["crm_pipelines_network"]
+    assert "/var/run/docker.sock:/var/run/docker.sock" in launcher["container_kwargs"]["volumes"]
     assert {s["host"] for s in (e["grpc_server"] for e in _yaml(DEPLOY / "docker" / "workspace.yaml")["load_from"])} \
         == {"crm_pipelines_code"}
 
