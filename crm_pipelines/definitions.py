@@ -9,25 +9,17 @@ from pathlib import Path
 import dagster as dg
 
 from crm_pipelines.dagster_events import batch_partition_events
+from crm_pipelines.executors import step_executor
 
 # the run worker and step processes load this module, and they store each run's materializations
 batch_partition_events()
 
 
-# Each step of a run gets its own process (the CRMs' steps run side by side; the `<crm>_api` pools keep
-# one CRM's in line). Forked from a server that has imported the project already, a step starts in about
-# a second instead of the ~2 s a fresh interpreter takes (measured), which a backfill pays per step.
-# The sync loop's small runs ask for `in_process: true` (run config): their steps follow one another anyway
-# (extract, unified, plans, writes), so a process per step would only add its start to every change's latency.
-def _steps(config: dict) -> dict:
-    if config["in_process"]:
-        return {"in_process": {}}
-    return {"multiprocess": {"start_method": {"forkserver": {"preload_modules": ["crm_pipelines.definitions"]}}}}
-
-
-STEP_EXECUTOR = dg.multi_or_in_process_executor.configured(
-    _steps, name="crm_pipelines_executor", config_schema={"in_process": dg.Field(bool, default_value=False)}
-)
+# Where each run's steps execute: in their own processes by default (the CRMs' steps side by side, the
+# `<crm>_api` pools keeping one CRM's in line), or in pods, containers or Celery workers as
+# $CRM_PIPELINES_EXECUTOR says (`crm_pipelines/executors.py`, issue 15). The sync loop's small runs ask for
+# `in_process: true` (run config) under every kind: their steps follow one another anyway.
+STEP_EXECUTOR = step_executor()
 
 
 @dg.definitions
