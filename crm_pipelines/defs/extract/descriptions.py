@@ -37,6 +37,10 @@ _READ = {
     "dynamics": "an OData query on `modifiedon` (`$filter`, paged)",
 }
 _COUNT = {"hubspot": "the search total", "salesforce": "`SELECT COUNT()`", "dynamics": "`$count`"}
+# Sources: HubSpot restores deleted records for 90 days
+# (https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/delete-contact); Salesforce's
+# getDeleted covers the last 15 days (https://developer.salesforce.com/docs/platform/api-rest/guide/resources-getdeleted.md,
+# specs/salesforce/FACTS.md §7).
 _DELETIONS = {
     "hubspot": "archived records, swept on their own cursor (HubSpot keeps them 90 days and search skips them)",
     "salesforce": "`getDeleted` within its 15-day reach, else `queryAll` with `IsDeleted = true`",

@@ -127,7 +127,7 @@ def shared_metadata(
         "dagster/table_name": catalog.get(crm, obj).mirror_table,
         **budget_metadata(engine, crm, limit),
     }
-    if partitions:
+    if len(partitions) > 1:
         out["run_partitions"] = f"{partitions[0]} … {partitions[-1]} ({len(partitions)} days)"
     return out
 
