@@ -31,6 +31,7 @@ from crm_pipelines.defs.extract.descriptions import (
 from crm_pipelines.defs.extract.metadata import (
     DayTally,
     TalliedSource,
+    add_partition_metadata,
     check_metadata,
     figures_note,
     partition_metadata,
@@ -99,9 +100,8 @@ def _materialization(
         # named one by one (Dagster checks each named key against the run's range, so fewer is faster).
         quiet = {name: 0 for name in per_partition[keys[0]] if name != "figures"} | {"seconds": 0.0}
         metadata |= quiet | {"figures": figures_note(keys)}
-        for partition, figures in per_partition.items():
-            if partition == keys[-1] or any(figures[name] for name in quiet):
-                context.add_asset_metadata(figures, asset_key=key, partition_key=partition)
+        own = {p: f for p, f in per_partition.items() if p == keys[-1] or any(f[name] for name in quiet)}
+        add_partition_metadata(context, key, own)
     else:
         metadata |= run_metadata(result, calls)
     checks = [

@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import dagster as dg
+from dagster._core.execution.context.metadata_logging import AssetMetadataHandle, OutputMetadataAccumulator
 from sqlalchemy.engine import Engine
 
 from crm_pipelines import catalog
@@ -154,3 +156,24 @@ def check_metadata(result: ExtractResult, partitions: Sequence[str]) -> dict[str
     if partitions:
         out["partitions"] = f"{partitions[0]} … {partitions[-1]}" if len(partitions) > 1 else partitions[0]
     return out
+
+
+def add_partition_metadata(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, per_partition: dict[str, dict[str, Any]]
+) -> None:
+    """``context.add_asset_metadata(figures, asset_key=key, partition_key=p)`` for each partition, in one step.
+
+    Dagster 1.13's public call checks the key against the run's whole range and copies every metadata entry
+    added so far, each time: measured, 12 objects x 1,000 partitions took 242 s. Here the entries are added at
+    once to the same accumulator the public call fills (pinned to dagster <1.14); if that changes shape, the
+    public call is used."""
+    step = getattr(context.op_execution_context, "_step_execution_context", None)
+    accumulator = getattr(step, "_metadata_accumulator", None)
+    if not isinstance(accumulator, OutputMetadataAccumulator):
+        for partition, figures in per_partition.items():
+            context.add_asset_metadata(figures, asset_key=key, partition_key=partition)
+        return
+    added = {AssetMetadataHandle(asset_key=key, partition_key=p): dict(f) for p, f in per_partition.items()}
+    step._metadata_accumulator = OutputMetadataAccumulator(  # type: ignore[union-attr]
+        per_output_metadata={**accumulator.per_output_metadata, **added}
+    )
