@@ -14,13 +14,31 @@ plain assets, read whole.
 import asyncio
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from crm_pipelines.crm.errors import describe_error
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.defs.extract.descriptions import (
+    asset_tags,
+    complete_description,
+    partitioned_description,
+    reference_description,
+)
+from crm_pipelines.defs.extract.metadata import (
+    DayTally,
+    TalliedSource,
+    add_partition_metadata,
+    check_metadata,
+    figures_note,
+    partition_metadata,
+    run_metadata,
+    shared_metadata,
+)
+from crm_pipelines.defs.extract.run_labels import label_run
 from crm_pipelines.defs.extract.settings_fields import settings_fields
 from crm_pipelines.defs.partitions import backfill_policy, daily_partitions
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
@@ -29,71 +47,72 @@ from crm_pipelines.extract.runner import ExtractResult, extract
 from crm_pipelines.settings import Settings
 
 COMPLETE_CHECK = "complete"
-COMPLETE_DESCRIPTION = "OPS-7: the mirror holds what the CRM counts"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _metadata(result: ExtractResult, meter: Meter, budget_used: int | None, limit: int | None) -> dict:
-    metadata: dict = {
-        "records_read": result.read,
-        "records_upserted": result.upserted,
-        "records_deleted": result.deleted,
-        "associations": result.associations,
-        "api_calls": meter.count(),
-        "window_start": result.start.isoformat(),
-        "window_end": result.end.isoformat(),
-        "seconds": round(result.seconds, 2),
-    }
-    if budget_used is not None and limit is not None:
-        metadata["api_budget_used_24h"] = budget_used
-        metadata["api_budget_left_24h"] = max(limit - budget_used, 0)
-    return metadata
+@dataclass
+class Extracted:
+    """One object's extract: the runner's result, its API calls, and its records counted per partition."""
+
+    result: ExtractResult
+    meter: Meter
+    tally: DayTally | None = None
 
 
 async def _extract_one(
     crm: str, obj: str, state: StateDatabase, crm_connections: CrmConnections, window: tuple[datetime, datetime, bool],
-    extra: tuple[str, ...] = (),
-) -> tuple[ExtractResult, Meter]:
+    extra: tuple[str, ...] = (), partition_keys: Sequence[str] = (),
+) -> Extracted:
     start, end, incremental = window
     meter = Meter()  # per object, so each materialization reports its own API calls
+    tally = DayTally(partition_keys) if partition_keys else None
     async with crm_connections.client(crm, state, meter) as client:
         source = make_source(crm, client, obj, state.engine(), extra)
         if incremental and hasattr(source, "history"):
             source.history = True  # field change times, for the conflict rules (only a short window's records)
-        return await extract(source, state.engine(), start, end, incremental=incremental), meter
+        counted = TalliedSource(source, tally) if tally else source
+        result = await extract(counted, state.engine(), start, end, incremental=incremental)  # type: ignore[arg-type]
+        return Extracted(result, meter, tally)
 
 
 def _materialization(
     context: dg.AssetExecutionContext,
     crm: str,
     obj: str,
-    result: ExtractResult,
-    meter: Meter,
+    done: Extracted,
     state: StateDatabase,
     crm_connections: CrmConnections,
     checked: bool,
 ) -> dg.MaterializeResult:
-    limit = crm_connections.api_call_limit(crm)
-    used = state.ledger().used(crm, datetime.now(UTC).timestamp()) if limit else None
+    """The object's materialization: one per partition of the run, each with its own figures (``metadata.py``)."""
+    result, calls = done.result, done.meter.count()
+    keys = list(context.partition_keys) if done.tally else []
     context.log.info(
-        f"{crm}.{obj}: read {result.read}, deleted {result.deleted}, {meter.count()} API calls "
+        f"{crm}.{obj}: read {result.read}, deleted {result.deleted}, {calls} API calls "
         f"for {result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M}"
     )
     key = dg.AssetKey([crm, obj])
+    engine = state.engine()
+    metadata = shared_metadata(engine, crm, obj, result, crm_connections.api_call_limit(crm), keys)
+    if done.tally:
+        per_partition = partition_metadata(keys, done.tally, result, calls)
+        # A partition with no records of its own takes the zeros given to the whole run; only the others are
+        # named one by one (Dagster checks each named key against the run's range, so fewer is faster).
+        quiet = {name: 0 for name in per_partition[keys[0]] if name != "figures"} | {"seconds": 0.0}
+        metadata |= quiet | {"figures": figures_note(keys)}
+        own = {p: f for p, f in per_partition.items() if p == keys[-1] or any(f[name] for name in quiet)}
+        add_partition_metadata(context, key, own)
+    else:
+        metadata |= run_metadata(result, calls)
     checks = [
         dg.AssetCheckResult(
             asset_key=key,
             check_name=COMPLETE_CHECK,
             passed=result.complete is not False,
-            metadata={
-                "crm_count": result.crm_count if result.crm_count is not None else -1,
-                "mirror_count": result.mirror_count if result.mirror_count is not None else -1,
-            },
+            metadata=check_metadata(result, keys),
         )
     ]
-    return dg.MaterializeResult(
-        asset_key=key, metadata=_metadata(result, meter, used, limit), check_results=checks if checked else []
-    )
+    return dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks if checked else [])
 
 
 def _read_in_background(
@@ -104,7 +123,8 @@ def _read_in_background(
     window: tuple[datetime, datetime, bool],
     in_parallel: int = 1,
     extra: dict[str, tuple[str, ...]] | None = None,
-) -> Iterator[tuple[str, tuple[ExtractResult, Meter] | Exception]]:
+    partition_keys: Sequence[str] = (),
+) -> Iterator[tuple[str, Extracted | Exception]]:
     """Each object's outcome as soon as it is read and written, while the thread reads the others,
     ``in_parallel`` at a time (in the order given). ``extra``: object -> fields the settings name on it."""
     done: queue.Queue = queue.Queue()
@@ -115,8 +135,8 @@ def _read_in_background(
         async def read_one(obj: str) -> None:
             async with gate:
                 try:
-                    outcome: tuple[ExtractResult, Meter] | Exception = await _extract_one(
-                        crm, obj, state, crm_connections, window, (extra or {}).get(obj, ())
+                    outcome: Extracted | Exception = await _extract_one(
+                        crm, obj, state, crm_connections, window, (extra or {}).get(obj, ()), partition_keys
                     )
                 except Exception as error:  # one object failing leaves the others to be read
                     outcome = error
@@ -149,13 +169,17 @@ def build_crm_extract(crm: str, objects: list[str], settings: Settings) -> dg.As
                 [crm, obj],
                 group_name=crm,
                 kinds={crm},
+                tags=asset_tags(crm),
                 partitions_def=partitions,
-                description=f"{crm} {obj} as the API returns them, in the mirror table (deleted ones flagged)",
+                description=partitioned_description(
+                    crm, obj, settings.extract.start_date.isoformat(), settings.extract.partitions_per_run
+                ),
             )
             for obj in objects
         ],
         check_specs=[
-            dg.AssetCheckSpec(COMPLETE_CHECK, asset=[crm, obj], description=COMPLETE_DESCRIPTION) for obj in objects
+            dg.AssetCheckSpec(COMPLETE_CHECK, asset=[crm, obj], description=complete_description(crm))
+            for obj in objects
         ],
         can_subset=True,
         backfill_policy=backfill_policy(settings.extract),
@@ -164,6 +188,7 @@ def build_crm_extract(crm: str, objects: list[str], settings: Settings) -> dg.As
     def _extract(
         context: dg.AssetExecutionContext, state: StateDatabase, crm_connections: CrmConnections
     ) -> Iterator[dg.MaterializeResult]:
+        label_run(context)
         window = context.partition_time_window
         start, end = window.start, window.end
         if start <= first_partition_start:
@@ -175,7 +200,7 @@ def build_crm_extract(crm: str, objects: list[str], settings: Settings) -> dg.As
         read: set[str] = set()
         reads = _read_in_background(
             crm, selected, state, crm_connections, (start, end, incremental), settings.extract.objects_in_parallel,
-            extra,
+            extra, context.partition_keys,
         )
         for obj, outcome in reads:
             if isinstance(outcome, Exception):
@@ -183,7 +208,7 @@ def build_crm_extract(crm: str, objects: list[str], settings: Settings) -> dg.As
                 continue
             read.add(obj)
             checked = dg.AssetCheckKey(dg.AssetKey([crm, obj]), COMPLETE_CHECK) in context.selected_asset_check_keys
-            yield _materialization(context, crm, obj, outcome[0], outcome[1], state, crm_connections, checked)
+            yield _materialization(context, crm, obj, outcome, state, crm_connections, checked)
         unread = [obj for obj in selected if obj not in read]
         if unread:  # after the others are recorded: the step (and its run) fails, naming what to re-run
             first = failed.get(unread[0])
@@ -202,15 +227,17 @@ def build_reference_asset(crm: str, obj: str) -> dg.AssetsDefinition:
         key=[crm, obj],
         group_name=crm,
         kinds={crm},
+        tags=asset_tags(crm),
         pool=f"{crm}_api",
-        description=f"{crm} {obj} as the API returns them, in the mirror table (deleted ones flagged)",
+        description=reference_description(crm, obj),
     )
     def _extract(
         context: dg.AssetExecutionContext, state: StateDatabase, crm_connections: CrmConnections
     ) -> dg.MaterializeResult:
+        label_run(context)
         window = (EPOCH, datetime.now(UTC) + timedelta(days=1), False)
-        result, meter = asyncio.run(_extract_one(crm, obj, state, crm_connections, window))
-        return _materialization(context, crm, obj, result, meter, state, crm_connections, checked=False)
+        done = asyncio.run(_extract_one(crm, obj, state, crm_connections, window))
+        return _materialization(context, crm, obj, done, state, crm_connections, checked=False)
 
     return _extract
 
