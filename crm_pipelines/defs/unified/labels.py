@@ -1,8 +1,9 @@
 """What the asset graph shows of the ``unified`` and ``writeback`` groups besides their names (issue 15): the
 kinds that say what an asset touches, and the tags that say which CRMs it reads or writes.
 
-Dagster shows at most three kinds per asset; the CRMs an asset reads from all three mirrors are tags
-(``crm_pipelines/reads``), so the graph can be filtered by them without crowding the kinds."""
+A kind is drawn as an icon on the asset: a CRM's kind marks the assets about that CRM, its plan and its writes
+(which call its API). The ``unified`` assets read the CRMs' records from the mirror tables, never their APIs, so
+the CRMs they read are a tag there (``crm_pipelines/reads``), which the graph can be filtered by."""
 
 from __future__ import annotations
 

@@ -53,7 +53,8 @@ def results_table(report: WriteReport) -> pd.DataFrame:
         rows.append({"object": "pipelines and stages", **dict.fromkeys(OUTCOMES, 0), "created": report.pipelines})
     table = pd.DataFrame(rows, columns=["object", *OUTCOMES])
     if len(table) > 1:
-        table.loc[len(table)] = {"object": "**total**", **table[list(OUTCOMES)].sum().to_dict()}
+        total = pd.DataFrame([{"object": "**total**", **{k: int(table[k].sum()) for k in OUTCOMES}}])
+        table = pd.concat([table, total], ignore_index=True)
     return table
 
 
