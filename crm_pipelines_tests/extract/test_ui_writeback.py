@@ -81,6 +81,7 @@ def test_issue15_plans_writes_and_rollups_show_their_tables_and_budget(
 
     # contact_rollups: five contacts with identity, email, deals and revenue, and totals equal to the table's
     meta = _latest(instance, ROLLUPS)
+    assert meta["rollup_sample_is"] == "the contacts with the highest total revenue"
     sample = _table(meta["rollup_sample"])
     assert list(sample.columns) == ["identity", "email", "HubSpot contact", "associated deals", "total revenue"]
     # (a contact with deals may have no valid email: the generator leaves some out)
@@ -171,4 +172,5 @@ def test_issue15_plans_writes_and_rollups_show_their_tables_and_budget(
     meta = _latest(instance, ROLLUPS)
     assert meta["mode"] == "incremental"
     _same_totals(meta, engine)
-    assert meta["rollup_sample_is"].startswith("rows this run wrote")
+    assert meta["rollup_sample_is"].startswith("contacts whose rollups this run recomputed")
+    assert 1 <= len(_table(meta["rollup_sample"])) <= 5

@@ -198,8 +198,9 @@ def _rollup_metadata(engine, update) -> dict:
     rows = update.rollup_sample if written else rollup_view.first_rows(engine)
     return {
         "rollup_sample": dg.MetadataValue.md(rollup_view.sample_markdown(engine, rows)),
-        "rollup_sample_is": "rows this run wrote, highest revenue first" if written else
-                            "the first contacts by HubSpot id (this run wrote no rollup)",
+        "rollup_sample_is": ("the contacts with the highest total revenue" if update.mode == "full" else
+                             "contacts whose rollups this run recomputed, highest revenue first" if written else
+                             "the first contacts by HubSpot id (this run recomputed no rollup)"),
         **rollup_view.totals_metadata(totals),
     }
 
