@@ -25,6 +25,7 @@ def build_sync_job(settings: Settings, partitions: dg.PartitionsDefinition) -> d
     return dg.define_asset_job(
         SYNC_JOB, selection=selection | dg.AssetSelection.checks(*checks), partitions_def=partitions,
         tags={**SYNC_RUN_TAGS, CHAIN_TAG: "true", **connection_tags(crms)},
-        description="The whole sync for every enabled connection: the day's extracts with their deletion sweeps, "
-                    "unified, the plans and the writes (with the retries that came due). Pick today's partition.",
+        description="The whole sync for every enabled connection (OPS-1): the day's extracts with their deletion "
+                    "sweeps (DEL-1..3), unified, the plans (OPS-5) and the writes, with the retries that came due "
+                    "(OPS-6). Pick today's partition; run it once every connection's bulk import is done.",
     )

@@ -13,6 +13,9 @@ import yaml
 from pydantic import Field
 
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
+from crm_pipelines.defs.unified import rollup_view
+from crm_pipelines.defs.unified.check_texts import DESCRIPTIONS, TODO
+from crm_pipelines.defs.unified.labels import enabled_crms, reads_tags, state_kind
 from crm_pipelines.defs.unified.mirrors import transform_settings
 from crm_pipelines.defs.unified.stored_checks import stored_checks
 from crm_pipelines.defs.unified.update import update_unified
@@ -43,16 +46,17 @@ FAILED_NORMALIZATION = "failed_normalization"
 
 
 def _check(key: dg.AssetKey, outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
+    metadata = {
+        "count": outcome.count,
+        "by": dg.MetadataValue.json(outcome.by),
+        "sample": dg.MetadataValue.json(outcome.sample),
+    }
+    if not outcome.passed:  # a failing check says why it fails and what to do (issue 15)
+        metadata["why"] = dg.MetadataValue.md(DESCRIPTIONS[outcome.name])
+        metadata["what_to_do"] = dg.MetadataValue.md(TODO[outcome.name])
     return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=outcome.name,
-        passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "count": outcome.count,
-            "by": dg.MetadataValue.json(outcome.by),
-            "sample": dg.MetadataValue.json(outcome.sample),
-        },
+        asset_key=key, check_name=outcome.name, passed=outcome.passed, severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
     )
 
 
@@ -109,23 +113,40 @@ def _read_checks(engine) -> list[dg.AssetCheckResult]:
 def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinition:
     enabled = [crm for crm in EXTRACTED if settings is None or getattr(settings.connections, crm).enabled]
     deps = [dg.AssetKey([crm, obj]) for crm in enabled for obj in EXTRACTED[crm]]
+    crms = enabled_crms(settings)
+    source = f"From the mirrored records of {', '.join(crms)} (the extract assets), in the state database."
     descriptions = {
-        CONTACTS: "CON-2/3/4/11: one identity per email across the CRMs, members and findings; the link table",
-        COMPANIES: "COM-1/2/3: companies linked by link, contacts, then domain; Account candidates",
-        DEALS: "DEAL-1..5: deals linked by link only; pipelines and stages mapped",
-        FIELDS: "Default and custom field mappings, values normalized (CON-10), owners by email",
-        ROLLUPS: "The five contact rollup properties of SPEC's rollup table, for live contacts",
-        ASSOCIATIONS: "DEAL-6: contact→company, deal→contact, deal→company between identities",
+        CONTACTS: "One identity per person across the CRMs, matched by email, trimmed and case-insensitive "
+                  "(CON-2), only valid emails where asked (CON-3), a Salesforce Lead and Contact as one (CON-4), "
+                  "duplicates inside one CRM reported, one winner linked (CON-11); and the link table the writes "
+                  "use. Tables: contact_identities, contact_members, contact_findings, contact_lifecycle.",
+        COMPANIES: "Companies linked across the CRMs by the link table, then their contacts, then the domain "
+                   "(COM-1/2/3), and the accounts that qualify to be created (account_candidates).",
+        DEALS: "Deals linked across the CRMs by the link table only (DEAL-5), each Salesforce and Dynamics deal's "
+               "pipeline and stage mapped to HubSpot's (DEAL-1..4); with `auto_map` a full run adds "
+               "`stage_mapping_proposal`, pairs to review and paste into the settings (DEAL-2).",
+        FIELDS: "The mapped field values of every record, default and custom mappings (DEAL-1), normalized to one "
+                "form (CON-10: countries and states to ISO codes, dates, numbers), and owners matched by email: "
+                "what the plans compare under CONF-1..6.",
+        ROLLUPS: "The five contact rollups of HubSpot (ROLL-1: num_associated_deals, first_deal_created_date, "
+                 "recent_deal_close_date, recent_deal_amount, total_revenue) computed from the HubSpot deals, "
+                 "one row per live contact with a deal. Metadata: `rollup_sample` (five contacts: identity, email, "
+                 "deals, revenue) and the totals as numbers; the `hubspot_rollups_match` check compares them with "
+                 "HubSpot's own values.",
+        ASSOCIATIONS: "Associations between identities (DEAL-6): contact→company, deal→contact, deal→company, "
+                      "each with the CRM that states it; what the plans add or remove in each CRM.",
     }
+    stored = state_kind(settings)
     specs = [
-        dg.AssetSpec(key, deps=deps, group_name="unified", kinds={"pandas"}, description=text)
+        dg.AssetSpec(key, deps=deps, group_name="unified", kinds={"pandas", *stored}, tags=reads_tags(crms),
+                     description=f"{text}\n\n{source}")
         for key, text in descriptions.items()
     ]
     check_specs = [
-        dg.AssetCheckSpec(DUPLICATE_EMAILS, asset=CONTACTS, description="CON-11: emails shared inside one CRM"),
-        dg.AssetCheckSpec(NO_VALID_EMAIL, asset=CONTACTS, description="CON-3: records without a valid email"),
-        dg.AssetCheckSpec(UNMAPPED_STAGES, asset=DEALS, description="DEAL-2: deals in stages without mapping"),
-        dg.AssetCheckSpec(FAILED_NORMALIZATION, asset=FIELDS, description="values that could not be converted"),
+        dg.AssetCheckSpec(DUPLICATE_EMAILS, asset=CONTACTS, description=DESCRIPTIONS[DUPLICATE_EMAILS]),
+        dg.AssetCheckSpec(NO_VALID_EMAIL, asset=CONTACTS, description=DESCRIPTIONS[NO_VALID_EMAIL]),
+        dg.AssetCheckSpec(UNMAPPED_STAGES, asset=DEALS, description=DESCRIPTIONS[UNMAPPED_STAGES]),
+        dg.AssetCheckSpec(FAILED_NORMALIZATION, asset=FIELDS, description=DESCRIPTIONS[FAILED_NORMALIZATION]),
     ]
 
     @dg.multi_asset(specs=specs, check_specs=check_specs, name="unified_transform")
@@ -158,10 +179,30 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
                 proposal = unified.read(engine, "stage_proposals")
                 if len(proposal):  # DEAL-2 auto-map: the proposal, ready to review and paste into the settings
                     metadata["stage_mapping_proposal"] = dg.MetadataValue.md(proposal_yaml(proposal))
+            if key == ROLLUPS:
+                metadata |= _rollup_metadata(engine, update)
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
         yield from _read_checks(engine)
 
     return unified_transform
+
+
+def _rollup_metadata(engine, update) -> dict:
+    """Five contacts' rollups and the table's totals (``rollup_view``: no whole-table read on the sync path)."""
+    totals = update.rollup_totals if update.rollup_totals is not None else rollup_view.kept(engine)
+    if totals is None:  # a state database from before the totals were kept: counted once, then kept
+        totals = rollup_view.counted(engine)
+        with engine.begin() as conn:
+            rollup_view.keep(conn, totals)
+    written = update.rollup_sample is not None and len(update.rollup_sample) > 0
+    rows = update.rollup_sample if written else rollup_view.first_rows(engine)
+    return {
+        "rollup_sample": dg.MetadataValue.md(rollup_view.sample_markdown(engine, rows)),
+        "rollup_sample_is": ("the contacts with the highest total revenue" if update.mode == "full" else
+                             "contacts whose rollups this run recomputed, highest revenue first" if written else
+                             "the first contacts by HubSpot id (this run recomputed no rollup)"),
+        **rollup_view.totals_metadata(totals),
+    }
 
 
 # which declared tables each asset shows (every one of them: ``test_every_declared_table_has_an_asset``)

@@ -9,6 +9,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_pipelines.defs.resources import StateDatabase
+from crm_pipelines.defs.unified.check_texts import ROLLUP_DRIFT as ROLLUP_DRIFT_TEXT
+from crm_pipelines.defs.unified.check_texts import TODO
 from crm_pipelines.defs.unified.sweep import SWEEP
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.transform.rollup_check import FIGURES, ROLLUP_DRIFT, rollup_drift
@@ -24,17 +26,15 @@ def hubspot_rollups(engine) -> pd.DataFrame:
 
 
 def build_rollup_drift_check(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name=ROLLUP_DRIFT, automation_condition=SWEEP,
-                    description="ROLL-1: our HubSpot-only rollups equal HubSpot's own calculated contact properties "
-                    "(num_associated_deals, first_deal_created_date, recent_deal_close_date, recent_deal_amount, "
-                    "total_revenue) as extracted; differences per figure, with a sample; hourly")  # fmt: skip
+    @dg.asset_check(asset=asset, name=ROLLUP_DRIFT, automation_condition=SWEEP, description=ROLLUP_DRIFT_TEXT)
     def hubspot_rollups_match(state: StateDatabase) -> dg.AssetCheckResult:
         engine = state.engine()
         outcome = rollup_drift(unified.read(engine, "contact_rollups"), hubspot_rollups(engine))
         return dg.AssetCheckResult(
             passed=outcome.passed, severity=dg.AssetCheckSeverity.WARN,
             metadata={"count": outcome.count, "by": dg.MetadataValue.json(outcome.by),
-                      "sample": dg.MetadataValue.json(outcome.sample)},
+                      "sample": dg.MetadataValue.json(outcome.sample),
+                      **({} if outcome.passed else {"what_to_do": dg.MetadataValue.md(TODO[ROLLUP_DRIFT])})},
         )  # fmt: skip
 
     return hubspot_rollups_match

@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
+from crm_pipelines.defs.unified.check_texts import SAMPLE_CHECK, TODO
 from crm_pipelines.defs.unified.mirrors import transform_settings
 from crm_pipelines.defs.unified.sweep import SWEEP
 from crm_pipelines.defs.unified.update import verify_sample
@@ -21,9 +22,7 @@ class SampleConfig(dg.Config):
 
 
 def build_sample_check(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name=INCREMENTAL_EQUALS_FULL, automation_condition=SWEEP,
-                    description="a sample of records re-derived from the mirror gives exactly the stored rows "
-                    "(what a full recompute gives them); on the sweep schedule")  # fmt: skip
+    @dg.asset_check(asset=asset, name=INCREMENTAL_EQUALS_FULL, automation_condition=SWEEP, description=SAMPLE_CHECK)
     def incremental_equals_full(config: SampleConfig, state: StateDatabase,
                                 crm_settings: CrmSettings) -> dg.AssetCheckResult:
         engine = state.engine()
@@ -31,7 +30,8 @@ def build_sample_check(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=outcome.passed, severity=dg.AssetCheckSeverity.ERROR,
             metadata={"records": outcome.records, "differing": dg.MetadataValue.json(outcome.differing),
-                      "sample": dg.MetadataValue.json(outcome.sample)},
+                      "sample": dg.MetadataValue.json(outcome.sample),
+                      **({} if outcome.passed else {"what_to_do": dg.MetadataValue.md(TODO[INCREMENTAL_EQUALS_FULL])})},
         )  # fmt: skip
 
     return incremental_equals_full

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from crm_pipelines import catalog
+from crm_pipelines.defs.unified import rollup_view
 from crm_pipelines.defs.unified.mirrors import load_mirrors
 from crm_pipelines.defs.unified.stored_result import Reads, StoredResult
 from crm_pipelines.state import links as link_store
@@ -61,6 +62,10 @@ class UnifiedUpdate:
     write_s: dict[str, float] = field(default_factory=dict)  # per table (incremental updates)
     changes: dict[str, TableChange] = field(default_factory=dict)  # incremental updates only
     reads: Reads | None = None  # the stored rows an incremental update read (incremental updates only)
+    # what ``unified/contact_rollups`` shows (``rollup_view``): a few of the rows written, and the table's totals
+    # once the update is stored (None: the update wrote no rollup)
+    rollup_sample: pd.DataFrame | None = None
+    rollup_totals: dict[str, float] | None = None
 
     @property
     def changed_rows(self) -> int:
@@ -205,6 +210,12 @@ def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = 
     hubspot_ids = gone_ids | set(new["hubspot_id"])
     old = link_store.load(engine, hubspot_ids=hubspot_ids) if hubspot_ids else link_rules.empty()
     members = changes["contact_members"].added if "contact_members" in changes else prev.contacts.members.iloc[:0]
+    rollups = changes.get("contact_rollups")
+    if rollups is not None:  # the totals move by the rows replaced (read by key, before the write's transaction)
+        replaced = stored.rows("contact_rollups", "contact_id", rollups.removed["contact_id"].dropna())
+        before = rollup_view.kept(engine) or rollup_view.counted(engine)
+        report.rollup_totals = rollup_view.moved(before, rollups.added, replaced)
+        report.rollup_sample = rollup_view.top(rollups.added)
     context = _link_context(new_contacts, members, new_companies)
     logged: list[pd.DataFrame] = []  # what the plan replans next (issue 12)
     with engine.begin() as conn:  # SQLite: no other connection may be opened until this commits
@@ -223,6 +234,8 @@ def update_unified(engine: Engine, settings: TransformSettings, *, full: bool = 
         # the mirror delta too: a record's modification time decides the merge of its fields (CONF-2)
         logged += [plan_store.mirror_records(crm, obj, frame) for (crm, obj), frame in delta.frames.items()]
         plan_store.record_changes(conn, logged)
+        if report.rollup_totals is not None:
+            rollup_view.keep(conn, report.rollup_totals)
         write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks_now))
     report.seconds = {"read_s": loaded - started, "transform_s": computed - loaded,
                       "write_s": time.perf_counter() - computed}
@@ -258,6 +271,8 @@ def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict
     # memory goes back as soon as its table is written (issue 11: the writes held the whole result)
     tables = result_tables(dataclasses.replace(result, fields={}), proposed)
     del result, proposed
+    report.rollup_totals = rollup_view.totals_of(tables["contact_rollups"])
+    report.rollup_sample = rollup_view.top(tables["contact_rollups"])
     old = link_store.load(engine)  # before the transaction (SQLite: no other connection while it is open)
     old = old[old["kind"].isin(["contact", "company"])]
     with engine.begin() as conn:
@@ -274,6 +289,7 @@ def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict
         report.links_changed = _update_links(conn, new, old, deleted, context)
         write_cursor(conn, *CURSOR, "watermarks", json.dumps(marks))
         write_cursor(conn, *CURSOR, "fingerprint", current)
+        rollup_view.keep(conn, report.rollup_totals)
         plan_store.record_full(conn)  # the next plan is a full one (issue 12)
     report.seconds = {"read_s": loaded - started, "transform_s": computed - loaded,
                       "write_s": time.perf_counter() - computed}

@@ -23,8 +23,22 @@ from crm_pipelines.crm.check import environment_secrets
 from crm_pipelines.crm.connections import writes_on
 from crm_pipelines.defs.resources import CrmSettings, StateDatabase
 from crm_pipelines.defs.unified.assets import ASSOCIATIONS, COMPANIES, CONTACTS, DEALS, FIELDS
+from crm_pipelines.defs.unified.labels import WRITES_TAG, state_kind
+from crm_pipelines.defs.unified.markdown import SAMPLE, markdown_table, secret_values
 from crm_pipelines.defs.writeback.create_value_inputs import carried_values
+from crm_pipelines.defs.writeback.plan_checks import (
+    BUDGET_TODO,
+    CONFLICTS_TODO,
+    budget_description,
+    conflicts_description,
+)
 from crm_pipelines.defs.writeback.plan_inputs import calls_left
+from crm_pipelines.defs.writeback.plan_tables import (
+    budget_numbers,
+    counts_table,
+    update_samples,
+    update_samples_markdown,
+)
 from crm_pipelines.defs.writeback.stored_plan import stored_plans, update_plans
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store
@@ -33,7 +47,6 @@ from crm_pipelines.sync.plan import TargetPlan
 
 TARGETS = ("hubspot", "salesforce", "dynamics")
 PLANS = {crm: dg.AssetKey(["writeback", f"{crm}_plan"]) for crm in TARGETS}
-SAMPLE = 20
 CONFLICTS = "conflicts_resolved_by_window"
 WITHIN_BUDGET = "plan_within_budget"
 SCOPE = "contacts, companies and deals: creates (with the pipelines they need), field updates of linked " \
@@ -46,23 +59,8 @@ class PlanConfig(dg.Config):
                        "plan (the stored plan is still updated row by row)")
 
 
-def markdown_table(frame: pd.DataFrame, cols: list[str], sample: int = SAMPLE) -> str:
-    """A Markdown table of ``frame``'s first ``sample`` rows."""
-    if frame.empty:
-        return "_none_"
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in frame[cols].head(sample).itertuples(index=False):
-        cells = ["" if _missing(v) else str(v).replace("|", "\\|") for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _missing(value: object) -> bool:
-    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    return markdown_table(frame, ["kind", "record_id", "field", "old", "new", "decided_by"])
+def _markdown(frame: pd.DataFrame, secrets: list[str] = ()) -> str:
+    return markdown_table(frame, ["kind", "record_id", "field", "old", "new", "decided_by"], secrets=secrets)
 
 
 def _counts(frame: pd.DataFrame, column: str) -> dict:
@@ -118,11 +116,17 @@ def _head(engine, crm: str, part: str, columns: list[str], conflicts: bool = Fal
     return frame.reindex(columns=columns) if len(frame) else pd.DataFrame(columns=columns)
 
 
-def stored_metadata(engine, settings: Settings, crm: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+def stored_metadata(engine, settings: Settings, crm: str, secrets: list[str] | None = None,
+                    ) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``plan_metadata`` of the stored plan, from its counts and first rows (not its rows: they grow with the
     data, issue 12), the sampled creates' values read as they would be written; a sample of the conflicts; the
-    writes per ``action`` and ``object`` (``records``)."""
+    writes per ``action`` and ``object`` (``records``); the records per object and action (``counts``, before
+    the budget's deferrals: ``plan_tables.counts_table``). ``secrets``: values masked in the tables."""
     summary = plan_store.summary(engine, crm)
+    secrets = secrets or []
+
+    def table(frame: pd.DataFrame, cols: list[str], sample: int = SAMPLE) -> dg.MetadataValue:
+        return dg.MetadataValue.md(markdown_table(frame, cols, sample=sample, secrets=secrets))
 
     def total(part: str) -> int:
         return sum(_dim(summary, part, "rows").values())
@@ -138,6 +142,7 @@ def stored_metadata(engine, settings: Settings, crm: str) -> tuple[dict, pd.Data
     }).fillna(0).astype(int).sort_index()  # fmt: skip
     counts.index.name = "object"
     counts = counts.reset_index()
+    examples = update_samples(engine, crm)
     update_cols = ["kind", "record_id", "field", "old", "new", "decided_by"]
     value_cols = ["object", "source_id", "target_object", "target_field", "api_value", "rule"]
     delete_cols = ["object", "record_id", "deleted_crm", "deleted_id", "deleted_at", "rule"]
@@ -149,14 +154,17 @@ def stored_metadata(engine, settings: Settings, crm: str) -> tuple[dict, pd.Data
         pd.DataFrame(columns=update_cols)
     meta = {
         "scope": SCOPE,
+        # per object and action, deferrals included (set by the asset once the budget is applied)
         "counts": dg.MetadataValue.md(markdown_table(counts, list(counts.columns), sample=len(counts))),
+        # a few field updates of each object, old → new with the rule that decided (CONF-1..6, CON-9, DEAL-7)
+        "update_examples": dg.MetadataValue.md(update_samples_markdown(examples, secrets)),
         "creates": total("creates"),
         "creates_by_object": dg.MetadataValue.json(_dim(summary, "creates", "object")),
         "creates_by_type": dg.MetadataValue.json(_dim(summary, "creates", "object_type")),
-        "sample_creates": dg.MetadataValue.md(markdown_table(sample_creates, [
-            "object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"])),
+        "sample_creates": table(sample_creates, [
+            "object", "source_crm", "source_id", "object_type", "detail", "pipeline", "stage"]),
         # what the sampled creates are created with
-        "sample_create_values": dg.MetadataValue.md(markdown_table(sample_values, value_cols)),
+        "sample_create_values": table(sample_values, value_cols),
         "not_created": dg.MetadataValue.json(_dim(summary, "left_out", "reason")),
         "not_deleted": dg.MetadataValue.json(_dim(summary, "not_deleted", "reason")),  # DEL-1..3, CON-1
         "updates": total("updates"),
@@ -164,23 +172,23 @@ def stored_metadata(engine, settings: Settings, crm: str) -> tuple[dict, pd.Data
         "by_field": dg.MetadataValue.json(_dim(summary, "updates", "field")),
         "by_rule": dg.MetadataValue.json(_dim(summary, "updates", "decided_by")),
         "conflicts": conflicts,
-        "sample_updates": dg.MetadataValue.md(_markdown(_head(engine, crm, "updates", update_cols))),
-        "sample_conflicts": dg.MetadataValue.md(_markdown(sample_conflicts)),
+        "sample_updates": dg.MetadataValue.md(_markdown(_head(engine, crm, "updates", update_cols), secrets)),
+        "sample_conflicts": dg.MetadataValue.md(_markdown(sample_conflicts, secrets)),
         "associations": total("associations"),
         "associations_by_kind": dg.MetadataValue.json(_dim(summary, "associations", "object")),
-        "sample_associations": dg.MetadataValue.md(markdown_table(_head(engine, crm, "associations", [
-            "object", "from_id", "to_id", "source_crm", "via"]), ["object", "from_id", "to_id", "source_crm", "via"])),
+        "sample_associations": table(_head(engine, crm, "associations", [
+            "object", "from_id", "to_id", "source_crm", "via"]), ["object", "from_id", "to_id", "source_crm", "via"]),
         "deletes": total("deletes"),  # DEL-1..3; deletions not carried are in not_deleted with their rule
         "deletes_by_object": dg.MetadataValue.json(_dim(summary, "deletes", "object")),
-        "sample_deletes": dg.MetadataValue.md(markdown_table(_head(engine, crm, "deletes", delete_cols), delete_cols)),
+        "sample_deletes": table(_head(engine, crm, "deletes", delete_cols), delete_cols),
         "findings": total("findings"),
         "findings_by_reason": dg.MetadataValue.json(_dim(summary, "findings", "reason")),
-        "sample_findings": dg.MetadataValue.md(markdown_table(
-            _head(engine, crm, "findings", ["object", "crm", "id", "reason"]), ["object", "crm", "id", "reason"])),
+        "sample_findings": table(
+            _head(engine, crm, "findings", ["object", "crm", "id", "reason"]), ["object", "crm", "id", "reason"]),
     }  # fmt: skip
     work = pd.DataFrame([(*v.split("|", 1), n) for v, n in _dim(summary, "work", "calls").items()],
                         columns=["action", "object", "records"])
-    return meta, sample_conflicts, work
+    return meta, sample_conflicts, work, counts
 
 
 def calls_table(crm: str, kept: pd.DataFrame, deferred: pd.DataFrame) -> pd.DataFrame:
@@ -192,11 +200,24 @@ def calls_table(crm: str, kept: pd.DataFrame, deferred: pd.DataFrame) -> pd.Data
     return pd.DataFrame(rows, columns=["action", "object", "records", "calls", "deferred"])
 
 
-def build_plan_assets() -> dg.AssetsDefinition:
+def plan_description(crm: str) -> str:
+    return (
+        f"What the sync would write to {crm} now: a dry run (OPS-5), made from the `unified` tables in the state "
+        f"database (not from {crm}'s API). It holds {SCOPE}.\n\n"
+        "Metadata: `counts` (records per object and action, deferred ones included), `update_examples` (a few "
+        "field updates per object as old → new with the rule that decided: CONF-1..6, CON-9, DEAL-7), samples of "
+        "creates, associations (DEAL-6), deletes (DEL-1..3) and findings, and the API calls: `api_calls_planned` "
+        "against `api_calls_used_24h` / `api_calls_budget_24h` (OPS-2, OPS-8), plotted over time on the asset's "
+        f"Plots tab. `writes` says whether `{crm}_writes` carries the plan out (OPS-10: "
+        f"`connections.{crm}.writes`).")
+
+
+def build_plan_assets(settings: Settings | None = None) -> dg.AssetsDefinition:
+    """The three plans; ``settings`` (when known) name the state database's kind shown in the graph."""
+    stored = state_kind(settings)
     specs = [
         dg.AssetSpec(key, deps=[CONTACTS, COMPANIES, DEALS, FIELDS, ASSOCIATIONS], group_name="writeback",
-                     kinds={"pandas"},
-                     description=f"What the sync would write to {crm} (a dry run, OPS-5): {SCOPE}")
+                     kinds={crm, "pandas", *stored}, tags={WRITES_TAG: crm}, description=plan_description(crm))
         for crm, key in PLANS.items()
     ]
 
@@ -204,10 +225,8 @@ def build_plan_assets() -> dg.AssetsDefinition:
         spec
         for crm, key in PLANS.items()
         for spec in (
-            dg.AssetCheckSpec(CONFLICTS, asset=key, description=f"CONF-1/2: fields changed in {crm} and the "
-                              "other CRM within the window, and who won (a warning when there are any)"),
-            dg.AssetCheckSpec(WITHIN_BUDGET, asset=key, description="OPS-2/OPS-8: the plan fits the calls left "
-                              "in the 24 h budget (else records are deferred)"),
+            dg.AssetCheckSpec(CONFLICTS, asset=key, description=conflicts_description(crm)),
+            dg.AssetCheckSpec(WITHIN_BUDGET, asset=key, description=budget_description(crm)),
         )
     ]
 
@@ -220,8 +239,9 @@ def build_plan_assets() -> dg.AssetsDefinition:
         context.log.info(f"plan: {update.mode} ({update.reason}); identities replanned {update.replanned}, "
                          f"{update.rows_written} stored plan rows written")
         secrets = environment_secrets()
+        masked = secret_values(settings, secrets.values)
         for crm, key in PLANS.items():
-            meta, conflicts, work = stored_metadata(engine, settings, crm)
+            meta, conflicts, work, counts = stored_metadata(engine, settings, crm, masked)
             writes = "on" if writes_on(settings, crm, secrets) else "off (the plan is all that is made)"
             context.log.info(f"{crm} plan: {meta['creates']} creates, {meta['updates']} field updates, "
                              f"{meta['associations']} associations, {meta['findings']} findings; writes {writes}")
@@ -250,20 +270,28 @@ def build_plan_assets() -> dg.AssetsDefinition:
                 "api_calls_planned": needed,  # OPS-8
                 "api_calls_by_object": dg.MetadataValue.md(markdown_table(calls, list(calls.columns),
                                                                           sample=len(calls))),
-                "api_calls_left_24h": "no limit set" if left is None else left,  # OPS-2
+                **budget_numbers(engine, getattr(settings.connections, crm).api_call_limit, crm),  # OPS-2
                 "deferred_records": len(deferred),
                 "deferred_by_object": dg.MetadataValue.json(_counts(deferred, "object")),
             }
             if len(deferred):
                 context.log.warning(f"{crm}: {len(deferred)} records deferred: the plan needs more calls than the "
                                     f"24 h budget has left ({left})")
+            shown = counts_table(counts, deferred)
+            meta["counts"] = dg.MetadataValue.md(markdown_table(shown, list(shown.columns), sample=len(shown)))
             yield dg.MaterializeResult(asset_key=key, metadata={**meta, "writes": writes})
             yield dg.AssetCheckResult(
                 asset_key=key, check_name=CONFLICTS, passed=meta["conflicts"] == 0,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"count": meta["conflicts"], "sample": dg.MetadataValue.md(_markdown(conflicts))})
+                metadata={"count": meta["conflicts"], "sample": dg.MetadataValue.md(_markdown(conflicts, masked)),
+                          **({"what_to_do": dg.MetadataValue.md(CONFLICTS_TODO.format(crm=crm))}
+                             if meta["conflicts"] else {})})  # fmt: skip
             yield dg.AssetCheckResult(
                 asset_key=key, check_name=WITHIN_BUDGET, passed=deferred.empty, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"deferred": len(deferred), "calls_left_24h": -1 if left is None else left})
+                metadata={"deferred": len(deferred), "calls_left_24h": -1 if left is None else left,
+                          "api_calls_planned": needed,
+                          **({"what_to_do": dg.MetadataValue.md(BUDGET_TODO.format(crm=crm, left=left,
+                                                                                  needed=needed))}
+                             if len(deferred) else {})})  # fmt: skip
 
     return writeback_plans

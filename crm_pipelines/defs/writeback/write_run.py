@@ -62,6 +62,7 @@ LINKS_LOCK = 0x6C696E6B  # PostgreSQL advisory lock the write runs' link updates
 PIPELINE_CREATES = {"pipeline", "pipeline_stage"}  # written before the records (``pipeline_run.py``)
 # a record exists before anything refers to it; a Dataverse opportunity is closed by its action (DEAL-4)
 OPERATIONS = ("create", "update", "close", "delete", "associate")
+OUTCOMES = ("created", "updated", "deleted", "associated", "failed")  # what the UI's table counts per object
 
 
 @dataclass
@@ -83,6 +84,13 @@ class WriteReport:
     not_yet_written: dict[str, int] = field(default_factory=dict)  # planned work this stage does not write yet
     examples: list[dict[str, Any]] = field(default_factory=list)  # a few writes, as sent
     errors: list[dict[str, Any]] = field(default_factory=list)  # this run's refusals (record, code, text)
+    # per API object (``contacts``, ``Lead``, ``contacts>companies``, ...): records per outcome (``OUTCOMES``)
+    by_object: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, obj: str, outcome: str, n: int) -> None:
+        if n:
+            per = self.by_object.setdefault(obj, dict.fromkeys(OUTCOMES, 0))
+            per[outcome] += n
 
 
 def requests_for(engine: Engine, settings: Settings, target: str,
@@ -308,11 +316,13 @@ async def _send(engine: Engine, target: str, client: Any, operation: str, obj: s
                                   "code": outcome.code, "message": outcome.message})  # fmt: skip
     _confirm(engine, target, done, failed, now)
     report.failed += len(failed)
+    report.count(obj, "failed", len(failed))
     if operation == "create" and any("close" in r["confirm"] for r, _ in done):
         done = await _close_created(client, done, report)
     counted = {"create": "created", "update": "updated", "close": "updated", "delete": "deleted",
                "associate": "associated"}[operation]
     setattr(report, counted, getattr(report, counted) + len(done))
+    report.count(obj, counted, len(done))
     report.examples += [{"operation": operation, "object": obj, "ref": r["ref"], "payload": r["payload"]}
                         for r, _ in done[: max(0, 3 - len(report.examples))]]  # fmt: skip
 
