@@ -1,0 +1,91 @@
+"""``crm-pipelines demo --ui``: the Dagster UI on exactly the state the last demo left (issue 15).
+
+One command: the sandboxes on the demo's ports and data directory (not regenerated), then ``dagster dev`` on the
+demo's instance and settings. Ctrl-C stops both. ``dagster dev`` runs in a session of its own and is stopped
+with its whole process group (webserver, daemon, code servers): SIGTERM, then SIGKILL after ``STOP_S``, because
+it has been seen to ignore SIGINT and SIGTERM for over a minute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from crm_pipelines.dagster_events import PARTITION_EVENT_SETTINGS
+from crm_pipelines.demo_instance import REPO
+from crm_pipelines.settings.load import SETTINGS_ENV
+
+STATE_FILE = "demo.json"
+STOP_S = 20
+UI_PORT = 3000
+
+
+def remember(demo_dir: Path, data_dir: Path, scale: int, seed: int, settings_path: Path,
+             ports: dict[str, int]) -> None:
+    """What ``--ui`` needs to find the demo's state again (the sandboxes refuse another seed or scale)."""
+    (demo_dir / STATE_FILE).write_text(json.dumps({
+        "data_dir": str(data_dir.resolve()), "scale": scale, "seed": seed, "settings": str(settings_path.resolve()),
+        "dagster_home": os.environ["DAGSTER_HOME"], "ports": ports}, indent=2))  # fmt: skip
+
+
+def _port_args(state: dict) -> list[str]:
+    return [arg for crm, port in state["ports"].items() for arg in (f"--{crm}-port", str(port))]
+
+
+def _state(demo_dir: Path) -> dict:
+    path = demo_dir / STATE_FILE
+    if not path.exists():
+        raise click.ClickException(f"no demo state in {demo_dir}: run `crm-pipelines demo` (or `make demo`) first")
+    return json.loads(path.read_text())
+
+
+def _environment(state: dict) -> dict[str, str]:
+    return {"DAGSTER_HOME": state["dagster_home"], SETTINGS_ENV: state["settings"], **PARTITION_EVENT_SETTINGS}
+
+
+def by_hand(demo_dir: Path, bin_dir: Path) -> list[str]:
+    """The two commands ``--ui`` runs, for a user who wants them in their own terminals."""
+    state = _state(demo_dir)
+    env = " ".join(f"{k}={v}" for k, v in _environment(state).items())
+    return ["  The same by hand, in two terminals (from this directory):",
+            f"    {bin_dir / 'crm-pipelines'} sandbox serve --scale {state['scale']} --seed {state['seed']} "
+            f"--data-dir {state['data_dir']} {' '.join(_port_args(state))}",
+            f"    {env} \\", f"      {bin_dir / 'dagster'} dev -w {REPO / 'workspace.yaml'} -p {UI_PORT}"]  # fmt: skip
+
+
+def serve_ui(demo_dir: Path) -> None:
+    from crm_pipelines.demo import CRMS
+    from crm_pipelines.sandbox.launch import running_sandboxes
+
+    state = _state(demo_dir)
+    with running_sandboxes(CRMS, scale=state["scale"], seed=state["seed"], data_dir=Path(state["data_dir"]),
+                           extra=tuple(_port_args(state))):  # fmt: skip
+        click.echo(f"Sandboxes up on ports {', '.join(map(str, state['ports'].values()))}; starting the Dagster UI on "
+                   f"http://127.0.0.1:{UI_PORT} (Ctrl-C stops both) …")  # fmt: skip
+        ui = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
+                               "-p", str(UI_PORT)], env={**os.environ, **_environment(state)},
+                              start_new_session=True)  # fmt: skip
+        try:
+            ui.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _stop(ui)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
