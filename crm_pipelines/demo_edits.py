@@ -109,13 +109,21 @@ def make_edits(info: dict, engine: Engine, seed: int) -> tuple[list[Edit], Confl
     return edits, conflict
 
 
+def _unbudgeted(settings: Settings) -> Settings:
+    """The settings without the connections' call limits: the watcher's reads are the demo's, not the sync's,
+    and are not charged to its 24 h budget (OPS-2) nor shown in the usage the demo reports."""
+    conns = settings.connections
+    plain = {crm: getattr(conns, crm).model_copy(update={"api_call_limit": None}) for crm in LABELS}
+    return settings.model_copy(update={"connections": conns.model_copy(update=plain)})
+
+
 class ArrivalWatch:
     """Reads the values still on their way every ``WATCH_EVERY_S`` in a thread of its own (its own event loop
     and API clients, outside the sync's budget: the sandboxes offer no other read path), so each arrival is
     timed to the second while the sync passes run in the foreground."""
 
     def __init__(self, settings: Settings, edits: list[Edit], conflict: Conflict | None) -> None:
-        self.settings = settings
+        self.settings = _unbudgeted(settings)
         self.edits = list(edits)
         self.conflict = conflict
         self.error: str | None = None

@@ -40,11 +40,11 @@ def transform_lines(engine: Engine) -> list[str]:
     lines.append(f"   {unmapped.count:,} deals in stages without a mapping (DEAL-2, not synced, reported)"
                  + (f", e.g. {stages}" if stages else ""))  # fmt: skip
     proposal = unified.read(engine, "stage_proposals")
-    if len(proposal):
-        proposed = proposal[proposal["source"] != "settings"]
-        pairs = ", ".join(f"{r['stage']!r} → {r['hubspot_label']!r}" for _, r in proposed.head(EXAMPLES).iterrows())
-        lines.append(f"   stage auto-map proposes {len(proposed)} pairs to review (unified/deal_identities metadata)"
-                     + (f": {pairs}, …" if pairs else ""))  # fmt: skip
+    if len(proposal):  # DEAL-2 auto-map: pairs by text similarity, for review
+        proposed = proposal[proposal["source"] == "auto"]
+        pairs = ", ".join(f"{r['label']!r} → {r['hubspot_label']!r}" for _, r in proposed.head(EXAMPLES).iterrows())
+        lines.append(f"   stage auto-map proposes {len(proposed)} pairs to review (unified/deal_identities, as YAML)"
+                     + (f": {pairs}" if pairs else ""))  # fmt: skip
     return lines
 
 
@@ -64,7 +64,7 @@ def plan_lines(engine: Engine) -> list[str]:
         findings = sum(_dim(summary, "findings", "rows").values())
         lines.append(f"   {label}: {sum(creates.values()):,} records to create ({_by(creates)}), "
                      f"{updates:,} field updates, {findings:,} findings")  # fmt: skip
-        for row in plan_store.head(engine, crm, "updates", EXAMPLES).to_dict("records"):
+        for row in plan_store.head(engine, crm, "updates", 2).to_dict("records"):  # two examples each
             lines.append(f"      {row.get('kind')} {row.get('record_id')} {row.get('field')}: "
                          f"{_text(row.get('old'))} → {_text(row.get('new'))} ({row.get('decided_by')})")  # fmt: skip
     return lines

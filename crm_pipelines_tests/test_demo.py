@@ -97,7 +97,9 @@ def test_issue15_the_demo_names_its_log_and_leaves_an_instance_with_the_pools(de
     named = re.search(r"Dagster's log: (\S+) \((\d+) DEBUG event lines\)", done.stdout)
     assert named, done.stdout
     log = cwd / named.group(1)
-    assert log.exists() and log.read_text().count(" - DEBUG - ") == int(named.group(2)) > 50
+    assert log.exists()
+    debug = [line for line in log.read_text(errors="replace").split("\n") if " - DEBUG - " in line]
+    assert len(debug) == int(named.group(2)) > 50  # the events the terminal was spared
     config = yaml.safe_load((cwd / ".dagster_home" / "dagster.yaml").read_text())
     assert config["concurrency"]["pools"]["default_limit"] == 1  # one step per connection at a time
     assert "storage" not in config  # SQLite: Dagster's files in the directory
