@@ -50,7 +50,8 @@ class DemoOptions:
     verbose: bool = False
     api_call_limit: int = 10_000
     sync_timeout_s: float = 420  # the edits must have arrived by then (a loaded machine takes a minute or two)
-    ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))  # `sandbox serve`'s options, same defaults
+    ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))
+    started: float = field(default_factory=time.monotonic)  # `sandbox serve`'s options, same defaults
 
 
 def _say(text: str = "") -> None:
@@ -179,7 +180,7 @@ def _pipeline(opts: DemoOptions, info: dict, settings_path: Path) -> str:
             return f"the writes run {result.run_id} failed"
         written = {crm: _values(e.materialization.metadata) for e in result.get_asset_materialization_events()
                    for crm, key in WRITES.items() if key == e.asset_key}  # fmt: skip
-        for line in report.write_lines(written):
+        for line in report.write_lines(engine, written):
             _say(line)
         return _edits_and_sync(opts, info, settings, settings_path, engine, instance)
 
@@ -248,8 +249,10 @@ def _edits_and_sync(opts: DemoOptions, info: dict, settings, settings_path: Path
 def _closing(opts: DemoOptions, failed: str) -> None:
     events = event_lines(LOG_FILE)
     bin_dir = Path(sys.executable).parent
-    _say(f"\n{'Done' if not failed else 'Stopped: ' + failed}. Dagster's log: {_short(LOG_FILE)} ({events} DEBUG "
-         "event lines).")  # fmt: skip
+    took = time.monotonic() - opts.started
+    outcome = "Done" if not failed else f"Stopped: {failed}"
+    _say(f"\n{outcome} after {took // 60:.0f} min {took % 60:.0f} s. Dagster's log: {_short(LOG_FILE)} "
+         f"({events} DEBUG event lines).")
     _say("\nOpen the Dagster UI on exactly this state (the sandboxes on the same ports and data, then the UI;")
     _say("Ctrl-C stops both):")
     _say(f"  {_short(bin_dir / 'crm-pipelines')} demo --ui")

@@ -64,6 +64,10 @@ def plan_lines(engine: Engine) -> list[str]:
         findings = sum(_dim(summary, "findings", "rows").values())
         lines.append(f"   {label}: {sum(creates.values()):,} records to create ({_by(creates)}), "
                      f"{updates:,} field updates, {findings:,} findings")  # fmt: skip
+        for row in plan_store.head(engine, crm, "creates", 1).to_dict("records"):
+            kind = f" as {row['object_type']}" if row.get("object_type") else ""
+            lines.append(f"      create {row.get('object')}{kind}: {LABELS.get(str(row.get('source_crm')), '')} "
+                         f"{row.get('source_id')} → a new {label} record")  # fmt: skip
         for row in plan_store.head(engine, crm, "updates", 2).to_dict("records"):  # two examples each
             lines.append(f"      {row.get('kind')} {row.get('record_id')} {row.get('field')}: "
                          f"{_text(row.get('old'))} → {_text(row.get('new'))} ({row.get('decided_by')})")  # fmt: skip
@@ -80,17 +84,22 @@ def _text(value: Any) -> str:
     return "(blank)" if value is None or value == "" else repr(value)
 
 
-def write_lines(writes: dict[str, dict[str, Any]]) -> list[str]:
-    """Per CRM: what its write asset did (created, updated, refused, API calls)."""
+def write_lines(engine: Engine, writes: dict[str, dict[str, Any]]) -> list[str]:
+    """Per CRM: what its write asset did (created, updated, refused with the API's codes, API calls)."""
+    from crm_pipelines.state import outbox
+
     lines = []
     for crm, label in LABELS.items():
         m = writes.get(crm)
         if m is None:
             lines.append(f"   {label}: no write run")
             continue
+        failures = outbox.failures(engine, crm)
+        codes = failures["code"].fillna("unknown").value_counts().head(2) if len(failures) else {}
+        why = f" ({_by({str(k): int(v) for k, v in codes.items()})}; kept, retried later: OPS-6)" if len(codes) else ""
         lines.append(f"   {label}: {m.get('created', 0):,} created, {m.get('updated', 0):,} updated, "
-                     f"{m.get('associated', 0):,} associations, {m.get('failed', 0):,} refused by the CRM "
-                     f"(kept and retried, OPS-6), {m.get('api_calls', 0):,} API calls")  # fmt: skip
+                     f"{m.get('associated', 0):,} associations, {m.get('failed', 0):,} refused by the CRM{why}, "
+                     f"{m.get('api_calls', 0):,} API calls")  # fmt: skip
     return lines
 
 

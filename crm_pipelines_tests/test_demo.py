@@ -71,7 +71,8 @@ def test_issue15_the_demo_says_per_step_what_happened_in_few_lines(demo_run) -> 
     for crm in ("HubSpot", "Salesforce", "Dynamics"):  # the plans and the writes, per CRM
         assert re.search(rf"^\s+{crm}: [\d,]+ records to create .*field updates", out, re.M), out
         assert re.search(rf"^\s+{crm}: [\d,]+ created, [\d,]+ updated", out, re.M), out
-    assert re.search(r"→", out.split("4. Plans", 1)[1].split("5. Writes", 1)[0]), out  # old → new examples
+    plans = out.split("4. Plans", 1)[1].split("5. Writes", 1)[0]
+    assert re.search(r"^ {6}\w+ \S+ \S+: .+ → .+ \(.+\)$", plans, re.M), out  # examples: old → new (the rule)
     # API calls against each connection's limit (OPS-2)
     assert re.search(r"HubSpot [\d,]+ of 10,000 .*Salesforce [\d,]+ of 10,000 .*Dynamics [\d,]+ of 10,000", out), out
 
