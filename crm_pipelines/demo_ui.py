@@ -23,7 +23,7 @@ from crm_pipelines.demo_instance import REPO
 from crm_pipelines.settings.load import SETTINGS_ENV
 
 STATE_FILE = "demo.json"
-STOP_S = 20
+STOP_S = 10
 UI_PORT = 3000
 
 
@@ -65,8 +65,12 @@ def serve_ui(demo_dir: Path) -> None:
     from crm_pipelines.sandbox.launch import running_sandboxes
 
     state = _state(demo_dir)
-    with running_sandboxes(CRMS, scale=state["scale"], seed=state["seed"], data_dir=Path(state["data_dir"]),
-                           extra=tuple(_port_args(state))):  # fmt: skip
+    _fail_abandoned_runs(state)
+    # a `kill` stops the UI and the sandboxes as Ctrl-C does, rather than leaving them behind
+    signal.signal(signal.SIGTERM, _interrupt)
+    log = (demo_dir / "demo.log").open("a")  # the sandboxes' own lines: the terminal is the UI's
+    with log, running_sandboxes(CRMS, scale=state["scale"], seed=state["seed"], data_dir=Path(state["data_dir"]),
+                                extra=tuple(_port_args(state)), stderr=log):  # fmt: skip
         click.echo(f"Sandboxes up on ports {', '.join(map(str, state['ports'].values()))}; starting the Dagster UI on "
                    f"http://127.0.0.1:{UI_PORT} (Ctrl-C stops both) …")  # fmt: skip
         ui = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
@@ -78,6 +82,25 @@ def serve_ui(demo_dir: Path) -> None:
             pass
         finally:
             _stop(ui)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _fail_abandoned_runs(state: dict) -> None:
+    """Runs a previous UI session left in progress when it was stopped (their workers died with it) are marked
+    failed, and their pool slots freed: else the change sensor would wait for them forever (one sync run at a
+    time) and the pools would stay taken. Nothing else runs on the demo's instance while ``--ui`` starts."""
+    import dagster as dg
+
+    running = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+    os.environ["DAGSTER_HOME"] = state["dagster_home"]
+    with dg.DagsterInstance.get() as instance:  # queued runs are left: the new daemon launches them
+        for run in instance.get_runs(dg.RunsFilter(statuses=running)):
+            instance.report_run_failed(run)
+            with contextlib.suppress(Exception):
+                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
 def _stop(proc: subprocess.Popen) -> None:
