@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -51,9 +52,13 @@ def _copy(pipe_read: int, log, terminal: int) -> None:
             os.write(terminal, chunk)
 
 
+# Dagster's console format, `<time> - dagster - DEBUG - <event>`, the level coloured when a terminal is near
+DEBUG_LINE = re.compile(rb" - (?:\x1b\[[0-9;]*m)?DEBUG(?:\x1b\[[0-9;]*m)? - ")
+
+
 def event_lines(log_path: Path) -> int:
     """How many of Dagster's DEBUG event lines the log holds (for the closing line)."""
     if not log_path.exists():
         return 0
     with log_path.open("rb") as f:
-        return sum(b" - DEBUG - " in line for line in f)
+        return sum(DEBUG_LINE.search(line) is not None for line in f)
