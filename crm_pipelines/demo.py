@@ -97,8 +97,8 @@ def run_demo(opts: DemoOptions) -> None:
     _say("crm_pipelines demo: HubSpot, Salesforce and Dynamics 365 sandboxes kept in sync by Dagster runs.")
     _say(f"Dagster's own log (its DEBUG events) goes to {_short(LOG_FILE)}"
          + (" and here (--verbose)." if opts.verbose else "; --verbose shows it here too."))  # fmt: skip
-    storage = "PostgreSQL (DAGSTER_PG_*)" if uses_postgres() else "SQLite"
-    _say(f"Dagster instance: {_short(DAGSTER_HOME)} ({storage} storage, per-connection pools: {_short(dagster_yaml)})")
+    storage = "PostgreSQL storage from DAGSTER_PG_*" if uses_postgres() else "SQLite storage"
+    _say(f"Dagster instance: {_short(DAGSTER_HOME)} ({storage}; per-connection pools in {_short(dagster_yaml)})")
     with stderr_to(LOG_FILE, verbose=opts.verbose):
         ports = [arg for crm, port in opts.ports.items() for arg in (f"--{crm}-port", str(port))]
         _say(f"\n1. Starting the sandboxes (seed {opts.seed}, {opts.scale:,} people, data in "
@@ -253,8 +253,7 @@ def _closing(opts: DemoOptions, failed: str) -> None:
     outcome = "Done" if not failed else f"Stopped: {failed}"
     _say(f"\n{outcome} after {took // 60:.0f} min {took % 60:.0f} s. Dagster's log: {_short(LOG_FILE)} "
          f"({events} DEBUG event lines).")
-    _say("\nOpen the Dagster UI on exactly this state (the sandboxes on the same ports and data, then the UI;")
-    _say("Ctrl-C stops both):")
+    _say("\nOpen the Dagster UI on exactly this state (its sandboxes, then the UI; Ctrl-C stops both):")
     _say(f"  {_short(bin_dir / 'crm-pipelines')} demo --ui")
     _say(f"  then {UI_URL} → Assets → writeback/salesforce_plan (what the sync wrote, old → new, and why), its")
     _say("  checks, and Runs (the bulk import's runs and the sync's, tagged crm_pipelines/kind).")

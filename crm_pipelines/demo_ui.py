@@ -54,9 +54,9 @@ def by_hand(demo_dir: Path, bin_dir: Path) -> list[str]:
     """The two commands ``--ui`` runs, for a user who wants them in their own terminals."""
     state = _state(demo_dir)
     env = " ".join(f"{k}={v}" for k, v in _environment(state).items())
-    return ["  The same by hand, in two terminals (from this directory):",
-            f"    {bin_dir / 'crm-pipelines'} sandbox serve --scale {state['scale']} --seed {state['seed']} "
-            f"--data-dir {state['data_dir']} {' '.join(_port_args(state))}",
+    serve = (f"{bin_dir / 'crm-pipelines'} sandbox serve --scale {state['scale']} --seed {state['seed']} "
+             f"--data-dir {state['data_dir']} {' '.join(_port_args(state))}")
+    return [f"  The same by hand, in two terminals (from this directory): {serve} and",
             f"    {env} \\", f"      {bin_dir / 'dagster'} dev -w {REPO / 'workspace.yaml'} -p {UI_PORT}"]  # fmt: skip
 
 
