@@ -133,16 +133,42 @@ def serve(
 
 
 @main.command()
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR, show_default=True
-)
-@click.option("--scale", type=int, default=DEFAULT_SCALE, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR,
+              show_default=True, help="the sandboxes' data (the one `sandbox serve` serves afterwards)")
+@click.option("--scale", type=int, default=DEFAULT_SCALE, show_default=True, help="people in the generated universe")
+@click.option("--verbose", is_flag=True, help="show Dagster's DEBUG events here too (they always go to the log file)")
+@click.option("--api-call-limit", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="each connection's 24 h API call limit in the demo's settings (OPS-2), so usage shows")
 @click.option("--keep-serving", is_flag=True, help="leave the sandboxes running afterwards (Ctrl-C stops)")
-def demo(data_dir: Path, scale: int, keep_serving: bool) -> None:
-    """The pipeline end to end against the sandboxes: bulk import through Dagster, the transform, the plans."""
-    from crm_pipelines.demo import run_demo
+@_port_options
+@click.option("--ui", is_flag=True, help="don't run the demo: open the Dagster UI on the state the last one left "
+              "(its sandboxes and `dagster dev`; Ctrl-C stops both)")
+def demo(data_dir: Path, scale: int, verbose: bool, api_call_limit: int, keep_serving: bool, ui: bool,
+         **ports: int) -> None:
+    """The whole product against the bundled sandboxes, end to end: starts the three sandboxes (ports 8470,
+    8471, 8472; data in --data-dir, regenerated), runs the bulk import as a Dagster backfill, the transform, the
+    plans and the writes, makes a few edits in each sandbox's UI (one a conflict) and lets the sync carry them
+    across, timing each arrival. It says per step what happened; Dagster's log goes to .crm_pipelines/demo.log.
+    Its Dagster instance is .dagster_home (PostgreSQL storage when DAGSTER_PG_* are set, else SQLite).
 
-    run_demo(data_dir, scale, DEFAULT_SEED, keep_serving)
+    \b
+    Examples:
+      crm-pipelines demo                 # what `make demo` runs
+      crm-pipelines demo --scale 300     # smaller and quicker
+      crm-pipelines demo --ui            # then: the Dagster UI on that state, http://127.0.0.1:3000
+    """
+    from crm_pipelines.demo import DEMO_DIR, DemoOptions, run_demo
+    from crm_pipelines.demo_ui import serve_ui
+
+    if ui:
+        serve_ui(DEMO_DIR)
+        return
+    if not all(ports.values()):
+        raise click.BadParameter("the demo's sandboxes need fixed ports (0 picks any): runs launched later from "
+                                 "the UI must find them there")  # fmt: skip
+    run_demo(DemoOptions(data_dir=data_dir, scale=scale, seed=DEFAULT_SEED, keep_serving=keep_serving,
+                         verbose=verbose, api_call_limit=api_call_limit,
+                         ports={k.removesuffix("_port"): v for k, v in ports.items()}))  # fmt: skip
 
 
 _settings_option = click.option(
