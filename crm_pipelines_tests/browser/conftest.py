@@ -128,12 +128,34 @@ def daemon(deployment: Deployment, artifacts: Path) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def browser(sync_api, chromium: Path) -> Iterator:
+def browser(sync_api, chromium: Path, deployment: Deployment) -> Iterator:
+    """Chromium, started after the deployment: while Playwright's sync API runs its event loop, the set-up's
+    runs could not call ``asyncio.run``."""
     with sync_api.sync_playwright() as playwright:
         # Debian's build, not one Playwright downloads; /dev/shm is small in containers
         browser = playwright.chromium.launch(executable_path=str(chromium), args=["--disable-dev-shm-usage"])
+        _skip_community_dialog(sync_api, browser, deployment.url)
         yield browser
         browser.close()
+
+
+COMMUNITY = "Join the Dagster community"  # Dagster's first-visit dialog, shown once per instance
+
+
+def _skip_community_dialog(sync_api, browser, url: str) -> None:
+    """Dismiss the dialog Dagster shows a second after the first visit, as a user does (Skip): it would cover
+    the pages the tests open. The instance remembers it; nothing happens when it does not show."""
+    context = browser.new_context(base_url=url)
+    page = context.new_page()
+    page.goto("/")
+    try:
+        page.get_by_text(COMMUNITY).wait_for(timeout=15_000)
+    except sync_api.TimeoutError:
+        pass
+    else:
+        page.get_by_role("button", name="Skip").click()
+        page.get_by_text(COMMUNITY).wait_for(state="hidden")
+    context.close()
 
 
 @pytest.fixture
@@ -144,6 +166,8 @@ def page(sync_api, browser, deployment: Deployment, artifacts: Path, request: py
     context = browser.new_context(base_url=deployment.url, viewport={"width": 1600, "height": 1000})
     context.set_default_timeout(60_000)
     page = context.new_page()
+    # should the dialog still come (a new browser profile is a first visit), Skip it before any action
+    page.add_locator_handler(page.get_by_text(COMMUNITY), lambda: page.get_by_role("button", name="Skip").click())
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:

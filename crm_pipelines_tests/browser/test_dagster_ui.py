@@ -89,7 +89,7 @@ def test_the_failed_writes_check_shows_what_salesforce_refused_and_the_apis_erro
     code and text."""
     refused = outbox.failures(deployment.world["engine"], "salesforce")
     assert len(refused), "the sandboxes' data no longer has a record Salesforce refuses"
-    code, message = refused["code"].iloc[0], refused["message"].iloc[0]
+    code, message, ref = (refused[c].iloc[0] for c in ("code", "message", "ref"))
 
     page.goto(f"/assets/writeback/salesforce_writes?view=checks&checkDetail={FAILED_WRITES}")
     expect(page.get_by_text(FAILED_WRITES, exact=True).first).to_be_visible()
@@ -97,10 +97,12 @@ def test_the_failed_writes_check_shows_what_salesforce_refused_and_the_apis_erro
     expect(page.get_by_text("count", exact=True).first).to_be_visible()
     assert _metadata(page).get("count") == str(len(refused))
     _shot(page, "03-failed-writes-check")
-    page.locator("tr", has=page.get_by_text("sample", exact=True)).get_by_text("[Show Markdown]").click()
+    # the innermost row (.last) whose key is ``sample``: its Markdown opens in a dialog
+    page.locator("tr", has=page.get_by_text("sample", exact=True)).last.get_by_text("[Show Markdown]").click()
     sample = page.get_by_role("dialog")
     expect(sample.get_by_text(code).first).to_be_visible()
     expect(sample.get_by_text(message).first).to_be_visible()
+    expect(sample.get_by_text(ref, exact=True)).to_be_visible()  # the record, as the outbox names it
     _shot(page, "04-failed-writes-sample")
 
 
@@ -114,7 +116,8 @@ def test_a_partition_range_launched_from_the_asset_page_runs_as_one_run_and_succ
     keys = [(today - timedelta(days=d)).isoformat() for d in (3, 2, 1)]
     launched = time.time()
     page.goto("/assets/" + "/".join(RANGE_ASSET.path))
-    page.get_by_role("button", name=re.compile(r"^Materialize")).first.click()
+    # the button's name also holds its icon's label: match the word, not the start
+    page.get_by_role("button", name=re.compile(r"\bMaterialize")).first.click()
     dialog = page.get_by_role("dialog")
     partitions = dialog.get_by_placeholder(re.compile(r"^(ex: |No matching)"))
     partitions.fill(f"[{keys[0]}...{keys[-1]}]")
@@ -122,7 +125,7 @@ def test_a_partition_range_launched_from_the_asset_page_runs_as_one_run_and_succ
     expect(dialog.get_by_text("3 partitions", exact=True)).to_be_visible()
     _shot(page, "05-launch-partition-range")
     dialog.get_by_role("button", name="Launch backfill").click()
-    expect(page.get_by_text("Created backfill")).to_be_visible()
+    expect(page.get_by_text("Created backfill").first).to_be_visible()
 
     backfill = _await_backfill(deployment.instance, launched)
     runs = deployment.instance.get_runs(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id}))
