@@ -119,9 +119,10 @@ def deployment(
 def daemon(deployment: Deployment, artifacts: Path) -> Iterator[None]:
     """``dagster-daemon`` on the deployment's instance: it runs the backfills launched from the UI (and the
     sync loop's sensors, as deployed)."""
-    proc = servers.start_daemon(deployment.home, deployment.settings_path, deployment.workspace,
-                                artifacts / "daemon.log")  # fmt: skip
+    log = artifacts / "daemon.log"
+    proc = servers.start_daemon(deployment.home, deployment.settings_path, deployment.workspace, log)
     try:
+        servers.wait_until_healthy(deployment.url, proc, log)
         yield
     finally:
         servers.stop(proc)

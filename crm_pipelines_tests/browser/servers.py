@@ -25,6 +25,8 @@ BIN = Path(sys.executable).parent
 LOCATION_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
   name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 
+DAEMON_QUERY = '{ instance { daemonHealth { daemonStatus(daemonType: "%s") { healthy } } } }'
+
 
 def write_workspace(path: Path) -> Path:
     """The project's code location, as ``workspace.yaml`` names it, loaded from this checkout."""
@@ -93,3 +95,21 @@ def wait_until_loaded(url: str, proc: subprocess.Popen, log: Path, timeout: floa
         time.sleep(1)
     raise AssertionError(f"dagster-webserver did not load {LOCATION} in {timeout:.0f} s ({last}):\n"
                          f"{log.read_text()[-3000:]}")  # fmt: skip
+
+
+def wait_until_healthy(url: str, daemon: subprocess.Popen, log: Path, daemon_type: str = "BACKFILL",
+                       timeout: float = 180) -> None:
+    """Until the webserver reports ``daemon_type``'s heartbeat healthy: what the UI checks before it warns that
+    the daemon is not running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise AssertionError(f"dagster-daemon exited ({daemon.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            answer = httpx.post(f"{url}/graphql", json={"query": DAEMON_QUERY % daemon_type}, timeout=10).json()
+            if answer["data"]["instance"]["daemonHealth"]["daemonStatus"]["healthy"]:
+                return
+        except (httpx.HTTPError, KeyError, TypeError, ValueError):
+            pass
+        time.sleep(1)
+    raise AssertionError(f"the {daemon_type} daemon was not healthy after {timeout:.0f} s:\n{log.read_text()[-3000:]}")

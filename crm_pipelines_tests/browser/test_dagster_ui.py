@@ -57,6 +57,8 @@ def test_the_asset_graph_shows_the_five_groups(page: Page, deployment: Deploymen
     for group in GROUPS:
         # a group box carries its whole name in data-tooltip (the visible text is truncated when narrow)
         expect(page.locator(f'[data-tooltip="{group}"]').first).to_be_visible()
+    expect(page.locator('[data-tooltip="default"]')).to_have_count(0)  # every asset is in a named group
+    expect(page.get_by_text("fetching statuses")).to_have_count(0)  # the groups' counts have loaded
     _shot(page, "01-asset-graph")
 
 
