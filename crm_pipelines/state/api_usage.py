@@ -8,6 +8,7 @@ of it lies in the window, which errs on the side of never exceeding the limit.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -119,3 +120,15 @@ class SqlCallLedger:
                 )
             ).scalar_one()
         )
+
+
+def budget_metadata(engine: Engine, connection: str, limit: int | None) -> dict[str, int | str]:
+    """OPS-2, for an asset's metadata: the calls counted against ``connection`` in the last 24 h, its limit and
+    what is left, as numbers the UI plots over materializations (the extract, plan and write assets share these
+    keys). Without a limit only a text says none is set; the calls are counted either way and shown by
+    ``crm-pipelines usage``."""
+    if limit is None:
+        return {"api_call_limit_24h": f"none set: add connections.{connection}.api_call_limit to count and cap "
+                                      "calls (OPS-2)"}  # fmt: skip
+    used = SqlCallLedger(engine).used(connection, time.time())
+    return {"api_calls_used_24h": used, "api_calls_budget_24h": limit, "api_calls_left_24h": max(limit - used, 0)}

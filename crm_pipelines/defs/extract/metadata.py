@@ -20,7 +20,6 @@ last 24 h against the connection's limit (OPS-2), as numbers the asset's Plots t
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from crm_pipelines import catalog
 from crm_pipelines.extract.runner import ExtractResult
 from crm_pipelines.extract.sources import Deletion, ObjectSource
 from crm_pipelines.state import mirror
-from crm_pipelines.state.api_usage import SqlCallLedger
+from crm_pipelines.state.api_usage import budget_metadata
 from crm_pipelines.state.mirror import MirrorRow
 
 
@@ -132,17 +131,6 @@ def shared_metadata(
     if len(partitions) > 1:
         out["run_partitions"] = f"{partitions[0]} … {partitions[-1]} ({len(partitions)} days)"
     return out
-
-
-def budget_metadata(engine: Engine, crm: str, limit: int | None) -> dict[str, int | str]:
-    """OPS-2: the calls counted against ``crm`` in the last 24 h and its limit, as numbers; without a limit the
-    ledger counts nothing (it runs only where one is set), so a text says so rather than a misleading 0. The same
-    keys as the write-back assets' (``api_calls_used_24h``, ``api_calls_budget_24h``, ``api_calls_left_24h``)."""
-    if limit is None:
-        return {"api_call_limit_24h": f"none set: add connections.{crm}.api_call_limit to count and cap calls "
-                                      "(OPS-2)"}  # fmt: skip
-    used = SqlCallLedger(engine).used(crm, time.time())
-    return {"api_calls_used_24h": used, "api_calls_budget_24h": limit, "api_calls_left_24h": max(limit - used, 0)}
 
 
 def check_metadata(result: ExtractResult, partitions: Sequence[str]) -> dict[str, Any]:

@@ -34,7 +34,6 @@ from crm_pipelines.defs.writeback.plan_checks import (
 )
 from crm_pipelines.defs.writeback.plan_inputs import calls_left
 from crm_pipelines.defs.writeback.plan_tables import (
-    budget_numbers,
     counts_table,
     update_samples,
     update_samples_markdown,
@@ -42,6 +41,7 @@ from crm_pipelines.defs.writeback.plan_tables import (
 from crm_pipelines.defs.writeback.stored_plan import stored_plans, update_plans
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store
+from crm_pipelines.state.api_usage import budget_metadata
 from crm_pipelines.sync.calls import UNBATCHED, batch_size, calls_needed, fit_budget
 from crm_pipelines.sync.plan import TargetPlan
 
@@ -270,7 +270,7 @@ def build_plan_assets(settings: Settings | None = None) -> dg.AssetsDefinition:
                 "api_calls_planned": needed,  # OPS-8
                 "api_calls_by_object": dg.MetadataValue.md(markdown_table(calls, list(calls.columns),
                                                                           sample=len(calls))),
-                **budget_numbers(engine, getattr(settings.connections, crm).api_call_limit, crm),  # OPS-2
+                **budget_metadata(engine, crm, getattr(settings.connections, crm).api_call_limit),  # OPS-2
                 "deferred_records": len(deferred),
                 "deferred_by_object": dg.MetadataValue.json(_counts(deferred, "object")),
             }

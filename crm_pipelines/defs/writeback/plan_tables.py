@@ -7,8 +7,6 @@ primary key (a scope range per object, ``LIMIT``): never a whole frame, whatever
 
 from __future__ import annotations
 
-import time
-
 import orjson
 import pandas as pd
 import sqlalchemy as sa
@@ -18,7 +16,6 @@ from crm_pipelines.defs.unified.markdown import markdown_table
 from crm_pipelines.defs.writeback.plan_scope import KINDS
 from crm_pipelines.defs.writeback.stored_plan import UNATTRIBUTED
 from crm_pipelines.state import plan_store
-from crm_pipelines.state.api_usage import SqlCallLedger
 from crm_pipelines.state.schema import plan_rows
 
 PER_OBJECT = 5
@@ -78,13 +75,3 @@ def _shown(value: object) -> str:
 
 def update_samples_markdown(samples: pd.DataFrame, secrets: list[str]) -> str:
     return markdown_table(samples, list(samples.columns), sample=len(samples), secrets=secrets)
-
-
-def budget_numbers(engine: Engine, limit: int | None, crm: str) -> dict[str, int | str]:
-    """OPS-2: the calls counted against ``crm`` in the last 24 h and its limit, as numbers (plotted by the UI over
-    materializations); without a limit no call is counted (the ledger runs only where one is set), so only a
-    text says so instead of a misleading 0."""
-    if limit is None:
-        return {"api_call_limit_24h": f"none set: add connections.{crm}.api_call_limit to count and cap calls (OPS-2)"}
-    used = SqlCallLedger(engine).used(crm, time.time())
-    return {"api_calls_used_24h": used, "api_calls_budget_24h": limit, "api_calls_left_24h": max(limit - used, 0)}

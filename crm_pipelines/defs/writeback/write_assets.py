@@ -14,10 +14,10 @@ from crm_pipelines.defs.resources import CrmConnections, CrmSettings, StateDatab
 from crm_pipelines.defs.unified.labels import WRITES_TAG, state_kind
 from crm_pipelines.defs.unified.markdown import markdown_table, secret_values, shown_of
 from crm_pipelines.defs.writeback.assets import PLANS
-from crm_pipelines.defs.writeback.plan_tables import budget_numbers
 from crm_pipelines.defs.writeback.write_run import OUTCOMES, WriteReport, write_target
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import outbox
+from crm_pipelines.state.api_usage import budget_metadata
 
 WRITES = {crm: dg.AssetKey(["writeback", f"{crm}_writes"]) for crm in PLANS}
 FAILED_WRITES = "failed_writes"
@@ -135,7 +135,7 @@ def _write_asset(crm: str, settings: Settings | None) -> dg.AssetsDefinition:
             "failed_records": dg.MetadataValue.md(failed_records(failures, masked)),
             "failed_records_total": len(failures),
             **_metadata(report, meter),
-            **budget_numbers(engine, limit, crm),
+            **budget_metadata(engine, crm, limit),
         })  # fmt: skip
         sample = markdown_table(failures, FAILED_COLUMNS, secrets=masked, headers=FAILED_HEADERS)
         yield dg.AssetCheckResult(
