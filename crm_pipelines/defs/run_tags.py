@@ -14,6 +14,7 @@ SYNC_PRIORITY = "10"
 BULK_IMPORT = "bulk_import"  # the initial import (a backfill of the daily partitions)
 INCREMENTAL_SYNC = "incremental_sync"  # the change sensor's runs: extracts of what changed and what follows
 SWEEP = "sweep"  # the scheduled sweep: every object's deletions and archived records, retries that came due
+MANUAL = "manual"  # an extract launched by hand, outside a backfill: one partition, or the reference objects
 
 SYNC_RUN_TAGS = {KIND_TAG: INCREMENTAL_SYNC, PRIORITY_TAG: SYNC_PRIORITY}  # every run of the sync loop
 

@@ -17,9 +17,8 @@ import yaml
 from crm_pipelines import catalog
 from crm_pipelines.defs.extract.assets import COMPLETE_CHECK, build_extract_assets
 from crm_pipelines.defs.extract.backfill import ImportRun, bulk_import
-from crm_pipelines.defs.extract.run_labels import MANUAL
 from crm_pipelines.defs.resources import build_resources
-from crm_pipelines.defs.run_tags import BULK_IMPORT, CONNECTION_TAG, KIND_TAG
+from crm_pipelines.defs.run_tags import BULK_IMPORT, CONNECTION_TAG, KIND_TAG, MANUAL
 from crm_pipelines.extract.catalog import EXTRACTED
 from crm_pipelines.settings import Settings, load_settings
 from crm_pipelines.state import mirror

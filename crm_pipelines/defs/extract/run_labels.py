@@ -19,9 +19,7 @@ import dagster as dg
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from crm_pipelines import catalog
-from crm_pipelines.defs.run_tags import BULK_IMPORT, CONNECTION_TAG, KIND_TAG, connection_tags
-
-MANUAL = "manual"  # launched by hand, outside a backfill: one partition, or the reference objects
+from crm_pipelines.defs.run_tags import BULK_IMPORT, CONNECTION_TAG, KIND_TAG, MANUAL, connection_tags
 
 
 def labels_for(have: Mapping[str, str], selection: set[dg.AssetKey], partitions: int) -> dict[str, str]:
