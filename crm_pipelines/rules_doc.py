@@ -55,6 +55,20 @@ def rule_refs(*rule_ids: str) -> str:
     return f"{', '.join(rule_ids)} ({RULES_DOC}: {', '.join('#' + anchor(r) for r in rule_ids)})"
 
 
+def _rule_key(rule_id: str) -> tuple[int, int]:
+    group, number = rule_id.rsplit("-", 1)
+    return GROUPS.index(group), int(number)
+
+
+def with_rule_refs(text: str) -> str:
+    """``text`` (a Dagster description) followed by where each rule it cites is explained, in SPEC order; text
+    that cites no rule is returned as it is. The one way descriptions point at ``docs/RULES.md``."""
+    cited = sorted(cited_rules(text), key=_rule_key)
+    if not cited:
+        return text
+    return f"{text.rstrip()}\n\nRules: {rule_refs(*cited)}"
+
+
 def cited_rules(text: str) -> set[str]:
     """Every rule ID ``text`` cites: ``CON-2``, ``CON-2/3/11`` (CON-2, CON-3, CON-11), ``DEAL-1..5``."""
     found: set[str] = set()

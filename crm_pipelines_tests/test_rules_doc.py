@@ -16,7 +16,15 @@ import pytest
 from pydantic import BaseModel
 
 from crm_pipelines.cli import main as cli
-from crm_pipelines.rules_doc import RULES_DOC, RULES_URL_ENV, anchor, cited_rules, rule_ref, rule_refs
+from crm_pipelines.rules_doc import (
+    RULES_DOC,
+    RULES_URL_ENV,
+    anchor,
+    cited_rules,
+    rule_ref,
+    rule_refs,
+    with_rule_refs,
+)
 from crm_pipelines.settings.load import SETTINGS_ENV
 from crm_pipelines.settings.model import Settings
 
@@ -245,3 +253,40 @@ def test_dagster_definitions_fixture_sees_the_sync(definitions: dict[str, set]) 
     assert "crm_change_sensor" in definitions["sensor"] and "sync_job" in definitions["job"]
     assert ("unified/contact_identities", "duplicate_emails") in definitions["check"]
     assert dg.AssetKey(["writeback", "hubspot_plan"]).to_user_string() in definitions["asset"]
+
+
+def _descriptions() -> dict[str, str]:
+    """Every description the Dagster UI shows: assets, checks, jobs, sensors, schedules."""
+    from crm_pipelines.definitions import defs
+
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(SETTINGS_ENV, raising=False)
+        env.delenv(RULES_URL_ENV, raising=False)
+        loaded = defs()
+        graph = loaded.resolve_asset_graph()
+        out = {f"asset {key.to_user_string()}": graph.get(key).description or "" for key in graph.get_all_asset_keys()}
+        for key in graph.asset_check_keys:
+            out[f"check {key.name} on {key.asset_key.to_user_string()}"] = graph.get(key).description or ""
+        out |= {f"job {job.name}": job.description or "" for job in loaded.resolve_all_job_defs()}
+        out |= {f"sensor {s.name}": s.description or "" for s in loaded.sensors or []}
+        out |= {f"schedule {s.name}": s.description or "" for s in loaded.schedules or []}
+    return out
+
+
+def test_every_rule_a_dagster_description_cites_points_at_its_section() -> None:
+    """Issue 15: a description that cites a rule (CON-2, OPS-7, ...) says where it is explained: each cited rule's
+    anchor in docs/RULES.md, which has that section."""
+    described = _descriptions()
+    assert len(described) > 40 and sum(bool(cited_rules(t)) for t in described.values()) > 20
+    unlinked = {
+        name: sorted(rule for rule in cited_rules(text) if f"#{anchor(rule)}" not in text or rule not in SECTIONS)
+        for name, text in described.items()
+    }
+    assert not {name: rules for name, rules in unlinked.items() if rules}
+
+
+def test_with_rule_refs_appends_each_cited_rule_once_in_spec_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RULES_URL_ENV, raising=False)
+    assert with_rule_refs("No rule here.") == "No rule here."
+    text = with_rule_refs("OPS-7 and CON-11/CON-2: duplicates (CON-2).")
+    assert text.endswith("\n\nRules: CON-2, CON-11, OPS-7 (docs/RULES.md: #con-2, #con-11, #ops-7)")

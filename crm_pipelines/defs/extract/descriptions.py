@@ -1,9 +1,7 @@
 """The words the Dagster UI shows on every extract asset and check (issue 15): what each reads, through which
 API, how its partitions work, where its figures are, and the rules it serves.
 
-Rule IDs are cited as ``OPS-7`` with the place they are explained, ``docs/RULES.md`` (the Dagster UI shows most
-descriptions as plain text and resolves relative links against its own address, so a path says more than a
-link that leads nowhere).
+Rule IDs are cited with the section of ``docs/RULES.md`` that explains them (``rules_doc.rule_refs``).
 
 Owners: none are set. Dagster's owners are people (an email) or teams (``team:<name>``) who answer for an
 asset; the settings have no key that names them, and a placeholder such as ``team:revops`` would point users at
@@ -14,8 +12,8 @@ issue 15); the assets would take it as ``AssetSpec(owners=...)``.
 from __future__ import annotations
 
 from crm_pipelines import catalog
+from crm_pipelines.rules_doc import rule_ref, rule_refs
 
-RULES_DOC = "docs/RULES.md"
 CONNECTION_TAG = "crm_pipelines/connection"  # the same key as the runs' tag (``defs/run_tags.py``)
 LAYER_TAG = "crm_pipelines/layer"
 
@@ -68,11 +66,6 @@ _OBJECT_RULES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
-def cite(*rule_ids: str) -> str:
-    """Rule IDs as a description cites them: ``OPS-1, OPS-7 (docs/RULES.md)``."""
-    return f"{', '.join(dict.fromkeys(rule_ids))} ({RULES_DOC})"
-
-
 def object_rules(crm: str, obj: str) -> tuple[str, ...]:
     partitioned = catalog.get(crm, obj).partitioned
     extract = ("OPS-1", "OPS-2", "OPS-7") if partitioned else ("OPS-2",)
@@ -100,7 +93,7 @@ def partitioned_description(crm: str, obj: str, start_date: str, per_run: int) -
         f"`api_calls_used_24h` against `api_calls_budget_24h` is the connection's usage (OPS-2), plotted over time "
         f"on the Plots tab.\n\n"
         f"**Check** `complete`: the CRM's own count ({_COUNT[crm]}) of the window against the mirror's.\n\n"
-        f"Rules: {cite(*object_rules(crm, obj))}."
+        f"Rules: {rule_refs(*object_rules(crm, obj))}."
     )
 
 
@@ -110,13 +103,13 @@ def reference_description(crm: str, obj: str) -> str:
         f"**{crm} `{obj}`** (reference data) as {_API[crm]} returns them, kept in the mirror table "
         f"`{entry.mirror_table}` of the state database. Small: read whole on every run, not partitioned, so each "
         f"materialization's `records_read` is the whole object and `api_calls` what reading it cost.\n\n"
-        f"Rules: {cite(*object_rules(crm, obj))}."
+        f"Rules: {rule_refs(*object_rules(crm, obj))}."
     )
 
 
 def complete_description(crm: str) -> str:
     return (
-        f"OPS-7 ({RULES_DOC}): compares the CRM's own count ({_COUNT[crm]}) of the records modified in the run's "
+        f"{rule_ref('OPS-7')}: compares the CRM's own count ({_COUNT[crm]}) of the records modified in the run's "
         f"window (`window_start` to `window_end`: the run's partitions; the first partition's window starts in "
         f"1970) with the live rows the mirror holds for the same window (`crm_count`, `mirror_count`), and fails "
         f"when the mirror holds fewer. `0 / 0` means no record was modified in that window (often today's "

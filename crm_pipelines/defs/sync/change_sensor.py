@@ -26,6 +26,7 @@ from crm_pipelines.defs.run_tags import CHAIN_TAG, SYNC_RUN_TAGS, connection_tag
 from crm_pipelines.defs.sync.busy import busy_connections, chain_in_progress
 from crm_pipelines.defs.sync.chain import Chain, sync_chain
 from crm_pipelines.defs.unified.assets import CONTACTS
+from crm_pipelines.rules_doc import with_rule_refs
 from crm_pipelines.settings import Settings
 
 CHANGE_SENSOR = "crm_change_sensor"
@@ -133,10 +134,11 @@ def build_sync_sensor(settings: Settings, partitions_def: dg.PartitionsDefinitio
         minimum_interval_seconds=settings.extract.sensor_interval_s,
         asset_selection=dg.AssetSelection.assets(*targets),
         default_status=dg.DefaultSensorStatus.RUNNING,  # on when deployed (issue 14); the README says how to pause
-        description="The sync loop (OPS-1): polls each CRM for changes (every extract.sensor_interval_s while "
-                    "changes come, extract.idle_interval_s when idle) and runs, in one run, the extracts of what "
-                    "changed, unified, the plans and the writes (OPS-10: only where writes are on). Its runs are "
-                    "tagged crm_pipelines/kind=incremental_sync",
+        description=with_rule_refs(
+            "The sync loop (OPS-1): polls each CRM for changes (every extract.sensor_interval_s while changes come, "
+            "extract.idle_interval_s when idle) and runs, in one run, the extracts of what changed, unified, the plans "
+            "and the writes (OPS-10: only where writes are on). Its runs are tagged crm_pipelines/kind=incremental_sync"
+        ),
     )
     def crm_change_sensor(
         context: dg.SensorEvaluationContext, state: StateDatabase, crm_connections: CrmConnections

@@ -14,6 +14,7 @@ from crm_pipelines.defs.run_tags import KIND_TAG, SWEEP
 from crm_pipelines.defs.sync.change_sensor import build_sync_sensor
 from crm_pipelines.defs.sync.sweep_schedule import build_sweep_schedule
 from crm_pipelines.defs.sync.sync_job import build_sync_job
+from crm_pipelines.rules_doc import with_rule_refs
 from crm_pipelines.settings import load_settings
 from crm_pipelines.settings.load import SETTINGS_ENV
 
@@ -33,7 +34,7 @@ def sync_definitions() -> dg.Definitions:
             dg.AutomationConditionSensorDefinition(
                 SYNC_AUTOMATION, target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
                 run_tags={KIND_TAG: SWEEP},
-                description="Runs the checks that read whole tables (incremental = full on a sample, ROLL-1 "
-                            "drift) on their hourly sweep condition"),
+                description=with_rule_refs("Runs the checks that read whole tables (incremental = full on a "
+                                           "sample, ROLL-1 drift) on their hourly sweep condition")),
         ],
     )

@@ -13,6 +13,7 @@ from crm_pipelines.defs.run_tags import KIND_TAG, SWEEP
 from crm_pipelines.defs.sync.busy import busy_connections, chain_in_progress
 from crm_pipelines.defs.sync.sync_job import SYNC_JOB
 from crm_pipelines.extract.runner import INCREMENTAL
+from crm_pipelines.rules_doc import with_rule_refs
 from crm_pipelines.settings import Settings
 from crm_pipelines.state.cursors import get_cursor
 
@@ -26,10 +27,11 @@ def build_sweep_schedule(partitions: dg.PartitionsDefinition, settings: Settings
 
     @dg.schedule(name=SWEEP_SCHEDULE, cron_schedule=SWEEP_CRON, job_name=SYNC_JOB,
                  default_status=dg.DefaultScheduleStatus.RUNNING,
-                 description="Hourly at :17, the sweep: sync_job on today's partition, which catches what the "
-                             "change sensor cannot see (deletions and archived records, DEL-1..3) and resends the "
-                             "refused writes whose retry came due (OPS-6). Skips while a connection is not imported "
-                             "yet or is being imported, or while a sync run is in progress")
+                 description=with_rule_refs(
+                     "Hourly at :17, the sweep: sync_job on today's partition, which catches what the change sensor "
+                     "cannot see (deletions and archived records, DEL-1..3) and resends the refused writes whose retry "
+                     "came due (OPS-6). Skips while a connection is not imported yet or is being imported, or while a "
+                     "sync run is in progress"))
     def sweep(context: dg.ScheduleEvaluationContext, state: StateDatabase) -> dg.RunRequest | dg.SkipReason:
         engine = state.engine()
         missing = sorted({c for c, o in objects if get_cursor(engine, c, o, INCREMENTAL) is None})

@@ -11,6 +11,7 @@ import dagster as dg
 from crm_pipelines.defs.extract.sensors import polled_objects
 from crm_pipelines.defs.run_tags import CHAIN_TAG, SYNC_RUN_TAGS, connection_tags
 from crm_pipelines.defs.sync.chain import sync_chain
+from crm_pipelines.rules_doc import with_rule_refs
 from crm_pipelines.settings import Settings
 
 SYNC_JOB = "sync_job"
@@ -25,7 +26,8 @@ def build_sync_job(settings: Settings, partitions: dg.PartitionsDefinition) -> d
     return dg.define_asset_job(
         SYNC_JOB, selection=selection | dg.AssetSelection.checks(*checks), partitions_def=partitions,
         tags={**SYNC_RUN_TAGS, CHAIN_TAG: "true", **connection_tags(crms)},
-        description="The whole sync for every enabled connection (OPS-1): the day's extracts with their deletion "
-                    "sweeps (DEL-1..3), unified, the plans (OPS-5) and the writes, with the retries that came due "
-                    "(OPS-6). Pick today's partition; run it once every connection's bulk import is done.",
+        description=with_rule_refs(
+            "The whole sync for every enabled connection (OPS-1): the day's extracts with their deletion sweeps "
+            "(DEL-1..3), unified, the plans (OPS-5) and the writes, with the retries that came due (OPS-6). Pick "
+            "today's partition; run it once every connection's bulk import is done."),
     )

@@ -20,6 +20,7 @@ from crm_pipelines.defs.unified.mirrors import transform_settings
 from crm_pipelines.defs.unified.stored_checks import stored_checks
 from crm_pipelines.defs.unified.update import update_unified
 from crm_pipelines.extract.catalog import EXTRACTED
+from crm_pipelines.rules_doc import with_rule_refs
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import unified
 from crm_pipelines.transform import checks
@@ -139,14 +140,13 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
     stored = state_kind(settings)
     specs = [
         dg.AssetSpec(key, deps=deps, group_name="unified", kinds={"pandas", *stored}, tags=reads_tags(crms),
-                     description=f"{text}\n\n{source}")
+                     description=with_rule_refs(f"{text}\n\n{source}"))
         for key, text in descriptions.items()
     ]
     check_specs = [
-        dg.AssetCheckSpec(DUPLICATE_EMAILS, asset=CONTACTS, description=DESCRIPTIONS[DUPLICATE_EMAILS]),
-        dg.AssetCheckSpec(NO_VALID_EMAIL, asset=CONTACTS, description=DESCRIPTIONS[NO_VALID_EMAIL]),
-        dg.AssetCheckSpec(UNMAPPED_STAGES, asset=DEALS, description=DESCRIPTIONS[UNMAPPED_STAGES]),
-        dg.AssetCheckSpec(FAILED_NORMALIZATION, asset=FIELDS, description=DESCRIPTIONS[FAILED_NORMALIZATION]),
+        dg.AssetCheckSpec(name, asset=asset, description=with_rule_refs(DESCRIPTIONS[name]))
+        for name, asset in ((DUPLICATE_EMAILS, CONTACTS), (NO_VALID_EMAIL, CONTACTS), (UNMAPPED_STAGES, DEALS),
+                            (FAILED_NORMALIZATION, FIELDS))
     ]
 
     @dg.multi_asset(specs=specs, check_specs=check_specs, name="unified_transform")

@@ -12,6 +12,7 @@ from crm_pipelines.defs.resources import StateDatabase
 from crm_pipelines.defs.unified.check_texts import ROLLUP_DRIFT as ROLLUP_DRIFT_TEXT
 from crm_pipelines.defs.unified.check_texts import TODO
 from crm_pipelines.defs.unified.sweep import SWEEP
+from crm_pipelines.rules_doc import with_rule_refs
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.transform.rollup_check import FIGURES, ROLLUP_DRIFT, rollup_drift
 
@@ -26,7 +27,8 @@ def hubspot_rollups(engine) -> pd.DataFrame:
 
 
 def build_rollup_drift_check(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name=ROLLUP_DRIFT, automation_condition=SWEEP, description=ROLLUP_DRIFT_TEXT)
+    @dg.asset_check(asset=asset, name=ROLLUP_DRIFT, automation_condition=SWEEP,
+                    description=with_rule_refs(ROLLUP_DRIFT_TEXT))
     def hubspot_rollups_match(state: StateDatabase) -> dg.AssetCheckResult:
         engine = state.engine()
         outcome = rollup_drift(unified.read(engine, "contact_rollups"), hubspot_rollups(engine))

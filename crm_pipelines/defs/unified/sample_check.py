@@ -13,6 +13,7 @@ from crm_pipelines.defs.unified.check_texts import SAMPLE_CHECK, TODO
 from crm_pipelines.defs.unified.mirrors import transform_settings
 from crm_pipelines.defs.unified.sweep import SWEEP
 from crm_pipelines.defs.unified.update import verify_sample
+from crm_pipelines.rules_doc import with_rule_refs
 
 INCREMENTAL_EQUALS_FULL = "incremental_equals_full"
 
@@ -22,7 +23,8 @@ class SampleConfig(dg.Config):
 
 
 def build_sample_check(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name=INCREMENTAL_EQUALS_FULL, automation_condition=SWEEP, description=SAMPLE_CHECK)
+    @dg.asset_check(asset=asset, name=INCREMENTAL_EQUALS_FULL, automation_condition=SWEEP,
+                    description=with_rule_refs(SAMPLE_CHECK))
     def incremental_equals_full(config: SampleConfig, state: StateDatabase,
                                 crm_settings: CrmSettings) -> dg.AssetCheckResult:
         engine = state.engine()

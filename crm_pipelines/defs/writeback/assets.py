@@ -39,6 +39,7 @@ from crm_pipelines.defs.writeback.plan_tables import (
     update_samples_markdown,
 )
 from crm_pipelines.defs.writeback.stored_plan import stored_plans, update_plans
+from crm_pipelines.rules_doc import with_rule_refs
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store
 from crm_pipelines.state.api_usage import budget_metadata
@@ -217,7 +218,8 @@ def build_plan_assets(settings: Settings | None = None) -> dg.AssetsDefinition:
     stored = state_kind(settings)
     specs = [
         dg.AssetSpec(key, deps=[CONTACTS, COMPANIES, DEALS, FIELDS, ASSOCIATIONS], group_name="writeback",
-                     kinds={crm, "pandas", *stored}, tags={WRITES_TAG: crm}, description=plan_description(crm))
+                     kinds={crm, "pandas", *stored}, tags={WRITES_TAG: crm},
+                     description=with_rule_refs(plan_description(crm)))
         for crm, key in PLANS.items()
     ]
 
@@ -225,8 +227,8 @@ def build_plan_assets(settings: Settings | None = None) -> dg.AssetsDefinition:
         spec
         for crm, key in PLANS.items()
         for spec in (
-            dg.AssetCheckSpec(CONFLICTS, asset=key, description=conflicts_description(crm)),
-            dg.AssetCheckSpec(WITHIN_BUDGET, asset=key, description=budget_description(crm)),
+            dg.AssetCheckSpec(CONFLICTS, asset=key, description=with_rule_refs(conflicts_description(crm))),
+            dg.AssetCheckSpec(WITHIN_BUDGET, asset=key, description=with_rule_refs(budget_description(crm))),
         )
     ]
 

@@ -15,6 +15,7 @@ from crm_pipelines.defs.unified.labels import WRITES_TAG, state_kind
 from crm_pipelines.defs.unified.markdown import markdown_table, secret_values, shown_of
 from crm_pipelines.defs.writeback.assets import PLANS
 from crm_pipelines.defs.writeback.write_run import OUTCOMES, WriteReport, write_target
+from crm_pipelines.rules_doc import with_rule_refs
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import outbox
 from crm_pipelines.state.api_usage import budget_metadata
@@ -100,8 +101,9 @@ def _write_asset(crm: str, settings: Settings | None) -> dg.AssetsDefinition:
     @dg.asset(key=key, deps=[PLANS[crm]], group_name="writeback", kinds={crm, *state_kind(settings)},
               tags={WRITES_TAG: crm},
               pool=f"{crm}_api",  # never two runs writing to one connection at once, nor beside its extract
-              description=write_description(crm),
-              check_specs=[dg.AssetCheckSpec(FAILED_WRITES, asset=key, description=failed_writes_description(crm))])
+              description=with_rule_refs(write_description(crm)),
+              check_specs=[dg.AssetCheckSpec(FAILED_WRITES, asset=key,
+                                             description=with_rule_refs(failed_writes_description(crm)))])
     def writes(context: dg.AssetExecutionContext, state: StateDatabase, crm_settings: CrmSettings,
                crm_connections: CrmConnections):
         settings = crm_settings.settings
