@@ -2,8 +2,13 @@
 
 One command: the sandboxes on the demo's ports and data directory (not regenerated), then ``dagster dev`` on the
 demo's instance and settings. Ctrl-C stops both. ``dagster dev`` runs in a session of its own and is stopped
-with its whole process group (webserver, daemon, code servers): SIGTERM, then SIGKILL after ``STOP_S``, because
-it has been seen to ignore SIGINT and SIGTERM for over a minute.
+with its whole process group (webserver, daemon, code servers): SIGTERM, then SIGKILL after ``STOP_S`` as a last
+resort.
+
+Why ``dagster dev`` ignored SIGINT and SIGTERM (issue 15): a process started with SIGINT ignored (a shell's
+background job, ``nohup``-style launchers, some CI runners) passes that on to its children, and ``dagster dev``
+copies SIGINT's disposition to SIGTERM (``dagster._utils.interrupts.setup_interrupt_handlers``), so it then ignores
+both. ``start_dagster_dev`` gives it SIGINT at its default, as a terminal would.
 """
 
 from __future__ import annotations
@@ -73,15 +78,26 @@ def serve_ui(demo_dir: Path) -> None:
                                 extra=tuple(_port_args(state)), stderr=log):  # fmt: skip
         click.echo(f"Sandboxes up on ports {', '.join(map(str, state['ports'].values()))}; starting the Dagster UI on "
                    f"http://127.0.0.1:{UI_PORT} (Ctrl-C stops both) …")  # fmt: skip
-        ui = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
-                               "-p", str(UI_PORT)], env={**os.environ, **_environment(state)},
-                              start_new_session=True)  # fmt: skip
+        ui = start_dagster_dev(["-w", str(REPO / "workspace.yaml"), "-p", str(UI_PORT)],
+                               env={**os.environ, **_environment(state)})
         try:
             ui.wait()
         except KeyboardInterrupt:
             pass
         finally:
             _stop(ui)
+
+
+def start_dagster_dev(args: list[str], **popen: object) -> subprocess.Popen:
+    """``dagster dev ARGS`` in a session of its own, with SIGINT at its default whatever this process inherited,
+    so that SIGINT and SIGTERM stop it (the module docstring says why they otherwise may not)."""
+    return subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", *args], start_new_session=True,
+                            preexec_fn=_default_sigint, **popen)  # type: ignore[arg-type]
+
+
+def _default_sigint() -> None:
+    # runs in the child between fork and exec (Popen's preexec_fn): one sigaction and nothing else
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _interrupt(*_: object) -> None:
