@@ -66,8 +66,10 @@ def plan_lines(engine: Engine) -> list[str]:
                      f"{updates:,} field updates, {findings:,} findings")  # fmt: skip
         for row in plan_store.head(engine, crm, "creates", 1).to_dict("records"):
             kind = f" as {row['object_type']}" if row.get("object_type") else ""
+            source = str(row.get("source_id"))
+            source = repr(source) if " " in source else source  # a pipeline is named by its label
             lines.append(f"      create {row.get('object')}{kind}: {LABELS.get(str(row.get('source_crm')), '')} "
-                         f"{row.get('source_id')} → a new {label} record")  # fmt: skip
+                         f"{source} → a new {label} record")  # fmt: skip
         for row in plan_store.head(engine, crm, "updates", 2).to_dict("records"):  # two examples each
             lines.append(f"      {row.get('kind')} {row.get('record_id')} {row.get('field')}: "
                          f"{_text(row.get('old'))} → {_text(row.get('new'))} ({row.get('decided_by')})")  # fmt: skip
