@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -88,11 +89,11 @@ def serve_ui(demo_dir: Path) -> None:
             _stop(ui)
 
 
-def start_dagster_dev(args: list[str], **popen: object) -> subprocess.Popen:
+def start_dagster_dev(args: list[str], **popen: Any) -> subprocess.Popen:
     """``dagster dev ARGS`` in a session of its own, with SIGINT at its default whatever this process inherited,
     so that SIGINT and SIGTERM stop it (the module docstring says why they otherwise may not)."""
     return subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", *args], start_new_session=True,
-                            preexec_fn=_default_sigint, **popen)  # type: ignore[arg-type]
+                            preexec_fn=_default_sigint, **popen)
 
 
 def _default_sigint() -> None:

@@ -155,21 +155,28 @@ def test_every_settings_key_the_doc_names_exists() -> None:
 
 
 @pytest.fixture(scope="module")
-def definitions() -> dict[str, set]:
-    """The names the project's Definitions hold, loaded with the default settings (every connection enabled),
-    as `test_dagster_instance.py` loads them."""
+def loaded() -> tuple[dg.Definitions, Any]:
+    """The project's Definitions and asset graph, loaded with the default settings (every connection enabled), as
+    `test_dagster_instance.py` loads them, and without CRM_PIPELINES_RULES_URL (descriptions cite the doc's path)."""
     from crm_pipelines.definitions import defs
 
     with pytest.MonkeyPatch.context() as env:
         env.delenv(SETTINGS_ENV, raising=False)
-        loaded = defs()
-        graph = loaded.resolve_asset_graph()
+        env.delenv(RULES_URL_ENV, raising=False)
+        found = defs()
+        return found, found.resolve_asset_graph()
+
+
+@pytest.fixture(scope="module")
+def definitions(loaded: tuple[dg.Definitions, Any]) -> dict[str, set]:
+    """The names the project's Definitions hold."""
+    found, graph = loaded
     return {
         "asset": {"/".join(k.path) for k in graph.get_all_asset_keys()},
         "check": {("/".join(k.asset_key.path), k.name) for k in graph.asset_check_keys},
-        "job": {j.name for j in loaded.resolve_all_job_defs()},
-        "sensor": {s.name for s in loaded.sensors or []},
-        "schedule": {s.name for s in loaded.schedules or []},
+        "job": {j.name for j in found.resolve_all_job_defs()},
+        "sensor": {s.name for s in found.sensors or []},
+        "schedule": {s.name for s in found.schedules or []},
     }
 
 
@@ -255,28 +262,21 @@ def test_dagster_definitions_fixture_sees_the_sync(definitions: dict[str, set]) 
     assert dg.AssetKey(["writeback", "hubspot_plan"]).to_user_string() in definitions["asset"]
 
 
-def _descriptions() -> dict[str, str]:
+def _descriptions(found: dg.Definitions, graph: Any) -> dict[str, str]:
     """Every description the Dagster UI shows: assets, checks, jobs, sensors, schedules."""
-    from crm_pipelines.definitions import defs
-
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv(SETTINGS_ENV, raising=False)
-        env.delenv(RULES_URL_ENV, raising=False)
-        loaded = defs()
-        graph = loaded.resolve_asset_graph()
-        out = {f"asset {key.to_user_string()}": graph.get(key).description or "" for key in graph.get_all_asset_keys()}
-        for key in graph.asset_check_keys:
-            out[f"check {key.name} on {key.asset_key.to_user_string()}"] = graph.get(key).description or ""
-        out |= {f"job {job.name}": job.description or "" for job in loaded.resolve_all_job_defs()}
-        out |= {f"sensor {s.name}": s.description or "" for s in loaded.sensors or []}
-        out |= {f"schedule {s.name}": s.description or "" for s in loaded.schedules or []}
+    out = {f"asset {key.to_user_string()}": graph.get(key).description or "" for key in graph.get_all_asset_keys()}
+    for key in graph.asset_check_keys:
+        out[f"check {key.name} on {key.asset_key.to_user_string()}"] = graph.get(key).description or ""
+    out |= {f"job {job.name}": job.description or "" for job in found.resolve_all_job_defs()}
+    out |= {f"sensor {s.name}": s.description or "" for s in found.sensors or []}
+    out |= {f"schedule {s.name}": s.description or "" for s in found.schedules or []}
     return out
 
 
-def test_every_rule_a_dagster_description_cites_points_at_its_section() -> None:
+def test_every_rule_a_dagster_description_cites_points_at_its_section(loaded: tuple[dg.Definitions, Any]) -> None:
     """Issue 15: a description that cites a rule (CON-2, OPS-7, ...) says where it is explained: each cited rule's
     anchor in docs/RULES.md, which has that section."""
-    described = _descriptions()
+    described = _descriptions(*loaded)
     assert len(described) > 40 and sum(bool(cited_rules(t)) for t in described.values()) > 20
     unlinked = {
         name: sorted(rule for rule in cited_rules(text) if f"#{anchor(rule)}" not in text or rule not in SECTIONS)

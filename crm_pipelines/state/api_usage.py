@@ -128,7 +128,7 @@ def budget_metadata(engine: Engine, connection: str, limit: int | None) -> dict[
     keys). Without a limit only a text says none is set; the calls are counted either way and shown by
     ``crm-pipelines usage``."""
     if limit is None:
-        return {"api_call_limit_24h": f"none set: add connections.{connection}.api_call_limit to count and cap "
-                                      "calls (OPS-2)"}  # fmt: skip
+        return {"api_call_limit_24h": f"none set: add connections.{connection}.api_call_limit to cap calls; "
+                                      "`crm-pipelines usage` shows those counted (OPS-2)"}  # fmt: skip
     used = SqlCallLedger(engine).used(connection, time.time())
     return {"api_calls_used_24h": used, "api_calls_budget_24h": limit, "api_calls_left_24h": max(limit - used, 0)}
