@@ -16,12 +16,15 @@ from typing import Any
 
 import yaml
 
+from crm_pipelines.defs.run_tags import ONE_CHAIN_AT_A_TIME
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_DAGSTER_YAML = REPO / "dagster.yaml"
 PG_VARIABLES = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
 # what the project's dagster.yaml holds besides storage, for an installed package without the repository
-FALLBACK = {"telemetry": {"enabled": False}, "concurrency": {"pools": {"default_limit": 1}},
-            "run_queue": {"dequeue_interval_seconds": 1}}  # fmt: skip
+FALLBACK = {"telemetry": {"enabled": False}, "run_queue": {"dequeue_interval_seconds": 1},
+            "concurrency": {"pools": {"default_limit": 1},
+                            "runs": {"tag_concurrency_limits": [ONE_CHAIN_AT_A_TIME]}}}  # fmt: skip
 HEADER = """\
 # Written by `crm-pipelines demo` from the project's dagster.yaml (rewritten on every demo run).
 # Storage: {storage}.

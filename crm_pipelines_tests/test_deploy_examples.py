@@ -34,6 +34,7 @@ from dagster_k8s.executor import K8sStepHandler
 from dagster_postgres import PostgresRunStorage
 from kubernetes.config import incluster_config
 
+from crm_pipelines.defs.sync.busy import chains_wait_their_turn
 from crm_pipelines.defs.sync.change_sensor import IN_PROCESS
 from crm_pipelines.executors import EXECUTOR_ENV, step_executor
 from crm_pipelines_tests.conftest import REPO_ROOT
@@ -126,8 +127,8 @@ def test_each_example_instance_loads_its_run_launcher_queue_pools_and_monitoring
     example_instance: dg.DagsterInstance, request: pytest.FixtureRequest,
 ) -> None:
     """Every example keeps Dagster's storage in PostgreSQL, instantiates its run launcher, queues runs with a
-    one-second dequeue (issue 14's latency), limits every pool to one step at a time unless set otherwise
-    (`<crm>_api`, OPS-2) and frees the slots of runs whose worker died."""
+    one-second dequeue (issue 14's latency), holds a chain run until the running one ends, limits every pool to
+    one step at a time unless set otherwise (`<crm>_api`, OPS-2) and frees the slots of runs whose worker died."""
     example = request.node.callspec.params["example_instance"]
     instance = example_instance
     assert isinstance(instance.run_storage, PostgresRunStorage)
@@ -136,6 +137,7 @@ def test_each_example_instance_loads_its_run_launcher_queue_pools_and_monitoring
     assert isinstance(coordinator, QueuedRunCoordinator)
     assert coordinator.dequeue_interval_seconds == 1
     assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+    assert chains_wait_their_turn(instance)  # a chain run queued behind the running one (issue 14)
     assert instance.run_monitoring_enabled
     assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
 
@@ -244,8 +246,8 @@ def test_docker_run_containers_get_what_the_code_server_has() -> None:
 
 def test_the_helm_values_and_the_kubernetes_instance_agree() -> None:
     """values.yaml makes the chart render the instance deploy/kubernetes/dagster.yaml spells out: K8sRunLauncher
-    with the CRM secrets, the one-second queue, pools of one, run monitoring; and the user deployment runs each
-    step as a Job (CRM_PIPELINES_EXECUTOR=k8s) and hands its environment to run pods."""
+    with the CRM secrets, the one-second queue, one chain run at a time, pools of one, run monitoring; and the user
+    deployment runs each step as a Job (CRM_PIPELINES_EXECUTOR=k8s) and hands its environment to run pods."""
     values = _yaml(DEPLOY / "kubernetes" / "values.yaml")
     instance = _yaml(DEPLOY / "kubernetes" / "dagster.yaml")
     assert values["runLauncher"]["type"] == instance["run_launcher"]["class"] == "K8sRunLauncher"
@@ -256,6 +258,8 @@ def test_the_helm_values_and_the_kubernetes_instance_agree() -> None:
     assert queued["dequeueIntervalSeconds"] == instance["run_queue"]["dequeue_interval_seconds"]
     assert values["concurrency"]["enabled"]
     assert values["concurrency"]["pools"]["defaultLimit"] == instance["concurrency"]["pools"]["default_limit"]
+    runs = instance["concurrency"]["runs"]
+    assert values["concurrency"]["runs"]["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
     monitoring = values["dagsterDaemon"]["runMonitoring"]
     assert monitoring["freeSlotsAfterRunEndSeconds"] == instance["run_monitoring"]["free_slots_after_run_end_seconds"]
     deployment = values["dagster-user-deployments"]["deployments"][0]

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 KIND_TAG = "crm_pipelines/kind"
 CONNECTION_TAG = "crm_pipelines/connection"
 CHAIN_TAG = "crm_pipelines/chain"  # "true" on runs that carry unified, the plans and the writes
+# the run queue's rule that holds a chain run while another one runs (dagster.yaml's concurrency.runs)
+ONE_CHAIN_AT_A_TIME = {"key": CHAIN_TAG, "value": "true", "limit": 1}
 # Dagster's run queue and pools serve higher priorities first: a sync's steps go before the bulk import's
 # steps queued for the same connection (they wait at most for the import step in progress)
 PRIORITY_TAG = "dagster/priority"

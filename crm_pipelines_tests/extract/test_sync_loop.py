@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 
 from crm_pipelines.cli import main
 from crm_pipelines.defs.extract.backfill import bulk_import
-from crm_pipelines.defs.run_tags import INCREMENTAL_SYNC, KIND_TAG
+from crm_pipelines.defs.run_tags import CHAIN_TAG, INCREMENTAL_SYNC, KIND_TAG
 from crm_pipelines.defs.sync.run_now import ON_DEMAND, TRIGGER_TAG
 from crm_pipelines.defs.writeback.write_assets import WRITES
 from crm_pipelines.settings.load import SETTINGS_ENV
@@ -129,7 +130,7 @@ def test_issue14_edits_in_each_sandbox_reach_the_others_with_the_daemon_alone(
 ) -> None:
     """OPS-1: with the Dagster daemon alone, a first-name edit made in each sandbox's UI (HubSpot, Salesforce,
     Dynamics; one record each, CONF-2: changed on one side only) reaches the other CRMs; every run after the
-    edits was launched by a sensor and tagged an incremental sync."""
+    edits was launched by a sensor and tagged an incremental sync, and no two chain runs overlapped."""
     world = _deployed(tmp_path, three_sandboxes, pg_state_url, instance, partitions_per_run=8)
     hs_edit, sf_edit, dy_edit = _pairs(world, 3)
     log = tmp_path / "daemon.log"
@@ -154,6 +155,11 @@ def test_issue14_edits_in_each_sandbox_reach_the_others_with_the_daemon_alone(
     assert runs and all(SENSOR_TAG in r.tags for r in runs)  # the test launched none
     assert all(r.tags.get(KIND_TAG) == INCREMENTAL_SYNC for r in runs)
     assert _written_by_the_daemon(instance, edited_at)
+    # the chain's runs one at a time: a run queued while one ran started after it ended (dagster.yaml's rule)
+    chain = sorted((r.start_time, r.end_time) for r in instance.get_run_records(dg.RunsFilter(
+        created_after=edited_at, tags={CHAIN_TAG: "true"})) if r.start_time)  # fmt: skip
+    assert chain and all(end is not None for _, end in chain)
+    assert all(later[0] >= earlier[1] for earlier, later in pairwise(chain)), chain
 
 
 @pytest.mark.timeout(1200)  # the set-up, a slowed import and two arrivals on a loaded CI machine

@@ -43,8 +43,10 @@ def polled_objects(settings: Settings) -> list[tuple[str, str]]:
             for obj, partitioned in per.items() if partitioned]  # fmt: skip
 
 
-def poll_changes(settings: Settings, today: str, state: StateDatabase, crm_connections: CrmConnections) -> ChangePoll:
-    """Ask each enabled CRM what changed since each object's cursor: a count per object (``_counts``)."""
+def poll_changes(settings: Settings, today: str, state: StateDatabase, crm_connections: CrmConnections,
+                 not_before: datetime | None = None) -> ChangePoll:
+    """Ask each enabled CRM what changed since each object's cursor, or since ``not_before`` when that is later
+    (a run reading from the cursor is under way): a count per object (``_counts``)."""
     engine = state.engine()
     now = datetime.now(UTC)
     objects = polled_objects(settings)
@@ -59,7 +61,8 @@ def poll_changes(settings: Settings, today: str, state: StateDatabase, crm_conne
                 if cursor is None:
                     found.not_imported.append((crm, obj))
                 else:
-                    windows[obj] = (datetime.fromisoformat(cursor), now)
+                    start = datetime.fromisoformat(cursor)
+                    windows[obj] = (max(start, not_before) if not_before else start, now)
             if not windows:
                 continue
             async with crm_connections.client(crm, state, meter) as client:

@@ -4,8 +4,13 @@ what changed followed by ``unified``, the plans and the writes: one run launch p
 step, which is most of a change's latency. It also requests the chain alone when an extract ran outside it
 (a bulk import, a backfill, a run from the UI) and ``unified`` is older than that.
 
-Concurrency: the chain runs one at a time (its run is skipped while one is in progress; the next tick picks up
-what changed meanwhile). A CRM a bulk import is reading (``busy.py``) is kept out of the chain's run: its
+Concurrency: the chain runs one at a time. While one runs, a tick that finds changes made since it started
+queues the next one (at most one waits), and the run queue starts it when the running one ends
+(``run_tags.ONE_CHAIN_AT_A_TIME`` in dagster.yaml's ``concurrency.runs``): a change made during a run waits
+for that run's end, not for the next tick after it. On an instance without that rule the tick is skipped
+instead, and the next tick after the run picks up what changed meanwhile.
+
+A CRM a bulk import is reading (``busy.py``) is kept out of the chain's run: its
 changed objects are extracted in a run of their own, which takes the connection's pool right after the import
 step in progress (the sync's priority is higher), and nothing is written to it until the import is done, since
 its mirror is incomplete and creates would duplicate records the import has not read yet. The other CRMs never
@@ -23,7 +28,7 @@ import dagster as dg
 from crm_pipelines.defs.extract.sensors import REASON_TAG, poll_changes, polled_objects
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
 from crm_pipelines.defs.run_tags import CHAIN_TAG, SYNC_RUN_TAGS, connection_tags
-from crm_pipelines.defs.sync.busy import busy_connections, chain_in_progress
+from crm_pipelines.defs.sync.busy import busy_connections, chain_runs, chains_wait_their_turn
 from crm_pipelines.defs.sync.chain import Chain, sync_chain
 from crm_pipelines.defs.unified.assets import CONTACTS
 from crm_pipelines.rules_doc import with_rule_refs
@@ -81,7 +86,10 @@ def next_cursor(cursor: str | None, now: datetime, tick: SyncTick) -> str:
 def sync_requests(settings: Settings, chain: Chain, today: str, instance: dg.DagsterInstance,
                   state: StateDatabase, crm_connections: CrmConnections) -> SyncTick:
     """The runs one tick requests (the module's docstring says which)."""
-    found = poll_changes(settings, today, state, crm_connections)
+    runs = chain_runs(instance)
+    queue_next = runs.running_since is not None and not runs.waiting and chains_wait_their_turn(instance)
+    # while a chain runs, only what changed since it started is news: it reads the rest itself
+    found = poll_changes(settings, today, state, crm_connections, runs.running_since if queue_next else None)
     changed = any("changed" in r.tags[REASON_TAG] for r in found.requests)
     objects = polled_objects(settings)
     crms = sorted({c for c, _ in objects})
@@ -98,11 +106,14 @@ def sync_requests(settings: Settings, chain: Chain, today: str, instance: dg.Dag
                 run_key="|".join(r.run_key or "" for r in mine), asset_selection=keys, partition_key=today,
                 run_config=IN_PROCESS,
                 tags={**SYNC_RUN_TAGS, **connection_tags([crm]), REASON_TAG: _reasons(mine)}))  # fmt: skip
-    if chain_in_progress(instance):
+    if runs.waiting or (runs.running_since is not None and not queue_next):
         return SyncTick(requests, [*said, "a sync run is in progress; what changed meanwhile goes in the next one"],
                         changed)
-    ready = [r for r in found.requests if r.asset_selection and r.asset_selection[0].path[0] not in busy]
-    stale = _stale(instance, [k for keys in extracts.values() for k in keys])
+    ready = [r for r in found.requests if r.asset_selection and r.asset_selection[0].path[0] not in busy
+             # a deletion sweep that came due is the running chain's to make, unless it has changes to read too
+             and (not queue_next or "changed" in r.tags[REASON_TAG])]  # fmt: skip
+    # a running chain's extracts are newer than its unified until it gets there: not an extract outside the sync
+    stale = None if queue_next else _stale(instance, [k for keys in extracts.values() for k in keys])
     if not ready and stale is None:
         return SyncTick(requests, said, changed)
     not_imported = {c for c, _ in found.not_imported}
