@@ -96,7 +96,6 @@ def _celery() -> dg.ExecutorDefinition:
 
 
 _BUILDERS: dict[str, tuple[Callable[[], dg.ExecutorDefinition], str]] = {
-    "multiprocess": (_multiprocess, "dagster"),
     "k8s": (_k8s, "dagster-k8s"),
     "docker": (_docker, "dagster-docker"),
     "celery": (_celery, "dagster-celery"),
@@ -107,6 +106,8 @@ def step_executor(kind: str | None = None) -> dg.ExecutorDefinition:
     """The executor of ``kind`` (default ``$CRM_PIPELINES_EXECUTOR``, else ``multiprocess``). The code server and
     every run worker load the definitions, so each needs the same value in its environment."""
     kind = (kind if kind is not None else os.environ.get(EXECUTOR_ENV, "")).strip() or "multiprocess"
+    if kind == "multiprocess":
+        return _multiprocess()
     if kind not in _BUILDERS:
         raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected one of {', '.join(KINDS)}")
     build, package = _BUILDERS[kind]
