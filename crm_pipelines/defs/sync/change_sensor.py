@@ -148,7 +148,8 @@ def build_sync_sensor(settings: Settings, partitions_def: dg.PartitionsDefinitio
         description=with_rule_refs(
             "The sync loop (OPS-1): polls each CRM for changes (every extract.sensor_interval_s while changes come, "
             "extract.idle_interval_s when idle) and runs, in one run, the extracts of what changed, unified, the plans "
-            "and the writes (OPS-10: only where writes are on). Its runs are tagged crm_pipelines/kind=incremental_sync"
+            "and the writes (OPS-10: only where writes are on). What changes while such a run runs goes in the next "
+            "one, queued to start when it ends. Its runs are tagged crm_pipelines/kind=incremental_sync"
         ),
     )
     def crm_change_sensor(
