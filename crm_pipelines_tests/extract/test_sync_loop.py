@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from crm_pipelines.cli import main
 from crm_pipelines.defs.extract.backfill import bulk_import
 from crm_pipelines.defs.run_tags import CHAIN_TAG, INCREMENTAL_SYNC, KIND_TAG
+from crm_pipelines.defs.sync.busy import IN_PROGRESS
 from crm_pipelines.defs.sync.run_now import ON_DEMAND, TRIGGER_TAG
 from crm_pipelines.defs.writeback.write_assets import WRITES
 from crm_pipelines.settings.load import SETTINGS_ENV
@@ -54,12 +55,17 @@ def _daemon(home: Path, settings_path: Path, log: Path) -> subprocess.Popen:
                             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _stop(daemon: subprocess.Popen) -> None:
+def _stop(daemon: subprocess.Popen, instance: dg.DagsterInstance) -> None:
     os.killpg(daemon.pid, signal.SIGTERM)  # the daemon and the runs and code server it started
     try:
         daemon.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(daemon.pid, signal.SIGKILL)
+    # the tests share one run storage: a chain run the daemon had queued (or was running) would read as in
+    # progress in the next test, whose loop would then wait for it
+    for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS)):
+        if SENSOR_TAG in run.tags:  # the daemon's, not the test's own (an import it runs)
+            instance.report_run_canceled(run, "the test's daemon stopped")
 
 
 def _pairs(world: dict, count: int) -> list[dict[str, str]]:
@@ -150,7 +156,7 @@ def test_issue14_edits_in_each_sandbox_reach_the_others_with_the_daemon_alone(
         while time.monotonic() < started + ARRIVAL_S + 120 and not _written_by_the_daemon(instance, edited_at):
             time.sleep(2)  # the run that wrote it records its materialization as it ends
     finally:
-        _stop(daemon)
+        _stop(daemon, instance)
     runs = [r.dagster_run for r in instance.get_run_records(dg.RunsFilter(created_after=edited_at))]
     assert runs and all(SENSOR_TAG in r.tags for r in runs)  # the test launched none
     assert all(r.tags.get(KIND_TAG) == INCREMENTAL_SYNC for r in runs)
@@ -198,7 +204,7 @@ def test_issue14_a_bulk_import_of_one_crm_does_not_hold_up_the_others_sync(
         _await(world, [("dynamics", pair["dynamics"], "Unhindered")], time.monotonic() + ARRIVAL_S, log)
     finally:
         try:
-            _stop(daemon)  # first: a test timeout raised during the join below must not leave the daemon running
+            _stop(daemon, instance)  # first: a test timeout raised during the join below must not leave it running
         finally:
             with _admin(three_sandboxes, "dynamics") as admin:
                 admin.delete("/faults")

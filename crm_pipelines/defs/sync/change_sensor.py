@@ -84,10 +84,13 @@ def next_cursor(cursor: str | None, now: datetime, tick: SyncTick) -> str:
 
 
 def sync_requests(settings: Settings, chain: Chain, today: str, instance: dg.DagsterInstance,
-                  state: StateDatabase, crm_connections: CrmConnections) -> SyncTick:
-    """The runs one tick requests (the module's docstring says which)."""
+                  state: StateDatabase, crm_connections: CrmConnections, queued: bool = True) -> SyncTick:
+    """The runs one tick requests (the module's docstring says which). ``queued``: the caller submits them to the
+    instance's run queue, as the daemon does; a caller that runs them itself (``crm-pipelines sync``) gets no
+    chain run while one runs, since nothing would hold it back."""
     runs = chain_runs(instance)
-    queue_next = runs.running_since is not None and not runs.waiting and chains_wait_their_turn(instance)
+    queue_next = (queued and runs.running_since is not None and not runs.waiting
+                  and chains_wait_their_turn(instance))  # fmt: skip
     # while a chain runs, only what changed since it started is news: it reads the rest itself
     found = poll_changes(settings, today, state, crm_connections, runs.running_since if queue_next else None)
     changed = any("changed" in r.tags[REASON_TAG] for r in found.requests)

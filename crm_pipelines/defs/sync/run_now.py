@@ -44,8 +44,9 @@ def sync_once(instance: dg.DagsterInstance, settings_path: str | None,
               *build_write_assets()]  # fmt: skip
     today = daily_partitions(settings.extract).get_last_partition_key()
     done = SyncPass()
+    # its runs execute here, outside the run queue: no chain run beside one in progress
     tick = sync_requests(settings, sync_chain(settings), today, instance, resources["state"],
-                         resources["crm_connections"])  # fmt: skip
+                         resources["crm_connections"], queued=False)  # fmt: skip
     for line in tick.said:
         say(line)
     if not tick.requests:
