@@ -26,6 +26,7 @@ from crm_pipelines.defs.sync.change_sensor import sync_requests
 from crm_pipelines.defs.unified.assets import build_unified_assets
 from crm_pipelines.defs.writeback.assets import build_plan_assets
 from crm_pipelines.defs.writeback.write_assets import build_write_assets
+from crm_pipelines.demo_instance import FALLBACK, instance_config
 from crm_pipelines.settings import load_settings
 from crm_pipelines.state import mirror
 from crm_pipelines_tests.extract.conftest import dagster_instance
@@ -67,8 +68,6 @@ def _queue_rules(config: dict) -> dict:
 def test_the_projects_instances_hold_a_chain_run_until_the_running_one_ends(tmp_path: Path) -> None:
     """The repo's dagster.yaml and the demo's instance hold a second chain run in the queue; an instance
     without that rule does not, and there the loop keeps to skipping its ticks while a chain runs."""
-    from crm_pipelines.demo_instance import FALLBACK, instance_config
-
     for config in (yaml.safe_load((REPO / "dagster.yaml").read_text()), instance_config({}), FALLBACK):
         with dg.instance_for_test(overrides=_queue_rules(config)) as inst:
             assert chains_wait_their_turn(inst)
