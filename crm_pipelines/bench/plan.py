@@ -3,19 +3,20 @@ unified`` loads it, each plan run through Dagster in a spawned process, as a run
 
 - ``initial_plan_s``: the plans right after the bulk import and a full ``unified``: a first sync, where
   everything unmatched is to be created;
-- ``incremental_plan_s``: the plans after 1,000 records are edited across the CRMs and carried into
-  ``unified`` as the daemon does it (``bench unified``'s incremental step): the stored plan brought up to
-  date incrementally, as the automation runs it (``incremental_plan_mode``; ``incremental_identities_replanned``
-  of ``identities``, ``incremental_stored_rows_written``);
+- ``incremental_plan_s``: the plans after 1,000 records are edited across the CRMs, as the sync loop makes
+  them: in the change sensor's run, right after the extracts of what changed and ``unified`` (``bench
+  unified``'s incremental step), the stored plan brought up to date incrementally (``incremental_plan_mode``;
+  ``incremental_identities_replanned`` of ``identities``, ``incremental_stored_rows_written``): the plan step's
+  time in that run;
 - ``planned_writes``: records the initial plans write (a record's updates are one write);
 - ``api_calls_planned``: the calls the plans say their execution takes (each API's batch per object and
   action, ``sync/calls.py``); ``api_calls_min``: records to write per CRM / that API's batch size (a
   pipeline is one call), the bound no batching can beat; ``api_calls_ratio`` = planned / min;
 - ``peak_rss_mb``: the largest plan run process; ``full_unified_peak_rss_mb``: the full ``unified`` run's;
-- where a plan run's time goes: ``incremental_plan_update_s``, the incremental plan's own work (bringing the
-  stored plan up to date, ``stored_plan.update_plans``), and ``plan_run_floor_s``, a plan run right after it,
-  when nothing changed: what every plan run costs besides the plan (Dagster's run and its events, the
-  materializations' metadata from the stored counts).
+- where the plan step's time goes: ``incremental_plan_update_s``, the incremental plan's own work (bringing
+  the stored plan up to date, ``stored_plan.update_plans``); and ``plan_run_floor_s``, a plan run of its own
+  right after it, when nothing changed: what a run of the plans alone costs besides the plan (Dagster's run
+  and its events, the materializations' metadata from the stored counts).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from typing import Any
 import dagster as dg
 
 from crm_pipelines.bench.memory import peak_rss_mb
-from crm_pipelines.bench.unified import _unified_run, edit_and_sync, imported
+from crm_pipelines.bench.unified import _unified_run, edit_and_sync, imported, plan_figures
 from crm_pipelines.dagster_events import batch_partition_events
 from crm_pipelines.defs.resources import build_resources
-from crm_pipelines.defs.writeback.assets import PLANS, build_plan_assets
+from crm_pipelines.defs.writeback.assets import build_plan_assets
 from crm_pipelines.settings import load_settings
 from crm_pipelines.sync.calls import BATCH
 
@@ -51,15 +52,7 @@ def _plan_run(settings_path: str, home: str | None) -> dict[str, Any]:
         raise RuntimeError("the plan run failed")
     seconds = time.perf_counter() - started
     events = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    per_crm = {}
-    hubspot = events[PLANS["hubspot"]]
-    plan = {"mode": hubspot["plan_mode"].value, "replanned": hubspot["identities_replanned_total"].value,
-            "rows_written": hubspot["stored_rows_written"].value, "parts_s": hubspot["plan_seconds"].value}
-    for crm, key in PLANS.items():
-        meta = events[key]
-        per_crm[crm] = {"writes": meta["planned_writes"].value, "unbatched": meta["unbatched_writes"].value,
-                        "calls": meta["api_calls_planned"].value}
-    return {"seconds": seconds, "per_crm": per_crm, "plan": plan, "peak_rss_mb": peak_rss_mb()}
+    return {"seconds": seconds, **plan_figures(events), "peak_rss_mb": peak_rss_mb()}
 
 
 def _calls_min(crm: str, writes: int, unbatched: int) -> int:
@@ -73,11 +66,11 @@ def run_plan_bench(scale: int, seed: int, database_url: str | None) -> dict[str,
             full = pool.submit(_unified_run, state.settings_path, state.home, True).result()
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             initial = pool.submit(_plan_run, state.settings_path, state.home).result()
-        synced = edit_and_sync(state, seed)
-        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-            incremental = pool.submit(_plan_run, state.settings_path, state.home).result()
+        synced = edit_and_sync(state, seed, plans=True)
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             unchanged = pool.submit(_plan_run, state.settings_path, state.home).result()
+    incremental = synced.plans
+    assert incremental is not None
     if unchanged["plan"]["mode"] != "unchanged":
         raise RuntimeError(f"a plan run right after another replanned: {unchanged['plan']}")
     per_crm = initial["per_crm"]
@@ -89,7 +82,7 @@ def run_plan_bench(scale: int, seed: int, database_url: str | None) -> dict[str,
         "full_unified_s": round(full["seconds"], 2),
         "initial_plan_s": round(initial["seconds"], 2),
         "full_unified_peak_rss_mb": full["peak_rss_mb"],  # issue 11's figure, measured on the way
-        # from the change sensor's tick to the end of the ``unified`` run (``bench unified``'s incremental_s)
+        # from the change sensor's tick to the end of its run's ``unified`` step (``bench unified``'s incremental_s)
         "incremental_unified_s": round(synced.seconds, 2),
         "incremental_extract_s": round(synced.extract_s, 2),
         "incremental_plan_s": round(incremental["seconds"], 2),
@@ -108,7 +101,7 @@ def run_plan_bench(scale: int, seed: int, database_url: str | None) -> dict[str,
         "incremental_stored_rows_written": incremental["plan"]["rows_written"],
         "initial_plan_parts_s": initial["plan"]["parts_s"],
         "incremental_plan_parts_s": incremental["plan"]["parts_s"],
-        "peak_rss_mb": max(initial["peak_rss_mb"], incremental["peak_rss_mb"]),
+        "peak_rss_mb": max(initial["peak_rss_mb"], synced.unified["peak_rss_mb"]),
         "backend": "postgresql" if state.state_url.startswith("postgresql") else "sqlite",
     }
 

@@ -6,12 +6,15 @@ the sandboxes' rate limits lifted (the connectors still pace themselves at the p
 
 - ``full_s``: one full ``unified`` run (``full: true``) from the stored mirror: read, transform, write;
 - ``incremental_s``: after 1,000 records are edited in the sandboxes' UIs (about a third per CRM), the
-  change sensor's tick, the extract runs it requests (side by side, as the daemon launches them: each CRM
-  has its own pool), and the ``unified`` run the automation launches then, from the tick to the end of
-  that run, in run workers started beforehand; ``run_start_s``: what starting one cold costs (Python and
-  the imports a run needs), which the daemon's default run launcher adds per run;
+  change sensor's tick and the run it requests, as the sync loop runs it (``defs/sync/change_sensor.py``):
+  one run, its steps in the run's process, with the extracts of what changed (``incremental_extract_s``
+  from the tick to their end, ``extract_steps``: one per CRM) and ``unified`` after them, from the tick to
+  the end of the ``unified`` step (the loop's run goes on with the plans and the writes, which ``bench
+  plan`` and ``bench writeback`` measure), in a run worker started beforehand; ``run_start_s``: what
+  starting one cold costs (Python and the imports a run needs), which the daemon's default run launcher
+  adds per run;
 - ``changed_rows``: the result rows that incremental run wrote (deleted + inserted);
-- ``peak_rss_mb``: the largest ``unified`` run process;
+- ``peak_rss_mb``: the largest run process (the full ``unified`` run, the incremental run);
 - ``incremental_parts_s``: where the incremental run's time went (reading the delta, the transform with
   its reads of the stored result, the writes); ``stored_rows_read``/``stored_read_rounds``: how much of the
   stored result it read, in how many rounds (``defs/unified/stored_result.py``).
@@ -51,7 +54,7 @@ from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
-from crm_pipelines.defs.unified.assets import build_unified_assets
+from crm_pipelines.defs.unified.assets import CONTACTS, build_unified_assets
 from crm_pipelines.sandbox.launch import running_sandboxes
 from crm_pipelines.sandbox.universe import TIME_RANGE
 from crm_pipelines.settings import load_settings
@@ -219,29 +222,96 @@ def imported(scale: int, seed: int, database_url: str | None) -> Iterator[Import
 
 @dataclass
 class Synced:
-    """1,000 edits carried into ``unified`` as the daemon runs it."""
+    """1,000 edits carried into ``unified`` (and the plans, when asked) as the sync loop runs them."""
 
     edited: dict[str, int]
-    extract_runs: int
-    extract_s: float
-    unified: dict[str, Any]  # ``_unified_run``'s figures
-    seconds: float  # from the sensor's tick to the end of the ``unified`` run
+    extract_steps: int  # the CRMs whose extracts the tick's run made (one step each)
+    extract_s: float  # from the tick to the last extract's end
+    unified: dict[str, Any]  # the ``unified`` step's figures (``_chain_run``)
+    seconds: float  # from the sensor's tick to the end of the ``unified`` step
+    plans: dict[str, Any] | None = None  # the plan step's figures, when the run made the plans
 
 
-def edit_and_sync(state: Imported, seed: int) -> Synced:
-    """Edits in the sandboxes' UIs, then the daemon's sequence in run workers started after them (as before
-    a tick; the workers' start also gives the edits the seconds HubSpot's search takes to see them): the
-    sensor's tick, its runs (side by side: each CRM has its own pool), then the ``unified`` run their
-    materializations request."""
+def _step_ends(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """When each step of the run succeeded (the event log's time, seconds since the epoch)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records
+    return {r.event_log_entry.step_key or "": r.event_log_entry.timestamp for r in records}
+
+
+def _chain_run(settings_path: str, home: str | None, plans: bool) -> dict[str, Any]:
+    """The change sensor's tick and the run it requests, as the daemon runs them (``defs/sync/change_sensor``):
+    ONE run, in the run worker's process, with the extracts of what changed, ``unified`` and the rest of the
+    chain; here the chain stops after ``unified`` (``plans``: after the plans), since a bench makes no writes.
+    The run keeps one connection to Dagster's storage, as the project's executor does for the loop's runs."""
+    from crm_pipelines.defs.sync.chain import sync_chain
+    from crm_pipelines.defs.sync.change_sensor import sync_requests
+    from crm_pipelines.defs.writeback.assets import build_plan_assets
+    from crm_pipelines.executors import hold_storage_connection
+
+    batch_partition_events()
+    settings = load_settings(Path(settings_path))
+    resources = build_resources(settings, settings_path, state_url=settings.state_database_url)
+    extract_defs = build_extract_assets(settings)
+    unified_def, plan_def = build_unified_assets(settings), build_plan_assets()
+    extract_keys = {k for a in extract_defs for k in a.keys}
+    kept = {*unified_def.keys, *(plan_def.keys if plans else ())}
+    started_at = time.time()
+    with dg.DagsterInstance.from_config(home) if home else dg.DagsterInstance.ephemeral() as instance:
+        today = daily_partitions(settings.extract).get_last_partition_key()
+        tick = sync_requests(settings, sync_chain(settings), today, instance, resources["state"],
+                             resources["crm_connections"], queued=False)  # fmt: skip
+        (request,) = tick.requests  # nothing is busy: one chain run with the extracts of what changed
+        extracts = [k for k in request.asset_selection or [] if k in extract_keys]
+        selection = [*extracts, *(k for k in request.asset_selection or [] if k in kept)]
+        hold_storage_connection(instance)
+        result = dg.materialize([*extract_defs, unified_def, plan_def], selection=selection,
+                                partition_key=request.partition_key, instance=instance, resources=resources,
+                                tags={**request.tags, "crm_pipelines/kind": "bench"})  # fmt: skip
+        if not result.success:
+            raise RuntimeError("the chain run failed")
+        ends = _step_ends(instance, result.run_id)
+    meta = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    unified_meta = meta[CONTACTS]
+    unified_end = ends["unified_transform"]
+    figures = {
+        "extracts": len(extracts),
+        "extract_s": max(t for k, t in ends.items() if k.endswith("_extract")) - started_at,
+        "seconds": unified_end - started_at,
+        "mode": unified_meta["mode"].value,
+        "rows_written": unified_meta["rows_written"].value,
+        "mirror_rows_read": unified_meta["mirror_rows_read"].value,
+        "parts": {k: unified_meta[k].value for k in ("read_s", "transform_s", "write_s") if k in unified_meta},
+        "stored_rows_read": unified_meta["stored_rows_read"].value if "stored_rows_read" in unified_meta else None,
+        "stored_read_rounds": (unified_meta["stored_read_rounds"].value
+                               if "stored_read_rounds" in unified_meta else None),
+        "peak_rss_mb": peak_rss_mb(),
+    }  # fmt: skip
+    if plans:
+        figures["plans"] = {"seconds": ends["writeback_plans"] - unified_end, **plan_figures(meta)}
+    return figures
+
+
+def plan_figures(meta: dict[dg.AssetKey, Any]) -> dict[str, Any]:
+    """What the plan step's materializations say: its mode and work, and each CRM's writes and calls."""
+    from crm_pipelines.defs.writeback.assets import PLANS
+
+    hubspot = meta[PLANS["hubspot"]]
+    return {
+        "plan": {"mode": hubspot["plan_mode"].value, "replanned": hubspot["identities_replanned_total"].value,
+                 "rows_written": hubspot["stored_rows_written"].value, "parts_s": hubspot["plan_seconds"].value},
+        "per_crm": {crm: {"writes": meta[key]["planned_writes"].value, "unbatched": meta[key]["unbatched_writes"].value,
+                          "calls": meta[key]["api_calls_planned"].value} for crm, key in PLANS.items()},
+    }  # fmt: skip
+
+
+def edit_and_sync(state: Imported, seed: int, plans: bool = False) -> Synced:
+    """Edits in the sandboxes' UIs, then the sensor's tick and the run it requests, in a run worker started
+    after them (as before a tick; its start also gives the edits the seconds HubSpot's search takes to see
+    them)."""
     edited = _edit(state.info, state.state_url, EDITS, seed)
-    with _warm_workers(len(CRMS)) as pool:
-        started = time.perf_counter()
-        requests = pool.submit(_sensor_tick, state.settings_path, state.home).result()
-        for done in [pool.submit(_extract_run, state.settings_path, state.home, r) for r in requests]:
-            done.result()
-        extract_s = time.perf_counter() - started
-        incremental = pool.submit(_unified_run, state.settings_path, state.home, False).result()
-        return Synced(edited, len(requests), extract_s, incremental, time.perf_counter() - started)
+    with _warm_workers(1) as pool:
+        run = pool.submit(_chain_run, state.settings_path, state.home, plans).result()
+    return Synced(edited, run["extracts"], run["extract_s"], run, run["seconds"], run.get("plans"))
 
 
 def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[str, Any]:
@@ -262,9 +332,9 @@ def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[s
         "full_rows_written": full["rows_written"],
         "full_parts_s": {k: round(v, 2) for k, v in full["parts"].items()},
         "edited": edited,
-        "extract_runs": synced.extract_runs,
+        "extract_steps": synced.extract_steps,
         "incremental_extract_s": round(extract_s, 2),
-        "incremental_unified_s": round(incremental["seconds"], 2),
+        "incremental_unified_s": round(incremental_s - extract_s, 2),
         "incremental_s": round(incremental_s, 2),
         "incremental_ratio": round(incremental_s / full["seconds"], 4) if full["seconds"] else None,
         "incremental_mode": incremental["mode"],
