@@ -238,13 +238,28 @@ def _step_ends(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
     return {r.event_log_entry.step_key or "": r.event_log_entry.timestamp for r in records}
 
 
-def _chain_run(settings_path: str, home: str | None, plans: bool) -> dict[str, Any]:
-    """The change sensor's tick and the run it requests, as the daemon runs them (``defs/sync/change_sensor``):
-    ONE run, in the run worker's process, with the extracts of what changed, ``unified`` and the rest of the
-    chain; here the chain stops after ``unified`` (``plans``: after the plans), since a bench makes no writes.
-    The run keeps one connection to Dagster's storage, as the project's executor does for the loop's runs."""
+def _sync_tick(settings_path: str, home: str | None) -> tuple[list[list[str]], str | None, dict[str, str]]:
+    """The change sensor's tick (``defs/sync/change_sensor``), as the daemon evaluates it: the one run it asks
+    for (nothing is busy), with the extracts of what changed and the chain after them."""
     from crm_pipelines.defs.sync.chain import sync_chain
     from crm_pipelines.defs.sync.change_sensor import sync_requests
+
+    settings = load_settings(Path(settings_path))
+    resources = build_resources(settings, settings_path, state_url=settings.state_database_url)
+    with dg.DagsterInstance.from_config(home) if home else dg.DagsterInstance.ephemeral() as instance:
+        today = daily_partitions(settings.extract).get_last_partition_key()
+        tick = sync_requests(settings, sync_chain(settings), today, instance, resources["state"],
+                             resources["crm_connections"], queued=False)  # fmt: skip
+    (request,) = tick.requests
+    return [k.path for k in request.asset_selection or []], request.partition_key, dict(request.tags)
+
+
+def _chain_run(settings_path: str, home: str | None, request: tuple[list[list[str]], str | None, dict[str, str]],
+               started_at: float, plans: bool) -> dict[str, Any]:
+    """The run the tick asked for, as a run worker runs it: ONE run, its steps in the worker's process, keeping
+    one connection to Dagster's storage (the project's executor does both for the loop's runs), with the
+    extracts of what changed, ``unified`` and the rest of the chain; here the chain stops after ``unified``
+    (``plans``: after the plans), since a bench makes no writes. Times count from ``started_at``, the tick."""
     from crm_pipelines.defs.writeback.assets import build_plan_assets
     from crm_pipelines.executors import hold_storage_connection
 
@@ -255,18 +270,14 @@ def _chain_run(settings_path: str, home: str | None, plans: bool) -> dict[str, A
     unified_def, plan_def = build_unified_assets(settings), build_plan_assets()
     extract_keys = {k for a in extract_defs for k in a.keys}
     kept = {*unified_def.keys, *(plan_def.keys if plans else ())}
-    started_at = time.time()
+    paths, partition_key, tags = request
+    asked = [dg.AssetKey(p) for p in paths]
+    extracts = [k for k in asked if k in extract_keys]
     with dg.DagsterInstance.from_config(home) if home else dg.DagsterInstance.ephemeral() as instance:
-        today = daily_partitions(settings.extract).get_last_partition_key()
-        tick = sync_requests(settings, sync_chain(settings), today, instance, resources["state"],
-                             resources["crm_connections"], queued=False)  # fmt: skip
-        (request,) = tick.requests  # nothing is busy: one chain run with the extracts of what changed
-        extracts = [k for k in request.asset_selection or [] if k in extract_keys]
-        selection = [*extracts, *(k for k in request.asset_selection or [] if k in kept)]
         hold_storage_connection(instance)
-        result = dg.materialize([*extract_defs, unified_def, plan_def], selection=selection,
-                                partition_key=request.partition_key, instance=instance, resources=resources,
-                                tags={**request.tags, "crm_pipelines/kind": "bench"})  # fmt: skip
+        result = dg.materialize([*extract_defs, unified_def, plan_def], selection=[*extracts, *(k for k in asked
+                                if k in kept)], partition_key=partition_key, instance=instance, resources=resources,
+                                tags={**tags, "crm_pipelines/kind": "bench"})  # fmt: skip
         if not result.success:
             raise RuntimeError("the chain run failed")
         ends = _step_ends(instance, result.run_id)
@@ -305,12 +316,15 @@ def plan_figures(meta: dict[dg.AssetKey, Any]) -> dict[str, Any]:
 
 
 def edit_and_sync(state: Imported, seed: int, plans: bool = False) -> Synced:
-    """Edits in the sandboxes' UIs, then the sensor's tick and the run it requests, in a run worker started
-    after them (as before a tick; its start also gives the edits the seconds HubSpot's search takes to see
-    them)."""
+    """Edits in the sandboxes' UIs, then the sensor's tick and the run it requests, in processes started after
+    them (as before a tick; their start also gives the edits the seconds HubSpot's search takes to see them)."""
     edited = _edit(state.info, state.state_url, EDITS, seed)
-    with _warm_workers(1) as pool:
-        run = pool.submit(_chain_run, state.settings_path, state.home, plans).result()
+    # the tick and the run in processes of their own, as the daemon and a run worker are (each process paces
+    # its calls from its own start: a run does not wait out the tick's polls)
+    with _warm_workers(1) as daemon, _warm_workers(1) as worker:
+        started_at = time.time()
+        request = daemon.submit(_sync_tick, state.settings_path, state.home).result()
+        run = worker.submit(_chain_run, state.settings_path, state.home, request, started_at, plans).result()
     return Synced(edited, run["extracts"], run["extract_s"], run, run["seconds"], run.get("plans"))
 
 

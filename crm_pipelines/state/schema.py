@@ -46,7 +46,9 @@ _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 _ID = sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql")
 
 
-def _mirror_table(name: str) -> sa.Table:
+def _mirror_table(name: str, records: bool) -> sa.Table:
+    # each extract's materialization counts the live and deleted records from an index (migration 13)
+    counted = [sa.Index(f"ix_{name}_deleted", "deleted")] if records else []
     return sa.Table(
         name,
         metadata,
@@ -60,11 +62,12 @@ def _mirror_table(name: str) -> sa.Table:
         sa.Index(f"ix_{name}_modified_at", "modified_at"),
         # ``unified`` reads what was extracted since its watermark (incremental runs)
         sa.Index(f"ix_{name}_extracted_at", "extracted_at"),
+        *counted,
     )
 
 
 MIRROR_TABLES: dict[tuple[str, str], sa.Table] = {
-    (o.crm, o.name): _mirror_table(o.mirror_table) for o in catalog.OBJECTS
+    (o.crm, o.name): _mirror_table(o.mirror_table, o.kind is catalog.Kind.RECORDS) for o in catalog.OBJECTS
 }
 
 # Watermarks per connection and object: the incremental read's position, the deletion sweep's, …
