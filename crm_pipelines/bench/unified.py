@@ -10,7 +10,9 @@ the sandboxes' rate limits lifted (the connectors still pace themselves at the p
   one run, its steps in the run's process, with the extracts of what changed (``incremental_extract_s``
   from the tick to their end, ``extract_steps``: one per CRM) and ``unified`` after them, from the tick to
   the end of the ``unified`` step (the loop's run goes on with the plans and the writes, which ``bench
-  plan`` and ``bench writeback`` measure), in a run worker started beforehand; ``run_start_s``: what
+  plan`` and ``bench writeback`` measure), in a run worker started beforehand (``tick_s``: the tick, in a
+  process holding what a running daemon holds; ``run_setup_s``: the run's definitions, resources and
+  instance, to its start); ``run_start_s``: what
   starting one cold costs (Python and the imports a run needs), which the daemon's default run launcher
   adds per run;
 - ``changed_rows``: the result rows that incremental run wrote (deleted + inserted);
@@ -369,6 +371,8 @@ def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[s
         "incremental_extract_s": round(extract_s, 2),
         "incremental_unified_s": round(incremental_s - extract_s, 2),
         "incremental_s": round(incremental_s, 2),
+        "tick_s": round(incremental["tick_s"], 2),
+        "run_setup_s": round(incremental["run_setup_s"], 2),
         "incremental_ratio": round(incremental_s / full["seconds"], 4) if full["seconds"] else None,
         "incremental_mode": incremental["mode"],
         "delta_rows": incremental["mirror_rows_read"],
