@@ -12,9 +12,8 @@ the sandboxes' rate limits lifted (the connectors still pace themselves at the p
   the end of the ``unified`` step (the loop's run goes on with the plans and the writes, which ``bench
   plan`` and ``bench writeback`` measure), in a run worker started beforehand (``tick_s``: the tick, in a
   process holding what a running daemon holds; ``run_setup_s``: the run's definitions, resources and
-  instance, to its start); ``run_start_s``: what
-  starting one cold costs (Python and the imports a run needs), which the daemon's default run launcher
-  adds per run;
+  instance, to its start); ``run_start_s``: what starting one cold costs (Python and the imports a run
+  needs), which the daemon's default run launcher adds per run;
 - ``changed_rows``: the result rows that incremental run wrote (deleted + inserted);
 - ``peak_rss_mb``: the largest run process (the full ``unified`` run, the incremental run);
 - ``incremental_parts_s``: where the incremental run's time went (reading the delta, the transform with
