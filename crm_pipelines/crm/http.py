@@ -390,6 +390,9 @@ class ApiClient:
         async with self.limiter.concurrency:
             stamps = await self.limiter.acquire(bucket)
             await self.budget.spend()
+            # the budget's lease may have waited on the ledger's database: the call leaves now, and the server
+            # counts it from its arrival, so the window counts it from now too (never earlier: no 429)
+            self.limiter.restamp(stamps)
             started = time.perf_counter()
             try:
                 try:

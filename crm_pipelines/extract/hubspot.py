@@ -143,9 +143,11 @@ class HubSpotObject:
         try:
             async for page in self._pages(start, end, counted):
                 pending += [str(r["id"]) for r in page]
-                if len(pending) >= ASSOCIATION_BATCH_READ_MAX:  # a full association batch per call
-                    reads.append(asyncio.create_task(self._read_associations(pending)))
-                    pending = []
+                # full batches only: the ids past a full batch wait for the next pages, else each batch would
+                # be split into a full call and a small one (1,100 ids: two calls on the 10-second bucket)
+                while len(pending) >= ASSOCIATION_BATCH_READ_MAX:
+                    batch, pending = pending[:ASSOCIATION_BATCH_READ_MAX], pending[ASSOCIATION_BATCH_READ_MAX:]
+                    reads.append(asyncio.create_task(self._read_associations(batch)))
                 if self.history and self.obj in HISTORY_OBJECTS:
                     await self._add_property_times(page)
                 yield [_row(r) for r in page]
