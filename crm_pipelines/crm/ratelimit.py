@@ -80,9 +80,10 @@ class _RollingWindow:
         while self.sent and self.sent[0][0] <= now - self.period - SKEW_S:
             self.sent.popleft()  # kept SKEW_S past the window for ``holds_full``
         wait = self.blocked_until - now
-        live = [stamp[0] for stamp in self.sent if stamp[0] > now - self.period]
-        if len(live) >= self.calls:
-            wait = max(wait, min(live) + self.period - now)
+        if len(self.sent) >= self.calls:  # only then can the window be full: a day's window holds every call
+            live = [stamp[0] for stamp in self.sent if stamp[0] > now - self.period]
+            if len(live) >= self.calls:
+                wait = max(wait, min(live) + self.period - now)
         return max(wait, 0.0)
 
 

@@ -15,3 +15,6 @@ def test_bench_unified_runs_a_full_then_an_incremental_update(pg_url: str) -> No
     assert 0 < figures["changed_rows"] < figures["full_rows_written"]
     assert figures["stored_rows_read"] > 0 and figures["stored_read_rounds"] >= 1
     assert figures["incremental_s"] >= figures["incremental_extract_s"] > 0 and figures["run_start_s"] > 0
+    # the tick, then the run worker's set-up, then the extract steps, all counted from the tick
+    assert figures["tick_s"] > 0 and figures["run_setup_s"] > 0
+    assert figures["tick_s"] + figures["run_setup_s"] < figures["incremental_extract_s"]
