@@ -226,16 +226,29 @@ class Synced:
     """1,000 edits carried into ``unified`` (and the plans, when asked) as the sync loop runs them."""
 
     edited: dict[str, int]
-    extract_steps: int  # the CRMs whose extracts the tick's run made (one step each)
-    extract_s: float  # from the tick to the last extract's end
-    unified: dict[str, Any]  # the ``unified`` step's figures (``_chain_run``)
-    seconds: float  # from the sensor's tick to the end of the ``unified`` step
-    plans: dict[str, Any] | None = None  # the plan step's figures, when the run made the plans
+    unified: dict[str, Any]  # the run's figures (``_chain_run``)
+
+    @property
+    def extract_steps(self) -> int:  # the CRMs whose extracts the tick's run made (one step each)
+        return self.unified["extracts"]
+
+    @property
+    def extract_s(self) -> float:  # from the tick to the last extract's end
+        return self.unified["extract_s"]
+
+    @property
+    def seconds(self) -> float:  # from the sensor's tick to the end of the ``unified`` step
+        return self.unified["seconds"]
+
+    @property
+    def plans(self) -> dict[str, Any] | None:  # the plan step's figures, when the run made the plans
+        return self.unified.get("plans")
 
 
-def _step_ends(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
-    """When each step of the run succeeded (the event log's time, seconds since the epoch)."""
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records
+def _event_times(instance: dg.DagsterInstance, run_id: str, kind: dg.DagsterEventType) -> dict[str, float]:
+    """When the run recorded each event of ``kind``, by step ("" for run events): the event log's time,
+    seconds since the epoch."""
+    records = instance.get_records_for_run(run_id, of_type=kind).records
     return {r.event_log_entry.step_key or "": r.event_log_entry.timestamp for r in records}
 
 
@@ -270,11 +283,6 @@ def _daemon_done() -> None:
     _DAEMON.pop("instance").dispose()
 
 
-def _run_began(instance: dg.DagsterInstance, run_id: str) -> float:
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_START).records
-    return records[0].event_log_entry.timestamp
-
-
 def _chain_run(settings_path: str, home: str | None, request: tuple[list[list[str]], str | None, dict[str, str]],
                started_at: float, plans: bool) -> dict[str, Any]:
     """The run the tick asked for, as a run worker runs it: ONE run, its steps in the worker's process, keeping
@@ -302,8 +310,8 @@ def _chain_run(settings_path: str, home: str | None, request: tuple[list[list[st
                                 tags={**tags, "crm_pipelines/kind": "bench"})  # fmt: skip
         if not result.success:
             raise RuntimeError("the chain run failed")
-        ends = _step_ends(instance, result.run_id)
-        began = _run_began(instance, result.run_id)
+        ends = _event_times(instance, result.run_id, dg.DagsterEventType.STEP_SUCCESS)
+        began = _event_times(instance, result.run_id, dg.DagsterEventType.RUN_START)[""]
     meta = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
     unified_meta = meta[CONTACTS]
     unified_end = ends["unified_transform"]
@@ -352,7 +360,7 @@ def edit_and_sync(state: Imported, seed: int, plans: bool = False) -> Synced:
         request = daemon.submit(_sync_tick, state.settings_path).result()
         run = worker.submit(_chain_run, state.settings_path, state.home, request, started_at, plans).result()
         daemon.submit(_daemon_done).result()
-    return Synced(edited, run["extracts"], run["extract_s"], run, run["seconds"], run.get("plans"))
+    return Synced(edited, run)
 
 
 def run_unified_bench(scale: int, seed: int, database_url: str | None) -> dict[str, Any]:
