@@ -64,7 +64,7 @@ def test_a_window_the_api_reports_spent_by_our_own_calls_costs_no_extra_pause() 
 
 
 def test_a_window_reported_spent_when_the_server_counted_our_oldest_call_late_costs_no_pause() -> None:
-    """Issue 17: a server busy with other answers counts a request when it gets to it, after the middle of its
+    """Issue 17 (OPS-1): a server busy with other answers counts a request when it gets to it, after the middle of its
     round trip; its window then still holds a call ours has let go, and it reports none left while we count
     one short. Our own calls explain the report: no ten-second hold (it halved the bulk import's list reads);
     the next call goes at the window's own pace, at worst meeting a 429 whose Retry-After is a second."""
