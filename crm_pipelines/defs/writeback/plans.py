@@ -10,6 +10,11 @@ here, decided by the pure functions of ``crm_pipelines/sync/``.
 
 from __future__ import annotations
 
+import multiprocessing
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -24,6 +29,8 @@ from crm_pipelines.defs.writeback.rollup_inputs import rollup_plan_from_state
 from crm_pipelines.defs.writeback.task_inputs import TaskPlan, task_plan_of
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror, unified
+from crm_pipelines.state.db import engine_for_url
+from crm_pipelines.state.schema import links as link_table
 from crm_pipelines.sync.association_plan import association_changes
 from crm_pipelines.sync.company_plan import CompanyCreateSettings, company_creates, lifecycle_updates
 from crm_pipelines.sync.contact_creates import CREATE_MEMBER_COLUMNS
@@ -121,12 +128,14 @@ def read_tables(engine: Engine) -> dict[str, pd.DataFrame]:
 
 
 def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFrame] | None = None,
-                  scope: Scope | None = None, keep_values: bool = True) -> tuple[dict[str, TargetPlan], pd.DataFrame]:
+                  scope: Scope | None = None, keep_values: bool = True,
+                  linked: Future[MergedElsewhere] | None = None) -> tuple[dict[str, TargetPlan], pd.DataFrame]:
     """Target CRM -> its plan without the pipelines to create, and the HubSpot deal creates that need a new
     pipeline (what ``pipeline_creates`` reads). ``read``: the ``unified`` tables' rows to plan from (default:
     all of them); ``scope``: the identities planned (``read`` holds them and what they reach): only the
     linked records of those are merged; ``keep_values``: the creates' values kept in the plans, not only their
-    findings (the stored plan does not keep them: a row per create and field)."""
+    findings (the stored plan does not keep them: a row per create and field); ``linked``: the field updates
+    of linked contacts, merged elsewhere (``merges_elsewhere``), else here."""
     read = read if read is not None else read_tables(engine)
     whole = scope is None
     hubspot_of = {kind: None if whole else _hubspot_ids(read[table], ids)
@@ -140,17 +149,14 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     # a full plan reads each field table once, for the merges and for the values its creates carry (a plan that
     # keeps no values keeps only HubSpot's: ``_forget_others``)
     records_read: dict = {}
-    contact_updates = field_updates(linked_merges(engine, settings, "contact", hubspot_ids=hubspot_of["contact"],
-                                                  cache=records_read, writes_only=True), "contact")
-    _forget_others(records_read, keep_values)
+    deal_rules = deal_settings(settings)
     contact_made, contact_left = contact_create_plan(
         engine, settings, planned_contacts,
         read["contact_members"][read["contact_members"]["identity_id"].isin(planned_contacts["identity_id"])],
         whole=whole)
-    contacts = ContactPlan(contact_updates, contact_made, contact_left)
-    planned = {crm: made["identity_id"] for crm, made in contacts.creates.items()}
+    planned = {crm: made["identity_id"] for crm, made in contact_made.items()}
 
-    # companies: creates (COM-1..3), field updates of linked companies
+    # companies: creates (COM-1..3)
     company_rules = company_settings(settings)
     modified = None
     if any(r.enabled_since is not None for r in company_rules.values()):
@@ -158,25 +164,52 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
         modified = pd.concat([_modified(engine, crm, free[f"{crm}_id"].dropna().astype(str).tolist())
                               for crm in company_rules], ignore_index=True)  # fmt: skip
     deletions = deletion_plan_of(engine, settings)  # DEL-1..3; its company deletions feed DEL-4
-    company_made, company_left = company_creates(companies, read["account_candidates"], read["contact_company"],
-                                                 contact_ids, company_rules, planned, modified, deletions.companies)
-    company_updates = field_updates(linked_merges(engine, settings, "company", hubspot_ids=hubspot_of["company"],
-                                                  cache=records_read, writes_only=True), "company")
-    _forget_others(records_read, keep_values)
+    company_made, company_left = company_creates(companies, read["account_candidates"],
+                                                 read["contact_company"], contact_ids, company_rules, planned,
+                                                 modified, deletions.companies)
 
-    # deals: creates (DEAL-2..5), field updates of linked deals
-    deal_rules = deal_settings(settings)
+    # deals: creates (DEAL-2..5)
     values = {}
     if any(r.filters for r in deal_rules.values()):  # CON-8 reads the deals' mapped values
-        for crm, column in (("hubspot", "hubspot_id"), ("salesforce", "salesforce_id"), ("dynamics", "dynamics_id")):
+        for crm, column in (("hubspot", "hubspot_id"), ("salesforce", "salesforce_id"),
+                            ("dynamics", "dynamics_id")):
             ids = deals.loc[deals["linked"].eq(False) & deals[column].notna(), column].astype(str).tolist()
             values[crm] = _values(engine, crm, _DEAL_OBJECT[crm], ids) if ids else None
-    deal_made, deal_left, deal_findings = deal_creates(deals, read["deal_stages"], read["deal_facts"], deal_rules,
-                                                       values)
+    deal_made, deal_left, deal_findings = deal_creates(deals, read["deal_stages"], read["deal_facts"],
+                                                       deal_rules, values)
     to_hubspot = deal_made.get("hubspot", frame(CREATE_COLUMNS))
     new_pipeline = to_hubspot[to_hubspot["status"] == "new_pipeline"] if "status" in to_hubspot else None
     pipeline_inputs = frame(_PIPELINE_INPUTS, new_pipeline)
-    # linked deals: mapped fields and the stage (in HubSpot's terms, back to the other CRM's names)
+    # lifecycle: DEAL-7 (and CON-9) on HubSpot contacts, then COM-4 on their companies
+    won_from = [crm for crm in _enabled(settings) if getattr(settings.sync, crm).deals.closed_won_sets_customer]
+    won = won_deal_contacts(read["deal_stages"], deals, read["deal_contact"], contact_ids, won_from)
+    lifecycle, stages = contact_lifecycle_updates(read["contact_lifecycle"], won)
+    company_sync_on = any(r.enabled for r in company_rules.values())
+    company_lifecycle = (lifecycle_updates(stages, read["company_lifecycle"], read["contact_company"], contact_ids,
+                                           companies) if company_sync_on else None)  # fmt: skip
+
+    pairs = {"contact_company": read["contact_company"], "deal_contact": read["deal_contact"],
+             "deal_company": read["deal_company"]}  # fmt: skip
+    identities = {"contact": contact_ids, "company": companies, "deal": deals}
+    syncing = {crm: {obj: (getattr(getattr(settings.sync, crm), attr).enabled,
+                           getattr(getattr(settings.sync, crm), attr).direction)
+                     for obj, attr in (("contact", "contacts"), ("company", "companies"), ("deal", "deals"))}
+               for crm in _enabled(settings)}  # fmt: skip
+    # ROLL-2/3, where targets are named: computed whole (an incremental plan keeps the rows of the contacts it
+    # replans; a changed deal reaches its contacts)
+    rollups, rollup_findings = rollup_plan_from_state(engine, settings)
+    # associations (DEAL-6) between identities both ends of which the target holds, per target in turn (each
+    # names the ends it leaves to the next)
+    association_ends: dict = {}
+    associations = {target: association_changes(target, pairs, identities, syncing, association_ends)
+                    for target in TARGETS}
+    # OPS-4: HubSpot tasks as Salesforce Tasks (an incremental plan: those whose inputs moved)
+    tasks = (task_plan_of(engine, settings) if whole else
+             task_plan_of(engine, settings, scope.tasks) if scope.tasks else TaskPlan.empty())
+    # linked companies and deals: mapped fields, and a deal's stage (in HubSpot's terms, back to the other CRM's)
+    company_updates = field_updates(linked_merges(engine, settings, "company", hubspot_ids=hubspot_of["company"],
+                                                  cache=records_read, writes_only=True), "company")
+    _forget_others(records_read, keep_values)
     deal_merged = linked_merges(engine, settings, "deal", stage_values(read["deal_stages"], read["deal_facts"]),
                                 hubspot_ids=hubspot_of["deal"], cache=records_read, writes_only=True)
     _forget_others(records_read, keep_values)
@@ -187,36 +220,20 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
             deal_updates[crm], found = stage_updates(deal_updates[crm], crm, rules)
             stage_findings.append(found)
     deal_findings = concat(FINDING_COLUMNS, [deal_findings, *stage_findings])
+    # linked contacts, last: merged meanwhile in another process on a large state (``merges_elsewhere``)
+    contact_updates = (linked.result().updates if linked is not None else
+                       _contact_updates(engine, settings, hubspot_of["contact"], records_read, keep_values))
+    contacts = ContactPlan(contact_updates, contact_made, contact_left)
 
-    # lifecycle: DEAL-7 (and CON-9) on HubSpot contacts, then COM-4 on their companies
-    won_from = [crm for crm in _enabled(settings) if getattr(settings.sync, crm).deals.closed_won_sets_customer]
-    won = won_deal_contacts(read["deal_stages"], deals, read["deal_contact"], contact_ids, won_from)
-    lifecycle, stages = contact_lifecycle_updates(read["contact_lifecycle"], won)
-    company_sync_on = any(r.enabled for r in company_rules.values())
-    company_lifecycle = (lifecycle_updates(stages, read["company_lifecycle"], read["contact_company"], contact_ids,
-                                           companies) if company_sync_on else None)  # fmt: skip
-
-    # associations (DEAL-6) between identities both ends of which the target holds
-    pairs = {"contact_company": read["contact_company"], "deal_contact": read["deal_contact"],
-             "deal_company": read["deal_company"]}  # fmt: skip
-    identities = {"contact": contact_ids, "company": companies, "deal": deals}
-    syncing = {crm: {obj: (getattr(getattr(settings.sync, crm), attr).enabled,
-                           getattr(getattr(settings.sync, crm), attr).direction)
-                     for obj, attr in (("contact", "contacts"), ("company", "companies"), ("deal", "deals"))}
-               for crm in _enabled(settings)}  # fmt: skip
     contact_creates_by_target = _contact_creates(contacts)
-    # ROLL-2/3, where targets are named: computed whole (an incremental plan keeps the rows of the contacts it
-    # replans; a changed deal reaches its contacts)
-    rollups, rollup_findings = rollup_plan_from_state(engine, settings)
-
-    plans, association_ends = {}, {}
+    plans = {}
     for target in TARGETS:
         creates = [contact_creates_by_target.get(target), company_made.get(target), deal_made.get(target)]
         updates = [contacts.updates.get(target), company_updates.get(target), deal_updates.get(target)]
         if target == "hubspot":
             updates += [lifecycle, company_lifecycle]
         updates.append(rollups.get(target))
-        made, assoc_left = association_changes(target, pairs, identities, syncing, association_ends)
+        made, assoc_left = associations[target]
         contact_left = contacts.left_out[contacts.left_out["target_crm"] == target].assign(object="contact")
         left = [contact_left, company_left[company_left["target_crm"] == target],
                 deal_left[deal_left["target_crm"] == target], assoc_left]
@@ -226,9 +243,6 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
             not_deleted=frame(LEFT_OUT_COLUMNS, deletions.left_out_for(target)),
             findings=concat(FINDING_COLUMNS, [deal_findings[deal_findings["target_crm"] == target],
                                               rollup_findings[rollup_findings["target_crm"] == target]]))
-    # OPS-4: HubSpot tasks as Salesforce Tasks (an incremental plan: those whose inputs moved)
-    tasks = (task_plan_of(engine, settings) if whole else
-             task_plan_of(engine, settings, scope.tasks) if scope.tasks else TaskPlan.empty())
     sf = plans["salesforce"]
     sf.creates, sf.left_out = concat(CREATE_COLUMNS, [sf.creates, tasks.creates]), concat(LEFT_OUT_COLUMNS, [
         sf.left_out, tasks.left_out])
@@ -249,6 +263,57 @@ def _forget_others(records_read: dict, keep_values: bool) -> None:
     if not keep_values:
         for key in [key for key in records_read if key[0] != "hubspot"]:
             del records_read[key]
+
+
+def _contact_updates(engine: Engine, settings: Settings, hubspot_ids: list[str] | None, records_read: dict,
+                     keep_values: bool) -> dict[str, pd.DataFrame]:
+    """The field updates the merges of linked contacts make (CONF-*, CON-1), per target CRM; ``records_read``:
+    the field tables read whole, kept for the creates' values."""
+    updates = field_updates(linked_merges(engine, settings, "contact", hubspot_ids=hubspot_ids, cache=records_read,
+                                          writes_only=True), "contact")
+    _forget_others(records_read, keep_values)
+    return updates
+
+
+# links from which a full plan merges in a process of its own: below, starting one (about a second) costs more
+# than it saves
+MERGE_PROCESS_FROM = 50_000
+
+
+@dataclass
+class MergedElsewhere:
+    updates: dict[str, pd.DataFrame]  # ``_contact_updates``
+    seconds: float  # the worker's, its start included
+
+
+@contextmanager
+def merges_elsewhere(engine: Engine, settings: Settings) -> Iterator[Future[MergedElsewhere] | None]:
+    """A full plan's merges of linked contacts (``_contact_updates``), started in a process of their own while
+    the caller reads the state and plans everything else (``compute_plans``' ``linked``): about half of a
+    first plan's work, which one core would do after the rest. None when the state holds fewer than
+    ``MERGE_PROCESS_FROM`` links, or is a SQLite file, where every read takes the write lock (``state/db.py``)
+    and two processes would take turns: the caller merges in its own process."""
+    if engine.dialect.name != "postgresql":
+        yield None
+        return
+    with engine.connect() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(link_table)).scalar_one()
+    if count < MERGE_PROCESS_FROM:
+        yield None
+        return
+    url = engine.url.render_as_string(hide_password=False)
+    # spawned, not forked: the caller (a Dagster run) holds threads and open connections
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool.submit(_merged_elsewhere, url, settings, time.time())
+
+
+def _merged_elsewhere(url: str, settings: Settings, started: float) -> MergedElsewhere:
+    """``_contact_updates`` of a full plan, in a worker process, from the state database at ``url``."""
+    engine = engine_for_url(url)
+    try:
+        return MergedElsewhere(_contact_updates(engine, settings, None, {}, False), time.time() - started)
+    finally:
+        engine.dispose()
 
 
 def build_plans(engine: Engine, settings: Settings) -> dict[str, TargetPlan]:

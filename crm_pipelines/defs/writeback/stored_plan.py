@@ -35,7 +35,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from crm_pipelines.defs.writeback.plan_scope import KINDS, TASK, WHOLE_PARTS, changed, links_and_baselines, reach
-from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans, read_tables
+from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans, merges_elsewhere, read_tables
 from crm_pipelines.defs.writeback.task_inputs import task_marks, tasks_to_replan
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store, unified
@@ -323,11 +323,14 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
             clock.lap(report.seconds, "write_s")
             return _finish(engine, report, positions, clock, inputs_changed=bool(
                 written.changed["part"].eq(PIPELINE_INPUTS).any()))
-    read = read_tables(engine)
-    report = PlanUpdate("full", reason, {f"{kind}s" if kind != "company" else "companies": len(
-        read[f"{kind}_identities"]) for kind in KINDS})
-    clock.lap(report.seconds, "read_s")
-    plans, pipeline_inputs = compute_plans(engine, settings, read, keep_values=False)
+    with merges_elsewhere(engine, settings) as linked:
+        read = read_tables(engine)
+        report = PlanUpdate("full", reason, {f"{kind}s" if kind != "company" else "companies": len(
+            read[f"{kind}_identities"]) for kind in KINDS})
+        clock.lap(report.seconds, "read_s")
+        plans, pipeline_inputs = compute_plans(engine, settings, read, keep_values=False, linked=linked)
+        if linked is not None:  # how long the contacts' merges took beside the rest (``merges_elsewhere``)
+            report.seconds["contact_merges_elsewhere_s"] = linked.result().seconds
     kept = _scoped(plans, pipeline_inputs, read, None)
     report.tasks_replanned = len(set().union(*(set(rows.loc[rows["scope"].astype(str).str.startswith(f"{TASK}:"),
                                                             "scope"]) for rows in kept.values())))
