@@ -13,6 +13,8 @@ def daily_partitions(extract: Extract) -> dg.DailyPartitionsDefinition:
 
 
 def backfill_policy(extract: Extract) -> dg.BackfillPolicy:
-    """A bulk import is a few runs of up to ``partitions_per_run`` days each (one read per run's window):
-    resumable run by run, without thousands of tiny runs or a single giant one."""
+    """A bulk import is runs of up to ``partitions_per_run`` days each, one read per run's window. By default
+    (3,660) a history of up to ten years is one run: each object read once through every rate bucket its API
+    offers, every record filed into its daily partition by modification time (issue 17); a lower setting makes
+    smaller units to resume from, each read on its own."""
     return dg.BackfillPolicy.multi_run(max_partitions_per_run=extract.partitions_per_run)

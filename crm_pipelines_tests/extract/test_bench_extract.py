@@ -20,7 +20,7 @@ def test_bench_extract_mirrors_every_sandbox_record(pg_url: str) -> None:
     assert set(figures["wall_by_crm"]) == set(figures["bound_by_crm"]) == {"hubspot", "salesforce", "dynamics"}
     # per CRM the sum over its objects, overall the slowest CRM: the three APIs' limits are independent
     assert figures["bound_s"] == max(figures["bound_by_crm"].values())
-    assert figures["runs"] == 3  # per CRM one backfill run: 31 daily partitions fit in one (≤ 1,000 days)
+    assert figures["runs"] == 3  # per CRM one backfill run: 31 daily partitions fit in one (≤ 3,660 days)
     assert figures["upsert_records_per_s"] > 0 and figures["peak_rss_mb"] > 0
     password = sa.engine.make_url(pg_url).password
     assert password and password not in output  # OPS-3: secrets never reach output

@@ -23,11 +23,13 @@ import yaml
 from crm_pipelines.crm.hubspot.auth import PrivateAppToken
 from crm_pipelines.crm.hubspot.client import HubSpotClient
 from crm_pipelines.crm.metering import Meter
+from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.extract.backfill import bulk_import
 from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.extract.hubspot import PROPERTIES, HubSpotObject
 from crm_pipelines.extract.runner import DELETIONS, extract
+from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror
 from crm_pipelines.state.cursors import set_cursor
 from crm_pipelines.state.db import create_state_engine
@@ -325,3 +327,15 @@ def test_an_object_that_fails_leaves_the_others_recorded(
         assert recorded[obj] == keys, obj
         assert set(mirror_records(state_url, obj)[0]) == set(sandbox_records(hubspot_sandbox, obj)), obj
     assert recorded["contacts"] == set()
+
+
+def test_default_bulk_import_of_eight_years_is_one_run_per_crm() -> None:
+    """OPS-1 (issue 17): with the default settings every daily partition since 2019 fits in one backfill run per
+    CRM, so each object is read once over the whole history (HubSpot through both rate buckets) instead of in
+    runs of 1,000 days whose small early windows go through search alone."""
+    settings = Settings()
+    keys = daily_partitions(settings.extract).get_partition_keys(current_time=datetime.now(UTC))
+    assert keys[0] == "2019-01-01" and len(keys) > 2_000
+    policies = {a.node_def.name: a.backfill_policy for a in build_extract_assets(settings) if a.partitions_def}
+    assert set(policies) == {"hubspot_extract", "salesforce_extract", "dynamics_extract"}
+    assert all(p is not None and p.max_partitions_per_run >= len(keys) for p in policies.values())

@@ -68,7 +68,7 @@ def test_reference_states_types_defaults_bounds_and_variables() -> None:
     text = render()
     rows = {line.split(" | ")[0].strip("| `"): line for line in text.splitlines() if line.startswith("| `")}
     assert "| `connections.salesforce.api_version` | text matching `^\\d+\\.\\d$` | `'62.0'` |" in text  # quoted
-    assert "integer ≥ 1, ≤ 3660 | `1000`" in rows["extract.partitions_per_run"]
+    assert "integer ≥ 1, ≤ 3660 | `3660`" in rows["extract.partitions_per_run"]
     assert "one of `api`, `sandbox`, or `null` | `null`" in rows["connections.dynamics.target"]
     assert "`DYNAMICS_CLIENT_SECRET`" in rows["connections.dynamics.client_secret_env"]
     assert "`CRM_PIPELINES_STATE_DB_URL`" in rows["state_database_url"]
