@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Connection, Engine
 
 from crm_pipelines.state.sql import copy_out, insert_frame
@@ -265,17 +265,25 @@ def _insert(conn: Connection, declared: Declared, norm: pd.DataFrame) -> None:
         insert_frame(conn, _table(declared), norm.iloc[start : start + SLICE], json_columns)
 
 
+def _key_rows(key: Sequence[str], keys: list[tuple]) -> sa.FromClause:
+    """PostgreSQL: the keys as rows to join with, ``unnest`` of one array per key column: the planner counts a
+    constant array's elements, so the join is an index lookup per key, with no temporary table to create,
+    fill, analyze and drop (a few statements each, twice per table an incremental run writes)."""
+    arrays = [sa.literal([k[i] for k in keys], ARRAY(sa.Text)) for i in range(len(key))]
+    return sa.func.unnest(*arrays).table_valued(*key).render_derived(name="_unified_keys")
+
+
 @contextmanager
-def _key_table(conn: Connection, key: Sequence[str], keys: list[tuple]) -> Iterator[sa.Table]:
-    """The keys as a temporary table, to join with: a list of composite keys in ``IN`` makes PostgreSQL scan
-    the whole table; a join with analyzed keys is an index lookup per key."""
-    text = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
-    tmp = sa.Table("_unified_keys", sa.MetaData(), *[sa.Column(k, text) for k in key], prefixes=["TEMPORARY"])
+def _key_table(conn: Connection, key: Sequence[str], keys: list[tuple]) -> Iterator[sa.FromClause]:
+    """The keys as rows to join with: a list of composite keys in ``IN`` makes PostgreSQL scan the whole table;
+    a join with keys it can count is an index lookup per key. SQLite: a temporary table."""
+    if _is_pg(conn):
+        yield _key_rows(key, keys)
+        return
+    tmp = sa.Table("_unified_keys", sa.MetaData(), *[sa.Column(k, sa.Text) for k in key], prefixes=["TEMPORARY"])
     tmp.drop(conn, checkfirst=True)
     tmp.create(conn)
     insert_frame(conn, tmp, pd.DataFrame(keys, columns=list(key), dtype=object))
-    if _is_pg(conn):
-        conn.exec_driver_sql("ANALYZE _unified_keys")
     try:
         yield tmp
     finally:
@@ -287,12 +295,11 @@ def _delete_keys(conn: Connection, table: sa.Table, key: Sequence[str], keys: li
         return 0
     if len(key) == 1 and len(keys) <= 1000:
         return conn.execute(table.delete().where(table.c[key[0]].in_([k[0] for k in keys]))).rowcount or 0
-    with _key_table(conn, key, keys) as tmp:
-        if _is_pg(conn):
-            stmt = sa.text(f'DELETE FROM "{table.name}" AS t USING _unified_keys AS k WHERE '
-                           + " AND ".join(f't."{k}" = k."{k}"' for k in key))  # fmt: skip
+    with _key_table(conn, key, keys) as rows:
+        if _is_pg(conn):  # DELETE ... USING the key rows: a lookup per key
+            stmt = table.delete().where(*[table.c[k] == rows.c[k] for k in key])
             return conn.execute(stmt).rowcount or 0
-        cond = sa.tuple_(*[table.c[k] for k in key]).in_(sa.select(*[tmp.c[k] for k in key]))
+        cond = sa.tuple_(*[table.c[k] for k in key]).in_(sa.select(*[rows.c[k] for k in key]))
         return conn.execute(table.delete().where(cond)).rowcount or 0
 
 
