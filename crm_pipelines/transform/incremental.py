@@ -15,13 +15,15 @@ What is recomputed and how it stays equal to a full recompute:
 - association pairs (record level, with the record each pair comes from) and company domains: the delta's
   records replace their own rows;
 - company identities (COM-1/COM-3) and findings: the records the change touches (changed companies/accounts,
-  both ends of changed contact->company pairs, the companies of every contact in the rebuilt contact
-  component, changed company links), closed over links, previous matches, shared contact identities and
+  both ends of contact->company pairs that changed, the companies of every contact of an identity the
+  rebuild changed (``Moved``: its row, or its records' identity, role or email; a renamed contact moves
+  nothing), changed company links), closed over links, previous matches, shared contact identities and
   equal domains, are re-matched with the full run's ``match_companies``. Matching only looks inside that
   connected set, so the rows outside it cannot change;
 - Account candidates (COM-2): the HubSpot companies of that set (their contacts' identities lie in it);
-- contact->company, deal->contact, deal->company (DEAL-6): every row with a rebuilt identity on either side,
-  or an identity of a changed pair, is rebuilt from all record pairs of those identities;
+- contact->company, deal->contact, deal->company (DEAL-6): every row with a changed (``Moved``) or rebuilt
+  company/deal identity on either side, or an identity of a pair that changed, is rebuilt from all record
+  pairs of those identities;
 - lifecycle (CON-9, DEAL-7): HubSpot contacts changed, in the rebuilt contact component, or with a changed
   deal/association; company lifecycle (COM-4): their companies (before and after), changed companies and
   both ends of changed HubSpot pairs.
@@ -63,6 +65,8 @@ from crm_pipelines.transform.deals import DEAL_OBJECTS
 from crm_pipelines.transform.fields import DEFAULT_FIELDS, map_fields
 from crm_pipelines.transform.frames import Mirrors, links_of, text
 from crm_pipelines.transform.identities import (
+    IDENTITY_COLUMNS,
+    MEMBER_COLUMNS,
     RECORD_COLUMNS,
     ContactIdentities,
     contact_identities,
@@ -130,12 +134,13 @@ def contact_changes(prev: ContactIdentities, delta: Mirrors, links: pd.DataFrame
 
 
 def _contact_component(prev: ContactIdentities, delta: Mirrors, links: pd.DataFrame | None,
-                       settings: TransformSettings) -> tuple[dict[str, TableChange], set, ContactIdentities | None]:
+                       settings: TransformSettings
+                       ) -> tuple[dict[str, TableChange], set, ContactIdentities | None, Moved | None]:
     """``contact_changes`` plus what the later steps need: every identity id of the rebuilt component
-    (before and after) and the rebuilt part itself."""
+    (before and after), the rebuilt part itself, and what of it changed (``Moved``)."""
     touched = _touched(delta, CONTACT_OBJECTS)
     if touched.empty:
-        return {}, set(), None
+        return {}, set(), None, None
     new_recs = contact_records(delta, settings.dynamics_entities)
     members = prev.members
     m_id = members["id"]
@@ -212,13 +217,51 @@ def _contact_component(prev: ContactIdentities, delta: Mirrors, links: pd.DataFr
     removed = pd.concat([removed, touched], ignore_index=True).drop_duplicates(ignore_index=True)
     f = prev.findings
     stale = _isin(f, "identity_id", gone_ident)
+    old_rows = members.iloc[sel_pos]
+    moved = _moved(old_rows, part.members, prev.identities[_isin(prev.identities, "identity_id", gone_ident)],
+                   part.identities)
     return {
         "contact_identities": TableChange(("identity_id",), pd.DataFrame({"identity_id": sorted(gone_ident)}),
                                           part.identities),
         "contact_members": TableChange(("crm", "id"), removed, part.members),
         "contact_findings": TableChange(("crm", "id"), pd.concat([removed, f.loc[stale, ["crm", "id"]]],
                                                                  ignore_index=True), part.findings),
-    }, gone_ident, part
+    }, gone_ident, part, moved
+
+
+# what the company matching and the identity associations read of a contact record (not when it was modified)
+_COMPARED = tuple(c for c in MEMBER_COLUMNS if c != "modified_at")
+_NULL = "\x00"  # a missing value, as the rows are compared (as text)
+
+
+@dataclass
+class Moved:
+    """Of a rebuilt contact component, what changed for the steps after it: the identities whose row changed
+    or whose records (or their roles, emails) did, and every record of those identities, before and after. An
+    edit that changes none of that (a name, a phone number) moves nothing: no company is matched again and no
+    association rebuilt for it."""
+
+    identities: set
+    records: pd.DataFrame  # crm, id
+
+
+def _moved(old_members: pd.DataFrame, new_members: pd.DataFrame, old_identities: pd.DataFrame,
+           new_identities: pd.DataFrame) -> Moved:
+    def compared(frame: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:
+        f = frame.reindex(columns=list(cols))
+        return pd.DataFrame({c: f[c].astype(object).where(f[c].notna(), _NULL).astype(str) for c in cols})
+
+    members = compared(old_members, _COMPARED).merge(compared(new_members, _COMPARED), how="outer", indicator=True)
+    identities = compared(old_identities, IDENTITY_COLUMNS).merge(compared(new_identities, IDENTITY_COLUMNS),
+                                                                  how="outer", indicator=True)
+    idents = set(identities.loc[identities["_merge"] != "both", "identity_id"])
+    idents |= set(members.loc[members["_merge"] != "both", "identity_id"])
+    idents.discard(_NULL)
+    records = [members.loc[members["_merge"] != "both", ["crm", "id"]]]
+    for frame in (old_members, new_members):
+        records.append(frame.loc[frame["identity_id"].isin(idents).to_numpy(dtype=bool), ["crm", "id"]])
+    out = pd.concat(records, ignore_index=True).astype(object).drop_duplicates(ignore_index=True)
+    return Moved(idents, out)
 
 
 def _deal_links(deals: pd.DataFrame, delta: Mirrors, links: pd.DataFrame | None) -> tuple[pd.DataFrame,
@@ -262,7 +305,7 @@ def incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFra
 def _incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None,
                          settings: TransformSettings | None) -> dict[str, TableChange]:
     settings = settings or TransformSettings()
-    changes, gone_contacts, part = _contact_component(prev.contacts, delta, links, settings)
+    changes, gone_contacts, part, moved = _contact_component(prev.contacts, delta, links, settings)
 
     removed_findings, added_findings = [], []
     for key, frame in delta.frames.items():
@@ -341,7 +384,7 @@ def _incremental_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFr
         changes["contact_rollups"] = TableChange(("contact_id",), pd.DataFrame({"contact_id": contacts}),
                                                  contact_rollups(sub_facts, sub_pairs, _live_hubspot_contacts(
                                                      prev, delta, contacts)))
-    related_changes(prev, delta, links, settings, changes, gone_contacts, part)
+    related_changes(prev, delta, links, settings, changes, gone_contacts, part, moved)
     return changes
 
 
@@ -431,6 +474,15 @@ def _rows(frame: pd.DataFrame, col: str, records: pd.DataFrame, rec_col: str = "
     return hit[_crm_key(hit, col).isin(_ix(_crm_key(records, rec_col)))]
 
 
+def _row_texts(frame: pd.DataFrame) -> pd.Series:
+    """Each row as one text (its values, missing ones as ``_NULL``), to compare rows of like frames."""
+    texts = [frame[c].astype(object).where(frame[c].notna(), _NULL).astype(str) for c in frame.columns]
+    out = texts[0]
+    for t in texts[1:]:
+        out = out + "\x1f" + t
+    return out
+
+
 class _Replaced:
     """A record-level table after the delta's records replaced their rows (``keys``: crm + ``key_col``), read
     without copying it: every read is a lookup in the previous table plus the new rows."""
@@ -455,6 +507,16 @@ class _Replaced:
 
     def changed(self) -> pd.DataFrame:
         return pd.concat([self.removed, self.added], ignore_index=True)
+
+    def differing(self) -> pd.DataFrame:
+        """``changed`` less the rows the delta's records put back as they were (a Contact edited but not moved
+        to another Account keeps its pair): the rows whose ends may see a change."""
+        if not len(self.removed) or not len(self.added):
+            return self.changed()
+        cols = list(self.added.columns)
+        old, new = _row_texts(self.removed.reindex(columns=cols)), _row_texts(self.added)
+        return pd.concat([self.removed[~old.isin(set(new)).to_numpy()], self.added[~new.isin(set(old)).to_numpy()]],
+                         ignore_index=True)
 
 
 class _Pairs(_Replaced):
@@ -570,7 +632,7 @@ def _assoc_change(prev_rows: pd.DataFrame, pairs: _Pairs, left: str, right: str,
                   left_ov: _Overlay, right_ov: _Overlay, left_touched: set, right_touched: set) -> TableChange:
     """An identity-association table: every row with a touched identity on either side is rebuilt from all
     record pairs of those identities; rows of untouched identities keep exactly the record pairs they had."""
-    changed = pairs.changed()
+    changed = pairs.differing()
     if len(changed):
         left_touched = left_touched | _idents(left_ov.of(changed, lcol), "identity_id")
         right_touched = right_touched | _idents(right_ov.of(changed, rcol), "identity_id")
@@ -591,9 +653,11 @@ def _assoc_change(prev_rows: pd.DataFrame, pairs: _Pairs, left: str, right: str,
 
 
 def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None, settings: TransformSettings,
-                    changes: dict[str, TableChange], gone_contacts: set, part: ContactIdentities | None) -> None:
+                    changes: dict[str, TableChange], gone_contacts: set, part: ContactIdentities | None,
+                    moved: Moved | None = None) -> None:
     """Adds to ``changes`` the company identities, Account candidates (COM-1..3), identity associations
-    (DEAL-6) and lifecycle proposals (CON-9, DEAL-7, COM-4) the change touches, plus the record-level state."""
+    (DEAL-6) and lifecycle proposals (CON-9, DEAL-7, COM-4) the change touches, plus the record-level state.
+    ``moved``: what of the rebuilt contact component changed (default: all of it)."""
     new_members = part.members if part is not None else prev.contacts.members.iloc[:0]
     contact_ov = _Overlay(prev.contacts.members, gone_contacts, new_members, wide=False, roles=True)
     # every contact record whose identity or role may have changed: the rebuilt component, before and after
@@ -621,8 +685,11 @@ def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame |
     link_diff = both[both["_merge"] != "both"]
     if len(link_diff):
         changes["company_links"] = TableChange(("kind",), pd.DataFrame({"kind": ["company"]}), link)
-    seeds = [dom_keys, cpairs.changed().rename(columns={"company_id": "x"})[["crm", "x"]].rename(columns={"x": "id"})]
-    seeds.append(cpairs.where("contact_id", k_records)[["crm", "company_id"]].rename(columns={"company_id": "id"}))
+    seeds = [dom_keys, cpairs.differing().rename(columns={"company_id": "x"})[["crm", "x"]].rename(columns={"x": "id"})]
+    # the companies of the contact records whose identity changed: an identity that stayed as it was matches its
+    # companies as before
+    moved_records = moved.records if moved is not None else k_records
+    seeds.append(cpairs.where("contact_id", moved_records)[["crm", "company_id"]].rename(columns={"company_id": "id"}))
     for crm in assoc.CRMS:
         seeds.append(pd.DataFrame({"crm": crm, "id": link_diff[f"{crm}_id"].dropna().to_numpy(dtype=object)}))
     frontier = pd.concat(seeds, ignore_index=True).astype(object).dropna().drop_duplicates(ignore_index=True)
@@ -716,7 +783,7 @@ def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame |
                                                                                          assoc.CRMS]])) \
         if deal_change is not None and len(deal_change.added) else company_ov.new.iloc[:0]
     deal_ov = _Overlay(prev.deals, dead_deals, deal_new, wide=True)
-    contact_touched = set(gone_contacts)
+    contact_touched = set(moved.identities) if moved is not None else set(gone_contacts)
     company_touched = dead_co | set(sub.identities["identity_id"])
     changes["contact_company"] = _assoc_change(prev.contact_company, cpairs, "contact", "company", "contact_id",
                                                "company_id", contact_ov, company_ov, contact_touched, company_touched)
@@ -781,9 +848,9 @@ def _lifecycle_changes(prev: TransformResult, delta: Mirrors, settings: Transfor
     co_delta = delta.frames.get(("hubspot", "companies"))
     hs_h = pd.DataFrame({"crm": "hubspot", "id": h})
     co: set = set()
-    if len(h):  # pairs removed by the change are among ``cpairs.changed()`` below
+    if len(h):  # pairs removed by the change are among ``cpairs.differing()`` below
         co |= set(cpairs.where("contact_id", hs_h)["company_id"])
-    ch = cpairs.changed()
+    ch = cpairs.differing()
     co |= set(ch.loc[ch["crm"] == "hubspot", "company_id"])
     if co_delta is not None:
         co |= set(text(co_delta["id"]).dropna())

@@ -12,7 +12,7 @@ import pytest
 from crm_pipelines.bench.transform import changed_records
 from crm_pipelines.transform import lookup
 from crm_pipelines.transform.frames import Mirrors
-from crm_pipelines.transform.incremental import incremental_transform
+from crm_pipelines.transform.incremental import incremental_changes, incremental_transform
 from crm_pipelines.transform.pipeline import TransformResult, TransformSettings, run_transform
 
 
@@ -222,3 +222,28 @@ def test_incremental_company_changes_equal_full_recompute(universe_frames):
     full2 = run_transform(_apply(_apply(universe_frames, delta), delta2), links2, settings)
     _assert_equal(inc2, full2)
     assert (full2.companies.identities["salesforce_method"] == "link").sum() == 1
+
+
+def test_a_name_edit_matches_no_company_again(universe_frames):
+    """Invariant 6 (issue 11): contacts whose edit changes no email, link or association (a name) keep their
+    identities, so no company is matched again (COM-1/COM-3) and no identity association rebuilt (DEAL-6): the
+    change is their own rows; the result still equals a full run's."""
+    f = universe_frames.frames
+    before = run_transform(universe_frames)
+    assocs = f[("hubspot", "associations")]
+    with_company = set(assocs.loc[(assocs["from_type"] == "contacts") & (assocs["to_type"] == "companies"),
+                                  "from_id"])
+    hs = f[("hubspot", "contacts")]
+    edited = hs[hs["id"].isin(with_company)].iloc[:25].assign(firstname="Renamed",
+                                                               modified_at=pd.Timestamp("2026-07-07", tz="UTC"))
+    sf = f[("salesforce", "Contact")]
+    sf_edited = sf[sf["AccountId"].notna()].iloc[:25].assign(FirstName="Renamed",
+                                                             modified_at=pd.Timestamp("2026-07-07", tz="UTC"))
+    delta = Mirrors({("hubspot", "contacts"): edited, ("salesforce", "Contact"): sf_edited})
+    changes = incremental_changes(before, delta)
+    assert "company_identities" not in changes  # no company to match again
+    for name in ("contact_company", "deal_contact"):
+        assert changes[name].removed.empty and changes[name].added.empty, name
+    # the edited records' own rows are rewritten: their modification times
+    assert set(changes["contact_members"].added["id"]) >= set(edited["id"]) | set(sf_edited["id"])
+    _assert_equal(incremental_transform(before, delta), run_transform(_apply(universe_frames, delta)))
