@@ -46,6 +46,7 @@ links or the settings (they reach every record) - run ``run_transform`` for thos
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -247,17 +248,10 @@ class Moved:
 
 def _moved(old_members: pd.DataFrame, new_members: pd.DataFrame, old_identities: pd.DataFrame,
            new_identities: pd.DataFrame) -> Moved:
-    def compared(frame: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:
-        f = frame.reindex(columns=list(cols))
-        return pd.DataFrame({c: f[c].astype(object).where(f[c].notna(), _NULL).astype(str) for c in cols})
-
-    members = compared(old_members, _COMPARED).merge(compared(new_members, _COMPARED), how="outer", indicator=True)
-    identities = compared(old_identities, IDENTITY_COLUMNS).merge(compared(new_identities, IDENTITY_COLUMNS),
-                                                                  how="outer", indicator=True)
-    idents = set(identities.loc[identities["_merge"] != "both", "identity_id"])
-    idents |= set(members.loc[members["_merge"] != "both", "identity_id"])
-    idents.discard(_NULL)
-    records = [members.loc[members["_merge"] != "both", ["crm", "id"]]]
+    gone, came = _one_sided(old_members, new_members, _COMPARED)
+    idents = set(pd.concat([*_one_sided(old_identities, new_identities, IDENTITY_COLUMNS), gone, came])["identity_id"]
+                 .dropna())
+    records = [gone[["crm", "id"]], came[["crm", "id"]]]
     for frame in (old_members, new_members):
         records.append(frame.loc[frame["identity_id"].isin(idents).to_numpy(dtype=bool), ["crm", "id"]])
     out = pd.concat(records, ignore_index=True).astype(object).drop_duplicates(ignore_index=True)
@@ -483,6 +477,12 @@ def _row_texts(frame: pd.DataFrame) -> pd.Series:
     return out
 
 
+def _one_sided(old: pd.DataFrame, new: pd.DataFrame, cols: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of ``old`` that ``new`` lacks and those of ``new`` that ``old`` lacks, compared on ``cols``."""
+    old_t, new_t = _row_texts(old.reindex(columns=list(cols))), _row_texts(new.reindex(columns=list(cols)))
+    return old[~old_t.isin(set(new_t)).to_numpy()], new[~new_t.isin(set(old_t)).to_numpy()]
+
+
 class _Replaced:
     """A record-level table after the delta's records replaced their rows (``keys``: crm + ``key_col``), read
     without copying it: every read is a lookup in the previous table plus the new rows."""
@@ -513,10 +513,7 @@ class _Replaced:
         to another Account keeps its pair): the rows whose ends may see a change."""
         if not len(self.removed) or not len(self.added):
             return self.changed()
-        cols = list(self.added.columns)
-        old, new = _row_texts(self.removed.reindex(columns=cols)), _row_texts(self.added)
-        return pd.concat([self.removed[~old.isin(set(new)).to_numpy()], self.added[~new.isin(set(old)).to_numpy()]],
-                         ignore_index=True)
+        return pd.concat(_one_sided(self.removed, self.added, list(self.added.columns)), ignore_index=True)
 
 
 class _Pairs(_Replaced):
@@ -654,10 +651,10 @@ def _assoc_change(prev_rows: pd.DataFrame, pairs: _Pairs, left: str, right: str,
 
 def related_changes(prev: TransformResult, delta: Mirrors, links: pd.DataFrame | None, settings: TransformSettings,
                     changes: dict[str, TableChange], gone_contacts: set, part: ContactIdentities | None,
-                    moved: Moved | None = None) -> None:
+                    moved: Moved | None) -> None:
     """Adds to ``changes`` the company identities, Account candidates (COM-1..3), identity associations
     (DEAL-6) and lifecycle proposals (CON-9, DEAL-7, COM-4) the change touches, plus the record-level state.
-    ``moved``: what of the rebuilt contact component changed (default: all of it)."""
+    ``moved``: what of the rebuilt contact component changed (None: no contact was rebuilt)."""
     new_members = part.members if part is not None else prev.contacts.members.iloc[:0]
     contact_ov = _Overlay(prev.contacts.members, gone_contacts, new_members, wide=False, roles=True)
     # every contact record whose identity or role may have changed: the rebuilt component, before and after

@@ -147,7 +147,8 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     companies = companies.sort_values("identity_id", kind="stable", ignore_index=True)
     planned_contacts = contact_ids if whole else contact_ids[contact_ids["identity_id"].isin(scope.contacts)]
     # a full plan reads each field table once, for the merges and for the values its creates carry (a plan that
-    # keeps no values keeps only HubSpot's: ``_forget_others``)
+    # keeps no values keeps only HubSpot's: ``_forget_others``); contacts merged in another process (``linked``)
+    # read HubSpot's contacts there, and the creates read them again here
     records_read: dict = {}
     deal_rules = deal_settings(settings)
     contact_made, contact_left = contact_create_plan(
@@ -282,6 +283,8 @@ MERGE_PROCESS_FROM = 50_000
 
 @dataclass
 class MergedElsewhere:
+    """What ``merges_elsewhere``'s process returns."""
+
     updates: dict[str, pd.DataFrame]  # ``_contact_updates``
     seconds: float  # the worker's, its start included
 
