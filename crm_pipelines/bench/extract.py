@@ -38,12 +38,12 @@ import sqlalchemy as sa
 import yaml
 
 from crm_pipelines.bench.connectors import Bucket, bound_s, hubspot_buckets
-from crm_pipelines.bench.memory import peak_rss_mb
 from crm_pipelines.dagster_events import batch_partition_events
 from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.extract.backfill import bulk_import
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
+from crm_pipelines.memory import peak_rss_mb
 from crm_pipelines.sandbox.endpoints import ENDPOINTS_FILE
 from crm_pipelines.sandbox.launch import running_sandboxes
 from crm_pipelines.sandbox.universe import TIME_RANGE

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from crm_pipelines.bench.memory import peak_rss_mb
+from crm_pipelines.memory import peak_rss_mb
 from crm_pipelines.sandbox.launch import running_sandboxes
 
 Pager = Callable[[dict[str, Any]], Awaitable[tuple[int, int]]]  # sandbox announcement -> (records, pages)

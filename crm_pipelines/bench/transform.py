@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crm_pipelines.bench.memory import peak_rss_mb
 from crm_pipelines.bench.universe_frames import universe_mirrors
+from crm_pipelines.memory import peak_rss_mb
 from crm_pipelines.sandbox.universe import Universe
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.incremental import apply_changes, incremental_changes

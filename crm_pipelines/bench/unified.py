@@ -49,13 +49,13 @@ from crm_pipelines.bench.extract import (
     _run_lane,
     _source_counts,
 )
-from crm_pipelines.bench.memory import peak_rss_mb
 from crm_pipelines.dagster_events import batch_partition_events
 from crm_pipelines.defs.extract.assets import build_extract_assets
 from crm_pipelines.defs.extract.sensors import build_change_sensor
 from crm_pipelines.defs.partitions import daily_partitions
 from crm_pipelines.defs.resources import build_resources
 from crm_pipelines.defs.unified.assets import CONTACTS, build_unified_assets
+from crm_pipelines.memory import peak_rss_mb
 from crm_pipelines.sandbox.launch import running_sandboxes
 from crm_pipelines.sandbox.universe import TIME_RANGE
 from crm_pipelines.settings import load_settings

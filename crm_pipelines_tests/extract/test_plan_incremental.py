@@ -161,15 +161,19 @@ def test_incremental_plan_after_ui_edits_equals_a_full_plan(
     assert open_opp["id"] in set(created.loc[created["object"] == "deal", "source_id"].astype(str))
 
     # incremental = full, table for table: a full plan rewrites nothing and stores the same rows ... (this one
-    # merging the linked contacts in a process of its own on PostgreSQL, as a large state's full plan does)
-    monkeypatch.setattr(plans_module, "MERGE_PROCESS_FROM", 0)
+    # merging the linked contacts and planning the tasks in a process of its own on PostgreSQL, as a large
+    # state's full plan does)
+    monkeypatch.setattr(plans_module, "ELSEWHERE_FROM", 0)
     full = dg.materialize([unified_assets, plan_assets], selection=list(PLANS.values()), instance=instance,
                           resources=resources, run_config={"ops": {"writeback_plans": {"config": {"full": True}}}})
     assert full.success
     meta = _meta(full)[PLANS["hubspot"]]
     assert meta["plan_mode"] == "full" and meta["stored_rows_written"] == 0
-    assert ("contact_merges_elsewhere_s" in meta["plan_seconds"]) == state_url.startswith("postgresql")
+    assert ("elsewhere_s" in meta["plan_seconds"]) == state_url.startswith("postgresql")
+    assert ("plan_elsewhere_peak_rss_mb" in meta) == state_url.startswith("postgresql")
     assert _stored(engine) == after_incremental
+    # OPS-4's tasks among them (planned in that process too)
+    assert any(scope.startswith("task:") for rows in after_incremental.values() for scope, _ in rows)
     assert _summary(engine) == summary_after  # the counts the metadata shows, kept by difference
     # ... which are the plan computed whole from the state database
     stored = {k: sorted(h for _, h in v) for k, v in after_incremental.items() if k[1] in stored_parts()}

@@ -266,6 +266,9 @@ def build_plan_assets(settings: Settings | None = None) -> dg.AssetsDefinition:
                 "tasks_replanned": update.tasks_replanned,  # OPS-4: HubSpot tasks whose inputs moved
                 "stored_rows_written": update.rows_written,
                 "plan_seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in update.seconds.items()}),
+                # a full plan's second process (``plans.planned_elsewhere``), beside the run's own
+                **({"plan_elsewhere_peak_rss_mb": update.elsewhere_peak_rss_mb}
+                   if update.elsewhere_peak_rss_mb is not None else {}),
                 "planned_writes": int(work["records"].sum()),  # one per record and action
                 "unbatched_writes": int(work.loc[work["object"].isin([o for c, o in UNBATCHED if c == crm]),
                                                  "records"].sum()),

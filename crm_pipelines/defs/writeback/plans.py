@@ -27,6 +27,7 @@ from crm_pipelines.defs.writeback.plan_inputs import _values, contact_create_pla
 from crm_pipelines.defs.writeback.plan_scope import Scope
 from crm_pipelines.defs.writeback.rollup_inputs import rollup_plan_from_state
 from crm_pipelines.defs.writeback.task_inputs import TaskPlan, task_plan_of
+from crm_pipelines.memory import peak_rss_mb
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.db import engine_for_url
@@ -129,13 +130,13 @@ def read_tables(engine: Engine) -> dict[str, pd.DataFrame]:
 
 def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFrame] | None = None,
                   scope: Scope | None = None, keep_values: bool = True,
-                  linked: Future[MergedElsewhere] | None = None) -> tuple[dict[str, TargetPlan], pd.DataFrame]:
+                  elsewhere: Future[PlannedElsewhere] | None = None) -> tuple[dict[str, TargetPlan], pd.DataFrame]:
     """Target CRM -> its plan without the pipelines to create, and the HubSpot deal creates that need a new
     pipeline (what ``pipeline_creates`` reads). ``read``: the ``unified`` tables' rows to plan from (default:
     all of them); ``scope``: the identities planned (``read`` holds them and what they reach): only the
     linked records of those are merged; ``keep_values``: the creates' values kept in the plans, not only their
-    findings (the stored plan does not keep them: a row per create and field); ``linked``: the field updates
-    of linked contacts, merged elsewhere (``merges_elsewhere``), else here."""
+    findings (the stored plan does not keep them: a row per create and field); ``elsewhere``: the field updates
+    of linked contacts and the tasks' plan, computed in another process (``planned_elsewhere``), else here."""
     read = read if read is not None else read_tables(engine)
     whole = scope is None
     hubspot_of = {kind: None if whole else _hubspot_ids(read[table], ids)
@@ -147,8 +148,8 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     companies = companies.sort_values("identity_id", kind="stable", ignore_index=True)
     planned_contacts = contact_ids if whole else contact_ids[contact_ids["identity_id"].isin(scope.contacts)]
     # a full plan reads each field table once, for the merges and for the values its creates carry (a plan that
-    # keeps no values keeps only HubSpot's: ``_forget_others``); contacts merged in another process (``linked``)
-    # read HubSpot's contacts there, and the creates read them again here
+    # keeps no values keeps only HubSpot's: ``_forget_others``); contacts merged in another process
+    # (``elsewhere``) read HubSpot's contacts there, and the creates read them again here
     records_read: dict = {}
     deal_rules = deal_settings(settings)
     contact_made, contact_left = contact_create_plan(
@@ -204,9 +205,6 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     association_ends: dict = {}
     associations = {target: association_changes(target, pairs, identities, syncing, association_ends)
                     for target in TARGETS}
-    # OPS-4: HubSpot tasks as Salesforce Tasks (an incremental plan: those whose inputs moved)
-    tasks = (task_plan_of(engine, settings) if whole else
-             task_plan_of(engine, settings, scope.tasks) if scope.tasks else TaskPlan.empty())
     # linked companies and deals: mapped fields, and a deal's stage (in HubSpot's terms, back to the other CRM's)
     company_updates = field_updates(linked_merges(engine, settings, "company", hubspot_ids=hubspot_of["company"],
                                                   cache=records_read, writes_only=True), "company")
@@ -221,9 +219,14 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
             deal_updates[crm], found = stage_updates(deal_updates[crm], crm, rules)
             stage_findings.append(found)
     deal_findings = concat(FINDING_COLUMNS, [deal_findings, *stage_findings])
-    # linked contacts, last: merged meanwhile in another process on a large state (``merges_elsewhere``)
-    contact_updates = (linked.result().updates if linked is not None else
+    # linked contacts and OPS-4's tasks, last: planned meanwhile in another process on a large state
+    # (``planned_elsewhere``)
+    done = elsewhere.result() if elsewhere is not None else None
+    contact_updates = (done.contact_updates if done is not None else
                        _contact_updates(engine, settings, hubspot_of["contact"], records_read, keep_values))
+    # OPS-4: HubSpot tasks as Salesforce Tasks (an incremental plan: those whose inputs moved)
+    tasks = (done.tasks if done is not None else task_plan_of(engine, settings) if whole else
+             task_plan_of(engine, settings, scope.tasks) if scope.tasks else TaskPlan.empty())
     contacts = ContactPlan(contact_updates, contact_made, contact_left)
 
     contact_creates_by_target = _contact_creates(contacts)
@@ -276,45 +279,50 @@ def _contact_updates(engine: Engine, settings: Settings, hubspot_ids: list[str] 
     return updates
 
 
-# links from which a full plan merges in a process of its own: below, starting one (about a second) costs more
-# than it saves
-MERGE_PROCESS_FROM = 50_000
+# links from which a full plan computes part of itself in a process of its own: below, starting one (about a
+# second) costs more than it saves
+ELSEWHERE_FROM = 50_000
 
 
 @dataclass
-class MergedElsewhere:
-    """What ``merges_elsewhere``'s process returns."""
+class PlannedElsewhere:
+    """What ``planned_elsewhere``'s process returns."""
 
-    updates: dict[str, pd.DataFrame]  # ``_contact_updates``
-    seconds: float  # the worker's, its start included
+    contact_updates: dict[str, pd.DataFrame]  # ``_contact_updates``
+    tasks: TaskPlan  # OPS-4, ``task_plan_of``
+    seconds: float  # the process's, its start included
+    peak_rss_mb: float  # the process's peak resident memory
 
 
 @contextmanager
-def merges_elsewhere(engine: Engine, settings: Settings) -> Iterator[Future[MergedElsewhere] | None]:
-    """A full plan's merges of linked contacts (``_contact_updates``), started in a process of their own while
-    the caller reads the state and plans everything else (``compute_plans``' ``linked``): about half of a
-    first plan's work, which one core would do after the rest. None when the state holds fewer than
-    ``MERGE_PROCESS_FROM`` links, or is a SQLite file, where every read takes the write lock (``state/db.py``)
-    and two processes would take turns: the caller merges in its own process."""
+def planned_elsewhere(engine: Engine, settings: Settings) -> Iterator[Future[PlannedElsewhere] | None]:
+    """Parts of a full plan that need nothing else the plan computes, started in a process of their own while
+    the caller reads the state and plans the rest (``compute_plans``' ``elsewhere``): the merges of linked
+    contacts (``_contact_updates``, about half of a first plan's work), then the tasks' plan (OPS-4), which one
+    core would do after the rest. None when the state holds fewer than ``ELSEWHERE_FROM`` links, or is a SQLite
+    file, where every read takes the write lock (``state/db.py``) and two processes would take turns: the
+    caller plans everything in its own process."""
     if engine.dialect.name != "postgresql":
         yield None
         return
     with engine.connect() as conn:
         count = conn.execute(sa.select(sa.func.count()).select_from(link_table)).scalar_one()
-    if count < MERGE_PROCESS_FROM:
+    if count < ELSEWHERE_FROM:
         yield None
         return
     url = engine.url.render_as_string(hide_password=False)
     # spawned, not forked: the caller (a Dagster run) holds threads and open connections
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool.submit(_merged_elsewhere, url, settings, time.time())
+        yield pool.submit(_planned_elsewhere, url, settings, time.time())
 
 
-def _merged_elsewhere(url: str, settings: Settings, started: float) -> MergedElsewhere:
-    """``_contact_updates`` of a full plan, in a worker process, from the state database at ``url``."""
+def _planned_elsewhere(url: str, settings: Settings, started: float) -> PlannedElsewhere:
+    """``planned_elsewhere``'s parts of a full plan, in a worker process, from the state database at ``url``."""
     engine = engine_for_url(url)
     try:
-        return MergedElsewhere(_contact_updates(engine, settings, None, {}, False), time.time() - started)
+        updates = _contact_updates(engine, settings, None, {}, False)
+        tasks = task_plan_of(engine, settings)
+        return PlannedElsewhere(updates, tasks, time.time() - started, peak_rss_mb())
     finally:
         engine.dispose()
 

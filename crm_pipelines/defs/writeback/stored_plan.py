@@ -35,7 +35,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from crm_pipelines.defs.writeback.plan_scope import KINDS, TASK, WHOLE_PARTS, changed, links_and_baselines, reach
-from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans, merges_elsewhere, read_tables
+from crm_pipelines.defs.writeback.plans import TARGETS, compute_plans, planned_elsewhere, read_tables
 from crm_pipelines.defs.writeback.task_inputs import task_marks, tasks_to_replan
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import plan_store, unified
@@ -79,6 +79,7 @@ class PlanUpdate:
     tasks_replanned: int = 0  # OPS-4: HubSpot tasks replanned
     rows_written: int = 0  # stored plan rows deleted + inserted
     seconds: dict[str, float] = field(default_factory=dict)
+    elsewhere_peak_rss_mb: float | None = None  # the peak memory of the plan's second process, if it had one
 
 
 class Unattributed(ValueError):
@@ -323,14 +324,15 @@ def update_plans(engine: Engine, settings: Settings, *, full: bool = False) -> P
             clock.lap(report.seconds, "write_s")
             return _finish(engine, report, positions, clock, inputs_changed=bool(
                 written.changed["part"].eq(PIPELINE_INPUTS).any()))
-    with merges_elsewhere(engine, settings) as linked:
+    with planned_elsewhere(engine, settings) as elsewhere:
         read = read_tables(engine)
         report = PlanUpdate("full", reason, {f"{kind}s" if kind != "company" else "companies": len(
             read[f"{kind}_identities"]) for kind in KINDS})
         clock.lap(report.seconds, "read_s")
-        plans, pipeline_inputs = compute_plans(engine, settings, read, keep_values=False, linked=linked)
-        if linked is not None:  # how long the contacts' merges took beside the rest (``merges_elsewhere``)
-            report.seconds["contact_merges_elsewhere_s"] = linked.result().seconds
+        plans, pipeline_inputs = compute_plans(engine, settings, read, keep_values=False, elsewhere=elsewhere)
+        if elsewhere is not None:  # what the parts planned beside the rest took (``planned_elsewhere``)
+            done = elsewhere.result()
+            report.seconds["elsewhere_s"], report.elsewhere_peak_rss_mb = done.seconds, done.peak_rss_mb
     kept = _scoped(plans, pipeline_inputs, read, None)
     report.tasks_replanned = len(set().union(*(set(rows.loc[rows["scope"].astype(str).str.startswith(f"{TASK}:"),
                                                             "scope"]) for rows in kept.values())))
