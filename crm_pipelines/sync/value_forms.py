@@ -98,7 +98,8 @@ def may_be_too_long(values: pd.DataFrame, limits: dict[str, tuple[str, int]]) ->
 def value_forms(values: pd.DataFrame, crm: str, record_column: str = "source_id",
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``values`` (``VALUE_COLUMNS``) written to ``crm``: the same rows with ``api_value`` (None for text too long
-    for its field) and the findings for those (``FINDING_COLUMNS``; ``id``: the record, by ``record_column``)."""
+    for its field) and the findings for those (``FINDING_COLUMNS``; ``id``: the record, by ``record_column``; a
+    create's record is its source, ``source_crm``'s)."""
     out = values.copy()
     out["api_value"] = pd.Series([None] * len(out), index=out.index, dtype=object)
     for (kind, obj, fld), part in out.groupby(["kind", "target_object", "target_field"], sort=False):
@@ -118,7 +119,9 @@ def value_forms(values: pd.DataFrame, crm: str, record_column: str = "source_id"
     reason = ("OPS-9 " + bad["target_object"].astype(str) + "." + bad["target_field"].astype(str) + " is "
               + size[long].astype("Int64").astype(str) + " characters, longer than its "
               + limit[long].astype("Int64").astype(str) + ": not cut, not written")
-    found = frame(FINDING_COLUMNS, pd.DataFrame({"object": bad["object"], "crm": crm, "id": bad[record_column],
+    # the record is a create's source record (in its own CRM, where the plan finds its identity), else ``crm``'s
+    record_crm = bad["source_crm"] if record_column == "source_id" and "source_crm" in bad.columns else crm
+    found = frame(FINDING_COLUMNS, pd.DataFrame({"object": bad["object"], "crm": record_crm, "id": bad[record_column],
                                                  "target_crm": crm, "reason": reason}))  # fmt: skip
     return out, found
 

@@ -124,6 +124,9 @@ def test_incremental_plan_after_ui_edits_equals_a_full_plan(
                  ).raise_for_status()
         ui.post("/contacts", json={"properties": {"email": "new.person@example.com", "firstname": "New"}}
                 ).raise_for_status()
+        long_name = ui.post("/contacts", json={"properties": {  # OPS-9: too long for a Lead (40), for Dynamics (50)
+            "email": "long.name@example.com", "firstname": "F" * 45, "lastname": "L" * 55}})
+        long_name.raise_for_status()
         ui.delete(f"/contacts/{doomed['id']}").raise_for_status()
     with _ui(sandbox, "salesforce") as ui:
         ui.patch(f"/Opportunity/{open_opp['id']}", json={"StageName": "Closed Won"}).raise_for_status()  # DEAL-7
@@ -174,6 +177,12 @@ def test_incremental_plan_after_ui_edits_equals_a_full_plan(
     assert _stored(engine) == after_incremental
     # OPS-4's tasks among them (planned in that process too)
     assert any(scope.startswith("task:") for rows in after_incremental.values() for scope, _ in rows)
+    # ... and OPS-9's findings of text too long for the other CRM's field, among the creates of either process
+    findings = plan_store.read(engine, parts=["findings"])
+    for target, too_long in (("salesforce", "FirstName is 45 characters"), ("dynamics", "lastname is 55 characters")):
+        rows = findings[(target, "findings")]
+        mine = rows[rows["id"].astype(str) == str(long_name.json()["id"])]
+        assert mine["reason"].str.contains(too_long).sum() == 1, (target, mine["reason"].tolist())
     assert _summary(engine) == summary_after  # the counts the metadata shows, kept by difference
     # ... which are the plan computed whole from the state database
     stored = {k: sorted(h for _, h in v) for k, v in after_incremental.items() if k[1] in stored_parts()}

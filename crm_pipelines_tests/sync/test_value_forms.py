@@ -46,12 +46,13 @@ def test_ops9_numbers_and_yes_no_are_typed_json_for_salesforce_and_dataverse_tex
 
 def test_ops9_text_longer_than_the_target_field_is_a_finding_naming_record_and_field_never_cut():
     values = pd.DataFrame({
-        "object": "contact", "source_id": ["h1", "h2", "h3"], "target_object": "Lead",
+        "object": "contact", "source_crm": "hubspot", "source_id": ["h1", "h2", "h3"], "target_object": "Lead",
         "target_field": ["FirstName", "FirstName", "CloseDate"], "kind": ["text", "text", "date"],
         "value": ["Ada", "A" * 41, "2026-12-01"]})  # fmt: skip
     out, found = value_forms(values, "salesforce")
     assert out["api_value"].tolist() == ["Ada", None, "2026-12-01"]  # not cut to 40
-    assert found[["object", "crm", "id"]].values.tolist() == [["contact", "salesforce", "h2"]]
+    # the record named is the create's source, in its own CRM (the plan files the finding under its identity)
+    assert found[["object", "crm", "id", "target_crm"]].values.tolist() == [["contact", "hubspot", "h2", "salesforce"]]
     assert found["reason"].iloc[0] == "OPS-9 Lead.FirstName is 41 characters, longer than its 40: not cut, not written"
     # the same name fits Dynamics' 50
     dyn = values.assign(target_object="leads", target_field=["firstname", "firstname", "estimatedclosedate"])

@@ -11,7 +11,7 @@ from crm_pipelines.defs.writeback.task_inputs import task_plan_of
 from crm_pipelines.settings import Settings
 from crm_pipelines.state import links as link_store
 from crm_pipelines.sync.create_values import create_values, empty, pair_fields
-from crm_pipelines.sync.value_forms import LENGTHS, may_be_too_long, update_forms, value_forms
+from crm_pipelines.sync.value_forms import FORMATTED, LENGTHS, may_be_too_long, update_forms, value_forms
 from crm_pipelines.transform.fields import DEFAULT_FIELDS
 
 HUBSPOT_OBJECT = {"contact": "contacts", "company": "companies", "deal": "deals"}
@@ -33,10 +33,13 @@ def _cached(engine: Engine, crm: str, obj: str, ids: list[str], cache: dict, who
     """``read_fields``, each record read once per plan: a HubSpot record created in both other CRMs is read once;
     ``whole``: the table read whole at once (a full plan's creates are most of its records: faster than their
     ids in lists)."""
-    have = whole_fields(engine, crm, obj, cache) if whole else cache.get((crm, obj))
+    if whole:  # nothing to look for beyond the table (a set of its ids took a second at a million people)
+        have = whole_fields(engine, crm, obj, cache)
+        return have[have["id"].isin(set(ids))]
+    have = cache.get((crm, obj))
     known = set() if have is None else set(have["id"])
     missing = [i for i in dict.fromkeys(ids) if i not in known]
-    if missing and not whole:
+    if missing:
         more = read_fields(engine, crm, obj, missing)
         have = pd.concat([p for p in (have, more) if p is not None], ignore_index=True)
         cache[(crm, obj)] = have
@@ -84,6 +87,27 @@ def create_values_of(engine: Engine, settings: Settings, target: str, creates: p
         extra = extra[[(target, o, f) in LENGTHS for o, f in keys]]
     parts = [p for p in [*parts, extra] if p is not None and len(p)]
     return value_forms(pd.concat(parts, ignore_index=True) if parts else empty(), target)
+
+
+def may_be_too_long_anywhere(settings: Settings, obj: str, values: pd.DataFrame) -> pd.DataFrame | None:
+    """The rows of HubSpot's ``obj`` field table (``values``, read whole) whose text may be too long for a field
+    of any object a create of them becomes in Salesforce or Dynamics (``may_be_too_long`` per object): all that
+    ``create_values_of`` with ``limited_only`` reads of them. None when that is every row (a field whose value
+    is formatted first)."""
+    kind = {hubspot: kind for kind, hubspot in HUBSPOT_OBJECT.items()}[obj]
+    # a property over the least of its limits is over one of them: one pass over the table
+    limits: dict[str, tuple[str, int]] = {}
+    for target, objects in OTHER_OBJECTS.items():
+        for other_obj in objects[kind]:
+            for f in _fields(settings, target, other_obj):
+                limit = LENGTHS.get((target, other_obj, f.other))
+                if limit is None:
+                    continue
+                if f.kind in FORMATTED:
+                    return None
+                if f.hubspot not in limits or limit < limits[f.hubspot][1]:
+                    limits[f.hubspot] = (f.kind, limit)
+    return may_be_too_long(values, limits).reset_index(drop=True)
 
 
 def carried_values(engine: Engine, settings: Settings, target: str, creates: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from crm_pipelines.defs.writeback.create_value_inputs import create_values_of, update_forms_of
+from crm_pipelines.defs.writeback.create_value_inputs import (
+    create_values_of,
+    may_be_too_long_anywhere,
+    update_forms_of,
+)
 from crm_pipelines.defs.writeback.deletion_inputs import deletion_plan_of
 from crm_pipelines.defs.writeback.plan_inputs import _values, contact_create_plan, linked_merges
 from crm_pipelines.defs.writeback.plan_scope import Scope
@@ -137,6 +141,8 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     linked records of those are merged; ``keep_values``: the creates' values kept in the plans, not only their
     findings (the stored plan does not keep them: a row per create and field); ``elsewhere``: the field updates
     of linked contacts and the tasks' plan, computed in another process (``planned_elsewhere``), else here."""
+    if elsewhere is not None and keep_values:  # what it returns of HubSpot's contacts serves the findings only
+        raise ValueError("compute_plans: a plan planned in part elsewhere keeps no create values")
     read = read if read is not None else read_tables(engine)
     whole = scope is None
     hubspot_of = {kind: None if whole else _hubspot_ids(read[table], ids)
@@ -149,7 +155,7 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     planned_contacts = contact_ids if whole else contact_ids[contact_ids["identity_id"].isin(scope.contacts)]
     # a full plan reads each field table once, for the merges and for the values its creates carry (a plan that
     # keeps no values keeps only HubSpot's: ``_forget_others``); contacts merged in another process
-    # (``elsewhere``) read HubSpot's contacts there, and the creates read them again here
+    # (``elsewhere``) read HubSpot's contacts there, which returns the few the creates' findings need
     records_read: dict = {}
     deal_rules = deal_settings(settings)
     contact_made, contact_left = contact_create_plan(
@@ -224,6 +230,8 @@ def compute_plans(engine: Engine, settings: Settings, read: dict[str, pd.DataFra
     done = elsewhere.result() if elsewhere is not None else None
     contact_updates = (done.contact_updates if done is not None else
                        _contact_updates(engine, settings, hubspot_of["contact"], records_read, keep_values))
+    if done is not None and done.long_contacts is not None:  # all the creates' findings read of them
+        records_read[("hubspot", "contacts")] = done.long_contacts
     # OPS-4: HubSpot tasks as Salesforce Tasks (an incremental plan: those whose inputs moved)
     tasks = (done.tasks if done is not None else task_plan_of(engine, settings) if whole else
              task_plan_of(engine, settings, scope.tasks) if scope.tasks else TaskPlan.empty())
@@ -289,6 +297,9 @@ class PlannedElsewhere:
     """What ``planned_elsewhere``'s process returns."""
 
     contact_updates: dict[str, pd.DataFrame]  # ``_contact_updates``
+    # HubSpot's contacts whose text may be too long for the other CRMs (``may_be_too_long_anywhere``; None: all):
+    # what the creates' findings read of them, from the table the merges read
+    long_contacts: pd.DataFrame | None
     tasks: TaskPlan  # OPS-4, ``task_plan_of``
     seconds: float  # the process's, its start included
     peak_rss_mb: float  # the process's peak resident memory
@@ -320,9 +331,13 @@ def _planned_elsewhere(url: str, settings: Settings, started: float) -> PlannedE
     """``planned_elsewhere``'s parts of a full plan, in a worker process, from the state database at ``url``."""
     engine = engine_for_url(url)
     try:
-        updates = _contact_updates(engine, settings, None, {}, False)
+        records_read: dict = {}
+        updates = _contact_updates(engine, settings, None, records_read, False)
+        contacts = records_read.pop(("hubspot", "contacts"), None)
+        long_contacts = None if contacts is None else may_be_too_long_anywhere(settings, "contacts", contacts)
+        del contacts, records_read
         tasks = task_plan_of(engine, settings)
-        return PlannedElsewhere(updates, tasks, time.time() - started, peak_rss_mb())
+        return PlannedElsewhere(updates, long_contacts, tasks, time.time() - started, peak_rss_mb())
     finally:
         engine.dispose()
 

@@ -45,7 +45,7 @@ from crm_pipelines.sync.deal_plan import pipeline_creates
 from crm_pipelines.sync.plan import CREATE_COLUMNS, TargetPlan, concat
 
 # Bump when the plan's output for unchanged inputs changes: the stored plan is then recomputed in full.
-PLAN_VERSION = "2026-12-05.1"
+PLAN_VERSION = "2026-12-07.1"
 CURSOR = ("plan", "*")
 PIPELINE_INPUTS = "pipeline_inputs"  # not a TargetPlan frame: what the plan-wide pipelines are computed from
 # rows of no identity known to the plan: kept from a full plan to the next (an incremental plan cannot tell
