@@ -108,3 +108,17 @@ def test_conf1_the_conflict_sample_is_found_without_reading_every_update(state_e
                 "EXPLAIN SELECT row FROM plan_rows WHERE target_crm = 'hubspot' AND part = 'updates' AND "
                 f"{plan_store.CONFLICTS} ORDER BY scope, row_hash LIMIT 20").scalars().all()
         assert any("ix_plan_rows_conflicts" in line for line in plan), plan
+
+
+def test_ops5_any_text_a_person_typed_is_stored_exactly(state_engine) -> None:
+    # values as people type them into a CRM: tabs, line breaks, backslashes, quotes, non-ASCII, control
+    # characters (the CSV that carries the rows uses some as its delimiter and quote), an empty value; and a
+    # scope holding a control character (its slice goes escaped instead)
+    typed = ["tab\there", "two\nlines\r\n", "C:\\path\\", 'say "hi"', "Müller ✓", "bell\x07 unit\x1f rec\x1e", ""]
+    frame = pd.DataFrame({"object": "contact", "source_id": typed})
+    scopes = ["contact:a"] * (len(typed) - 1) + ["contact:odd\x1fscope"]
+    rows = plan_store.encode(frame).assign(target_crm="salesforce", part="creates", scope=scopes)
+    with state_engine.begin() as conn:
+        plan_store.write(conn, rows, None, [("salesforce", "creates")])
+    stored = plan_store.read(state_engine)[("salesforce", "creates")]
+    assert sorted(zip(stored["scope"], stored["source_id"], strict=True)) == sorted(zip(scopes, typed, strict=True))

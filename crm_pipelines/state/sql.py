@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from pandas.api.types import is_integer_dtype
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
@@ -209,31 +211,51 @@ def insert_frame(conn: Connection, table: sa.Table, frame: Any, json_columns: Se
 
 _COPY_SLICE = 50_000  # rows per COPY: its text a few tens of MB
 _COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+# CSV whose delimiter, quote and null marker are control characters no value holds: nothing to quote or escape
+_SEPARATOR = "\x1f"
+_CSV = "(FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1e', NULL E'\\x1d')"
+_CONTROL = re.compile("[\x00-\x1f]")
 
 
 def copy_text(conn: Connection, table: sa.Table, frame: Any, json_columns: Sequence[str] = (),
               copies: CopyBehind | None = None) -> None:
-    """``insert_frame`` for frames of text and integers without NULLs (JSON documents as text), in COPY's text
-    format on PostgreSQL: a slice's column escaped as one string (``str.replace`` at C speed; NUL, which
-    PostgreSQL's text cannot hold, parts the values), where ``to_csv`` quotes every value and doubles every
-    quote of a JSON document (its cost and the server's, for a plan's rows). A slice at a time: the escaped
-    copies of a first plan's rows at once would take several times their size. ``copies``: COPY each slice on
-    that worker while the next is escaped (``copy_behind.py``)."""
+    """``insert_frame`` for frames of text and integers without NULLs (``json_columns``: compact JSON documents
+    as text, as encoders write them: control characters escaped, no line breaks), by COPY on PostgreSQL. A
+    slice of rows at a time (the text of a first plan's rows at once would take several times their size);
+    ``copies``: COPY each slice on that worker while the next is made (``copy_behind.py``).
+
+    A slice goes as CSV whose delimiter, quote and null marker are control characters (``_CSV``): no value
+    holds one (a JSON document escapes them), so the values go as they are, with nothing to quote or escape
+    (``to_csv`` quotes every value and doubles every quote of a JSON document; COPY's text format needs every
+    backslash doubled, and JSON has many: three times the time at a first plan's millions of rows). A slice
+    whose text values do hold a control character goes in the text format, escaped."""
     if not len(frame) or conn.dialect.name != "postgresql":
         insert_frame(conn, table, frame, json_columns)
         return
     quoted = ", ".join(f'"{c}"' for c in frame.columns)
-    statement = f'COPY "{table.name}" ({quoted}) FROM STDIN'
+    text_columns = [c for c in frame.columns if c not in json_columns and not is_integer_dtype(frame[c])]
     for start in range(0, len(frame), _COPY_SLICE):
-        columns = []
-        for name in frame.columns:
-            text = "\x00".join(frame[name].iloc[start : start + _COPY_SLICE].astype(str).tolist())
-            for raw, escaped in _COPY_ESCAPES:
-                text = text.replace(raw, escaped)
-            columns.append(text.split("\x00"))
-        lines = "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
+        part = frame.iloc[start : start + _COPY_SLICE]
+        columns = {name: part[name].astype(str).tolist() for name in frame.columns}
+        if any(_CONTROL.search("".join(columns[c])) for c in text_columns):
+            statement, lines = f'COPY "{table.name}" ({quoted}) FROM STDIN', _escaped_lines(part)
+        else:
+            statement = f'COPY "{table.name}" ({quoted}) FROM STDIN {_CSV}'
+            lines = "\n".join(map(_SEPARATOR.join, zip(*columns.values(), strict=True))) + "\n"
         del columns
         if copies is None:
             copy_now(conn, statement, lines)
         else:
             copies.submit(statement, lines)
+
+
+def _escaped_lines(part: Any) -> str:
+    """Rows in COPY's text format: a column escaped as one string (``str.replace`` at C speed; NUL, which
+    PostgreSQL's text cannot hold, parts the values)."""
+    columns = []
+    for name in part.columns:
+        text = "\x00".join(part[name].astype(str).tolist())
+        for raw, escaped in _COPY_ESCAPES:
+            text = text.replace(raw, escaped)
+        columns.append(text.split("\x00"))
+    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
