@@ -308,11 +308,14 @@ class PlannedElsewhere:
 @contextmanager
 def planned_elsewhere(engine: Engine, settings: Settings) -> Iterator[Future[PlannedElsewhere] | None]:
     """Parts of a full plan that need nothing else the plan computes, started in a process of their own while
-    the caller reads the state and plans the rest (``compute_plans``' ``elsewhere``): the merges of linked
-    contacts (``_contact_updates``, about half of a first plan's work), then the tasks' plan (OPS-4), which one
-    core would do after the rest. None when the state holds fewer than ``ELSEWHERE_FROM`` links, or is a SQLite
-    file, where every read takes the write lock (``state/db.py``) and two processes would take turns: the
-    caller plans everything in its own process."""
+    the caller reads the state and plans the rest (``compute_plans``' ``elsewhere``), which one core would do
+    after the rest: the merges of linked contacts (``_contact_updates``, about half of a first plan's work);
+    from the HubSpot contacts they read, the few whose text may be too long for the other CRMs (all the
+    creates' findings read of them, OPS-9); then the tasks' plan (OPS-4). Which parts go there was measured
+    at a million people: moving the companies' and deals' merges too made this process the longer one. None
+    when the state holds fewer than ``ELSEWHERE_FROM`` links, or is a SQLite file, where every read takes the
+    write lock (``state/db.py``) and two processes would take turns: the caller plans everything in its own
+    process."""
     if engine.dialect.name != "postgresql":
         yield None
         return
