@@ -90,14 +90,15 @@ def merge_settings(settings: Settings, crm: str, kind: str = "contact") -> Merge
 def linked_merges(engine: Engine, settings: Settings, kind: str,
                   extra: dict[str, pd.DataFrame] | None = None,
                   hubspot_ids: Collection[str] | None = None, cache: dict | None = None,
-                  writes_only: bool = False) -> dict[str, pd.DataFrame]:
+                  writes_only: bool = False, links: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Other CRM -> the merge of every linked record's (of ``kind``: contact, company, deal) mapped fields
     with HubSpot (``merge_fields`` output, with ``hubspot_id``, ``other_id``, ``other_object``, ``field``),
     under the connection's direction for that object (CON-1) and its switch. ``extra``: CRM -> ``id`` + more
     values (in HubSpot's terms) to merge alongside the mapped fields (a deal's pipeline and stage);
     ``hubspot_ids``: only the links of these HubSpot records (an incremental plan); ``cache``: the field tables
     a full plan read whole (``field_tables.whole_fields``); ``writes_only``: only the rows that write a side
-    (what the plan keeps of a merge: a first sync merges millions of fields, most of them equal)."""
+    (what the plan keeps of a merge: a first sync merges millions of fields, most of them equal); ``links``: the
+    links of ``kind`` (of ``hubspot_ids``), when the caller has read them already."""
     extra = extra or {}
     whole = hubspot_ids is None  # a full plan: most linked records are read
 
@@ -106,7 +107,7 @@ def linked_merges(engine: Engine, settings: Settings, kind: str,
         return values if more is None else values.merge(more.astype({"id": object}), on="id", how="left")
 
     hubspot_obj, objects_by_crm = LINKED[kind]
-    links = link_store.load(engine, kind=kind, hubspot_ids=hubspot_ids)
+    links = link_store.load(engine, kind=kind, hubspot_ids=hubspot_ids) if links is None else links
     out: dict[str, pd.DataFrame] = {}
     hubspot_ids = links["hubspot_id"].dropna().astype(str).tolist()
     hubspot = with_extra(_values(engine, "hubspot", hubspot_obj, hubspot_ids, whole, cache), "hubspot") \

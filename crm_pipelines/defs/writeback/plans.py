@@ -33,6 +33,7 @@ from crm_pipelines.defs.writeback.rollup_inputs import rollup_plan_from_state
 from crm_pipelines.defs.writeback.task_inputs import TaskPlan, task_plan_of
 from crm_pipelines.memory import peak_rss_mb
 from crm_pipelines.settings import Settings
+from crm_pipelines.state import links as link_store
 from crm_pipelines.state import mirror, unified
 from crm_pipelines.state.db import engine_for_url
 from crm_pipelines.state.schema import links as link_table
@@ -278,11 +279,11 @@ def _forget_others(records_read: dict, keep_values: bool) -> None:
 
 
 def _contact_updates(engine: Engine, settings: Settings, hubspot_ids: list[str] | None, records_read: dict,
-                     keep_values: bool) -> dict[str, pd.DataFrame]:
+                     keep_values: bool, links: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The field updates the merges of linked contacts make (CONF-*, CON-1), per target CRM; ``records_read``:
-    the field tables read whole, kept for the creates' values."""
+    the field tables read whole, kept for the creates' values; ``links``: the contact links, read already."""
     updates = field_updates(linked_merges(engine, settings, "contact", hubspot_ids=hubspot_ids, cache=records_read,
-                                          writes_only=True), "contact")
+                                          writes_only=True, links=links), "contact")
     _forget_others(records_read, keep_values)
     return updates
 
@@ -335,11 +336,12 @@ def _planned_elsewhere(url: str, settings: Settings, started: float) -> PlannedE
     engine = engine_for_url(url)
     try:
         records_read: dict = {}
-        updates = _contact_updates(engine, settings, None, records_read, False)
+        links = link_store.load(engine, kind="contact")  # the merges' and the tasks'
+        updates = _contact_updates(engine, settings, None, records_read, False, links)
         contacts = records_read.pop(("hubspot", "contacts"), None)
         long_contacts = None if contacts is None else may_be_too_long_anywhere(settings, "contacts", contacts)
         del contacts, records_read
-        tasks = task_plan_of(engine, settings)
+        tasks = task_plan_of(engine, settings, contact_links=links)
         return PlannedElsewhere(updates, long_contacts, tasks, time.time() - started, peak_rss_mb())
     finally:
         engine.dispose()

@@ -115,9 +115,11 @@ def tasks_to_replan(engine: Engine, before: dict[str, str | None], records: set[
     return out | _tasks_of(engine, records) if records else out
 
 
-def task_plan_of(engine: Engine, settings: Settings, task_ids: set[str] | None = None) -> TaskPlan:
+def task_plan_of(engine: Engine, settings: Settings, task_ids: set[str] | None = None,
+                 contact_links: pd.DataFrame | None = None) -> TaskPlan:
     """OPS-4 from the state database as it is (nothing when the Salesforce connection is off), of these HubSpot
-    tasks or all."""
+    tasks or all; ``contact_links``: every contact link, when the caller has read them already (a full plan's
+    merges have: reading the few thousands a task reaches again took as long, 2 s at a million people)."""
     if not settings.connections.salesforce.enabled or (task_ids is not None and not task_ids):
         return TaskPlan.empty()
     rules = settings.sync.salesforce.tasks
@@ -126,7 +128,8 @@ def task_plan_of(engine: Engine, settings: Settings, task_ids: set[str] | None =
     tasks = tasks[~tasks["deleted"].astype(bool)]
     assoc = task_associations(engine, task_ids)
     related = assoc["to_id"].astype(str).unique().tolist()
-    contacts = link_store.load(engine, kind="contact", hubspot_ids=related)
+    contacts = (link_store.load(engine, kind="contact", hubspot_ids=related) if contact_links is None
+                else contact_links[contact_links["hubspot_id"].isin(set(related))].reset_index(drop=True))
     deals = link_store.load(engine, kind="deal", hubspot_ids=related)
     # a deal link outlives its Opportunity's deletion (DEL-3): no task goes on a deleted record
     status = record_status(engine, "deal", {"salesforce": deals["salesforce_id"].dropna().astype(str).tolist()})
