@@ -119,7 +119,8 @@ def task_plan_of(engine: Engine, settings: Settings, task_ids: set[str] | None =
                  contact_links: pd.DataFrame | None = None) -> TaskPlan:
     """OPS-4 from the state database as it is (nothing when the Salesforce connection is off), of these HubSpot
     tasks or all; ``contact_links``: every contact link, when the caller has read them already (a full plan's
-    merges have: reading the few thousands a task reaches again took as long, 2 s at a million people)."""
+    merges have: reading again the tens of thousands its tasks reach took longer than all of them, 2.2 s
+    against 1.8 s at a million people)."""
     if not settings.connections.salesforce.enabled or (task_ids is not None and not task_ids):
         return TaskPlan.empty()
     rules = settings.sync.salesforce.tasks
