@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from crm_pipelines import catalog
 from crm_pipelines.defs.extract.assets import COMPLETE_CHECK, build_extract_assets
@@ -160,12 +161,16 @@ def test_the_newest_partition_shows_the_whole_mirror(imported: Imported) -> None
 
 
 def test_the_complete_check_names_the_window_it_compared(imported: Imported) -> None:
-    """OPS-7's check says which window it counted (the last run's days), both counts, and what it compares."""
+    """OPS-7's check says which window it counted (the last run's days), both counts, and what it compares; each
+    import run evaluates it once for the window it read, and leaves nothing "planned" per daily partition."""
     last = imported.runs[-2]  # the last run of the partitioned objects
-    record = imported.instance.get_latest_asset_check_evaluation_record(
-        dg.AssetCheckKey(dg.AssetKey(["hubspot", "contacts"]), COMPLETE_CHECK)
-    )
+    check_key = dg.AssetCheckKey(dg.AssetKey(["hubspot", "contacts"]), COMPLETE_CHECK)
+    record = imported.instance.get_latest_asset_check_evaluation_record(check_key)
     assert record is not None and record.run_id == last.result.run_id
+    history = imported.instance.event_log_storage.get_asset_check_execution_history(check_key, limit=1_000)
+    for run in imported.runs[:-1]:
+        statuses = [r.status for r in history if r.run_id == run.result.run_id]
+        assert statuses == [AssetCheckExecutionRecordStatus.SUCCEEDED], run.label
     evaluation = record.event.dagster_event.event_specific_data
     metadata = {k: v.value for k, v in evaluation.metadata.items()}
     assert evaluation.passed

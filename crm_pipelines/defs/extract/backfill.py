@@ -51,8 +51,12 @@ def bulk_import(
         selected = [k for a in partitioned for k in a.keys if k in chosen]
         tags = {ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1],
                 KIND_TAG: BULK_IMPORT, **connection_tags(k.path[0] for k in selected)}
+        # Without the completeness checks in the run's plan: Dagster would plan each check once per daily
+        # partition of the range (4 objects x 2,898 days: 5 s of the run's start, and rows left "planned"),
+        # while the step evaluates it once for the whole window it read; the step records that evaluation.
         result = dg.materialize(
-            partitioned, instance=instance, resources=resources, tags=tags, selection=selected, raise_on_error=False
+            partitioned, instance=instance, resources=resources, tags=tags,
+            selection=dg.AssetSelection.assets(*selected).without_checks(), raise_on_error=False,
         )
         yield ImportRun(chunk[0], chunk[-1], result)
     reference = [a for a in assets if a.partitions_def is None and a.keys & chosen]
