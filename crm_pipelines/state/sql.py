@@ -173,6 +173,11 @@ def rows_for_ids(conn: Connection, query: sa.Select, column: sa.ColumnElement, i
         return out if ids is None else out[out[column.name].isin(set(ids))].reset_index(drop=True)
     if whole:
         rows = conn.execute(query).all()
+    elif conn.dialect.name == "postgresql":
+        # one array parameter (``= ANY``), the same index scan: an IN list is expanded into a bind parameter
+        # per id, which costs the client more than the server's lookup (45,754 ids: 2.27 s in lookups of
+        # 5,000, 0.79 s as one array)
+        rows = conn.execute(query.where(column == sa.any_(sa.bindparam(None, list(ids))))).all()
     else:
         rows = [r for start in range(0, len(ids), _ID_CHUNK)
                 for r in conn.execute(query.where(column.in_(ids[start : start + _ID_CHUNK])))]  # fmt: skip
