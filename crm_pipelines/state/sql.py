@@ -161,9 +161,10 @@ def copy_out(conn: Connection, query: sa.Select, names: Sequence[str]) -> Any:
 
 def rows_for_ids(conn: Connection, query: sa.Select, column: sa.ColumnElement, ids: Sequence[str] | None,
                  names: Sequence[str], text: bool = False) -> Any:
-    """``query``'s rows whose ``column`` is one of ``ids`` (None: all), as a frame of columns ``names``: in
-    lookups of a few thousand ids, or, for many ids, read whole and filtered here. ``text``: on PostgreSQL a
-    whole read comes as text (``copy_out``; the caller converts what it needs), not as the driver's types."""
+    """``query``'s rows whose ``column`` is one of ``ids`` (None: all), as a frame of columns ``names``: in one
+    lookup (PostgreSQL) or lookups of a few thousand ids (SQLite), or, for many ids, read whole and filtered
+    here. ``text``: on PostgreSQL a whole read comes as text (``copy_out``; the caller converts what it needs),
+    not as the driver's types."""
     import pandas as pd
 
     whole = ids is None or len(ids) > _WHOLE

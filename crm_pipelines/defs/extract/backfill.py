@@ -1,6 +1,10 @@
 """The bulk import in one process: what a backfill launched from the UI does under the backfill policy
 (runs of up to ``partitions_per_run`` daily partitions, oldest first), then the unpartitioned reference
-objects. The demo, the extract bench and the tests run it; nothing here runs at import time."""
+objects. The demo, the extract bench and the tests run it; nothing here runs at import time.
+
+One difference from a UI backfill, which selects the completeness checks with their assets: these runs leave
+the checks out of their plan and each step records one evaluation per object (``assets.py``), since Dagster
+plans a selected check once per daily partition of a run's range."""
 
 from __future__ import annotations
 
