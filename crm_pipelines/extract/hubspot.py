@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_pipelines.crm.hubspot.client import ASSOCIATION_BATCH_READ_MAX, HubSpotClient
+from crm_pipelines.crm.hubspot.inline_associations import inline_targets
 from crm_pipelines.extract.sources import AssociationBatch, Deletion, with_fields
 from crm_pipelines.state.mirror import MirrorRow
 
@@ -142,7 +143,7 @@ class HubSpotObject:
         reads: list[asyncio.Task[None]] = []
         try:
             async for page in self._pages(start, end, counted):
-                pending += [str(r["id"]) for r in page]
+                pending += self._take_inline_associations(page)
                 # full batches only: the ids past a full batch wait for the next pages, else each batch would
                 # be split into a full call and a small one (1,100 ids: two calls on the 10-second bucket)
                 while len(pending) >= ASSOCIATION_BATCH_READ_MAX:
@@ -182,7 +183,8 @@ class HubSpotObject:
         finally:
             await searched.aclose()
         seen = {r["id"] for r in first}
-        async for page in self.client.iter_full(self.obj, self.properties, (start_ms, end_ms)):
+        linked = ASSOCIATIONS.get(self.obj, ())
+        async for page in self.client.iter_full(self.obj, self.properties, (start_ms, end_ms), associations=linked):
             fresh = [r for r in page if r["id"] not in seen]
             if fresh:
                 yield fresh
@@ -203,25 +205,48 @@ class HubSpotObject:
         for record in page:
             record["propertyTimes"] = times.get(str(record["id"]), {})
 
+    def _take_inline_associations(self, page: list[dict[str, Any]]) -> list[str]:
+        """Keeps the associations the list endpoint gave inline where complete (``inline_associations``, issue
+        17: no batch read on the 10-second bucket for them); returns the ids whose associations are still to
+        read. The inline block never reaches the mirror's record."""
+        to_types = ASSOCIATIONS.get(self.obj, ())
+        unread, taken, rows = [], [], []
+        for record in page:
+            listed = record.pop("associations", None)
+            found = {to: inline_targets(listed, self.obj, to) for to in to_types} if listed is not None else {}
+            if not to_types or listed is None or any(targets is None for targets in found.values()):
+                unread.append(str(record["id"]))
+                continue
+            taken.append(str(record["id"]))
+            for to_type, targets in found.items():
+                rows += self._association_rows(str(record["id"]), to_type, targets or [])
+        if taken:
+            groups = [f"{self.obj}:{i}:{to}:" for i in taken for to in to_types]
+            self._associations.append(AssociationBatch(groups, rows))
+        return unread
+
     async def _read_associations(self, ids: list[str]) -> None:
         for to_type in ASSOCIATIONS.get(self.obj, ()) if ids else ():
             linked = await self.client.associations(self.obj, to_type, ids)
-            rows = []
-            for from_id, targets in linked.items():
-                for target in targets:
-                    for kind in target.get("associationTypes", []):
-                        row = {
-                            "from_type": self.obj,
-                            "from_id": from_id,
-                            "to_type": to_type,
-                            "to_id": str(target["toObjectId"]),
-                            "type_id": kind.get("typeId"),
-                            "category": kind.get("category"),
-                            "label": kind.get("label"),
-                        }
-                        key = f"{self.obj}:{from_id}:{to_type}:{row['to_id']}:{row['type_id']}"
-                        rows.append(MirrorRow(key, None, row))
+            rows = [r for from_id, targets in linked.items() for r in self._association_rows(from_id, to_type, targets)]
             self._associations.append(AssociationBatch([f"{self.obj}:{i}:{to_type}:" for i in ids], rows))
+
+    def _association_rows(self, from_id: str, to_type: str, targets: list[dict[str, Any]]) -> list[MirrorRow]:
+        """One mirror row per association type of each target, as the v4 batch read gives them."""
+        rows = []
+        for target in targets:
+            for kind in target.get("associationTypes", []):
+                row = {
+                    "from_type": self.obj,
+                    "from_id": from_id,
+                    "to_type": to_type,
+                    "to_id": str(target["toObjectId"]),
+                    "type_id": kind.get("typeId"),
+                    "category": kind.get("category"),
+                    "label": kind.get("label"),
+                }
+                rows.append(MirrorRow(f"{self.obj}:{from_id}:{to_type}:{row['to_id']}:{row['type_id']}", None, row))
+        return rows
 
     async def count_window(self, start: datetime, end: datetime) -> int | None:
         if self._counted and self._counted[:2] == (start, end):

@@ -15,6 +15,7 @@ from hubspot.crm.objects import SimplePublicObjectInputForCreate as ObjectInput
 from hubspot.crm.objects.calls import ApiException as CallsApiException
 from hubspot.utils.objects import fetch_all
 
+from crm_pipelines.crm.hubspot.inline_associations import inline_targets
 from crm_pipelines_tests.sandbox.conftest import RunningSandbox
 
 CONTACTS = "/crm/v3/objects/contacts"
@@ -332,3 +333,40 @@ def test_reading_every_property_gives_responses_of_realistic_size(hubspot: Runni
         assert refused.status_code == 400 and "READ_ONLY_VALUE" in refused.text
         accepted = client.patch(one, json={"properties": {"salutation": "Dr."}})
         assert accepted.status_code == 200 and accepted.json()["properties"]["salutation"] == "Dr."
+
+
+def test_inline_associations_page_past_100_and_read_as_the_v4_batch_read_does(hubspot: RunningSandbox) -> None:
+    """Issue 17: a record listed with ``associations=companies`` carries at most 100 of them inline and pages the
+    rest (HubSpot's v3 association pagination); a complete block reads as exactly what the v4 batch read gives,
+    and a paged one is not taken (its record's associations are read in a batch instead)."""
+    with hubspot.api() as client:
+        many, one = [client.post(CONTACTS, json={"properties": {"firstname": f"inline{i}"}}).json()["id"]
+                     for i in range(2)]
+        companies = [
+            r["id"]
+            for start in (0, 100)
+            for r in client.post("/crm/v3/objects/companies/batch/create", json={
+                "inputs": [{"properties": {"name": f"inline co {i}"}} for i in range(start, min(start + 100, 101))]
+            }).json()["results"]
+        ]
+        for chunk in (companies[:100], companies[100:]):
+            made = client.post("/crm/v4/associations/contacts/companies/batch/associate/default",
+                               json={"inputs": [{"from": {"id": many}, "to": {"id": c}} for c in chunk]})
+            assert made.status_code in (200, 201), made.text
+        client.put(f"/crm/v4/objects/contacts/{one}/associations/default/companies/{companies[0]}").raise_for_status()
+        listed = {
+            contact: client.get(f"{CONTACTS}/{contact}", params={"associations": "companies"}).json()["associations"]
+            for contact in (many, one)
+        }
+        batch = client.post("/crm/v4/associations/contacts/companies/batch/read",
+                            json={"inputs": [{"id": many}, {"id": one}]}).json()["results"]
+    paged = listed[many]["companies"]
+    assert len(paged["results"]) == 100 and paged["paging"]["next"]["after"]
+    assert inline_targets(listed[many], "contacts", "companies") is None
+    by_v4 = {r["from"]["id"]: r["to"] for r in batch}
+    assert len(by_v4[many]) == 101
+    assert inline_targets(listed[one], "contacts", "companies") == by_v4[one]
+    assert inline_targets({}, "contacts", "companies") == []
+    # a user-defined label is named by its label in v3, which no table turns into its type id
+    labelled = {"companies": {"results": [{"id": "7", "type": "facilitator"}]}}
+    assert inline_targets(labelled, "contacts", "companies") is None

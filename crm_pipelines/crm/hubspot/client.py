@@ -65,31 +65,41 @@ class HubSpotClient:
 
     # -- reads ---------------------------------------------------------------------------------------
     async def iter_all(
-        self, object_type: str, properties: Sequence[str], *, archived: bool = False
+        self, object_type: str, properties: Sequence[str], *, archived: bool = False,
+        associations: Sequence[str] = (),
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every record of ``object_type`` (or every archived one), a page of up to 100 at a time."""
+        """Every record of ``object_type`` (or every archived one), a page of up to 100 at a time; with
+        ``associations`` (object types), each record carries an ``associations`` block, empty when it has none
+        (``inline_associations`` reads it)."""
         after: str | None = None
         while True:
             params: dict[str, Any] = {"limit": LIST_PAGE_MAX, "properties": ",".join(properties)}
             if archived:
                 params["archived"] = "true"
+            if associations:
+                params["associations"] = ",".join(associations)
             if after:
                 params["after"] = after
             page = await self.api.request(
                 "GET", f"/crm/v3/objects/{object_type}", endpoint="GET /crm/v3/objects/{type}", params=params
             )
+            if associations:
+                for record in page.data["results"]:
+                    record.setdefault("associations", {})  # HubSpot leaves the block out when it would be empty
             yield page.data["results"]
             after = ((page.data.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
 
     async def iter_full(
-        self, object_type: str, properties: Sequence[str], window: tuple[int, int] | None = None
+        self, object_type: str, properties: Sequence[str], window: tuple[int, int] | None = None,
+        associations: Sequence[str] = (),
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Every live record, or those modified in ``window`` ([start, end) in epoch ms), read through the list
         endpoint and search at once, each on its own rate bucket (FACTS §2, §4; issue 17): see ``full_read``.
         Pages come in no particular order. The list endpoint cannot filter: it reads every record of its part
-        of the id space, so a window is worth reading this way only when it holds most of the records."""
+        of the id space, so a window is worth reading this way only when it holds most of the records. With
+        ``associations``, the list's records carry their associations inline (``iter_all``); search's do not."""
         filters: list[dict[str, str]] = []
         wanted = None
         if window is not None:
@@ -106,7 +116,7 @@ class HubSpotClient:
         async for page in iter_both_buckets(
             object_type,
             properties,
-            list_pages=self.iter_all,
+            list_pages=lambda obj, props: self.iter_all(obj, props, associations=associations),
             search=self._post_search,
             search_filters=filters,
             wanted=wanted,

@@ -116,11 +116,16 @@ def association_label(from_type: str, to_type: str, type_id: int) -> str | None:
     return "Primary" if pair and pair[1] == type_id else None
 
 
-def v3_association_type_name(from_type: str, to_type: str, type_id: int) -> str:
-    """The ``type`` string of v3 ``associations`` blocks (``contact_to_company[_unlabeled]``)."""
+def v3_association_type_name(from_type: str, to_type: str, type_id: int, category: str = "HUBSPOT_DEFINED") -> str:
+    """The ``type`` string of v3 ``associations`` blocks: ``contact_to_company`` (the primary, or the only
+    HubSpot-defined type of a pair without one), ``contact_to_company_unlabeled`` (the default beside a primary),
+    and for any other type its label's name (a user label "Facilitator" shows as ``facilitator``; the sandbox
+    has no label names, so ``label_<typeId>``)."""
     frm, to = OBJECT_TYPES[from_type].singular, OBJECT_TYPES[to_type].singular
     pair = ASSOCIATION_TYPES.get((from_type, to_type))
-    if pair and pair[1] is not None and type_id == pair[0]:
+    if category != "HUBSPOT_DEFINED" or pair is None or type_id not in pair:
+        return f"label_{type_id}"
+    if pair[1] is not None and type_id == pair[0]:
         return f"{frm}_to_{to}_unlabeled"
     return f"{frm}_to_{to}"
 

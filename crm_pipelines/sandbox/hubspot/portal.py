@@ -35,6 +35,8 @@ from crm_pipelines.sandbox.hubspot.rollups import (
 from crm_pipelines.sandbox.hubspot.store import HubSpotStore, Record, email_key
 from crm_pipelines.sandbox.hubspot.values import InvalidValue, iso_ms, normalize, parse_timestamp_ms
 
+V3_ASSOCIATIONS_MAX = 100  # associations per type inline in a v3 record, past which they are paged
+
 SOURCE_API = "INTEGRATION"
 SOURCE_UI = "CRM_UI"
 SOURCE_IMPORT = "IMPORT"
@@ -391,11 +393,20 @@ class Portal:
                 continue
             linked = self.store.associations_of(record.object_type, record.id, to.name)
             results = [
-                {"id": str(to_id), "type": v3_association_type_name(record.object_type, to.name, type_id)}
+                {"id": str(to_id), "type": v3_association_type_name(record.object_type, to.name, type_id, category)}
                 for to_id, types in linked.items()
-                for type_id, _ in types
+                for type_id, category in types
             ]
-            if results:
+            if len(results) > V3_ASSOCIATIONS_MAX:
+                # paged past 100 since 2021-01-18 (developers.hubspot.com/changelog/announcing-a-change-to-how-v3-
+                # crm-apis-return-association-data); the rest is for a per-record read
+                after = results[V3_ASSOCIATIONS_MAX - 1]["id"]
+                path = f"/crm/v3/objects/{record.object_type}/{record.id}/associations/{to.name}"
+                out[to.name] = {
+                    "results": results[:V3_ASSOCIATIONS_MAX],
+                    "paging": {"next": {"after": after, "link": f"{path}?after={after}"}},
+                }
+            elif results:
                 out[to.name] = {"results": results}
         return out
 
