@@ -151,9 +151,11 @@ class ObjectsApi:
         names = csv_param(request, "properties")
         assoc = csv_param(request, "associations")
         defs = self.portal.properties(o.name)
+        linked = self.portal.linked_for_page(o.name, [r.id for r in records[:limit]], assoc) if assoc else None
         body: dict[str, Any] = {
             "results": [
-                self.portal.render(r, names, history=history, associations=assoc, defs=defs) for r in records[:limit]
+                self.portal.render(r, names, history=history, associations=assoc, defs=defs, linked=linked)
+                for r in records[:limit]
             ]
         }
         if len(records) > limit:

@@ -154,12 +154,16 @@ class AssociationsApi:
         inputs = inputs_of(await json_body(request), ASSOC_BATCH_READ_MAX)
         started = now_iso()
         results, missing = [], []
-        for item in inputs:
-            from_id = _id(item.get("id"))
-            if self.portal.store.get(frm, from_id) is None:
+        from_ids = [_id(item.get("id")) for item in inputs]
+        # the batch's records and links in two queries: a query per id held the event loop (every other
+        # request waiting, its rate-limit count delayed) for tens of milliseconds a batch of 1,000
+        live = self.portal.store.get_many(frm, from_ids)
+        links = self.portal.store.associations_of_many(frm, [i for i in from_ids if i in live], to)
+        for from_id in from_ids:
+            if from_id not in live:
                 missing.append(str(from_id))
                 continue
-            linked = self.portal.store.associations_of(frm, from_id, to)
+            linked = links.get(from_id, {})
             results.append(
                 {
                     "from": {"id": str(from_id)},

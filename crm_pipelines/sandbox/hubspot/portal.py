@@ -340,7 +340,9 @@ class Portal:
         history: list[str] | None = None,
         associations: list[str] | None = None,
         defs: Mapping[str, PropertyDef] | None = None,
+        linked: Mapping[str, Mapping[int, dict[int, list[tuple[int, str]]]]] | None = None,
     ) -> dict[str, Any]:
+        """``linked``: a page's associations read at once (``linked_for_page``), else each record's are read."""
         o = OBJECT_TYPES[record.object_type]
         defs = defs if defs is not None else self.properties(o.name)
         wanted = names if names is not None else list(o.default_properties)
@@ -358,7 +360,7 @@ class Portal:
         if history:
             out["propertiesWithHistory"] = self._history(record, [n for n in history if n in defs], values)
         if associations:
-            out["associations"] = self._v3_associations(record, associations)
+            out["associations"] = self._v3_associations(record, associations, linked)
         return out
 
     @staticmethod
@@ -385,13 +387,30 @@ class Portal:
                 out[name] = []
         return out
 
-    def _v3_associations(self, record: Record, to_types: list[str]) -> dict[str, Any]:
+    @staticmethod
+    def _to_types(segments: list[str]) -> list[ObjectType]:
+        """The object types ``associations=`` names (plural, singular or type id); unknown names are ignored."""
+        def named(segment: str) -> ObjectType | None:
+            return next((t for t in OBJECT_TYPES.values() if segment in (t.name, t.singular, t.type_id)), None)
+
+        return [t for segment in segments if (t := named(segment)) is not None]
+
+    def linked_for_page(
+        self, object_type: str, ids: list[int], segments: list[str]
+    ) -> dict[str, dict[int, dict[int, list[tuple[int, str]]]]]:
+        """A list page's associations, one query per type (a query per record held the event loop a page longer)."""
+        return {to.name: self.store.associations_of_many(object_type, ids, to.name) for to in self._to_types(segments)}
+
+    def _v3_associations(
+        self, record: Record, to_types: list[str],
+        page: Mapping[str, Mapping[int, dict[int, list[tuple[int, str]]]]] | None = None,
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for segment in to_types:
-            to = next((t for t in OBJECT_TYPES.values() if segment in (t.name, t.singular, t.type_id)), None)
-            if to is None:
-                continue
-            linked = self.store.associations_of(record.object_type, record.id, to.name)
+        for to in self._to_types(to_types):
+            if page is not None:
+                linked = page.get(to.name, {}).get(record.id, {})
+            else:
+                linked = self.store.associations_of(record.object_type, record.id, to.name)
             results = [
                 {"id": str(to_id), "type": v3_association_type_name(record.object_type, to.name, type_id, category)}
                 for to_id, types in linked.items()

@@ -297,6 +297,23 @@ class HubSpotStore:
             out.setdefault(to_id, []).append((type_id, category))
         return out
 
+    def associations_of_many(
+        self, from_type: str, from_ids: Sequence[int], to_type: str
+    ) -> dict[int, dict[int, list[tuple[int, str]]]]:
+        """``associations_of`` for many records in one query: {from_id: {to_id: [(type_id, category), ...]}}."""
+        out: dict[int, dict[int, list[tuple[int, str]]]] = {}
+        if not from_ids:
+            return out
+        marks = ",".join("?" * len(from_ids))
+        rows = self.db.execute(
+            f"SELECT from_id, to_id, type_id, category FROM associations WHERE from_type = ? AND to_type = ? "
+            f"AND from_id IN ({marks}) ORDER BY from_id, to_id, type_id",
+            (from_type, to_type, *from_ids),
+        )
+        for from_id, to_id, type_id, category in rows:
+            out.setdefault(from_id, {}).setdefault(to_id, []).append((type_id, category))
+        return out
+
     def contact_deals(self, contact_ids: Sequence[int]) -> dict[int, list[tuple[int, int, str]]]:
         """{contact id: [(deal id, created_ms, properties JSON), ...]} of the live deals each is associated with
         (each deal once, whatever association types link them)."""
