@@ -138,8 +138,8 @@ def ids_in_ranges(conn: Connection, table: sa.Table, prefixes: Sequence[str], *w
     return [r[0] for r in conn.execute(stmt)]
 
 
-# ids per lookup; past ``_WHOLE`` ids (a full plan's links and baselines at a million people) a table is read
-# whole and filtered: hundreds of lookups cost seconds more
+# ids per lookup on SQLite (PostgreSQL takes them as one array); past ``_WHOLE`` ids (a full plan's links and
+# baselines at a million people) a table is read whole and filtered: hundreds of lookups cost seconds more
 _ID_CHUNK, _WHOLE = 5_000, 50_000
 
 
