@@ -219,7 +219,22 @@ class FilterCompiler:
         sql_op = _COMPARATORS.get(type(op))
         if sql_op is None:
             raise errors.bad_request(f"Operator {type(op).__name__} is not supported in $filter.")
+        if (fraction := _within_second(attr, right)) is not None:
+            return self._compare_fraction(attr, type(op), fraction)
         return f"({attr.column} {sql_op} {self._param(attr, right)})"
+
+    def _compare_fraction(self, attr: Attribute, op: type, instant: dt.datetime) -> str:
+        """A time column against an instant between two whole seconds. The table keeps whole seconds (as the
+        Web API returns them), so the instant is compared as what it is, not cut to its second: a row stamped
+        11:07:05 is ``lt 11:07:05.6`` (a window ending within the second a change was made in still holds it),
+        and never ``eq`` it."""
+        self.params.append(iso(instant))  # the whole second before the instant
+        if op in (ast.Lt, ast.LtE):
+            return f"({attr.column} <= ?)"
+        if op in (ast.Gt, ast.GtE):
+            return f"({attr.column} > ?)"
+        self.params.pop()
+        return f"({attr.column} IS NOT NULL)" if op is ast.NotEq else "(0 = 1)"
 
     def _call(self, node: ast.Call) -> str:
         if isinstance(node.func, ast.Identifier) and node.func.namespace == ("Microsoft", "Dynamics", "CRM"):
@@ -275,6 +290,14 @@ class FilterCompiler:
     def _param(self, attr: Attribute, literal: ast._Node) -> str:
         self.params.append(literal_value(attr, literal, self.table))
         return "?"
+
+
+def _within_second(attr: Attribute, literal: ast._Node) -> dt.datetime | None:
+    """The instant a date-time literal names when it has a fraction of a second and the column holds times."""
+    if attr.type != "DateTime" or attr.date_only or not isinstance(literal, ast.DateTime):
+        return None
+    value = parse_datetime(literal.val)
+    return value if value.microsecond else None
 
 
 def _typed(attr: Attribute, literal: ast._Node, table: Table) -> Any:

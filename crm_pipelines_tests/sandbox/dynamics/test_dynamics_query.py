@@ -92,6 +92,30 @@ def test_filter_operators(dynamics: RunningSandbox, expression: str, check) -> N
     assert hits or expression.startswith("statecode ne")
 
 
+def test_a_time_with_a_fraction_of_a_second_compares_as_that_instant(dynamics: RunningSandbox) -> None:
+    """``modifiedon`` holds whole seconds, a filter's time may have a fraction: a window [start, now) that ends
+    within the second a row was changed in holds the row (OPS-7: the change sensor's count and the incremental
+    read ask for such windows; cutting ``now`` to its second hid a change made in that second until a later
+    poll, and the sync planned on the stale copy meanwhile)."""
+    with api(dynamics) as client:
+        row = client.get("contacts", params={"$select": "modifiedon", "$top": "1"}).json()["value"][0]
+        at = row["modifiedon"]  # e.g. 2024-03-01T10:20:30Z
+        half = at.replace("Z", ".5Z")
+
+        def hits(condition: str) -> bool:
+            found = client.get("contacts", params={
+                "$select": "contactid", "$filter": f"contactid eq {row['contactid']} and {condition}"})
+            assert found.status_code == 200, found.text
+            return bool(found.json()["value"])
+
+        assert hits(f"modifiedon lt {half}") and hits(f"modifiedon le {half}")
+        assert not hits(f"modifiedon gt {half}") and not hits(f"modifiedon ge {half}")
+        assert not hits(f"modifiedon eq {half}") and hits(f"modifiedon ne {half}")
+        assert hits(f"modifiedon ge {at} and modifiedon lt {half}")  # the window ending within that second
+        assert hits(f"{half} gt modifiedon")  # the literal on the left reads the same
+        assert hits(f"modifiedon eq {at}") and not hits(f"modifiedon lt {at}")  # whole seconds as before
+
+
 def test_filter_by_guid_lookup_and_case_insensitive_equality(dynamics: RunningSandbox) -> None:
     with api(dynamics) as client:
         with_parent = client.get("contacts", params={
