@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 
@@ -29,6 +30,8 @@ class CatalogObject:
     kind: Kind
     id_field: str
     modified_field: str | None  # the field windows and change detection read; None: no such field
+    # how finely the CRM stamps that field: a change made within one step after a time is stamped before it
+    modified_step: timedelta = timedelta(milliseconds=1)
     writable: bool = False  # the sync may create and update it
     # the field a create is found again by after a crash (Invariant 1): email, an external-id field, …
     lookup_field: str | None = None
@@ -61,7 +64,8 @@ def _salesforce(name: str, kind: Kind, **kw: object) -> CatalogObject:
 
 
 def _dynamics(name: str, kind: Kind, id_field: str, **kw: object) -> CatalogObject:
-    return CatalogObject("dynamics", name, kind, id_field, "modifiedon", **kw)  # type: ignore[arg-type]
+    # the Web API gives modifiedon in whole seconds (2019-10-16T09:16:38Z), and so does the sandbox
+    return CatalogObject("dynamics", name, kind, id_field, "modifiedon", timedelta(seconds=1), **kw)  # type: ignore[arg-type]
 
 
 R, REF, L = Kind.RECORDS, Kind.REFERENCE, Kind.LINKS
