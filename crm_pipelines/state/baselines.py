@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from crm_pipelines.state.schema import baselines
+from crm_pipelines.state.schema import baselines, write_outbox
 from crm_pipelines.state.sql import insert_frame, rows_for_ids
 
 KEY = ("kind", "hubspot_id", "other_crm", "field")
@@ -22,15 +22,23 @@ _CHUNK = 5_000  # ids per delete
 
 
 def load(engine: Engine, kind: str, other_crm: str, hubspot_ids: Iterable[str]) -> pd.DataFrame:
-    """The baselines of these linked records (every mapped field that has one) as a frame of ``COLUMNS``."""
+    """The baselines of these linked records (every mapped field that has one) as a frame of ``COLUMNS`` and
+    ``written_to``: the CRM the write that set it went to (the side that held something else until then)."""
     ids = list(dict.fromkeys(hubspot_ids))
-    query = sa.select(*[baselines.c[c] for c in COLUMNS]).where(baselines.c.kind == kind,
-                                                                baselines.c.other_crm == other_crm)
+    query = (sa.select(*[baselines.c[c] for c in COLUMNS], write_outbox.c.target_crm.label("written_to"))
+             .select_from(baselines.outerjoin(write_outbox, write_outbox.c.key == baselines.c.write_id))
+             .where(baselines.c.kind == kind, baselines.c.other_crm == other_crm))  # fmt: skip
     with engine.connect() as conn:
-        frame = rows_for_ids(conn, query, baselines.c.hubspot_id, ids, COLUMNS)
+        frame = rows_for_ids(conn, query, baselines.c.hubspot_id, ids, [*COLUMNS, "written_to"])
     frame = frame.where(frame.notna(), None)  # a synced blank is None, as the merge takes it
     frame["synced_at"] = pd.to_datetime(frame["synced_at"], utc=True)
     return frame
+
+
+def any_of(engine: Engine, kind: str) -> bool:
+    """Whether any record of ``kind`` has a baseline (none before the first confirmed write)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.literal(1)).where(baselines.c.kind == kind).limit(1)).first() is not None
 
 
 def record(conn: Connection, rows: pd.DataFrame, write_id: str | None = None, at: datetime | None = None) -> int:

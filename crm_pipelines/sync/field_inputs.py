@@ -103,8 +103,8 @@ def merge_inputs(links: pd.DataFrame, hubspot: pd.DataFrame, other: pd.DataFrame
         out[pd.isna(out)] = None
         return pd.Series(out, dtype=object)  # as object: pandas would infer text with NaN for None
 
-    def times(frame: pd.DataFrame, at: np.ndarray) -> pd.Series:
-        return pd.Series(pd.to_datetime(frame["modified_at"], utc=True).array.take(at[cell_pair]))
+    def times(frame: pd.DataFrame, at: np.ndarray, column: str = "modified_at") -> pd.Series:
+        return pd.Series(pd.to_datetime(frame[column], utc=True).array.take(at[cell_pair]))
 
     out = pd.DataFrame({
         "hubspot_id": pd.Series(pairs["hubspot_id"].to_numpy(dtype=object)[cell_pair], dtype=object),
@@ -113,21 +113,36 @@ def merge_inputs(links: pd.DataFrame, hubspot: pd.DataFrame, other: pd.DataFrame
         "field": pd.Series(np.array(fields, dtype=object)[cell_field] if k else [], dtype=object),
         "hubspot_value": values("hubspot"), "other_changed_at": times(other, o_at),
         "other_value": values("other")})  # fmt: skip
-    value, has = _baselines(pairs["hubspot_id"], cell_pair, cell_field, fields, baselines)
+    if "extracted_at" in hubspot and "extracted_at" in other:
+        out["hubspot_read_at"] = times(hubspot, h_at, "extracted_at")
+        out["other_read_at"] = times(other, o_at, "extracted_at")
+    value, has, synced_at, written_to = _baselines(pairs["hubspot_id"], cell_pair, cell_field, fields, baselines)
     out["baseline_value"], out["has_baseline"] = pd.Series(value, dtype=object), has
+    if synced_at is not None:
+        out["baseline_at"] = synced_at
+        out["baseline_written_to"] = pd.Series(written_to, dtype=object)
     out = _field_times(_field_times(out, hubspot_field_times, "hubspot"), other_field_times, "other")
     out["rule"] = out["field"].map({f: FieldRule(rules.get(f, FieldRule.TWO_WAY)).value for f in fields})
     return out.reset_index(drop=True)
 
 
 def _baselines(record_ids: pd.Series, cell_record: np.ndarray, cell_field: np.ndarray, fields: list[str],
-               baselines: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Each cell's (``record_ids[cell_record]``, ``fields[cell_field]``) baseline value and whether it has one.
-    Looked up by one integer per (record, field): a merge on the two text columns cost seconds per million."""
+               baselines: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.Series | None, np.ndarray | None]:
+    """Each cell's (``record_ids[cell_record]``, ``fields[cell_field]``) baseline value, whether it has one, and
+    where the baselines say so (``synced_at``, ``written_to``), when it was set and which side the write that
+    set it went to (``hubspot`` or ``other``; None where unknown). Looked up by one integer per (record, field):
+    a merge on the two text columns cost seconds per million."""
     n = len(cell_record)
     value, has = np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
+    timed = "synced_at" in baselines and "written_to" in baselines
+    synced = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+    written_to = np.full(n, None, dtype=object) if timed else None
+
+    def timed_out() -> pd.Series | None:
+        return pd.Series(pd.to_datetime(synced).tz_localize("UTC")) if timed else None
+
     if baselines.empty or not n:
-        return value, has
+        return value, has, timed_out(), written_to
     records = pd.Index(record_ids.drop_duplicates())
     field_of = {f: i for i, f in enumerate(fields)}
     base = baselines[baselines["field"].isin(field_of)]
@@ -141,7 +156,13 @@ def _baselines(record_ids: pd.Series, cell_record: np.ndarray, cell_field: np.nd
     at = pd.Index(key).get_indexer(wanted)
     has = at >= 0
     value[has] = stored[at[has]]
-    return value, has
+    if timed:
+        when = pd.to_datetime(base["synced_at"], utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+        synced[has] = when[last][at[has]]
+        target = base["written_to"].to_numpy(dtype=object)[last]
+        side = np.where(pd.isna(target), None, np.where(target == "hubspot", "hubspot", "other"))
+        written_to[has] = side[at[has]]
+    return value, has, timed_out(), written_to
 
 
 def _field_times(rows: pd.DataFrame, times: pd.DataFrame | None, side: str) -> pd.DataFrame:

@@ -13,7 +13,9 @@ How a field is decided, in order:
 - ``prefer_hubspot_unless_blank`` / ``prefer_other_unless_blank`` (CONF-6): that app's value whenever it
   has one, else the other app's (which is then written to it).
 - ``two_way`` (CONF-1/2): a side *changed* when its value differs from the baseline (CONF-5: a value the
-  sync itself wrote is the baseline, so it is never read back as a change). Neither changed: nothing to do.
+  sync itself wrote is the baseline, so it is never read back as a change), unless that side's copy was read
+  before the sync's own write to it was confirmed: the copy then holds what the write replaced (the change
+  sensor had not seen the write yet), not a user's change. Neither changed: nothing to do.
   One changed: its value moves. Both changed to different values: a *conflict* when the two changes are at
   most the window apart (CONF-1, 5 minutes by default), won by the default app (CONF-2); further apart, the
   later change wins (CONF-2). A field without a baseline (a link found for the first time) counts as
@@ -71,12 +73,27 @@ def _differs(a: pd.Series, b: pd.Series, a_blank: np.ndarray, b_blank: np.ndarra
     return ne | (a_blank != b_blank)
 
 
+def _read_before_written(fields: pd.DataFrame, side: str) -> np.ndarray:
+    """Where ``side``'s copy was read before the sync's write to ``side`` that set the baseline: the copy holds
+    the value that write replaced. Only the written side: the other side's copy, read earlier or not, holds a
+    value the sync did not touch, and a change there is a change."""
+    needed = (f"{side}_read_at", "baseline_at", "baseline_written_to")
+    if not all(c in fields for c in needed):
+        return np.zeros(len(fields), dtype=bool)
+    read_at = pd.to_datetime(fields[f"{side}_read_at"], utc=True)
+    base_at = pd.to_datetime(fields["baseline_at"], utc=True)
+    return ((fields["baseline_written_to"] == side).to_numpy(dtype=bool)
+            & (read_at < base_at).fillna(False).to_numpy(dtype=bool))
+
+
 def merge_fields(fields: pd.DataFrame, settings: MergeSettings | None = None) -> pd.DataFrame:
     """``fields`` has ``COLUMNS`` (``baseline_value`` missing where there is no baseline: use a column
     ``has_baseline`` to say so; without it a missing baseline value means "never synced"), plus any key
-    columns, which are kept. Returns those rows with ``value`` (what both sides should hold), ``write_hubspot``
-    and ``write_other`` (the side must be written with ``value``), ``conflict``, ``winner`` (``hubspot``,
-    ``other`` or None) and ``decided_by``."""
+    columns, which are kept; with ``hubspot_read_at``, ``other_read_at`` (when each side's copy was read),
+    ``baseline_at`` and ``baseline_written_to`` (when the baseline was set, by a write to which side), a copy
+    read before the write to its side is not a change. Returns those rows with ``value`` (what both sides should
+    hold), ``write_hubspot`` and ``write_other`` (the side must be written with ``value``), ``conflict``,
+    ``winner`` (``hubspot``, ``other`` or None) and ``decided_by``."""
     settings = settings or MergeSettings()
     n = len(fields)
     hs, ot, base = fields["hubspot_value"], fields["other_value"], fields["baseline_value"]
@@ -93,8 +110,8 @@ def merge_fields(fields: pd.DataFrame, settings: MergeSettings | None = None) ->
 
     # two-way: who changed since the baseline (CONF-5), then CONF-1/CONF-2
     two_way = rule == FieldRule.TWO_WAY.value
-    hs_changed = ~has_base | _differs(hs, base, hs_blank, base_blank)
-    ot_changed = ~has_base | _differs(ot, base, ot_blank, base_blank)
+    hs_changed = ~has_base | (_differs(hs, base, hs_blank, base_blank) & ~_read_before_written(fields, HUBSPOT))
+    ot_changed = ~has_base | (_differs(ot, base, ot_blank, base_blank) & ~_read_before_written(fields, OTHER))
     values_differ = _differs(hs, ot, hs_blank, ot_blank)
     only_hs = two_way & hs_changed & ~ot_changed & values_differ
     only_ot = two_way & ot_changed & ~hs_changed & values_differ

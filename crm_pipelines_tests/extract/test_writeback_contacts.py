@@ -150,6 +150,35 @@ def test_con5_conf2_conf5_a_new_hubspot_contact_and_a_salesforce_edit_reach_the_
     assert len(_find(settings, "salesforce", "Lead", "Email", [NEW_EMAIL])) == 1
 
 
+def test_conf5_a_copy_read_before_the_sync_wrote_the_record_is_not_a_change(
+    tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
+) -> None:
+    """CONF-5: a write run that follows one which wrote a record, before any extract has read that record back
+    (the change sensor has not seen the write yet: HubSpot's search trails writes by a few moments), finds the
+    record's old value in the mirror. That value is what the sync overwrote, not a user's change: nothing is
+    written back, and the user's edit stays everywhere."""
+    world = _world(tmp_path, three_sandboxes, state_url, instance)
+    settings, engine = world["settings"], world["engine"]
+    _converge(world, most=6)  # the first syncs
+    links = link_store.load(engine, kind="contact").sort_values("hubspot_id")
+    pair = links[(links["salesforce_type"] == "Contact") & links["salesforce_id"].notna()].iloc[0]
+    hs_id, sf_id = str(pair["hubspot_id"]), str(pair["salesforce_id"])
+    with _ui(three_sandboxes, "salesforce") as ui:
+        ui.patch(f"/Contact/{sf_id}", json={"FirstName": "Zebediah"}).raise_for_status()
+    sync_changes(settings, world["extract"], instance, world["resources"])
+    assert _write_run(world)[WRITES["hubspot"]]["updated"] >= 1  # the edit goes to HubSpot (CONF-2)
+
+    again = _write_run(world)  # no extract between: HubSpot's copy in the mirror is the one before the write
+    assert again[WRITES["salesforce"]]["updated"] == again[WRITES["hubspot"]]["updated"] == 0
+    assert _get(settings, "salesforce", f"sobjects/Contact/{sf_id}")["FirstName"] == "Zebediah"
+    hubspot = _get(settings, "hubspot", f"/crm/v3/objects/contacts/{hs_id}", {"properties": "firstname"})
+    assert hubspot["properties"]["firstname"] == "Zebediah"
+    # once HubSpot is read back, the edit goes on to Dynamics (HubSpot is the hub), then nothing more
+    assert _converge(world) == 1
+    dyn_id = str(link_store.load(engine, kind="contact", hubspot_ids=[hs_id])["dynamics_id"].iloc[0])
+    assert _get(settings, "dynamics", f"contacts({dyn_id})", {"$select": "firstname"})["firstname"] == "Zebediah"
+
+
 def test_invariant1_a_create_whose_run_died_after_the_call_is_found_not_made_again(
     tmp_path: Path, three_sandboxes: RunningSandbox, state_url: str, instance: dg.DagsterInstance
 ) -> None:

@@ -44,6 +44,27 @@ def test_merge_inputs_pair_each_linked_record_field_by_field():
     assert not merged.loc[("2", "jobtitle"), ["write_hubspot", "write_other"]].any()
 
 
+def test_conf5_the_inputs_say_when_each_copy_was_read_and_which_write_set_the_baseline():
+    """What the merge needs to tell a copy read before the sync's own write from a change: each side's read
+    time (the mirror's ``extracted_at``), and per baseline when it was set and the side its write went to."""
+    links, hubspot, other, base = _frames()
+    hubspot["extracted_at"] = T0 + pd.Timedelta(minutes=1)
+    other["extracted_at"] = T0 + pd.Timedelta(minutes=9)
+    base = base.assign(synced_at=T0 + pd.Timedelta(minutes=5), written_to=["salesforce", "hubspot"])
+    rows = merge_inputs(links, hubspot, other, ["jobtitle", "amount"], base, kinds={"amount": "number"})
+    by = rows.set_index(["hubspot_id", "field"])
+    assert by.loc[("1", "jobtitle"), ["baseline_at", "baseline_written_to"]].tolist() == [
+        T0 + pd.Timedelta(minutes=5), "other"]
+    assert by.loc[("1", "amount"), "baseline_written_to"] == "hubspot"
+    assert by.loc[("1", "jobtitle"), "hubspot_read_at"] == T0 + pd.Timedelta(minutes=1)
+    assert by.loc[("2", "jobtitle"), "other_read_at"] == T0 + pd.Timedelta(minutes=9)
+    unsynced = by.loc[("2", "jobtitle")]
+    assert pd.isna(unsynced["baseline_at"]) and unsynced["baseline_written_to"] is None
+    # the title's baseline came from a write to the other CRM: HubSpot's copy replaced nothing, its change moves
+    merged = merge_fields(rows).set_index(["hubspot_id", "field"])
+    assert merged.loc[("1", "jobtitle"), "write_other"] and merged.loc[("1", "jobtitle"), "value"] == "CTO"
+
+
 def test_conf2_a_fields_own_change_time_decides_the_later_change_not_its_records():
     """HubSpot changed the first name at 10:00 and the phone at 10:20; Salesforce changed the first name at
     10:10. By the record's time HubSpot's name looks later (10:20); by the field's own history it is not:

@@ -160,3 +160,29 @@ def test_conf5_applying_a_merge_and_its_baselines_leaves_nothing_to_write():
         again = second[second["write_hubspot"] | second["write_other"]]
         assert again.empty, (direction, again.head())
         assert synced.sum() > n / 10  # the first merge did write: the test has teeth
+
+
+def test_conf5_a_copy_read_before_the_sync_wrote_its_side_is_what_the_write_replaced():
+    """The sync wrote "VP" to HubSpot (the baseline, set at minute 10) from the other CRM's edit; HubSpot's copy
+    in the mirror was read at minute 5, before that write: it still says "CTO". That is the value the write
+    replaced, not a user's change, so nothing is written back (before this rule, "CTO" moved to the other CRM
+    and undid the user's edit). Read after the write, the same value is a change again."""
+    written = {"baseline_at": T0 + pd.Timedelta(minutes=10), "baseline_written_to": "hubspot",
+               "other_read_at": T0 + pd.Timedelta(minutes=11)}  # fmt: skip
+    stale = {**_field(hubspot="CTO", other="VP", baseline="VP", hs_minutes=1, other_minutes=8),
+             **written, "hubspot_read_at": T0 + pd.Timedelta(minutes=5)}
+    out = merge_fields(pd.DataFrame([stale])).iloc[0]
+    assert (out["write_hubspot"], out["write_other"], out["decided_by"]) == (False, False, merge.UNCHANGED)
+    fresh = merge_fields(pd.DataFrame([{**stale, "hubspot_read_at": T0 + pd.Timedelta(minutes=12),
+                                        "hubspot_changed_at": T0 + pd.Timedelta(minutes=11)}])).iloc[0]
+    assert (fresh["value"], fresh["write_other"], fresh["decided_by"]) == ("CTO", True, merge.ONE_SIDE)
+
+
+def test_conf5_only_the_side_the_write_went_to_can_hold_a_replaced_value():
+    """The baseline was set by a write to the other CRM; HubSpot's copy, read before it, differs from it: HubSpot
+    changed (the sync did not write HubSpot, so its copy replaced nothing), and the change moves."""
+    row = {**_field(hubspot="CTO", other="VP", baseline="VP", hs_minutes=9, other_minutes=1),
+           "baseline_at": T0 + pd.Timedelta(minutes=10), "baseline_written_to": "other",
+           "hubspot_read_at": T0 + pd.Timedelta(minutes=9), "other_read_at": T0 + pd.Timedelta(minutes=11)}
+    out = merge_fields(pd.DataFrame([row])).iloc[0]
+    assert (out["value"], out["write_other"], out["decided_by"]) == ("CTO", True, merge.ONE_SIDE)

@@ -38,18 +38,21 @@ _CHUNK = 20_000
 
 
 def _values(engine: Engine, crm: str, obj: str, ids: list[str], whole: bool = False,
-            cache: dict | None = None) -> pd.DataFrame:
-    """``id``, ``modified_at`` and one column per mapped HubSpot property of these records; ``whole``: most
-    records of the object are asked for (a full plan), so the tables are read whole (once per ``cache``) and
-    filtered here (half the time of their ids sent in lists)."""
+            cache: dict | None = None, read_times: bool = True) -> pd.DataFrame:
+    """``id``, ``modified_at``, ``extracted_at`` (with ``read_times``: when the mirror's copy was read, which
+    the merge needs only against baselines, to tell a copy read before the sync wrote the record from a change)
+    and one column per mapped HubSpot property of these records; ``whole``: most records of the object are
+    asked for (a full plan), so the tables are read whole (once per ``cache``) and filtered here (half the
+    time of their ids sent in lists)."""
     table = mirror.table_for(crm, obj)
     values = whole_fields(engine, crm, obj, cache) if whole else read_fields(engine, crm, obj, ids)
     if whole:
         values = values[values["id"].isin(set(ids))]
+    times = ["id", "modified_at", "extracted_at"] if read_times else ["id", "modified_at"]
     with engine.connect() as conn:
-        when = rows_for_ids(conn, sa.select(table.c.id, table.c.modified_at), table.c.id, ids, ["id", "modified_at"],
-                            text=True)
-    when["modified_at"] = pd.to_datetime(when["modified_at"], utc=True, format="ISO8601")
+        when = rows_for_ids(conn, sa.select(*[table.c[c] for c in times]), table.c.id, ids, times, text=True)
+    for column in times[1:]:
+        when[column] = pd.to_datetime(when[column], utc=True, format="ISO8601")
     return values.astype({"id": object}).merge(when, on="id", how="left")
 
 
@@ -110,7 +113,9 @@ def linked_merges(engine: Engine, settings: Settings, kind: str,
     links = link_store.load(engine, kind=kind, hubspot_ids=hubspot_ids) if links is None else links
     out: dict[str, pd.DataFrame] = {}
     hubspot_ids = links["hubspot_id"].dropna().astype(str).tolist()
-    hubspot = with_extra(_values(engine, "hubspot", hubspot_obj, hubspot_ids, whole, cache), "hubspot") \
+    # a first sync has no baselines: its copies' read times would be read for nothing (millions of rows)
+    read_times = baselines.any_of(engine, kind)
+    hubspot = with_extra(_values(engine, "hubspot", hubspot_obj, hubspot_ids, whole, cache, read_times), "hubspot") \
         if hubspot_ids else None
     hubspot_times = property_times(engine, hubspot_obj, hubspot_ids, whole) if hubspot_ids else None
     for crm, objects in objects_by_crm.items():
@@ -132,7 +137,7 @@ def linked_merges(engine: Engine, settings: Settings, kind: str,
             fields = [m.hubspot for m in maps] + [m.hubspot for m in customs] + [
                 c for c in extra.get(crm, pd.DataFrame()).columns if c != "id"]
             kinds = {m.hubspot: m.kind for m in maps} | {m.hubspot: m.type for m in customs}
-            other = with_extra(_values(engine, crm, obj, pairs["other_id"].tolist(), whole, cache), crm)
+            other = with_extra(_values(engine, crm, obj, pairs["other_id"].tolist(), whole, cache, read_times), crm)
             base = baselines.load(engine, kind, crm, pairs["hubspot_id"].tolist())
             rows = merge_inputs(pairs, hubspot, other, fields, base, rules, kinds, hubspot_field_times=hubspot_times,
                                 differing_only=writes_only)
