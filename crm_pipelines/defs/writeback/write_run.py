@@ -209,7 +209,7 @@ def _confirm(engine: Engine, target: str, done: list[tuple[dict, str | None]], f
             link_store.apply(conn, links, changes, now)
         if done:
             # stamped when confirmed, not when the run began: the merge takes a mirror copy read before this
-            # moment for one the write replaced (CONF-5), and a copy read while the call was in flight may be
+            # moment for one the write replaced (CONF-5), which a copy read while the call was in flight may be
             baselines.record(conn, _baseline_rows(done), at=datetime.now(UTC))
             outbox.mark_done(conn, [(r["key"], target_id) for r, target_id in done], now)
         if failed:

@@ -228,13 +228,12 @@ class FilterCompiler:
         Web API returns them), so the instant is compared as what it is, not cut to its second: a row stamped
         11:07:05 is ``lt 11:07:05.6`` (a window ending within the second a change was made in still holds it),
         and never ``eq`` it."""
+        if op is ast.Eq:
+            return "(0 = 1)"
+        if op is ast.NotEq:
+            return f"({attr.column} IS NOT NULL)"
         self.params.append(iso(instant))  # the whole second before the instant
-        if op in (ast.Lt, ast.LtE):
-            return f"({attr.column} <= ?)"
-        if op in (ast.Gt, ast.GtE):
-            return f"({attr.column} > ?)"
-        self.params.pop()
-        return f"({attr.column} IS NOT NULL)" if op is ast.NotEq else "(0 = 1)"
+        return f"({attr.column} {'<=' if op in (ast.Lt, ast.LtE) else '>'} ?)"
 
     def _call(self, node: ast.Call) -> str:
         if isinstance(node.func, ast.Identifier) and node.func.namespace == ("Microsoft", "Dynamics", "CRM"):
