@@ -30,9 +30,10 @@ from crm_pipelines.defs.unified import rollup_view
 from crm_pipelines.defs.unified.mirrors import load_mirrors
 from crm_pipelines.defs.unified.stored_result import Reads, StoredResult
 from crm_pipelines.state import links as link_store
-from crm_pipelines.state import mirror, plan_store, unified
+from crm_pipelines.state import mirror, plan_store, sql, unified
 from crm_pipelines.state.cursors import get_cursor, write_cursor
-from crm_pipelines.state.schema import MIRROR_TABLES
+from crm_pipelines.state.schema import MIRROR_TABLES, link_history
+from crm_pipelines.state.schema import links as links_table
 from crm_pipelines.transform import links as link_rules
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.incremental import TableChange, incremental_changes
@@ -291,6 +292,10 @@ def _full(engine: Engine, settings: TransformSettings, current: str, marks: dict
         write_cursor(conn, *CURSOR, "fingerprint", current)
         rollup_view.keep(conn, report.rollup_totals)
         plan_store.record_full(conn)  # the next plan is a full one (issue 12)
+    # the incremental runs that follow look rows up by key in what was just written: statistics now, not when
+    # autovacuum comes by (``sql.analyze``)
+    sql.analyze(engine, [*(unified.BY_NAME[name].table for name, n in report.written.items() if n),
+                         *((links_table.name, link_history.name) if report.links_changed else ())])
     report.seconds = {"read_s": loaded - started, "transform_s": computed - loaded,
                       "write_s": time.perf_counter() - computed}
     return report
