@@ -87,6 +87,7 @@ def run_plan_bench(scale: int, seed: int, database_url: str | None) -> dict[str,
         "scale": scale,
         "import_s": round(state.import_s, 1),
         "full_unified_s": round(full["seconds"], 2),
+        "full_unified_parts_s": {k: round(v, 2) for k, v in full["parts"].items()},
         "initial_plan_s": round(initial["seconds"], 2),
         "full_unified_peak_rss_mb": full["peak_rss_mb"],  # issue 11's figure, measured on the way
         # from the change sensor's tick to the end of its run's ``unified`` step (as in ``bench unified``)

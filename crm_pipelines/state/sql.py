@@ -138,18 +138,22 @@ def ids_in_ranges(conn: Connection, table: sa.Table, prefixes: Sequence[str], *w
     return [r[0] for r in conn.execute(stmt)]
 
 
-def analyze(engine: Engine, tables: Iterable[str]) -> None:
-    """PostgreSQL: fresh planner statistics for ``tables`` after a bulk write (a full ``unified`` update, a first
-    plan). Autovacuum gathers them only a minute or more later; until then the planner guesses, and the next
-    incremental run's lookup of a few hundred keys in a million rows just written became a sequential scan and a
-    sort (1,007 ms instead of 13 ms, issue 11). Each table is a sample of its rows (0.1-0.2 s at a million
-    people); ``ANALYZE`` blocks neither readers nor writers. SQLite: nothing (its planner needs no statistics
-    for these key lookups)."""
+def vacuum_analyze(engine: Engine, tables: Iterable[str]) -> None:
+    """PostgreSQL: ``VACUUM (ANALYZE)`` of ``tables`` after a bulk write (a full ``unified`` update), so that
+    what autovacuum would do in the minutes after it is done now, unthrottled, instead of beside the runs that
+    follow:
+    - planner statistics: until autovacuum gathered them, the next incremental run's lookup of a few hundred
+      keys in a million rows just written was a sequential scan and a sort (1,007 ms; 13 ms after, issue 11);
+    - the visibility map and hint bits: autovacuum vacuumed the same tables, throttled, over the minute after
+      the full update at a million people, the minute in which the first plan (issue 12) reads them whole.
+    A full update reports what this took (``vacuum_s``). Neither blocks readers or writers. SQLite: nothing
+    (no autovacuum; its planner needs no statistics for these key lookups)."""
     if engine.dialect.name != "postgresql":
         return
-    with engine.begin() as conn:
+    # VACUUM cannot run inside a transaction block
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in dict.fromkeys(tables):
-            conn.exec_driver_sql(f'ANALYZE "{table}"')
+            conn.exec_driver_sql(f'VACUUM (ANALYZE) "{table}"')
 
 
 # ids per lookup on SQLite (PostgreSQL takes them as one array); past ``_WHOLE`` ids (a full plan's links and
