@@ -47,6 +47,13 @@ def _extract(
     return asyncio.run(run()), meter
 
 
+def _calls(meter: Meter, endpoint: str) -> int:
+    """The calls the read made: first attempts. A rare 429 (the server counted a search in a second our pacing
+    had already left, ``crm/ratelimit.py``) is answered by one retry of the same call, which is not another
+    call the read needed (seen under CI's load: 15 search attempts for 14 calls)."""
+    return sum(1 for c in meter.calls if c.endpoint == endpoint and c.attempt == 1)
+
+
 def test_the_whole_history_is_read_through_both_buckets_into_the_mirror(
     hubspot_mid: RunningSandbox, state_url: str
 ) -> None:
@@ -61,14 +68,14 @@ def test_the_whole_history_is_read_through_both_buckets_into_the_mirror(
     assert set(records) == set(expected)
     for record_id, props in expected.items():
         assert {k: v for k, v in records[record_id].items() if k in props} == props, record_id
-    assert meter.count(endpoint=LIST) > 0 and meter.count(endpoint=SEARCH) > 0
+    assert _calls(meter, LIST) > 0 and _calls(meter, SEARCH) > 0
     assert result.associations > 0
     # the associations (contacts -> companies) are exactly those the v4 batch read gives for every contact
     assert _mirrored_associations(state_url) == _v4_associations(hubspot_mid, sorted(expected))
     # OPS-2: the list's records brought theirs inline; only search's are read in batches, full batches of 1,000
     # ids whatever the pages' sizes (a split batch would spend the 10-second bucket the list endpoint reads on)
-    searched = min(len(expected), 200 * meter.count(endpoint=SEARCH))
-    assert 0 < meter.count(endpoint=ASSOCIATIONS) <= -(-searched // 1_000) < -(-len(expected) // 1_000)
+    searched = min(len(expected), 200 * _calls(meter, SEARCH))
+    assert 0 < _calls(meter, ASSOCIATIONS) <= -(-searched // 1_000) < -(-len(expected) // 1_000)
     assert meter.statuses().get(429, 0) == 0
 
 
@@ -99,8 +106,8 @@ def test_a_short_window_keeps_search_alone(hubspot_mid: RunningSandbox, state_ur
     # the deletion sweep pages archived records through the list endpoint; it is not the window's read
     result, meter = _extract(hubspot_mid, state_url, start, end, sweep=False)
     assert 0 < result.read < BOTH_BUCKETS_MIN_RECORDS and result.complete
-    assert meter.count(endpoint=LIST) == 0
-    assert meter.count(endpoint=SEARCH) == -(-result.read // 200)
+    assert _calls(meter, LIST) == 0
+    assert _calls(meter, SEARCH) == -(-result.read // 200)
     assert mirror.counts(engine, "hubspot", "contacts")["live"] == result.read
 
 
@@ -119,5 +126,5 @@ def test_a_long_window_holding_under_half_the_records_keeps_search_alone(
     start, end = stamps[-count], stamps[-1] + timedelta(milliseconds=1)
     result, meter = _extract(hubspot_mid, state_url, start, end, sweep=False)
     assert result.read >= count and result.complete
-    assert meter.count(endpoint=LIST) == 0
-    assert meter.count(endpoint=SEARCH) == -(-result.read // 200) + 1
+    assert _calls(meter, LIST) == 0
+    assert _calls(meter, SEARCH) == -(-result.read // 200) + 1
