@@ -4,7 +4,8 @@
 The bulk import runs as ``bench extract`` runs it (the CRMs side by side, each in its own process), with
 the sandboxes' rate limits lifted (the connectors still pace themselves at the published limits). Then:
 
-- ``full_s``: one full ``unified`` run (``full: true``) from the stored mirror: read, transform, write;
+- ``full_s``: one full ``unified`` run (``full: true``) from the stored mirror: read, transform, write, and the
+  ``VACUUM (ANALYZE)`` of what it wrote (``full_parts_s``);
 - ``incremental_s``: after 1,000 records are edited in the sandboxes' UIs (about a third per CRM), the
   change sensor's tick and the run it requests, as the sync loop runs it (``defs/sync/change_sensor.py``):
   one run, its steps in the run's process, with the extracts of what changed (``incremental_extract_s``

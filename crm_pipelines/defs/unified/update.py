@@ -6,7 +6,8 @@ full update recomputes everything from the mirror and writes the rows that diffe
 full update happens when asked, on the first run, and whenever something the incremental path does not
 follow changed: the settings, the code version (``TRANSFORM_VERSION``), the reference data (pipelines,
 stages, record types, owners, users) or the links the sync has written through. The result, the links and
-the watermark move in one transaction.
+the watermark move in one transaction; on PostgreSQL a full update then vacuums and analyzes the tables it
+wrote (``sql.vacuum_analyze``).
 
 Plain functions over an engine: the Dagster asset (``assets.py``), the bench and the tests call them.
 """
