@@ -24,8 +24,8 @@ def load(engine: Engine | Connection, *, kind: str | None = None, hubspot_ids: I
     query = sa.select(*[links.c[c] for c in COLUMNS])
     if kind is not None:
         query = query.where(links.c.kind == kind)
-    if origin is not None:
-        query = query.where(links.c.origin == origin)
+    if origin is not None:  # inline, as the partial index ``ix_links_sync`` states it (SQLite matches text)
+        query = query.where(links.c.origin == sa.literal(origin, literal_execute=True))
     ids = None if hubspot_ids is None else list(dict.fromkeys(hubspot_ids))
     if isinstance(engine, Connection):
         return rows_for_ids(engine, query, links.c.hubspot_id, ids, COLUMNS)
@@ -69,7 +69,8 @@ def deletions(engine: Engine, kind: str) -> pd.DataFrame:
     """Links that lost a record because it was deleted (or merged away) in its CRM, from the history:
     ``hubspot_id``, ``other_id`` (the other CRM's record of the link), ``deleted_crm``, ``at`` (DEL-4)."""
     query = (sa.select(link_history.c.at, link_history.c.hubspot_id, link_history.c.before, link_history.c.reason)
-             .where(link_history.c.kind == kind, link_history.c.reason.like("%deleted%")))  # fmt: skip
+             .where(link_history.c.kind == kind,  # the partial index ``ix_link_history_deleted``'s condition, inline
+                    link_history.c.reason.like(sa.literal("%deleted%", literal_execute=True))))  # fmt: skip
     rows = []
     with engine.connect() as conn:
         for at, hubspot_id, before, reason in conn.execute(query):

@@ -98,6 +98,9 @@ links = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_links_salesforce", "kind", "salesforce_id"),
     sa.Index("ix_links_dynamics", "kind", "dynamics_id"),
+    # the few links the sync wrote through, read by every sync run (migration 14)
+    sa.Index("ix_links_sync", "kind", "hubspot_id", postgresql_where=sa.text("origin = 'sync'"),
+             sqlite_where=sa.text("origin = 'sync'")),
 )
 
 # every change of a link, with why: a user asks "why are these two records one?" and reads the answer here
@@ -113,6 +116,9 @@ link_history = sa.Table(
     sa.Column("after", _JSON, nullable=True),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Index("ix_link_history_record", "kind", "hubspot_id"),
+    # the link changes a deletion made, read by every plan (DEL-4, migration 14)
+    sa.Index("ix_link_history_deleted", "kind", postgresql_where=sa.text("reason LIKE '%deleted%'"),
+             sqlite_where=sa.text("reason LIKE '%deleted%'")),
 )
 
 # -- baselines (issue 12): per linked record and mapped field, the value last synced (CONF-5, Invariant 2) ----
