@@ -85,19 +85,35 @@ async def extract(
             writing = None
 
     take_links = getattr(source, "take_associations", list)
+    sweeping: asyncio.Future[list] | None = None
+
+    def sweep() -> asyncio.Future[list]:
+        since_text = get_cursor(engine, connection, source.obj, DELETIONS)
+        since = datetime.fromisoformat(since_text) - SAFETY_LAG if since_text else datetime(1970, 1, 1, tzinfo=UTC)
+        return asyncio.ensure_future(source.deleted_since(since))
+
+    if sweep_deletions and source.partitioned and incremental:
+        # a sync run's sweep is asked while its few pages are read, not after them (one API round trip per object
+        # less on a change's latency); applied after the pages, so a record read, then deleted, ends deleted. An
+        # import's sweep keeps to after its reads: its pages are paced to the rate buckets it has to itself
+        sweeping = sweep()
     try:
         async for page in source.read_window(start, end):
             result.read += len(page)
             await written()
             writing = asyncio.ensure_future(asyncio.to_thread(write, page, take_links()))
+    except BaseException:
+        if sweeping is not None:  # the read's error is the one reported; the sweep's, if any, is dropped with it
+            sweeping.cancel()
+            if sweeping.done() and not sweeping.cancelled():
+                sweeping.exception()
+        raise
     finally:
         await written()  # a page already read is kept even when a later call fails
     if links := take_links():  # the associations of the last records, read after their page
         result.associations += (await asyncio.to_thread(write, [], links))[1]
     if sweep_deletions and source.partitioned:
-        since_text = get_cursor(engine, connection, source.obj, DELETIONS)
-        since = datetime.fromisoformat(since_text) - SAFETY_LAG if since_text else datetime(1970, 1, 1, tzinfo=UTC)
-        deletions = await source.deleted_since(since)
+        deletions = await (sweeping or sweep())
         result.deleted = mirror.mark_deleted(engine, source.crm, source.obj, [(d.id, d.deleted_at) for d in deletions])
         set_cursor(engine, connection, source.obj, DELETIONS, _iso(now))
     if source.partitioned:

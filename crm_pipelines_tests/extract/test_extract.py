@@ -300,6 +300,43 @@ def test_a_window_read_costs_the_fewest_search_calls(hubspot_sandbox: RunningSan
     assert result.associations > 0 and mirror.counts(engine, "hubspot", "contacts")["live"] == expected
 
 
+def test_a_sync_runs_deletion_sweep_is_asked_while_its_pages_are_read(
+    hubspot_sandbox: RunningSandbox, state_url: str
+) -> None:
+    """DEL-5, OPS-1: an incremental read asks for the deletions while it reads its pages instead of after
+    them (a round trip less on every change's latency), and applies them after the pages: the edits and the
+    deletion all reach the mirror, the deleted record marked deleted."""
+    engine = create_state_engine(state_url)
+    meter = Meter()
+
+    async def read(incremental: bool):
+        token = PrivateAppToken(hubspot_sandbox.token)
+        async with HubSpotClient("hubspot", hubspot_sandbox.base_url, token, meter=meter) as client:
+            source = HubSpotObject(client, "contacts")
+            return await extract(source, engine, datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(1),
+                                 incremental=incremental)
+
+    asyncio.run(read(False))  # the import: the cursors the sync runs start from
+    contacts = sorted(sandbox_records(hubspot_sandbox, "contacts"))
+    edited, gone = contacts[:250], contacts[-1]  # two search pages of changes
+    with hubspot_sandbox.admin() as admin:
+        for i, record_id in enumerate(edited):
+            admin.patch(f"/ui/contacts/{record_id}", json={"properties": {"jobtitle": f"Sweep {i}"}}).raise_for_status()
+        admin.delete(f"/ui/contacts/{gone}").raise_for_status()
+    meter.calls.clear()
+    result = asyncio.run(read(True))
+
+    order = [c.endpoint for c in meter.calls if c.attempt == 1]  # in the order the answers came
+    searches = [i for i, e in enumerate(order) if e == "POST /crm/v3/objects/{type}/search"]
+    sweep = order.index("GET /crm/v3/objects/{type}")  # archived records: the list endpoint
+    pages = searches[: -(-result.read // 200)]
+    assert len(pages) >= 2 and sweep < pages[-1]  # answered before the read's last page
+    assert result.deleted == 1 and result.read >= len(edited)
+    records, deleted = mirror_records(state_url, "contacts")
+    assert all(records[r]["jobtitle"] == f"Sweep {i}" for i, r in enumerate(edited))
+    assert gone in deleted and gone not in records
+
+
 def test_an_object_that_fails_leaves_the_others_recorded(
     hubspot_sandbox: RunningSandbox, extract_defs, instance: dg.DagsterInstance, state_url: str
 ) -> None:
