@@ -426,14 +426,15 @@ def _rewrite(conn: Connection, declared: Declared, new: pd.DataFrame, changed: p
 
 
 def write_change(conn: Connection, name: str, removed: pd.DataFrame, added: pd.DataFrame,
-                 changed_rows: list[pd.DataFrame] | None = None) -> int:
+                 changed_rows: list[pd.DataFrame] | None = None, stored: pd.DataFrame | None = None) -> int:
     """After this, the rows of every key in ``removed`` or ``added`` are exactly ``added``'s rows of that key.
     Keys whose stored rows already are those rows are not touched; returns the rows written (deleted +
     inserted), so re-deriving an unchanged record costs a read and writes nothing. ``changed_rows``: gets the
-    rows of the keys that did change, as they were and as they are (what the plan replans, issue 12)."""
+    rows of the keys that did change, as they were and as they are (what the plan replans, issue 12).
+    ``stored``: ``rows_at_keys(conn, name, removed, added)`` when the caller read it already."""
     declared = BY_NAME[name]
     new = normalize(declared, added)
-    stored = rows_at_keys(conn, name, removed, added)
+    stored = rows_at_keys(conn, name, removed, added) if stored is None else stored
     changed = _changed_keys(declared, stored, new, removed)
     if changed_rows is not None and len(changed):
         for rows in (stored, new):

@@ -5,6 +5,8 @@ two equal."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -57,7 +59,20 @@ def failed_normalization(conn, n: int = checks.SAMPLE) -> CheckOutcome:
     return checks.outcome("failed_normalization", counts, sample)
 
 
+CHECKS = (duplicate_emails, contacts_without_valid_email, unmapped_stages, failed_normalization)
+
+
 def stored_checks(engine: Engine) -> dict[str, CheckOutcome]:
-    with engine.connect() as conn:
-        return {f.__name__: f(conn) for f in (duplicate_emails, contacts_without_valid_email, unmapped_stages,
-                                              failed_normalization)}
+    """Every check's outcome. On PostgreSQL the checks run side by side, each on a connection of its own: they are
+    the last work of every sync run's ``unified`` step, and each is mostly the server's time (0.05-0.1 s a check
+    at a million people, on independent tables)."""
+    if engine.dialect.name != "postgresql":
+        with engine.connect() as conn:  # SQLite: one connection (its reads are in-process anyway)
+            return {check.__name__: check(conn) for check in CHECKS}
+
+    def one(check) -> CheckOutcome:
+        with engine.connect() as conn:
+            return check(conn)
+
+    with ThreadPoolExecutor(max_workers=len(CHECKS)) as pool:
+        return dict(zip((c.__name__ for c in CHECKS), pool.map(one, CHECKS), strict=True))
