@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -143,7 +144,8 @@ def _replaced_rows(engine: Engine, writes: list[tuple[str, pd.DataFrame, pd.Data
     ``unified`` at a time (``defs/sync/change_sensor.py``), as the stored result's reads before it assume."""
     if engine.dialect.name != "postgresql":
         return {}
-    once = [i for i, (table, _, _) in enumerate(writes) if [t for t, _, _ in writes].count(table) == 1]
+    times = Counter(table for table, _, _ in writes)
+    once = [i for i, (table, _, _) in enumerate(writes) if times[table] == 1]
 
     def read(i: int) -> pd.DataFrame:
         table, removed, added = writes[i]
