@@ -7,6 +7,9 @@ schedule (``sweep.py``)."""
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import dagster as dg
 import pandas as pd
 import yaml
@@ -101,8 +104,7 @@ class UnifiedConfig(dg.Config):
     full: bool = Field(False, description="recompute everything from the mirror instead of the changed rows")
 
 
-def _read_checks(engine) -> list[dg.AssetCheckResult]:
-    found = stored_checks(engine)
+def _check_results(found: dict[str, checks.CheckOutcome]) -> list[dg.AssetCheckResult]:
     return [
         _check(CONTACTS, found["duplicate_emails"]),
         _check(CONTACTS, found["contacts_without_valid_email"]),
@@ -173,18 +175,26 @@ def build_unified_assets(settings: Settings | None = None) -> dg.AssetsDefinitio
         if update.reads is not None:  # Invariant 6: what the incremental run read of the stored result
             common |= {"stored_rows_read": update.reads.rows, "stored_read_rounds": update.reads.rounds,
                        "stored_rows_read_by_table": dg.MetadataValue.json(dict(sorted(update.reads.by_table.items())))}
-        for key, tables in TABLES_OF.items():
-            metadata = {**common, **{f"written_{t}": update.written.get(t, 0) for t in tables}}
-            if key == DEALS and update.mode == "full":
-                proposal = unified.read(engine, "stage_proposals")
-                if len(proposal):  # DEAL-2 auto-map: the proposal, ready to review and paste into the settings
-                    metadata["stage_mapping_proposal"] = dg.MetadataValue.md(proposal_yaml(proposal))
-            if key == ROLLUPS:
-                metadata |= _rollup_metadata(engine, update)
-            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-        yield from _read_checks(engine)
+        # the checks count what the update committed while the materializations below are recorded
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="unified-checks") as pool:
+            counted = pool.submit(stored_checks, engine)
+            yield from _materializations(engine, update, common)
+            yield from _check_results(counted.result())
 
     return unified_transform
+
+
+def _materializations(engine, update, common: dict) -> Iterator[dg.MaterializeResult]:
+    """Each asset's materialization: the update's figures and what it wrote of the asset's tables."""
+    for key, tables in TABLES_OF.items():
+        metadata = {**common, **{f"written_{t}": update.written.get(t, 0) for t in tables}}
+        if key == DEALS and update.mode == "full":
+            proposal = unified.read(engine, "stage_proposals")
+            if len(proposal):  # DEAL-2 auto-map: the proposal, ready to review and paste into the settings
+                metadata["stage_mapping_proposal"] = dg.MetadataValue.md(proposal_yaml(proposal))
+        if key == ROLLUPS:
+            metadata |= _rollup_metadata(engine, update)
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
 def _rollup_metadata(engine, update) -> dict:

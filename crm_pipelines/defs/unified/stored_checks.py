@@ -5,13 +5,12 @@ two equal."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from crm_pipelines.state import unified
+from crm_pipelines.state.sql import side_by_side
 from crm_pipelines.transform import checks
 from crm_pipelines.transform.checks import CheckOutcome
 
@@ -66,13 +65,5 @@ def stored_checks(engine: Engine) -> dict[str, CheckOutcome]:
     """Every check's outcome. On PostgreSQL the checks run side by side, each on a connection of its own: they are
     the last work of every sync run's ``unified`` step, and each is mostly the server's time (0.05-0.1 s a check
     at a million people, on independent tables)."""
-    if engine.dialect.name != "postgresql":
-        with engine.connect() as conn:  # SQLite: one connection (its reads are in-process anyway)
-            return {check.__name__: check(conn) for check in CHECKS}
-
-    def one(check) -> CheckOutcome:
-        with engine.connect() as conn:
-            return check(conn)
-
-    with ThreadPoolExecutor(max_workers=len(CHECKS)) as pool:
-        return dict(zip((c.__name__ for c in CHECKS), pool.map(one, CHECKS), strict=True))
+    found = side_by_side(engine, lambda conn, check: check(conn), CHECKS)
+    return dict(zip((c.__name__ for c in CHECKS), found, strict=True))

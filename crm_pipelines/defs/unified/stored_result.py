@@ -12,7 +12,6 @@ domains, ...), so the number of rounds is their depth, not the size of anything.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from crm_pipelines.state import unified
+from crm_pipelines.state.sql import side_by_side
 from crm_pipelines.transform.companies import CompanyIdentities
 from crm_pipelines.transform.frames import Mirrors
 from crm_pipelines.transform.identities import ContactIdentities
@@ -32,7 +32,6 @@ _WHOLE = ("company_findings", "owners", "hubspot_pipelines", "company_links")
 _MAX_ROUNDS = 100
 _CHUNK = 5_000
 _AHEAD = 3  # steps read ahead per fetch (2: 5 rounds; more saves no further round)
-_PARALLEL = 4  # queries at once on PostgreSQL (within the engine's pool of 5)
 
 # Columns holding the same kind of value. A round's lookups are mostly the values the rows read in the round
 # before hold in other columns (a contact's identity, then that identity's companies, ...), so each fetch
@@ -206,16 +205,7 @@ class StoredResult:
         return out
 
     def _run(self, queries: list[tuple[str, sa.ColumnElement]]) -> list[pd.DataFrame]:
-        if self.engine.dialect.name != "postgresql" or len(queries) < 2:
-            with self.engine.connect() as conn:  # SQLite: one connection (its reads are in-process anyway)
-                return [unified.read(conn, name, where) for name, where in queries]
-
-        def one(query: tuple[str, sa.ColumnElement]) -> pd.DataFrame:
-            with self.engine.connect() as conn:
-                return unified.read(conn, *query)
-
-        with ThreadPoolExecutor(max_workers=_PARALLEL) as pool:
-            return list(pool.map(one, queries))
+        return side_by_side(self.engine, lambda conn, query: unified.read(conn, *query), queries)
 
     def _ahead(self, got: list[tuple[str, pd.DataFrame]]) -> dict[tuple[str, str], set]:
         ahead: dict[tuple[str, str], set] = {}

@@ -19,7 +19,6 @@ import json
 import time
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -147,13 +146,8 @@ def _replaced_rows(engine: Engine, writes: list[tuple[str, pd.DataFrame, pd.Data
     times = Counter(table for table, _, _ in writes)
     once = [i for i, (table, _, _) in enumerate(writes) if times[table] == 1]
 
-    def read(i: int) -> pd.DataFrame:
-        table, removed, added = writes[i]
-        with engine.connect() as conn:
-            return unified.rows_at_keys(conn, table, removed, added)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(once, pool.map(read, once), strict=True))
+    found = sql.side_by_side(engine, lambda conn, i: unified.rows_at_keys(conn, *writes[i]), once)
+    return dict(zip(once, found, strict=True))
 
 
 def _table_of(change_name: str) -> str:
