@@ -6,7 +6,7 @@ concurrency), and each object's materialization is recorded while the others rea
 never idles behind Dagster's bookkeeping of thousands of daily partitions, and one object's wait for a
 flaky API (a backoff, a Retry-After, a hung request) is not added to the next one's. Each object is still
 its own asset, selectable alone (the change sensor requests only what changed). Small reference objects are
-plain assets, read whole.
+plain assets, read whole. A sync run, whose steps share its process, reads its CRMs side by side (``reads.py``).
 """
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
