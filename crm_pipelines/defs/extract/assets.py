@@ -6,17 +6,22 @@ concurrency), and each object's materialization is recorded while the others rea
 never idles behind Dagster's bookkeeping of thousands of daily partitions, and one object's wait for a
 flaky API (a backoff, a Retry-After, a hung request) is not added to the next one's. Each object is still
 its own asset, selectable alone (the change sensor requests only what changed). Small reference objects are
-plain assets, read whole. A sync run, whose steps share its process, reads its CRMs side by side (``reads.py``).
+plain assets, read whole.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at definition time.
 
-from collections.abc import Iterator, Mapping
+import asyncio
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from crm_pipelines.crm.errors import describe_error
+from crm_pipelines.crm.metering import Meter
 from crm_pipelines.defs.extract.descriptions import (
     asset_tags,
     complete_description,
@@ -24,6 +29,8 @@ from crm_pipelines.defs.extract.descriptions import (
     reference_description,
 )
 from crm_pipelines.defs.extract.metadata import (
+    DayTally,
+    TalliedSource,
     add_partition_metadata,
     check_metadata,
     figures_note,
@@ -31,17 +38,42 @@ from crm_pipelines.defs.extract.metadata import (
     run_metadata,
     shared_metadata,
 )
-from crm_pipelines.defs.extract.reads import BackgroundReads, Extracted, ReadPlan, SideBySide, extract_one
 from crm_pipelines.defs.extract.run_labels import label_run
 from crm_pipelines.defs.extract.settings_fields import settings_fields
 from crm_pipelines.defs.partitions import backfill_policy, daily_partitions
 from crm_pipelines.defs.resources import CrmConnections, StateDatabase
 from crm_pipelines.defs.run_tags import BULK_IMPORT, KIND_TAG
-from crm_pipelines.extract.catalog import EXTRACTED
+from crm_pipelines.extract.catalog import EXTRACTED, make_source
+from crm_pipelines.extract.runner import ExtractResult, extract
 from crm_pipelines.settings import Settings
 
 COMPLETE_CHECK = "complete"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Extracted:
+    """One object's extract: the runner's result, its API calls, and its records counted per partition."""
+
+    result: ExtractResult
+    meter: Meter
+    tally: DayTally | None = None
+
+
+async def _extract_one(
+    crm: str, obj: str, state: StateDatabase, crm_connections: CrmConnections, window: tuple[datetime, datetime, bool],
+    extra: tuple[str, ...] = (), partition_keys: Sequence[str] = (),
+) -> Extracted:
+    start, end, incremental = window
+    meter = Meter()  # per object, so each materialization reports its own API calls
+    tally = DayTally(partition_keys) if partition_keys else None
+    async with crm_connections.client(crm, state, meter) as client:
+        source = make_source(crm, client, obj, state.engine(), extra)
+        if incremental and hasattr(source, "history"):
+            source.history = True  # field change times, for the conflict rules (only a short window's records)
+        counted = TalliedSource(source, tally) if tally else source
+        result = await extract(counted, state.engine(), start, end, incremental=incremental)  # type: ignore[arg-type]
+        return Extracted(result, meter, tally)
 
 
 def _materialization(
@@ -81,40 +113,51 @@ def _materialization(
     return dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks if checked else [])
 
 
-def _steps_share_this_process(context: dg.AssetExecutionContext) -> bool:
-    """Whether the run's steps all run in this process, one after another: the sync loop's runs
-    (``change_sensor.IN_PROCESS``), ``materialize`` and ``crm-pipelines sync``."""
-    if context.job_def.executor_def.name in ("in_process", "execute_in_process_executor"):
-        return True
-    execution = context.run.run_config.get("execution") or {}
-    return bool(isinstance(execution, dict) and (execution.get("config") or {}).get("in_process"))
+def _read_in_background(
+    crm: str,
+    objects: list[str],
+    state: StateDatabase,
+    crm_connections: CrmConnections,
+    window: tuple[datetime, datetime, bool],
+    in_parallel: int = 1,
+    extra: dict[str, tuple[str, ...]] | None = None,
+    partition_keys: Sequence[str] = (),
+) -> Iterator[tuple[str, Extracted | Exception]]:
+    """Each object's outcome as soon as it is read and written, while the thread reads the others,
+    ``in_parallel`` at a time (in the order given). ``extra``: object -> fields the settings name on it."""
+    done: queue.Queue = queue.Queue()
+
+    async def read_all() -> None:
+        gate = asyncio.Semaphore(max(1, in_parallel))
+
+        async def read_one(obj: str) -> None:
+            async with gate:
+                try:
+                    outcome: Extracted | Exception = await _extract_one(
+                        crm, obj, state, crm_connections, window, (extra or {}).get(obj, ()), partition_keys
+                    )
+                except Exception as error:  # one object failing leaves the others to be read
+                    outcome = error
+            done.put((obj, outcome))
+
+        await asyncio.gather(*(read_one(obj) for obj in objects))
+
+    def run() -> None:
+        try:
+            asyncio.run(read_all())
+        finally:
+            done.put(None)  # the end, however it came
+
+    # A daemon: when the run is terminated, its reads stop with the process (what was written stays written).
+    threading.Thread(target=run, name=f"{crm}-extract", daemon=True).start()
+    while (item := done.get()) is not None:
+        yield item
 
 
-def _side_by_side_plans(context: dg.AssetExecutionContext, own: ReadPlan,
-                        together: Mapping[str, list[str]], extra: Mapping[str, Mapping[str, tuple[str, ...]]],
-                        in_parallel: int) -> list[ReadPlan]:
-    """Each CRM's reads in this run, ``own`` among them: the objects the run selects of every CRM whose step
-    it executes."""
-    selection = context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys
-    steps = context.run.step_keys_to_execute
-    plans = [own]
-    for crm, objects in together.items():
-        if crm == own.crm or (steps is not None and f"{crm}_extract" not in steps):
-            continue
-        chosen = tuple(o for o in objects if dg.AssetKey([crm, o]) in selection)
-        plans.append(ReadPlan(crm, chosen, own.window, own.partition_keys, in_parallel, extra.get(crm)))
-    return plans
-
-
-def build_crm_extract(crm: str, objects: list[str], settings: Settings,
-                      together: tuple[SideBySide, Mapping[str, list[str]]] | None = None) -> dg.AssetsDefinition:
-    """The CRM's partitioned objects: daily partitions on modification time, one step per run. ``together``:
-    where the CRMs' steps of a run share their reads (``reads.py``), and every CRM's partitioned objects."""
+def build_crm_extract(crm: str, objects: list[str], settings: Settings) -> dg.AssetsDefinition:
+    """The CRM's partitioned objects: daily partitions on modification time, one step per run."""
     partitions = daily_partitions(settings.extract)
-    extra_by_crm: dict[str, dict[str, tuple[str, ...]]] = {}
-    for (of, obj), fields in settings_fields(settings).items():
-        extra_by_crm.setdefault(of, {})[obj] = fields
-    in_parallel = settings.extract.objects_in_parallel
+    extra = {obj: fields for (of, obj), fields in settings_fields(settings).items() if of == crm}
     first_partition_start = datetime.combine(settings.extract.start_date, datetime.min.time(), UTC)
 
     @dg.multi_asset(
@@ -153,14 +196,10 @@ def build_crm_extract(crm: str, objects: list[str], settings: Settings,
         selected = [obj for obj in objects if dg.AssetKey([crm, obj]) in context.selected_asset_keys]
         failed: dict[str, Exception] = {}
         read: set[str] = set()
-        plan = ReadPlan(crm, tuple(selected), (start, end, incremental), tuple(context.partition_keys), in_parallel,
-                        extra_by_crm.get(crm))  # fmt: skip
-        if together is not None and incremental and _steps_share_this_process(context):
-            side, partitioned = together
-            plans = _side_by_side_plans(context, plan, partitioned, extra_by_crm, in_parallel)
-            reads = side.reads(context.run.run_id, plans, crm, state, crm_connections)
-        else:
-            reads = BackgroundReads(plan, state, crm_connections)
+        reads = _read_in_background(
+            crm, selected, state, crm_connections, (start, end, incremental), settings.extract.objects_in_parallel,
+            extra, context.partition_keys,
+        )
         for obj, outcome in reads:
             if isinstance(outcome, Exception):
                 failed[obj] = outcome
@@ -195,7 +234,7 @@ def build_reference_asset(crm: str, obj: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         label_run(context)
         window = (EPOCH, datetime.now(UTC) + timedelta(days=1), False)
-        done = extract_one(ReadPlan(crm, (obj,), window, ()), obj, state, crm_connections)
+        done = asyncio.run(_extract_one(crm, obj, state, crm_connections, window))
         return _materialization(context, crm, obj, done, state, crm_connections, checked=False)
 
     return _extract
@@ -207,14 +246,12 @@ def build_extract_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         "salesforce": settings.connections.salesforce.enabled,
         "dynamics": settings.connections.dynamics.enabled,
     }
-    partitioned = {crm: [obj for obj, is_partitioned in objects.items() if is_partitioned]
-                   for crm, objects in EXTRACTED.items() if enabled[crm]}  # fmt: skip
-    together = (SideBySide(), {crm: objects for crm, objects in partitioned.items() if objects})
     assets = []
     for crm, objects in EXTRACTED.items():
         if not enabled[crm]:
             continue
-        if partitioned[crm]:
-            assets.append(build_crm_extract(crm, partitioned[crm], settings, together))
+        partitioned = [obj for obj, is_partitioned in objects.items() if is_partitioned]
+        if partitioned:
+            assets.append(build_crm_extract(crm, partitioned, settings))
         assets.extend(build_reference_asset(crm, obj) for obj, is_partitioned in objects.items() if not is_partitioned)
     return assets
