@@ -1,4 +1,5 @@
-"""Dialect-aware statements both backends need (SQLite and PostgreSQL spell upserts alike, not identically)."""
+"""Dialect-aware statements both backends need (SQLite and PostgreSQL spell upserts alike, not identically),
+and reads run side by side where the backend gains from it (PostgreSQL; SQLite reads in-process)."""
 
 from __future__ import annotations
 
